@@ -1,0 +1,38 @@
+"""kokin-gateway: a cashless payment gateway for public funds (公金) of a Japanese ward."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from gateway.config import load_settings
+from gateway.crypto import load_cipher
+from gateway.db import Database
+from gateway.errors import register_error_handlers
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings, database, cipher, API and error handlers. Nothing at import."""
+    settings = load_settings(config)
+    app = Flask(__name__, instance_path=settings.get("INSTANCE_PATH"), instance_relative_config=True)
+    app.config.update(settings)
+    instance = Path(app.instance_path)
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'kokin.sqlite3'}"
+    db = Database(app.config["DATABASE_URL"])
+    app.extensions["kokin.db"] = db
+    app.extensions["kokin.cipher"] = load_cipher(
+        app.config["DATA_KEYS_ENV"], instance, sandbox=app.config["SANDBOX"]
+    )
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        db.scoped.remove()
+
+    register_error_handlers(app)
+    from gateway.api import register_api
+
+    register_api(app)
+    return app

@@ -1,0 +1,21 @@
+"""The JSON API under /api/v1 (flask-smorest), described by /api/v1/openapi.json."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+
+def register_api(app: Flask) -> None:
+    from gateway.api import funds, slips
+    from gateway.api.auth import require_api_key
+
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
+        "info": {"description": "Payment slips and payments of public funds. Amounts are integer yen."},
+    })
+    api = Api(app)
+    for blueprint in (funds.blp, slips.blp):
+        blueprint.before_request(require_api_key)
+        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
+    app.extensions["kokin.api"] = api

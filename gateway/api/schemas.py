@@ -1,0 +1,62 @@
+"""Marshmallow schemas of the JSON API. Unknown fields are rejected; schemas never query."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from gateway.models import CHANNELS, SLIP_STATUSES
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class FundSchema(StrictSchema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    name_en = fields.String()
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True)
+    account = fields.String(metadata={"description": "会計 (accounting unit)"})
+    revenue_item = fields.String(metadata={"description": "款・項・目 (revenue classification)"})
+    active = fields.Boolean()
+
+
+class SlipSchema(StrictSchema):
+    number = fields.String(required=True, metadata={"description": "16 digits with check digit"})
+    barcode = fields.String(allow_none=True, metadata={"description": "44 digits; null above 300,000 yen"})
+    amount = fields.Integer(required=True, metadata={"description": "yen"})
+    due_date = fields.Date(required=True)
+    store_deadline = fields.Date(allow_none=True)
+    reissue = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(SLIP_STATUSES))
+    fund_code = fields.String(required=True)
+    fiscal_year = fields.Integer(required=True)
+    installment = fields.Integer(required=True)
+    assessment_id = fields.String(required=True, metadata={"description": "the core system's key"})
+    pay_url = fields.String(required=True)
+    issued_at = fields.DateTime(required=True)
+    voided_at = fields.DateTime(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+
+
+class SlipQuerySchema(StrictSchema):
+    assessment_id = fields.String()
+    fund_code = fields.String()
+    fiscal_year = fields.Integer(validate=validate.Range(2000, 2099))
+    status = fields.String(validate=validate.OneOf(SLIP_STATUSES))
+
+
+class ReissueSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+def slip_dict(slip: Any, pay_url: str) -> dict[str, Any]:
+    """Flatten a slip and its assessment into the API's shape."""
+    assessment = slip.assessment
+    return dict(number=slip.number, barcode=slip.barcode, amount=slip.amount, due_date=slip.due_date,
+                store_deadline=slip.store_deadline, reissue=slip.reissue, status=slip.status,
+                fund_code=assessment.fund_type.code, fiscal_year=assessment.fiscal_year,
+                installment=assessment.installment, assessment_id=assessment.source_key, pay_url=pay_url,
+                issued_at=slip.issued_at, voided_at=slip.voided_at, void_reason=slip.void_reason)

@@ -1,0 +1,34 @@
+"""Business days in Japan: weekends, national holidays and the year-end closure (12/29-1/3)."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays
+
+
+@lru_cache(maxsize=64)
+def _japan_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("JP", years=year).keys())
+
+
+def is_business_day(day: date) -> bool:
+    """Tell whether public offices and banks are open on `day`."""
+    if day.weekday() >= 5:
+        return False
+    if (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3):
+        return False
+    return day not in _japan_holidays(day.year)
+
+
+@lru_cache(maxsize=4096)
+def next_business_day(day: date) -> date:
+    """Return `day` itself if it is a business day, else the first business day after it."""
+    while not is_business_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def store_deadline(due_date: date, offset_days: int) -> date:
+    """Return the store deadline: `offset_days` after the due date, moved to a business day."""
+    return next_business_day(due_date + timedelta(days=offset_days))

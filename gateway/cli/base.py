@@ -1,0 +1,81 @@
+"""What every command shares: app context, progress bars, one-line failures."""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from gateway.crypto import DataCipher
+from gateway.db import Database
+from gateway.errors import GatewayError
+from gateway.layouts import LayoutError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ClickProgress:
+    """Progress on the terminal: a bar per stage, on stderr so stdout stays parseable."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.finish()
+        self._bar = click.progressbar(length=max(total, 1), label=label.ljust(28), file=sys.stderr,
+                                      show_pos=True, show_eta=True)
+        self._bar.__enter__()
+
+    def advance(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def database() -> Database:
+    return current_app.extensions["kokin.db"]  # type: ignore[no-any-return]
+
+
+def cipher() -> DataCipher:
+    return current_app.extensions["kokin.cipher"]  # type: ignore[no-any-return]
+
+
+def operation(func: F) -> F:
+    """Run a command in the app context; turn expected failures into a one-line reason."""
+
+    @functools.wraps(func)
+    @with_appcontext
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GatewayError as exc:
+            for line in exc.details.get("errors", []):
+                click.echo(f"  {line}", err=True)
+            raise click.ClickException(exc.message) from exc
+        except (LayoutError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def municipality_option(func: F) -> F:
+    """Add --municipality, defaulting to the only configured municipality."""
+    return click.option("--municipality", "municipality_code", default=None,
+                        help="6-digit local government code (default: the only configured one)")(func)
+
+
+def resolve_municipality(code: str | None) -> str:
+    if code:
+        return code
+    configured = current_app.config["MUNICIPALITIES"]
+    if len(configured) != 1:
+        raise click.ClickException("several municipalities are configured: name one with --municipality")
+    return str(configured[0]["code"])

@@ -1,0 +1,103 @@
+"""`kokin demo`: the main job end to end on the embedded default."""
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from gateway import migrate
+from gateway.cli.base import ClickProgress, cipher, database, operation
+from gateway.models import Slip
+from gateway.services.apikeys import create_api_key
+from gateway.services.ledger_import import import_ledger
+from gateway.services.printing import render_pdf
+from gateway.services.reference import seed_reference_data
+from gateway.services.slips import issue_slips
+from gateway.services.synthetic import ledger_file_bytes, ward_rows
+
+FISCAL_YEAR = 2026
+SAMPLE_PAGES = 12
+
+
+def _step(text: str) -> None:
+    click.secho(f"==> {text}", bold=True)
+
+
+@click.command("demo")
+@click.option("--payers", default=10_000, show_default=True, help="size of the synthetic ward")
+@click.option("--serve/--no-serve", default=None,
+              help="serve the API afterwards (default: when run on a terminal)")
+@operation
+def demo(payers: int, serve: bool | None) -> None:
+    """Generate a ward, import its ledger, issue a year of slips, print a sample, serve the API."""
+    app = current_app
+    session = database().session()
+    progress = ClickProgress()
+    outdir = Path(app.instance_path) / "demo"
+    outdir.mkdir(parents=True, exist_ok=True)
+    code = str(app.config["MUNICIPALITIES"][0]["code"])
+
+    _step("schema and reference data")
+    migrate.upgrade(database().engine)
+    seed_reference_data(session, app.config["MUNICIPALITIES"])
+
+    _step(f"synthetic ward {code}: {payers:,} payers, fiscal year {FISCAL_YEAR}")
+    rows = list(ward_rows(code, FISCAL_YEAR, payers))
+    ledger = outdir / f"ledger-{FISCAL_YEAR}.csv"
+    ledger.write_bytes(ledger_file_bytes(rows, "kokin-csv", date(FISCAL_YEAR, 4, 1)))
+    click.echo(f"wrote {ledger} ({len(rows):,} instalments, {sum(int(str(r['amount'])) for r in rows):,} yen)")
+    _import(session, ledger, "kokin-csv", progress)
+
+    _step("issue the year's slips")
+    result = issue_slips(session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    click.echo(f"issued {result.issued:,} slips ({result.without_barcode:,} above 300,000 yen, without barcode)")
+
+    _step("amendments from the core system (fixed-width cp932 layout): void and reissue")
+    amended = [dict(row, amount=int(str(row["amount"])) + 1_000) for row in rows[:3]]
+    amendments = outdir / f"amendments-{FISCAL_YEAR}.dat"
+    amendments.write_bytes(ledger_file_bytes(amended, "kokin-fixed", date(FISCAL_YEAR, 7, 1)))
+    _import(session, amendments, "kokin-fixed", progress)
+    reissued = issue_slips(session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    click.echo(f"reissued {reissued.reissued:,} slips")
+
+    _step("sample PDF")
+    sample = outdir / "sample-slips.pdf"
+    with sample.open("wb") as out:
+        pages = render_pdf(session, cipher(), _sample_ids(session), out, progress=progress)
+    click.echo(f"wrote {sample} ({pages} pages)")
+
+    _step("API")
+    key = create_api_key(session, "demo", code, actor="demo")
+    number = session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
+    base = "http://127.0.0.1:5000/api/v1"
+    click.echo(f"API key (demo): {key}")
+    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/slips/{number}")
+    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/slips/{number}/pdf -o slip.pdf")
+    click.echo(f"  OpenAPI: {base}/openapi.json")
+    if serve if serve is not None else sys.stdin.isatty():
+        _step("serving on http://127.0.0.1:5000 (Ctrl-C to stop)")
+        app.run(host="127.0.0.1", port=5000, use_reloader=False)
+
+
+def _import(session, path: Path, layout: str, progress: ClickProgress) -> None:  # type: ignore[no-untyped-def]
+    result = import_ledger(session, cipher(), path.read_bytes(), filename=path.name, layout_name=layout,
+                           progress=progress)
+    if result.already_imported:
+        click.echo(f"{path.name}: already imported; nothing changed")
+    else:
+        click.echo(f"{path.name}: {result.created:,} new, {result.amended:,} amended, "
+                   f"{result.voided_slips:,} slips voided")
+
+
+def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]
+    """The first slips, the first reissue and the first slip without barcode."""
+    ids = list(session.scalars(select(Slip.id).where(Slip.status == "issued").order_by(Slip.id).limit(SAMPLE_PAGES)))
+    for condition in (Slip.reissue > 0, Slip.barcode.is_(None)):
+        extra = session.scalar(select(Slip.id).where(condition, Slip.status == "issued").order_by(Slip.id).limit(1))
+        if extra is not None and extra not in ids:
+            ids.append(extra)
+    return ids

@@ -1,0 +1,32 @@
+"""`kokin ledger import`: assessments from the core system."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gateway.cli.base import ClickProgress, cipher, database, operation
+from gateway.services.ledger_import import import_ledger
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """The ward ledger of assessments (調定)."""
+
+
+@ledger.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layout", default="kokin-csv", show_default=True, help="layout name or a .toml layout file")
+@operation
+def ledger_import(file: Path, layout: str) -> None:
+    """Validate the whole file, then apply it atomically; the same file twice changes nothing."""
+    result = import_ledger(database().session(), cipher(), file.read_bytes(), filename=file.name,
+                           layout_name=layout, progress=ClickProgress())
+    if result.already_imported:
+        click.echo(f"{file.name}: already imported ({result.records:,} records); nothing changed")
+        return
+    click.echo(f"{file.name}: {result.records:,} records, {result.total_amount:,} yen "
+               f"({result.created:,} new, {result.amended:,} amended, {result.unchanged:,} unchanged; "
+               f"{result.voided_slips:,} unpaid slips voided for reissue)")
+    for line in result.amendments[:20]:
+        click.echo(f"  amended {line}")

@@ -1,0 +1,90 @@
+"""Configuration classes, picked by KOKIN_ENV; a ward's file (KOKIN_CONFIG) overrides them.
+
+Secrets never live in files: a config file names the environment variable that holds each.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+
+
+class Config:
+    TESTING = False
+    # None = the embedded default: a SQLite file in the instance folder.
+    DATABASE_URL: str | None = None
+    # Environment variable holding the comma-separated Fernet keys for personal data,
+    # newest first. Unset in sandbox mode: a key file in the instance folder is made.
+    DATA_KEYS_ENV = "KOKIN_DATA_KEYS"
+    SANDBOX = True
+    ADAPTERS: tuple[str, ...] = ()
+    LEDGER_LAYOUT = "kokin-csv"
+    JSON_AS_ASCII = False
+    API_TITLE = "kokin-gateway"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    API_PAGE_SIZE_MAX = 500
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestConfig(Config):
+    TESTING = True
+
+
+class ProductionConfig(Config):
+    SANDBOX = False
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the settings: class from KOKIN_ENV, then KOKIN_CONFIG, env, then `overrides`."""
+    env_name = os.environ.get("KOKIN_ENV", "development")
+    if env_name not in CONFIGS:
+        raise RuntimeError(f"KOKIN_ENV={env_name!r} is not one of {', '.join(CONFIGS)}")
+    cls = CONFIGS[env_name]
+    settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+    settings["MUNICIPALITIES"] = _read_toml(DEFAULTS_FILE)["municipalities"]
+    config_file = os.environ.get("KOKIN_CONFIG")
+    if config_file:
+        settings.update(_file_settings(Path(config_file)))
+    if os.environ.get("KOKIN_DATABASE_URL"):
+        settings["DATABASE_URL"] = os.environ["KOKIN_DATABASE_URL"]
+    settings.update(overrides or {})
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RuntimeError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _file_settings(path: Path) -> dict[str, Any]:
+    raw = _read_toml(path)
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "municipalities":
+            settings["MUNICIPALITIES"] = value
+        elif key == "database_url_env":
+            settings["DATABASE_URL"] = os.environ.get(value)
+        else:
+            settings[key.upper()] = value
+    return settings

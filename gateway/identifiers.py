@@ -1,0 +1,51 @@
+"""Check digits and the identifiers built on them: municipality codes and slip numbers.
+
+Pure functions, no database: used by the ledger import, slip issuing and (later) the
+agency imports that decode a scanned barcode.
+"""
+from __future__ import annotations
+
+
+def mod10_weight31(digits: str) -> int:
+    """Return the JAN/EAN check digit of `digits` (weights 3, 1 from the right)."""
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"check digit needs digits only, got {digits!r}")
+    weighted_3 = sum(map(int, digits[-1::-2]))  # rightmost digit and every second one to its left
+    weighted_1 = sum(map(int, digits[-2::-2]))
+    return (10 - (3 * weighted_3 + weighted_1) % 10) % 10
+
+
+def municipality_check_digit(code5: str) -> int:
+    """Return the check digit of a 5-digit local government code (weights 6..2, mod 11)."""
+    if len(code5) != 5 or not code5.isascii() or not code5.isdigit():
+        raise ValueError(f"local government code needs 5 digits, got {code5!r}")
+    total = sum(int(c) * w for c, w in zip(code5, (6, 5, 4, 3, 2)))
+    return (11 - total % 11) % 10
+
+
+def is_valid_municipality_code(code: str) -> bool:
+    """Tell whether `code` is a 6-digit local government code with a correct check digit."""
+    if len(code) != 6 or not code.isascii() or not code.isdigit():
+        return False
+    return municipality_check_digit(code[:5]) == int(code[5])
+
+
+SLIP_NUMBER_LENGTH = 16
+
+
+def make_slip_number(fiscal_year: int, serial: int) -> str:
+    """Return the 16-digit slip number: fiscal year (2) + serial (13) + check digit.
+
+    The serial is unique per municipality and fiscal year; the database enforces it.
+    """
+    if not 0 <= serial < 10**13:
+        raise ValueError(f"slip serial out of range: {serial}")
+    body = f"{fiscal_year % 100:02d}{serial:013d}"
+    return body + str(mod10_weight31(body))
+
+
+def is_valid_slip_number(number: str) -> bool:
+    """Tell whether `number` has 16 digits ending in its own check digit."""
+    if len(number) != SLIP_NUMBER_LENGTH or not number.isascii() or not number.isdigit():
+        return False
+    return mod10_weight31(number[:-1]) == int(number[-1])

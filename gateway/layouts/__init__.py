@@ -1,0 +1,289 @@
+"""File layouts as data: read (and write) CSV and fixed-width files described by TOML tables.
+
+A layout names its encoding, its record kinds and each field's type and size. Reading
+validates every field and returns either the records or every error with its line and
+field; nothing here knows what the records mean.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+LAYOUT_DIR = Path(__file__).parent
+MAX_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int  # 1-based; 0 = the file as a whole
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return f"{where}, field {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str  # digits | text | code | integer | date | filler
+    length: int | None = None  # bytes, fixed width only
+    max_bytes: int | None = None
+    min: int | None = None
+    max: int | None = None
+    format: str | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    name: str
+    kind: str | None
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    format: str  # csv | fixed
+    encoding: str
+    records: dict[str, RecordSpec]
+    record_length: int | None = None
+    kind_length: int = 0
+
+    @property
+    def data(self) -> RecordSpec:
+        return self.records["data"]
+
+
+@dataclass
+class Record:
+    line: int
+    kind: str  # the record's name in the layout: header, data, trailer, end
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class LayoutError(RuntimeError):
+    """A layout name or table that cannot be used."""
+
+
+def available_layouts() -> list[str]:
+    return sorted(p.stem for p in LAYOUT_DIR.glob("*.toml"))
+
+
+def load_layout(name_or_path: str) -> Layout:
+    """Load a shipped layout by name, or a ward's own layout from a .toml path."""
+    path = Path(name_or_path) if name_or_path.endswith(".toml") else LAYOUT_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise LayoutError(f"unknown layout {name_or_path!r}; shipped: {', '.join(available_layouts())}")
+    raw = tomllib.loads(path.read_text("utf-8"))
+    records = {
+        name: RecordSpec(name, spec.get("kind"), tuple(FieldSpec(**f) for f in spec["fields"]))
+        for name, spec in raw["records"].items()
+    }
+    layout = Layout(raw["name"], raw["format"], raw["encoding"], records,
+                    raw.get("record_length"), raw.get("kind_length", 0))
+    _check_widths(layout)
+    return layout
+
+
+def _check_widths(layout: Layout) -> None:
+    if layout.format != "fixed":
+        return
+    for spec in layout.records.values():
+        width = layout.kind_length + sum(f.length or 0 for f in spec.fields)
+        if width != layout.record_length:
+            raise LayoutError(f"layout {layout.name}: {spec.name} fields add up to {width} bytes, "
+                              f"not {layout.record_length}")
+
+
+def convert(spec: FieldSpec, raw: str) -> Any:
+    """Return the typed value of one field; raise ValueError with a reason a person can act on."""
+    value = raw.strip() if spec.type != "filler" else raw
+    if spec.type == "filler":
+        return None
+    if value == "":
+        if spec.optional:
+            return ""
+        raise ValueError("is empty")
+    if spec.type == "digits":
+        if not (value.isascii() and value.isdigit()) or (spec.length and len(value) != spec.length):
+            raise ValueError(f"must be {spec.length} digits, got {value!r}")
+        return value
+    if spec.type == "integer":
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if not (value.isascii() and value.lstrip("-").isdigit()):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        if (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
+            raise ValueError(f"must be between {spec.min:,} and {spec.max:,}, got {number:,}")
+        return number
+    if spec.type == "date":
+        try:
+            return datetime.strptime(value, spec.format or "%Y-%m-%d").date()
+        except ValueError:
+            raise ValueError(f"is not a date in the form {_human(spec.format)}, got {value!r}") from None
+    if spec.type == "code":
+        if not (value.isascii() and value.replace("-", "").replace("_", "").isalnum()):
+            raise ValueError(f"must be letters and digits, got {value!r}")
+    if spec.max_bytes is not None and len(value.encode("cp932", errors="replace")) > spec.max_bytes:
+        raise ValueError(f"is longer than {spec.max_bytes} bytes")
+    if any(ord(c) < 0x20 for c in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _human(fmt: str | None) -> str:
+    return (fmt or "%Y-%m-%d").replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+
+
+def read(layout: Layout, data: bytes) -> tuple[list[Record], list[LineError]]:
+    """Read every record of `data`; return the records and every error found (capped)."""
+    reader = _read_csv if layout.format == "csv" else _read_fixed
+    records: list[Record] = []
+    errors: list[LineError] = []
+    for item in reader(layout, data):
+        if isinstance(item, LineError):
+            errors.append(item)
+            if len(errors) >= MAX_ERRORS:
+                errors.append(LineError(0, None, f"more than {MAX_ERRORS} errors; stopped reading"))
+                break
+        else:
+            records.append(item)
+    return records, errors
+
+
+def _fields(spec: RecordSpec, line: int, raws: list[str]) -> Record | list[LineError]:
+    values: dict[str, Any] = {}
+    errors: list[LineError] = []
+    for fspec, raw in zip(spec.fields, raws):
+        try:
+            values[fspec.name] = convert(fspec, raw)
+        except ValueError as exc:
+            errors.append(LineError(line, fspec.name, str(exc)))
+    return errors or Record(line, spec.name, values)
+
+
+def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+    spec = layout.data
+    names = [f.name for f in spec.fields]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        yield LineError(0, None, "the file is empty")
+        return
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, raw_line in enumerate(lines, start=1):
+        try:
+            text = raw_line.rstrip(b"\r").decode(layout.encoding)
+        except UnicodeDecodeError as exc:
+            yield LineError(number, None, f"is not valid {layout.encoding} (byte 0x{raw_line[exc.start]:02x} "
+                                          f"at position {exc.start + 1}); is the file in another encoding?")
+            continue
+        row = next(csv.reader(io.StringIO(text)), [])
+        if number == 1:
+            if row != names:
+                yield LineError(1, None, f"header must be {','.join(names)}")
+            continue
+        if len(row) != len(names):
+            yield LineError(number, None, f"has {len(row)} columns, expected {len(names)} (truncated or shifted line?)")
+            continue
+        result = _fields(spec, number, row)
+        yield from result if isinstance(result, list) else [result]
+    if len(lines) < 2:
+        yield LineError(0, None, "the file has a header but no records")
+
+
+def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+    assert layout.record_length is not None
+    if not data:
+        yield LineError(0, None, "the file is empty")
+        return
+    if not data.endswith(b"\r\n"):
+        yield LineError(0, None, "the file does not end with CRLF: truncated, or not CRLF line ends")
+    by_kind = {spec.kind: spec for spec in layout.records.values()}
+    for number, raw in enumerate(data.split(b"\r\n"), start=1):
+        if raw == b"" and number > 1:
+            continue
+        if len(raw) != layout.record_length:
+            yield LineError(number, None, f"record is {len(raw)} bytes, expected {layout.record_length}")
+            continue
+        kind = raw[: layout.kind_length].decode("ascii", errors="replace")
+        spec = by_kind.get(kind)
+        if spec is None:
+            yield LineError(number, "record_kind", f"unknown record kind {kind!r}")
+            continue
+        result = _fixed_fields(layout, spec, number, raw)
+        yield from result if isinstance(result, list) else [result]
+
+
+def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes) -> Record | list[LineError]:
+    raws: list[str] = []
+    errors: list[LineError] = []
+    offset = layout.kind_length
+    for fspec in spec.fields:
+        chunk = raw[offset: offset + (fspec.length or 0)]
+        offset += fspec.length or 0
+        try:
+            raws.append(chunk.decode(layout.encoding))
+        except UnicodeDecodeError:
+            errors.append(LineError(number, fspec.name, f"is not valid {layout.encoding} (a broken or "
+                                                        "split two-byte character?)"))
+            raws.append("")
+    result = _fields(spec, number, raws)
+    return errors + result if isinstance(result, list) else (errors or result)
+
+
+def encode_fixed(layout: Layout, kind: str, values: dict[str, Any]) -> bytes:
+    """Return one fixed-width record (without CRLF); text padded by bytes, never split."""
+    spec = layout.records[kind]
+    parts = [(spec.kind or "").encode("ascii")]
+    for fspec in spec.fields:
+        parts.append(_encode_field(layout, fspec, values.get(fspec.name)))
+    return b"".join(parts)
+
+
+def _encode_field(layout: Layout, spec: FieldSpec, value: Any) -> bytes:
+    size = spec.length or 0
+    if spec.type == "filler" or value is None:
+        return b" " * size
+    if spec.type == "integer":
+        return f"{value:0{size}d}".encode("ascii")
+    if spec.type == "date":
+        return value.strftime(spec.format or "%Y%m%d").encode("ascii")
+    encoded = b""
+    for char in str(value):  # cut by bytes without splitting a two-byte character
+        piece = char.encode(layout.encoding)
+        if len(encoded) + len(piece) > size:
+            break
+        encoded += piece
+    return encoded.ljust(size, b" ")
+
+
+def write_csv_line(layout: Layout, values: dict[str, Any]) -> str:
+    """Return one CSV data line (no newline) for `values` in the layout's column order."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="")
+    writer.writerow([_csv_value(values.get(f.name)) for f in layout.data.fields])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def csv_header(layout: Layout) -> str:
+    return ",".join(f.name for f in layout.data.fields)

@@ -1,0 +1,22 @@
+"""SQLAlchemy models only; services own every transaction."""
+from gateway.models.audit import ApiKey, Event
+from gateway.models.base import Base
+from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
+from gateway.models.reference import CHANNELS, FundType, Municipality
+from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
+
+__all__ = [
+    "CHANNELS",
+    "SLIP_STATUSES",
+    "ApiKey",
+    "Assessment",
+    "AssessmentRevision",
+    "Base",
+    "Event",
+    "FundType",
+    "IssueRun",
+    "LedgerImport",
+    "Municipality",
+    "Slip",
+    "SlipNumberSeries",
+]

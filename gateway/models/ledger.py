@@ -1,0 +1,79 @@
+"""The ward ledger: assessments (調定) imported from the core system, and their history."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.models.base import Base
+from gateway.models.reference import FundType
+
+
+class LedgerImport(Base):
+    """One imported file; its SHA-256 makes a second import of the same bytes a no-op."""
+
+    __tablename__ = "ledger_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    layout: Mapped[str] = mapped_column(String(40))
+    records: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(Integer)
+    amended: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Assessment(Base):
+    """One instalment of one assessment: what the payer owes by when."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "source_key", "installment"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("installment BETWEEN 1 AND 99", name="installment_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    source_key: Mapped[str] = mapped_column(String(32))  # the core system's own key
+    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"), index=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer)
+    installment: Mapped[int] = mapped_column(Integer)
+    payer_ref: Mapped[str] = mapped_column(String(20))
+    payer_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token
+    amount: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date] = mapped_column(Date)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    fund_type: Mapped[FundType] = relationship(lazy="joined")
+
+
+class AssessmentRevision(Base):
+    """Every version of an assessment's amount and due date, with the file that brought it."""
+
+    __tablename__ = "assessment_revisions"
+    __table_args__ = (UniqueConstraint("assessment_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date] = mapped_column(Date)
+    ledger_import_id: Mapped[int] = mapped_column(ForeignKey("ledger_imports.id"), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

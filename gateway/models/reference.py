@@ -1,0 +1,48 @@
+"""Reference data staff configure: municipalities and the fund types they collect."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.models.base import Base
+
+# Payment channels a fund type may accept. `agency` = the slip barcode paid at a
+# convenience store or in a bill-payment app, reported by a collection agency.
+CHANNELS = ("agency", "card", "paypay", "emoney")
+
+
+class Municipality(Base):
+    __tablename__ = "municipalities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), unique=True)  # with its check digit
+    name: Mapped[str] = mapped_column(String(100))
+    name_kana: Mapped[str] = mapped_column(String(40))  # half-width kana, for agency files
+    company_code: Mapped[str] = mapped_column(String(6))  # barcode 請求書発行企業コード
+    client_code: Mapped[str] = mapped_column(String(5))  # agency 利用企業コード
+    store_deadline_offset_days: Mapped[int] = mapped_column(Integer)
+    pay_base_url: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FundType(Base):
+    __tablename__ = "fund_types"
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "code"),
+        CheckConstraint("company_code IS NULL OR length(company_code) = 6", name="company_code_len"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    code: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    account: Mapped[str] = mapped_column(String(100))  # 会計 (general, NHI special account, ...)
+    revenue_item: Mapped[str] = mapped_column(String(100))  # 款・項・目
+    # Agencies often hold a separate barcode company code for local taxes and for fees.
+    company_code: Mapped[str | None] = mapped_column(String(6))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

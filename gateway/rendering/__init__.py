@@ -1,0 +1,1 @@
+"""Render slips for print and screen: PDF pages and barcode images."""

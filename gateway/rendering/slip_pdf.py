@@ -1,0 +1,382 @@
+"""Printable payment slips (納付書): one A4 page per instalment, many pages in one PDF.
+
+Barcode printing rules: shared/domain/payment-slip-barcode.md. The font is embedded
+(IPAexGothic through TTFont) because reportlab's built-in CID fonts are not, and a slip
+printed on another machine could come out blank.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from functools import cache, lru_cache
+from typing import BinaryIO
+
+import segno
+from reportlab.graphics.barcode.code128 import Code128
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+
+from gateway.barcode import MAX_BARCODE_AMOUNT, BarcodeError, decode
+
+FONT_FAMILY = "IPAexGothic"
+FONT_ENV_VAR = "KOKIN_SLIP_FONT"
+
+# Barcode geometry. Limits from the GS1 Japan guideline; the module is 2 dots at 300 dpi
+# (4 at 600 dpi) so that every bar edge falls on the printer's pixel grid.
+MAX_SYMBOL_WIDTH_MM = 60.0
+MIN_QUIET_ZONE_MM = 2.54
+MIN_BAR_HEIGHT_MM = 10.0
+SYMBOL_MODULES = 288  # Start C, FNC1, 22 digit pairs, mod-103 check (11 each), Stop (13)
+MODULE_WIDTH_MM = 25.4 * 2 / 300  # 0.1693 mm
+QUIET_ZONE_MM = 2.54
+BAR_HEIGHT_MM = 12.0
+SYMBOL_WIDTH_MM = SYMBOL_MODULES * MODULE_WIDTH_MM + 2 * QUIET_ZONE_MM  # 53.9 mm
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+_DOT = 72 / 300  # one 300 dpi dot, in points
+_LEFT = 18 * mm
+_RIGHT = PAGE_WIDTH - 18 * mm
+_WEEKDAYS = "月火水木金土日"
+_REIWA_START = date(2019, 5, 1)
+_NO_LINE_START = "、。，．・ー）」』】〕！？"  # kinsoku: these never begin a line
+_DARK_RUNS = re.compile(rb"\x01+")
+_BULLET = "・"
+QR_QUIET_MODULES = 4  # the blank border QR readers need
+
+ONLINE_HEADING = "オンライン決済（クレジットカード・PayPay）はこちら"
+OVER_LIMIT_NOTICE = (
+    "この納付書の金額は30万円を超えるため、コンビニエンスストア・"
+    "スマートフォンアプリではお支払いいただけません。"
+)
+NO_BARCODE_NOTICE = (
+    "この納付書はコンビニエンスストア・スマートフォンアプリではお支払いいただけません。"
+)
+_STORE_NOTES = (
+    "コンビニエンスストアのレジ、または請求書払いに対応したスマートフォン決済アプリで"
+    "バーコードを読み取ってお支払いください。",
+    "支払期限を過ぎた納付書、金額を訂正した納付書、バーコードが汚れて読み取れない"
+    "納付書はお取り扱いできません。",
+    "アプリによって1回にお支払いできる金額の上限が異なります。",
+)
+_GENERAL_NOTES = (
+    "納期限までにお納めください。",
+    "すでにお支払い済みの場合は、この納付書は使わないでください（二重払いにご注意ください）。",
+)
+
+
+@dataclass(frozen=True)
+class PrintableSlip:
+    number: str  # 16-digit slip number
+    barcode: str | None  # 44 digits, or None when the slip may not carry one
+    amount: int  # yen
+    due_date: date  # 納期限
+    store_deadline: date | None  # 支払期限, the one in the barcode
+    fund_name: str
+    fiscal_year: int
+    installment: int  # 期別
+    payer_name: str  # may be empty
+    pay_url: str  # printed as a QR code
+    reissue: int  # 0 = original
+    municipality_name: str
+    alternatives: tuple[str, ...] = ()  # ways to pay when there is no barcode
+
+
+def slip_font_path() -> str:
+    """Return the slip font file: $KOKIN_SLIP_FONT, else IPAexGothic as found by fontconfig."""
+    override = os.environ.get(FONT_ENV_VAR)
+    if override:
+        if not os.path.isfile(override):
+            raise FileNotFoundError(f"{FONT_ENV_VAR}={override} is not a file")
+        return override
+    return _fontconfig_path(FONT_FAMILY)
+
+
+@cache
+def _fontconfig_path(family: str) -> str:
+    fc_match = shutil.which("fc-match")
+    if fc_match is None:
+        raise FileNotFoundError(f"fc-match not found: install fontconfig or set {FONT_ENV_VAR}")
+    found = subprocess.run(
+        [fc_match, "-f", "%{family}\n%{file}", family], capture_output=True, text=True, check=True
+    ).stdout
+    families, _, path = found.partition("\n")
+    # fc-match answers with a fallback font rather than failing; a substitute would lack kanji.
+    if family not in families.split(","):
+        raise FileNotFoundError(f"font {family} not installed (fonts-ipaexfont) and {FONT_ENV_VAR} unset")
+    return path
+
+
+@cache
+def _registered_font() -> str:
+    # Registered once per process: TTFont parses the whole file and keeps per-document subsets.
+    pdfmetrics.registerFont(TTFont(FONT_FAMILY, slip_font_path()))
+    return FONT_FAMILY
+
+
+def render_slips(
+    slips: Iterable[PrintableSlip], out: BinaryIO, *, on_page: Callable[[], None] | None = None
+) -> int:
+    """Render every slip as one A4 page (one instalment per sheet) into ONE PDF; return the page count.
+
+    Raises BarcodeError before drawing a slip whose barcode disagrees with its printed fields.
+    """
+    _registered_font()
+    # The initial font would otherwise be Helvetica: referenced, never embedded.
+    canvas = Canvas(
+        out, pagesize=A4, invariant=True, pageCompression=1, initialFontName=FONT_FAMILY
+    )
+    canvas.setTitle("納付書")
+    canvas.setCreator("kokin-gateway")
+    pages = 0
+    for slip in slips:
+        _check_barcode(slip)
+        _draw_page(canvas, slip)
+        canvas.showPage()
+        pages += 1
+        if on_page is not None:
+            on_page()
+    canvas.save()
+    return pages
+
+
+def _check_barcode(slip: PrintableSlip) -> None:
+    if slip.barcode is None:
+        return
+    fields = decode(slip.barcode)
+    # A store collects what the barcode says, so it must match what the resident reads.
+    printed = (slip.number, slip.amount, slip.reissue, slip.store_deadline)
+    encoded = (fields.slip_number, fields.amount, fields.reissue, fields.store_deadline)
+    if printed != encoded:
+        raise BarcodeError(f"slip {slip.number}: barcode fields {encoded} differ from {printed}")
+    if slip.amount > MAX_BARCODE_AMOUNT:
+        raise BarcodeError(f"slip {slip.number}: {slip.amount:,} yen may not carry a barcode")
+
+
+def _draw_page(canvas: Canvas, slip: PrintableSlip) -> None:
+    _draw_header(canvas, slip)
+    _draw_summary(canvas, slip)
+    if slip.barcode is not None:
+        bottom = _draw_store_section(canvas, slip.barcode)
+    else:
+        bottom = _draw_no_barcode_notice(canvas, slip)
+    bottom = _draw_online_section(canvas, slip.pay_url, bottom + 12)
+    top = _draw_paragraph(canvas, bottom + 10, "ご注意", 9, _RIGHT - _LEFT)
+    _draw_notes(canvas, top, _GENERAL_NOTES, 9, _RIGHT - _LEFT)
+
+
+# Layout: positions are millimetres from the top of the page, converted by _y.
+
+
+def _y(top_mm: float) -> float:
+    return PAGE_HEIGHT - top_mm * mm
+
+
+def _snap(points: float) -> float:
+    return round(points / _DOT) * _DOT
+
+
+def _draw_header(canvas: Canvas, slip: PrintableSlip) -> None:
+    font = FONT_FAMILY
+    canvas.setFont(font, 14)
+    canvas.drawString(_LEFT, _y(20), slip.municipality_name)
+    if slip.reissue:
+        _draw_reissue_mark(canvas, slip.reissue)
+    canvas.setFont(font, 11)
+    canvas.drawString(_LEFT, _y(29), fiscal_year_label(slip.fiscal_year))
+    installment = f"第{slip.installment}期"
+    canvas.setFont(font, 17)
+    canvas.drawRightString(_RIGHT, _y(38), installment)
+    title = f"{slip.fund_name}　納付書"
+    room = _RIGHT - _LEFT - pdfmetrics.stringWidth(installment, font, 17) - 6 * mm
+    canvas.setFont(font, _fitting_size(title, 17, room))
+    canvas.drawString(_LEFT, _y(38), title)
+    canvas.setLineWidth(0.8)
+    canvas.line(_LEFT, _y(42), _RIGHT, _y(42))
+    if slip.payer_name:
+        canvas.setFont(font, 14)
+        canvas.drawString(_LEFT, _y(52), f"{slip.payer_name}　様")
+
+
+def _draw_reissue_mark(canvas: Canvas, reissue: int) -> None:
+    text = f"再発行（{reissue}回目）"
+    width = pdfmetrics.stringWidth(text, FONT_FAMILY, 12) + 6 * mm
+    canvas.setLineWidth(1.2)
+    canvas.rect(_RIGHT - width, _y(23), width, 8 * mm, stroke=1, fill=0)
+    canvas.setFont(FONT_FAMILY, 12)
+    canvas.drawCentredString(_RIGHT - width / 2, _y(20.4), text)
+
+
+def _draw_summary(canvas: Canvas, slip: PrintableSlip) -> None:
+    rows = (
+        ("納付金額", f"{slip.amount:,}円", 20),
+        ("納期限", date_label(slip.due_date), 13),
+        ("コンビニ・アプリ支払期限", _store_deadline_label(slip), 13),
+        ("納付書番号", " ".join(slip.number[i : i + 4] for i in range(0, 16, 4)), 13),
+    )
+    top, row_height, label_width = 58, 10, 62 * mm
+    canvas.setFillGray(0.92)
+    canvas.rect(_LEFT, _y(top + 4 * row_height), label_width, 4 * row_height * mm, stroke=0, fill=1)
+    canvas.setFillGray(0)
+    canvas.setLineWidth(0.6)
+    canvas.rect(_LEFT, _y(top + 4 * row_height), _RIGHT - _LEFT, 4 * row_height * mm)
+    canvas.line(_LEFT + label_width, _y(top), _LEFT + label_width, _y(top + 4 * row_height))
+    for index, (label, value, size) in enumerate(rows):
+        baseline = _y(top + index * row_height + 6.6)
+        if index:
+            canvas.line(_LEFT, _y(top + index * row_height), _RIGHT, _y(top + index * row_height))
+        canvas.setFont(FONT_FAMILY, 10.5)
+        canvas.drawString(_LEFT + 3 * mm, baseline, label)
+        canvas.setFont(FONT_FAMILY, size)
+        canvas.drawString(_LEFT + label_width + 5 * mm, baseline - (1 if size > 13 else 0), value)
+
+
+def _store_deadline_label(slip: PrintableSlip) -> str:
+    if slip.barcode is None:
+        return "取扱いなし"
+    if slip.store_deadline is None:
+        return "期限なし"
+    return date_label(slip.store_deadline)
+
+
+def _draw_store_section(canvas: Canvas, digits: str) -> float:
+    _draw_heading(canvas, 108, "コンビニエンスストア・スマートフォン決済アプリでのお支払い")
+    left = _snap(_LEFT)
+    bar_bottom = _snap(_y(126))
+    symbol = Code128(
+        "\xf1" + digits,
+        barWidth=MODULE_WIDTH_MM * mm,
+        barHeight=BAR_HEIGHT_MM * mm,
+        quiet=True,
+        lquiet=QUIET_ZONE_MM * mm,
+        rquiet=QUIET_ZONE_MM * mm,
+        humanReadable=False,
+    )
+    symbol.drawOn(canvas, left, bar_bottom)
+    centre = left + SYMBOL_WIDTH_MM * mm / 2
+    canvas.setFont(FONT_FAMILY, 9)
+    canvas.drawCentredString(centre, _y(130), digits[:22])
+    canvas.drawCentredString(centre, _y(134), digits[22:])
+    notes_left = _LEFT + SYMBOL_WIDTH_MM * mm + 6 * mm
+    _draw_notes(canvas, 113, _STORE_NOTES, 8.5, _RIGHT - notes_left, notes_left)
+    return 136
+
+
+def _draw_no_barcode_notice(canvas: Canvas, slip: PrintableSlip) -> float:
+    notice = OVER_LIMIT_NOTICE if slip.amount > MAX_BARCODE_AMOUNT else NO_BARCODE_NOTICE
+    top, left, width = 106, _LEFT + 5 * mm, _RIGHT - _LEFT - 10 * mm
+    line_top = _draw_paragraph(canvas, top + 8, notice, 12, width, left)
+    if slip.alternatives:
+        line_top = _draw_paragraph(canvas, line_top + 3, "次の方法でお支払いいただけます。", 11, width, left)
+        line_top = _draw_notes(canvas, line_top, slip.alternatives, 11, width, left)
+    bottom = line_top + 0.5
+    canvas.setLineWidth(1.6)
+    canvas.rect(_LEFT, _y(bottom), _RIGHT - _LEFT, (bottom - top) * mm, stroke=1, fill=0)
+    return bottom
+
+
+def _draw_online_section(canvas: Canvas, url: str, top: float) -> float:
+    _draw_heading(canvas, top, ONLINE_HEADING)
+    qr_size = 30 * mm
+    _draw_qr(canvas, url, _LEFT, _y(top + 4) - qr_size, qr_size)
+    text_left = _LEFT + qr_size + 6 * mm
+    canvas.setFont(FONT_FAMILY, 10.5)
+    canvas.drawString(text_left, _y(top + 13), "スマートフォンのカメラで読み取ると、この納付書のお支払いページが開きます。")
+    canvas.setFont(FONT_FAMILY, _fitting_size(url, 10, _RIGHT - text_left))
+    canvas.drawString(text_left, _y(top + 21), url)
+    return top + 4 + qr_size / mm
+
+
+def _draw_heading(canvas: Canvas, top: float, text: str) -> None:
+    canvas.rect(_LEFT, _y(top), 3 * mm, 3 * mm, stroke=0, fill=1)
+    canvas.setFont(FONT_FAMILY, 11.5)
+    canvas.drawString(_LEFT + 5 * mm, _y(top), text)
+
+
+def _draw_paragraph(
+    canvas: Canvas, top: float, text: str, size: float, width: float, left: float = _LEFT
+) -> float:
+    canvas.setFont(FONT_FAMILY, size)
+    for line in _wrapped(text, size, width):
+        canvas.drawString(left, _y(top), line)
+        top += size * 0.5
+    return top
+
+
+def _draw_notes(
+    canvas: Canvas, top: float, notes: tuple[str, ...], size: float, width: float, left: float = _LEFT
+) -> float:
+    # Bulleted, with continuation lines hanging under the text rather than the bullet.
+    indent = pdfmetrics.stringWidth(_BULLET, FONT_FAMILY, size)
+    for note in notes:
+        canvas.setFont(FONT_FAMILY, size)
+        canvas.drawString(left, _y(top), _BULLET)
+        top = _draw_paragraph(canvas, top, note, size, width - indent, left + indent)
+    return top
+
+
+def _draw_qr(canvas: Canvas, url: str, x: float, y: float, size: float) -> None:
+    rows = segno.make(url, error="m", micro=False, encoding="utf-8").matrix
+    count = len(rows)
+    module = size / (count + 2 * QR_QUIET_MODULES)
+    # One path in module units: integer operands are cheap to format and keep the PDF
+    # small, where a reportlab call per dark run costs a float formatting each.
+    operations = [
+        f"{run.start()} {count - 1 - index} {run.end() - run.start()} 1 re"
+        for index, row in enumerate(rows)
+        for run in _DARK_RUNS.finditer(row)
+    ]
+    operations.append("f")
+    origin = QR_QUIET_MODULES * module
+    canvas.saveState()
+    canvas.transform(module, 0, 0, module, x + origin, y + origin)
+    canvas.addLiteral("\n".join(operations))
+    canvas.restoreState()
+
+
+# Text: labels, dates and line wrapping.
+
+
+def fiscal_year_label(fiscal_year: int) -> str:
+    """Return e.g. "令和8年度（2026年度）" for 2026; the first Reiwa year is "元"."""
+    era_year = fiscal_year - 2018
+    return f"令和{'元' if era_year == 1 else era_year}年度（{fiscal_year}年度）"
+
+
+def date_label(day: date) -> str:
+    """Return e.g. "令和8年6月30日（火）"; dates before Reiwa stay Gregorian."""
+    weekday = _WEEKDAYS[day.weekday()]
+    if day < _REIWA_START:
+        return f"{day.year}年{day.month}月{day.day}日（{weekday}）"
+    era_year = day.year - 2018
+    return f"令和{'元' if era_year == 1 else era_year}年{day.month}月{day.day}日（{weekday}）"
+
+
+def _fitting_size(text: str, size: float, width: float) -> float:
+    natural = pdfmetrics.stringWidth(text, FONT_FAMILY, size)
+    return size if natural <= width else size * width / natural
+
+
+@lru_cache(maxsize=512)
+def _wrapped(text: str, size: float, width: float) -> tuple[str, ...]:
+    # Japanese has no spaces to break at: break between any two characters, except
+    # before closing punctuation, which may hang past the margin instead.
+    lines: list[str] = []
+    line, line_width = "", 0.0
+    for char in text:
+        char_width = pdfmetrics.stringWidth(char, FONT_FAMILY, size)
+        if line and line_width + char_width > width and char not in _NO_LINE_START:
+            lines.append(line)
+            line, line_width = "", 0.0
+        line += char
+        line_width += char_width
+    if line:
+        lines.append(line)
+    return tuple(lines)

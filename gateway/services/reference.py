@@ -1,0 +1,71 @@
+"""Seed and read reference data: municipalities and fund types."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.db import transaction
+from gateway.errors import NotFound
+from gateway.identifiers import is_valid_municipality_code
+from gateway.models import CHANNELS, FundType, Municipality
+from gateway.services.events import record_event
+
+
+class ReferenceDataError(RuntimeError):
+    """The configured municipalities or funds are malformed."""
+
+
+def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) -> list[str]:
+    """Insert configured municipalities and funds that are missing; return what was added.
+
+    Existing rows are left alone: after the first seed, staff own them.
+    """
+    added: list[str] = []
+    with transaction(session):
+        for config in municipalities:
+            _check_municipality(config)
+            muni = session.scalar(select(Municipality).where(Municipality.code == config["code"]))
+            if muni is None:
+                fields = {k: v for k, v in config.items() if k != "funds"}
+                muni = Municipality(**fields)
+                session.add(muni)
+                session.flush()
+                record_event(session, "municipality.created", "municipality", muni.code,
+                             municipality_id=muni.id, data={"name": muni.name})
+                added.append(f"municipality {muni.code} {muni.name}")
+            known = set(session.scalars(select(FundType.code).where(FundType.municipality_id == muni.id)))
+            for fund in config.get("funds", []):
+                if fund["code"] not in known:
+                    session.add(FundType(municipality_id=muni.id, **fund))
+                    record_event(session, "fund_type.created", "fund_type", fund["code"],
+                                 municipality_id=muni.id, data={"channels": fund["channels"]})
+                    added.append(f"fund {muni.code}/{fund['code']} {fund['name']}")
+    return added
+
+
+def _check_municipality(config: dict[str, Any]) -> None:
+    code = str(config.get("code", ""))
+    if not is_valid_municipality_code(code):
+        raise ReferenceDataError(f"municipality code {code!r} is not 6 digits with a valid check digit")
+    for fund in config.get("funds", []):
+        unknown = set(fund.get("channels", [])) - set(CHANNELS)
+        if unknown:
+            raise ReferenceDataError(f"fund {code}/{fund.get('code')}: unknown channels {sorted(unknown)}; "
+                                     f"known: {', '.join(CHANNELS)}")
+
+
+def get_municipality(session: Session, code: str) -> Municipality:
+    """Return the municipality with this code or raise NotFound."""
+    muni = session.scalar(select(Municipality).where(Municipality.code == code))
+    if muni is None:
+        raise NotFound(f"municipality {code} is not configured")
+    return muni
+
+
+def list_funds(session: Session, municipality_id: int) -> list[FundType]:
+    """Return the municipality's fund types ordered by code."""
+    return list(session.scalars(
+        select(FundType).where(FundType.municipality_id == municipality_id).order_by(FundType.code)
+    ))

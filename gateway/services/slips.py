@@ -1,0 +1,229 @@
+"""Issue, reissue and look up payment slips (納付書)."""
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from gateway import barcode as gs1
+from gateway.calendar import store_deadline
+from gateway.db import transaction, utcnow
+from gateway.errors import Conflict, NotFound
+from gateway.identifiers import make_slip_number
+from gateway.models import Assessment, FundType, IssueRun, Municipality, Slip, SlipNumberSeries
+from gateway.progress import NoProgress, Progress
+from gateway.services.events import record_event
+
+BATCH_SIZE = 5000
+MAX_REISSUE = 9  # one digit in the barcode; past it the instalment gets a new number
+
+
+@dataclass
+class IssueResult:
+    issue_run_id: int
+    issued: int = 0
+    reissued: int = 0
+    without_barcode: int = 0
+
+
+def issue_slips(session: Session, municipality_code: str, *, fund_code: str | None = None,
+                fiscal_year: int | None = None, progress: Progress | None = None,
+                batch_size: int = BATCH_SIZE) -> IssueResult:
+    """Issue a slip for every instalment that has no live one; commit batch by batch.
+
+    Idempotent: a second run finds nothing to do. An instalment whose slip was voided
+    (amendment, reissue) gets the same number with the reissue count incremented.
+    """
+    progress = progress or NoProgress()
+    muni = _municipality(session, municipality_code)
+    filters = _filters(muni.id, fund_code, fiscal_year)
+    with transaction(session):
+        run = IssueRun(municipality_id=muni.id, fund_code=fund_code, fiscal_year=fiscal_year)
+        session.add(run)
+        session.flush()
+    result = IssueResult(run.id)
+    progress.start("issuing slips", session.scalar(select(func.count()).select_from(_candidates(filters))) or 0)
+    after_id = 0
+    while True:
+        batch = session.execute(_candidates(filters, after_id, batch_size)).all()
+        session.rollback()  # end the read; each batch is written in its own transaction
+        if not batch:
+            break
+        _issue_batch(session, muni, run.id, batch, result)
+        progress.advance(len(batch))
+        after_id = batch[-1].id
+    progress.finish()
+    with transaction(session):
+        session.execute(update(IssueRun).where(IssueRun.id == run.id)
+                        .values(slip_count=result.issued, finished_at=utcnow()))
+    return result
+
+
+def _municipality(session: Session, code: str) -> Municipality:
+    muni = session.scalar(select(Municipality).where(Municipality.code == code))
+    if muni is None:
+        raise NotFound(f"municipality {code} is not configured")
+    return muni
+
+
+def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | None) -> list[Any]:
+    filters: list[Any] = [Assessment.municipality_id == municipality_id]
+    if fund_code is not None:
+        filters.append(FundType.code == fund_code)
+    if fiscal_year is not None:
+        filters.append(Assessment.fiscal_year == fiscal_year)
+    return filters
+
+
+def _candidates(filters: list[Any], after_id: int | None = None, limit: int | None = None) -> Any:
+    """Select instalments with no live slip, with the number and reissue of their last slip."""
+    live = select(Slip.id).where(Slip.assessment_id == Assessment.id, Slip.status != "void").exists()
+    last_id = (select(func.max(Slip.id)).where(Slip.assessment_id == Assessment.id)
+               .correlate(Assessment).scalar_subquery())
+    last = aliased(Slip)
+    query = (
+        select(Assessment.id, Assessment.fiscal_year, Assessment.amount, Assessment.due_date,
+               FundType.company_code, last.number.label("last_number"), last.reissue.label("last_reissue"))
+        .join(FundType, FundType.id == Assessment.fund_type_id)
+        .outerjoin(last, and_(last.id == last_id))
+        .where(*filters, ~live)
+    )
+    if after_id is None:
+        return query.with_only_columns(Assessment.id).subquery()
+    return query.where(Assessment.id > after_id).order_by(Assessment.id).limit(limit)
+
+
+def _issue_batch(session: Session, muni: Municipality, run_id: int, batch: list[Row[Any]],
+                 result: IssueResult) -> None:
+    try:
+        with transaction(session):
+            rows = _slip_rows(session, muni, run_id, batch)
+            session.execute(insert(Slip), rows)
+            reissued = sum(1 for r in rows if r["reissue"] > 0)
+            record_event(session, "slips.issued", "issue_run", run_id, municipality_id=muni.id,
+                         data={"count": len(rows), "reissues": reissued,
+                               "first": rows[0]["number"], "last": rows[-1]["number"]})
+    except IntegrityError as exc:
+        raise Conflict("another run issued slips for some of these instalments at the same time; "
+                       "run `kokin slips issue` again to continue", code="slips_issued_concurrently") from exc
+    result.issued += len(rows)
+    result.reissued += reissued
+    result.without_barcode += sum(1 for r in rows if r["barcode"] is None)
+
+
+def _slip_rows(session: Session, muni: Municipality, run_id: int, batch: list[Row[Any]]) -> list[dict[str, Any]]:
+    fresh: dict[int, list[Row[Any]]] = defaultdict(list)
+    numbered: list[tuple[Row[Any], str, int]] = []
+    for item in batch:
+        if item.last_number is not None and item.last_reissue < MAX_REISSUE:
+            numbered.append((item, item.last_number, item.last_reissue + 1))
+        else:
+            fresh[item.fiscal_year].append(item)
+    for year, items in fresh.items():
+        first = _allocate_serials(session, muni.id, year, len(items))
+        numbered.extend((item, make_slip_number(year, first + i), 0) for i, item in enumerate(items))
+    now = utcnow()
+    return [_slip_row(muni, run_id, item, number, reissue, now) for item, number, reissue in numbered]
+
+
+def _slip_row(muni: Municipality, run_id: int, item: Row[Any], number: str, reissue: int, now: Any) -> dict[str, Any]:
+    deadline = None
+    code = None
+    if item.amount <= gs1.MAX_BARCODE_AMOUNT:
+        deadline = store_deadline(item.due_date, muni.store_deadline_offset_days)
+        code = gs1.encode(gs1.SlipBarcode(company_code=item.company_code or muni.company_code,
+                                          client_code=muni.client_code, slip_number=number, reissue=reissue,
+                                          store_deadline=deadline, amount=item.amount))
+    return dict(municipality_id=muni.id, assessment_id=item.id, number=number, reissue=reissue,
+                amount=item.amount, due_date=item.due_date, store_deadline=deadline, barcode=code,
+                pay_token=secrets.token_urlsafe(16), status="issued", issue_run_id=run_id, issued_at=now)
+
+
+def _allocate_serials(session: Session, municipality_id: int, fiscal_year: int, count: int) -> int:
+    """Reserve `count` consecutive serials; return the first. The row lock serialises issuers."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(dialect_insert(SlipNumberSeries)
+                    .values(municipality_id=municipality_id, fiscal_year=fiscal_year, next_serial=1)
+                    .on_conflict_do_nothing())
+    end = session.scalar(
+        update(SlipNumberSeries)
+        .where(SlipNumberSeries.municipality_id == municipality_id, SlipNumberSeries.fiscal_year == fiscal_year)
+        .values(next_serial=SlipNumberSeries.next_serial + count)
+        .returning(SlipNumberSeries.next_serial)
+    )
+    assert end is not None
+    return end - count
+
+
+def reissue_slip(session: Session, municipality_id: int, number: str, *, reason: str, actor: str) -> Slip:
+    """Void the live slip with this number and issue its reissue (count + 1); return the new slip."""
+    muni = session.get(Municipality, municipality_id)
+    assert muni is not None
+    with transaction(session):
+        current = session.scalar(select(Slip).where(Slip.municipality_id == municipality_id, Slip.number == number)
+                                 .order_by(Slip.reissue.desc()).limit(1).with_for_update())
+        if current is None:
+            raise NotFound(f"slip {number} does not exist")
+        if current.status != "issued":
+            raise Conflict(f"slip {number} is {current.status}; only an issued slip can be reissued",
+                           code=f"slip_{current.status}")
+        current.status, current.voided_at, current.void_reason = "void", utcnow(), reason[:100]
+        session.flush()
+        record_event(session, "slip.voided", "slip", f"{number}-{current.reissue}", municipality_id=municipality_id,
+                     data={"reason": reason}, actor=actor)
+        run = IssueRun(municipality_id=municipality_id, slip_count=1, finished_at=utcnow())
+        session.add(run)
+        session.flush()
+        filters = [*_filters(municipality_id, None, None), Assessment.id == current.assessment_id]
+        item = session.execute(_candidates(filters, 0, 1)).one()
+        rows = _slip_rows(session, muni, run.id, [item])
+        slip_id = session.scalar(insert(Slip).returning(Slip.id), rows[0])
+        record_event(session, "slip.reissued", "slip", f"{rows[0]['number']}-{rows[0]['reissue']}",
+                     municipality_id=municipality_id, data={"reason": reason}, actor=actor)
+    slip = session.get(Slip, slip_id)
+    assert slip is not None
+    return slip
+
+
+def get_slip(session: Session, municipality_id: int, number: str) -> Slip:
+    """Return the latest issue (highest reissue count) of a slip number."""
+    slip = session.scalar(select(Slip).where(Slip.municipality_id == municipality_id, Slip.number == number)
+                          .order_by(Slip.reissue.desc()).limit(1))
+    if slip is None:
+        raise NotFound(f"slip {number} does not exist")
+    return slip
+
+
+def get_slip_by_token(session: Session, token: str) -> Slip:
+    slip = session.scalar(select(Slip).where(Slip.pay_token == token))
+    if slip is None:
+        raise NotFound("this payment link is not valid")
+    return slip
+
+
+def slip_query(municipality_id: int, *, assessment_id: str | None = None, fund_code: str | None = None,
+               fiscal_year: int | None = None, status: str | None = None) -> Any:
+    """Return the query for a filtered slip listing, newest issues last."""
+    query = (select(Slip).join(Assessment, Assessment.id == Slip.assessment_id)
+             .join(FundType, FundType.id == Assessment.fund_type_id)
+             .where(Slip.municipality_id == municipality_id))
+    if assessment_id is not None:
+        query = query.where(Assessment.source_key == assessment_id)
+    if fund_code is not None:
+        query = query.where(FundType.code == fund_code)
+    if fiscal_year is not None:
+        query = query.where(Assessment.fiscal_year == fiscal_year)
+    if status is not None:
+        query = query.where(Slip.status == status)
+    return query.order_by(Slip.id)
+
+
+def slips_of_run(session: Session, issue_run_id: int) -> list[int]:
+    """Return the ids of the slips an issue run created, in issue order."""
+    return list(session.scalars(select(Slip.id).where(Slip.issue_run_id == issue_run_id).order_by(Slip.id)))
