@@ -31,8 +31,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def _remove_session(_exc: BaseException | None) -> None:
         db.scoped.remove()
 
-    register_error_handlers(app)
     from gateway.api import register_api
 
     register_api(app)
+    register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

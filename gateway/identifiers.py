@@ -19,7 +19,7 @@ def municipality_check_digit(code5: str) -> int:
     """Return the check digit of a 5-digit local government code (weights 6..2, mod 11)."""
     if len(code5) != 5 or not code5.isascii() or not code5.isdigit():
         raise ValueError(f"local government code needs 5 digits, got {code5!r}")
-    total = sum(int(c) * w for c, w in zip(code5, (6, 5, 4, 3, 2)))
+    total = sum(int(c) * w for c, w in zip(code5, (6, 5, 4, 3, 2), strict=True))
     return (11 - total % 11) % 10
 
 

@@ -7,7 +7,6 @@ from flask_smorest import Api
 
 def register_api(app: Flask) -> None:
     from gateway.api import funds, slips
-    from gateway.api.auth import require_api_key
 
     app.config.setdefault("API_SPEC_OPTIONS", {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -16,6 +15,5 @@ def register_api(app: Flask) -> None:
     })
     api = Api(app)
     for blueprint in (funds.blp, slips.blp):
-        blueprint.before_request(require_api_key)
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api

@@ -6,11 +6,12 @@ from typing import Any
 from flask import g
 from flask_smorest import Blueprint
 
-from gateway.api.auth import session
+from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import FundSchema
 from gateway.services.reference import list_funds
 
 blp = Blueprint("funds", __name__, url_prefix="/funds", description="Fund types (taxes, premiums, fees)")
+blp.before_request(require_api_key)
 
 
 @blp.route("")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, pre_load, validate
 
 from gateway.models import CHANNELS, SLIP_STATUSES
 
@@ -41,7 +41,15 @@ class SlipSchema(StrictSchema):
     void_reason = fields.String(allow_none=True)
 
 
-class SlipQuerySchema(StrictSchema):
+class PagedQuerySchema(StrictSchema):
+    """Query strings are strict too; page and page_size belong to the paginator."""
+
+    @pre_load
+    def _leave_paging_to_the_paginator(self, data: Any, **_: Any) -> Any:
+        return {k: v for k, v in data.items() if k not in ("page", "page_size")}
+
+
+class SlipQuerySchema(PagedQuerySchema):
     assessment_id = fields.String()
     fund_code = fields.String()
     fiscal_year = fields.Integer(validate=validate.Range(2000, 2099))

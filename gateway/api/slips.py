@@ -6,17 +6,19 @@ from typing import Any
 
 from flask import Response, current_app, g
 from flask_smorest import Blueprint, Page
+from marshmallow import RAISE
 from sqlalchemy import func, select
 
-from gateway.api.auth import session
+from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import ReissueSchema, SlipQuerySchema, SlipSchema, slip_dict
+from gateway.errors import NotFound
 from gateway.models import Municipality
 from gateway.rendering.barcode_image import barcode_png, barcode_svg
 from gateway.services.printing import pay_url, render_pdf
 from gateway.services.slips import get_slip, reissue_slip, slip_query
-from gateway.errors import NotFound
 
 blp = Blueprint("slips", __name__, url_prefix="/slips", description="Payment slips (納付書)")
+blp.before_request(require_api_key)
 
 
 class QueryPage(Page):  # type: ignore[misc]
@@ -46,7 +48,7 @@ class _SlipPage(QueryPage):
 
 
 @blp.route("")
-@blp.arguments(SlipQuerySchema, location="query")
+@blp.arguments(SlipQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, SlipSchema(many=True))
 @blp.paginate(_SlipPage, page_size=50, max_page_size=500)
 def list_slips(args: dict[str, Any]) -> Any:

@@ -165,7 +165,7 @@ def read(layout: Layout, data: bytes) -> tuple[list[Record], list[LineError]]:
 def _fields(spec: RecordSpec, line: int, raws: list[str]) -> Record | list[LineError]:
     values: dict[str, Any] = {}
     errors: list[LineError] = []
-    for fspec, raw in zip(spec.fields, raws):
+    for fspec, raw in zip(spec.fields, raws, strict=True):
         try:
             values[fspec.name] = convert(fspec, raw)
         except ValueError as exc:

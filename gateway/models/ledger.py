@@ -61,7 +61,7 @@ class Assessment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    fund_type: Mapped[FundType] = relationship(lazy="joined")
+    fund_type: Mapped[FundType] = relationship(lazy="joined", innerjoin=True)
 
 
 class AssessmentRevision(Base):

@@ -246,11 +246,11 @@ def _store_deadline_label(slip: PrintableSlip) -> str:
     return date_label(slip.store_deadline)
 
 
-def _draw_store_section(canvas: Canvas, digits: str) -> float:
-    _draw_heading(canvas, 108, "コンビニエンスストア・スマートフォン決済アプリでのお支払い")
-    left = _snap(_LEFT)
-    bar_bottom = _snap(_y(126))
-    symbol = Code128(
+def barcode_symbol(digits: str) -> Code128:
+    """Return the GS1-128 symbol for 44 digits: Start C, FNC1, the digits; quiet zones included."""
+    # Quiet zones set explicitly: reportlab's default is max(1/4 inch, 10 modules) per side,
+    # which would not be the geometry the constants above promise.
+    return Code128(
         "\xf1" + digits,
         barWidth=MODULE_WIDTH_MM * mm,
         barHeight=BAR_HEIGHT_MM * mm,
@@ -259,7 +259,13 @@ def _draw_store_section(canvas: Canvas, digits: str) -> float:
         rquiet=QUIET_ZONE_MM * mm,
         humanReadable=False,
     )
-    symbol.drawOn(canvas, left, bar_bottom)
+
+
+def _draw_store_section(canvas: Canvas, digits: str) -> float:
+    _draw_heading(canvas, 108, "コンビニエンスストア・スマートフォン決済アプリでのお支払い")
+    left = _snap(_LEFT)
+    bar_bottom = _snap(_y(126))
+    barcode_symbol(digits).drawOn(canvas, left, bar_bottom)
     centre = left + SYMBOL_WIDTH_MM * mm / 2
     canvas.setFont(FONT_FAMILY, 9)
     canvas.drawCentredString(centre, _y(130), digits[:22])

@@ -252,7 +252,7 @@ def _insert_new(session: Session, cipher: DataCipher, rows: list[LedgerRow], imp
     ids = session.scalars(insert(Assessment).returning(Assessment.id, sort_by_parameter_order=True), values).all()
     session.execute(insert(AssessmentRevision), [
         dict(assessment_id=i, revision=1, amount=r.amount, due_date=r.due_date, ledger_import_id=import_id,
-             recorded_at=now) for i, r in zip(ids, rows)
+             recorded_at=now) for i, r in zip(ids, rows, strict=True)
     ])
 
 

@@ -41,7 +41,8 @@ def printable(slip: Slip, municipality: Municipality, cipher: DataCipher) -> Pri
     )
 
 
-def _printables(session: Session, cipher: DataCipher, slip_ids: list[int], progress: Progress) -> Iterator[PrintableSlip]:
+def _printables(session: Session, cipher: DataCipher, slip_ids: list[int],
+                progress: Progress) -> Iterator[PrintableSlip]:
     municipalities = {m.id: m for m in session.scalars(select(Municipality))}
     for start in range(0, len(slip_ids), PRINT_CHUNK):
         chunk = slip_ids[start: start + PRINT_CHUNK]

@@ -167,7 +167,7 @@ def reissue_slip(session: Session, municipality_id: int, number: str, *, reason:
     assert muni is not None
     with transaction(session):
         current = session.scalar(select(Slip).where(Slip.municipality_id == municipality_id, Slip.number == number)
-                                 .order_by(Slip.reissue.desc()).limit(1).with_for_update())
+                                 .order_by(Slip.reissue.desc()).limit(1).with_for_update(of=Slip))
         if current is None:
             raise NotFound(f"slip {number} does not exist")
         if current.status != "issued":

@@ -58,7 +58,8 @@ def ward_rows(municipality_code: str, fiscal_year: int, payers: int, seed: int =
             if rng.random() >= plan.share:
                 continue
             annual = _annual(rng, plan)
-            for number, (month, amount) in enumerate(zip(plan.due_months, split(annual, len(plan.due_months), plan.unit)), 1):
+            amounts = split(annual, len(plan.due_months), plan.unit)
+            for number, (month, amount) in enumerate(zip(plan.due_months, amounts, strict=True), 1):
                 yield dict(municipality_code=municipality_code,
                            assessment_id=f"{plan.code}-{fiscal_year}-{payer_ref}", fund_code=plan.code,
                            fiscal_year=fiscal_year, installment=number, payer_ref=payer_ref, payer_name=name,

@@ -1,0 +1,1 @@
+"""Payment-provider adapters: a library that imports nothing from gateway or reconciliation."""

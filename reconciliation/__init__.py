@@ -1,0 +1,1 @@
+"""Nightly reconciliation: matching (pure functions), runs, reports and exports."""

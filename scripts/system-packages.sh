@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the Debian packages the slips need: the IPAexGothic font and poppler (pdftoppm).
+set -euo pipefail
+missing=()
+fc-list 2>/dev/null | grep -qi ipaexg || missing+=(fonts-ipaexfont)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v fc-match >/dev/null || missing+=(fontconfig)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

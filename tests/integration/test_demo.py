@@ -1,0 +1,25 @@
+"""`kokin demo` runs the main job end to end and is safe to run twice."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from gateway.cli import cli
+from gateway.models import Slip
+
+
+def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothing(app, session) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    first = runner.invoke(cli, ["demo", "--payers", "150", "--no-serve"])
+    assert first.exit_code == 0, first.output
+    assert "reissued 3 slips" in first.output
+    slips = session.scalar(select(func.count()).select_from(Slip))
+    assert slips and session.scalar(select(func.count()).where(Slip.reissue == 1)) == 3
+    sample = Path(app.instance_path) / "demo" / "sample-slips.pdf"
+    assert sample.read_bytes().startswith(b"%PDF")
+
+    second = runner.invoke(cli, ["demo", "--payers", "150", "--no-serve"])
+    assert second.exit_code == 0, second.output
+    assert "already imported" in second.output and "issued 0 slips" in second.output
+    assert session.scalar(select(func.count()).select_from(Slip)) == slips
