@@ -29,6 +29,7 @@ postgres:
 
 lint:
 	lint-imports
+	mypy
 	ruff check gateway adapters reconciliation migrations tests bench
 
 bench: install postgres

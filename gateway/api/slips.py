@@ -21,7 +21,7 @@ blp = Blueprint("slips", __name__, url_prefix="/slips", description="Payment sli
 blp.before_request(require_api_key)
 
 
-class QueryPage(Page):  # type: ignore[misc]
+class QueryPage(Page):
     """Page through a SQLAlchemy select without loading it whole."""
 
     @property

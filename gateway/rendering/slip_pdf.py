@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,7 @@ from gateway.barcode import MAX_BARCODE_AMOUNT, BarcodeError, decode
 
 FONT_FAMILY = "IPAexGothic"
 FONT_ENV_VAR = "KOKIN_SLIP_FONT"
+_FONT_LOCK = threading.Lock()
 
 # Barcode geometry. Limits from the GS1 Japan guideline; the module is 2 dots at 300 dpi
 # (4 at 600 dpi) so that every bar edge falls on the printer's pixel grid.
@@ -46,12 +48,14 @@ _LEFT = 18 * mm
 _RIGHT = PAGE_WIDTH - 18 * mm
 _WEEKDAYS = "月火水木金土日"
 _REIWA_START = date(2019, 5, 1)
-_NO_LINE_START = "、。，．・ー）」』】〕！？"  # kinsoku: these never begin a line
+# Kinsoku: closing punctuation, the long-vowel mark and small kana never begin a line.
+_NO_LINE_START = "、。，．・ー）」』】〕！？ぁぃぅぇぉっゃゅょァィゥェォッャュョ"
 _DARK_RUNS = re.compile(rb"\x01+")
 _BULLET = "・"
 QR_QUIET_MODULES = 4  # the blank border QR readers need
 
 ONLINE_HEADING = "オンライン決済（クレジットカード・PayPay）はこちら"
+ONLINE_HINT = "スマートフォンのカメラで読み取ると、この納付書のお支払いページが開きます。"
 OVER_LIMIT_NOTICE = (
     "この納付書の金額は30万円を超えるため、コンビニエンスストア・"
     "スマートフォンアプリではお支払いいただけません。"
@@ -74,6 +78,8 @@ _GENERAL_NOTES = (
 
 @dataclass(frozen=True)
 class PrintableSlip:
+    """What one printed slip shows, formatted by render_slips."""
+
     number: str  # 16-digit slip number
     barcode: str | None  # 44 digits, or None when the slip may not carry one
     amount: int  # yen
@@ -104,7 +110,7 @@ def _fontconfig_path(family: str) -> str:
     fc_match = shutil.which("fc-match")
     if fc_match is None:
         raise FileNotFoundError(f"fc-match not found: install fontconfig or set {FONT_ENV_VAR}")
-    found = subprocess.run(
+    found = subprocess.run(  # noqa: S603 - fixed arguments, no shell
         [fc_match, "-f", "%{family}\n%{file}", family], capture_output=True, text=True, check=True
     ).stdout
     families, _, path = found.partition("\n")
@@ -114,10 +120,12 @@ def _fontconfig_path(family: str) -> str:
     return path
 
 
-@cache
 def _registered_font() -> str:
-    # Registered once per process: TTFont parses the whole file and keeps per-document subsets.
-    pdfmetrics.registerFont(TTFont(FONT_FAMILY, slip_font_path()))
+    # Once per process: TTFont parses the whole 6 MB file; it keeps subsets per document.
+    # The lock keeps two threads' first renders from registering two copies.
+    with _FONT_LOCK:
+        if FONT_FAMILY not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(FONT_FAMILY, slip_font_path()))
     return FONT_FAMILY
 
 
@@ -126,7 +134,8 @@ def render_slips(
 ) -> int:
     """Render every slip as one A4 page (one instalment per sheet) into ONE PDF; return the page count.
 
-    Raises BarcodeError before drawing a slip whose barcode disagrees with its printed fields.
+    Raises BarcodeError for a slip whose barcode disagrees with its printed fields, and
+    ValueError for no slips at all (a PDF needs a page); `out` then gets nothing.
     """
     _registered_font()
     # The initial font would otherwise be Helvetica: referenced, never embedded.
@@ -143,6 +152,8 @@ def render_slips(
         pages += 1
         if on_page is not None:
             on_page()
+    if not pages:
+        raise ValueError("no slips to render: a PDF needs at least one page")
     canvas.save()
     return pages
 
@@ -201,8 +212,9 @@ def _draw_header(canvas: Canvas, slip: PrintableSlip) -> None:
     canvas.setLineWidth(0.8)
     canvas.line(_LEFT, _y(42), _RIGHT, _y(42))
     if slip.payer_name:
-        canvas.setFont(font, 14)
-        canvas.drawString(_LEFT, _y(52), f"{slip.payer_name}　様")
+        addressee = f"{slip.payer_name} 様"
+        canvas.setFont(font, _fitting_size(addressee, 14, _RIGHT - _LEFT))
+        canvas.drawString(_LEFT, _y(52), addressee)
 
 
 def _draw_reissue_mark(canvas: Canvas, reissue: int) -> None:
@@ -265,20 +277,21 @@ def _draw_store_section(canvas: Canvas, digits: str) -> float:
     _draw_heading(canvas, 108, "コンビニエンスストア・スマートフォン決済アプリでのお支払い")
     left = _snap(_LEFT)
     bar_bottom = _snap(_y(126))
+    canvas.setFillGray(0)  # black bars on the white page, whatever was drawn before
     barcode_symbol(digits).drawOn(canvas, left, bar_bottom)
     centre = left + SYMBOL_WIDTH_MM * mm / 2
     canvas.setFont(FONT_FAMILY, 9)
     canvas.drawCentredString(centre, _y(130), digits[:22])
     canvas.drawCentredString(centre, _y(134), digits[22:])
     notes_left = _LEFT + SYMBOL_WIDTH_MM * mm + 6 * mm
-    _draw_notes(canvas, 113, _STORE_NOTES, 8.5, _RIGHT - notes_left, notes_left)
+    _draw_notes(canvas, 113, _STORE_NOTES, 9, _RIGHT - notes_left, notes_left)
     return 136
 
 
 def _draw_no_barcode_notice(canvas: Canvas, slip: PrintableSlip) -> float:
     notice = OVER_LIMIT_NOTICE if slip.amount > MAX_BARCODE_AMOUNT else NO_BARCODE_NOTICE
     top, left, width = 106, _LEFT + 5 * mm, _RIGHT - _LEFT - 10 * mm
-    line_top = _draw_paragraph(canvas, top + 8, notice, 12, width, left)
+    line_top = _draw_paragraph(canvas, top + 8, notice, 11.5, width, left)
     if slip.alternatives:
         line_top = _draw_paragraph(canvas, line_top + 3, "次の方法でお支払いいただけます。", 11, width, left)
         line_top = _draw_notes(canvas, line_top, slip.alternatives, 11, width, left)
@@ -294,7 +307,7 @@ def _draw_online_section(canvas: Canvas, url: str, top: float) -> float:
     _draw_qr(canvas, url, _LEFT, _y(top + 4) - qr_size, qr_size)
     text_left = _LEFT + qr_size + 6 * mm
     canvas.setFont(FONT_FAMILY, 10.5)
-    canvas.drawString(text_left, _y(top + 13), "スマートフォンのカメラで読み取ると、この納付書のお支払いページが開きます。")
+    canvas.drawString(text_left, _y(top + 13), ONLINE_HINT)
     canvas.setFont(FONT_FAMILY, _fitting_size(url, 10, _RIGHT - text_left))
     canvas.drawString(text_left, _y(top + 21), url)
     return top + 4 + qr_size / mm
@@ -352,8 +365,9 @@ def _draw_qr(canvas: Canvas, url: str, x: float, y: float, size: float) -> None:
 
 def fiscal_year_label(fiscal_year: int) -> str:
     """Return e.g. "令和8年度（2026年度）" for 2026; the first Reiwa year is "元"."""
-    era_year = fiscal_year - 2018
-    return f"令和{'元' if era_year == 1 else era_year}年度（{fiscal_year}年度）"
+    if fiscal_year < _REIWA_START.year:
+        return f"{fiscal_year}年度"
+    return f"令和{_reiwa_year(fiscal_year)}年度（{fiscal_year}年度）"
 
 
 def date_label(day: date) -> str:
@@ -361,8 +375,12 @@ def date_label(day: date) -> str:
     weekday = _WEEKDAYS[day.weekday()]
     if day < _REIWA_START:
         return f"{day.year}年{day.month}月{day.day}日（{weekday}）"
-    era_year = day.year - 2018
-    return f"令和{'元' if era_year == 1 else era_year}年{day.month}月{day.day}日（{weekday}）"
+    return f"令和{_reiwa_year(day.year)}年{day.month}月{day.day}日（{weekday}）"
+
+
+def _reiwa_year(year: int) -> str:
+    era_year = year - _REIWA_START.year + 1
+    return "元" if era_year == 1 else str(era_year)
 
 
 def _fitting_size(text: str, size: float, width: float) -> float:

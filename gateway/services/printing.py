@@ -13,8 +13,8 @@ from gateway.progress import NoProgress, Progress
 from gateway.rendering.slip_pdf import PrintableSlip, render_slips
 
 CHANNEL_LABELS = {
-    "card": "クレジットカード（オンライン決済・上記QRコードから）",
-    "paypay": "PayPay（オンライン決済・上記QRコードから）",
+    "card": "クレジットカード（オンライン決済・QRコードから）",
+    "paypay": "PayPay（オンライン決済・QRコードから）",
     "emoney": "区役所窓口での電子マネー",
 }
 COUNTER = "区役所・出張所の窓口、指定金融機関の窓口"
