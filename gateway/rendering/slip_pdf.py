@@ -144,6 +144,8 @@ def render_slips(
     )
     canvas.setTitle("納付書")
     canvas.setCreator("kokin-gateway")
+    canvas.setAuthor("kokin-gateway")
+    canvas.setSubject("公金の納付書")
     pages = 0
     for slip in slips:
         _check_barcode(slip)
