@@ -1,19 +1,27 @@
 # Two entry points (README): `make demo` runs the main job, `make test` runs the suite on
-# SQLite and on PostgreSQL. Both install what they need on a fresh machine.
-PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+# SQLite and on PostgreSQL. Both set up what they need on a fresh machine: Debian packages
+# when missing, and a virtual environment in .venv with the pinned dependencies.
+SYSTEM_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+BIN := $(VENV)/bin
 
 .PHONY: demo test test-sqlite test-postgresql install system-packages postgres lint bench
 
 system-packages:
 	@bash scripts/system-packages.sh
 
-install: system-packages
-	$(PIP) install -q -e ".[test]"
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e ".[test]"
+	touch $@
+
+install: system-packages $(VENV)/.installed
 
 demo: install
-	kokin db upgrade
-	kokin demo
+	$(BIN)/kokin db upgrade
+	$(BIN)/kokin demo
 
 test: install postgres
 	$(MAKE) --no-print-directory test-sqlite test-postgresql lint
@@ -28,9 +36,9 @@ postgres:
 	@bash scripts/postgres.sh
 
 lint:
-	lint-imports
-	mypy
-	ruff check gateway adapters reconciliation migrations tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/ruff check gateway adapters reconciliation migrations tests bench
 
 bench: install postgres
 	$(PYTHON) bench/bench_issue.py

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages the slips need: the IPAexGothic font and poppler (pdftoppm).
+# Install the Debian packages that are missing: the IPAexGothic font and poppler (slips),
+# venv support, and PostgreSQL (the production database the tests also run on).
 set -euo pipefail
 missing=()
 fc-list 2>/dev/null | grep -qi ipaexg || missing+=(fonts-ipaexfont)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 command -v fc-match >/dev/null || missing+=(fontconfig)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v pg_isready >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -81,12 +81,19 @@ def db_url(database_url: str, tmp_path: Path) -> Iterator[str]:
 def _reset_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
+        # A connection a test leaked "idle in transaction" would block TRUNCATE for ever.
+        leaked = conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).all()
+        conn.execute(text("SET LOCAL lock_timeout = '10s'"))
         tables = conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         )).scalars().all()
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
     _migrate_and_seed(url)
+    assert not leaked, f"the test left {len(leaked)} database connection(s) open"
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import click
 from flask import current_app
 
 from gateway import migrate
-from gateway.cli.base import database, operation
+from gateway.cli.base import database, operation, session
 from gateway.services.apikeys import create_api_key
 from gateway.services.reference import ReferenceDataError, seed_reference_data
 
@@ -25,7 +25,7 @@ def db_upgrade() -> None:
     after = migrate.current_revision(engine)
     click.echo(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema: at {after}, nothing to do")
     try:
-        added = seed_reference_data(database().session(), current_app.config["MUNICIPALITIES"])
+        added = seed_reference_data(session(), current_app.config["MUNICIPALITIES"])
     except ReferenceDataError as exc:
         raise click.ClickException(str(exc)) from exc
     for line in added:
@@ -53,7 +53,7 @@ def apikeys_group() -> None:
 @operation
 def apikeys_create(name: str, municipality_code: str) -> None:
     """Create an API key acting for one municipality; it is printed once, never stored."""
-    key = create_api_key(database().session(), name, municipality_code, actor="cli")
+    key = create_api_key(session(), name, municipality_code, actor="cli")
     click.echo(f"API key for {name} ({municipality_code}); store it now, it is not shown again:")
     click.echo(key)
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from gateway.crypto import DataCipher
 from gateway.db import Database
@@ -44,6 +45,11 @@ def database() -> Database:
     return current_app.extensions["kokin.db"]  # type: ignore[no-any-return]
 
 
+def session() -> Session:
+    """The command's session; `operation` closes it when the command ends."""
+    return database().scoped()
+
+
 def cipher() -> DataCipher:
     return current_app.extensions["kokin.cipher"]  # type: ignore[no-any-return]
 
@@ -62,6 +68,8 @@ def operation(func: F) -> F:
             raise click.ClickException(exc.message) from exc
         except (LayoutError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
+        finally:
+            database().scoped.remove()
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from gateway import migrate
-from gateway.cli.base import ClickProgress, cipher, database, operation
+from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.models import Slip
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
@@ -35,7 +35,7 @@ def _step(text: str) -> None:
 def demo(payers: int, serve: bool | None) -> None:
     """Generate a ward, import its ledger, issue a year of slips, print a sample, serve the API."""
     app = current_app
-    session = database().session()
+    db_session = session()
     progress = ClickProgress()
     outdir = Path(app.instance_path) / "demo"
     outdir.mkdir(parents=True, exist_ok=True)
@@ -43,36 +43,36 @@ def demo(payers: int, serve: bool | None) -> None:
 
     _step("schema and reference data")
     migrate.upgrade(database().engine)
-    seed_reference_data(session, app.config["MUNICIPALITIES"])
+    seed_reference_data(db_session, app.config["MUNICIPALITIES"])
 
     _step(f"synthetic ward {code}: {payers:,} payers, fiscal year {FISCAL_YEAR}")
     rows = list(ward_rows(code, FISCAL_YEAR, payers))
     ledger = outdir / f"ledger-{FISCAL_YEAR}.csv"
     ledger.write_bytes(ledger_file_bytes(rows, "kokin-csv", date(FISCAL_YEAR, 4, 1)))
     click.echo(f"wrote {ledger} ({len(rows):,} instalments, {sum(int(str(r['amount'])) for r in rows):,} yen)")
-    _import(session, ledger, "kokin-csv", progress)
+    _import(db_session, ledger, "kokin-csv", progress)
 
     _step("issue the year's slips")
-    result = issue_slips(session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    result = issue_slips(db_session, code, fiscal_year=FISCAL_YEAR, progress=progress)
     click.echo(f"issued {result.issued:,} slips ({result.without_barcode:,} above 300,000 yen, without barcode)")
 
     _step("amendments from the core system (fixed-width cp932 layout): void and reissue")
     amended = [dict(row, amount=int(str(row["amount"])) + 1_000) for row in rows[:3]]
     amendments = outdir / f"amendments-{FISCAL_YEAR}.dat"
     amendments.write_bytes(ledger_file_bytes(amended, "kokin-fixed", date(FISCAL_YEAR, 7, 1)))
-    _import(session, amendments, "kokin-fixed", progress)
-    reissued = issue_slips(session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    _import(db_session, amendments, "kokin-fixed", progress)
+    reissued = issue_slips(db_session, code, fiscal_year=FISCAL_YEAR, progress=progress)
     click.echo(f"reissued {reissued.reissued:,} slips")
 
     _step("sample PDF")
     sample = outdir / "sample-slips.pdf"
     with sample.open("wb") as out:
-        pages = render_pdf(session, cipher(), _sample_ids(session), out, progress=progress)
+        pages = render_pdf(db_session, cipher(), _sample_ids(db_session), out, progress=progress)
     click.echo(f"wrote {sample} ({pages} pages)")
 
     _step("API")
-    key = create_api_key(session, "demo", code, actor="demo")
-    number = session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
+    key = create_api_key(db_session, "demo", code, actor="demo")
+    number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
     base = "http://127.0.0.1:5000/api/v1"
     click.echo(f"API key (demo): {key}")
     click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/slips/{number}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.base import ClickProgress, cipher, database, operation
+from gateway.cli.base import ClickProgress, cipher, operation, session
 from gateway.services.ledger_import import import_ledger
 
 
@@ -20,7 +20,7 @@ def ledger() -> None:
 @operation
 def ledger_import(file: Path, layout: str) -> None:
     """Validate the whole file, then apply it atomically; the same file twice changes nothing."""
-    result = import_ledger(database().session(), cipher(), file.read_bytes(), filename=file.name,
+    result = import_ledger(session(), cipher(), file.read_bytes(), filename=file.name,
                            layout_name=layout, progress=ClickProgress())
     if result.already_imported:
         click.echo(f"{file.name}: already imported ({result.records:,} records); nothing changed")

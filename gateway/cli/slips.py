@@ -5,7 +5,14 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.base import ClickProgress, cipher, database, municipality_option, operation, resolve_municipality
+from gateway.cli.base import (
+    ClickProgress,
+    cipher,
+    municipality_option,
+    operation,
+    resolve_municipality,
+    session,
+)
 from gateway.services.printing import render_pdf
 from gateway.services.slips import issue_slips, slips_of_run
 
@@ -25,17 +32,17 @@ def slips() -> None:
 def slips_issue(municipality_code: str | None, fund_code: str | None, fiscal_year: int | None,
                 pdf_out: Path | None) -> None:
     """Issue slips for instalments that have none (reissues where a slip was voided)."""
-    session = database().session()
+    db_session = session()
     progress = ClickProgress()
-    result = issue_slips(session, resolve_municipality(municipality_code), fund_code=fund_code,
+    result = issue_slips(db_session, resolve_municipality(municipality_code), fund_code=fund_code,
                          fiscal_year=fiscal_year, progress=progress)
     click.echo(f"issued {result.issued:,} slips ({result.reissued:,} reissues, "
                f"{result.without_barcode:,} without barcode: above 300,000 yen)")
     if pdf_out is not None:
-        slip_ids = slips_of_run(session, result.issue_run_id)
+        slip_ids = slips_of_run(db_session, result.issue_run_id)
         if not slip_ids:
             click.echo(f"no new slips: {pdf_out} not written")
             return
         with pdf_out.open("wb") as out:
-            pages = render_pdf(session, cipher(), slip_ids, out, progress=progress)
+            pages = render_pdf(db_session, cipher(), slip_ids, out, progress=progress)
         click.echo(f"wrote {pages:,} pages to {pdf_out}")
