@@ -26,7 +26,8 @@ def ledger_import(file: Path, layout: str) -> None:
         click.echo(f"{file.name}: already imported ({result.records:,} records); nothing changed")
         return
     click.echo(f"{file.name}: {result.records:,} records, {result.total_amount:,} yen "
-               f"({result.created:,} new, {result.amended:,} amended, {result.unchanged:,} unchanged; "
+               f"({result.created:,} new, {result.amended:,} amended, {result.payer_updated:,} payer details updated, "
+               f"{result.unchanged:,} unchanged; "
                f"{result.voided_slips:,} unpaid slips voided for reissue)")
     for line in result.amendments[:20]:
         click.echo(f"  amended {line}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import tomllib
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ class FieldSpec:
     max: int | None = None
     format: str | None = None
     optional: bool = False
+    charset: str = "cp932"  # "unicode" for text that is never written to a cp932 file
 
 
 @dataclass(frozen=True)
@@ -106,40 +108,64 @@ def _check_widths(layout: Layout) -> None:
 
 def convert(spec: FieldSpec, raw: str) -> Any:
     """Return the typed value of one field; raise ValueError with a reason a person can act on."""
-    value = raw.strip() if spec.type != "filler" else raw
     if spec.type == "filler":
         return None
+    value = raw.strip()
     if value == "":
         if spec.optional:
             return ""
         raise ValueError("is empty")
-    if spec.type == "digits":
-        if not (value.isascii() and value.isdigit()) or (spec.length and len(value) != spec.length):
-            raise ValueError(f"must be {spec.length} digits, got {value!r}")
-        return value
-    if spec.type == "integer":
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise ValueError(f"must be a whole number, got {value!r}") from None
-        if not (value.isascii() and value.lstrip("-").isdigit()):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
-            raise ValueError(f"must be between {spec.min:,} and {spec.max:,}, got {number:,}")
-        return number
-    if spec.type == "date":
-        try:
-            return datetime.strptime(value, spec.format or "%Y-%m-%d").date()
-        except ValueError:
-            raise ValueError(f"is not a date in the form {_human(spec.format)}, got {value!r}") from None
-    if spec.type == "code":
-        if not (value.isascii() and value.replace("-", "").replace("_", "").isalnum()):
-            raise ValueError(f"must be letters and digits, got {value!r}")
-    if spec.max_bytes is not None and len(value.encode("cp932", errors="replace")) > spec.max_bytes:
-        raise ValueError(f"is longer than {spec.max_bytes} bytes")
-    if any(ord(c) < 0x20 for c in value):
+    if any(unicodedata.category(c) == "Cc" for c in value):
         raise ValueError("contains control characters")
+    return _CONVERTERS[spec.type](spec, value)
+
+
+def _digits(spec: FieldSpec, value: str) -> str:
+    if not (value.isascii() and value.isdigit()) or (spec.length and len(value) != spec.length):
+        raise ValueError(f"must be {spec.length} digits, got {value!r}")
     return value
+
+
+def _integer(spec: FieldSpec, value: str) -> int:
+    if not (value.isascii() and value.lstrip("-").isdigit() and value.count("-") <= 1):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    number = int(value, 10)
+    if (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
+        shown = "{:,}" if (spec.max or 0) > 99_999 else "{}"  # amounts get separators, years do not
+        raise ValueError(f"must be between {shown.format(spec.min)} and {shown.format(spec.max)}, "
+                         f"got {shown.format(number)}")
+    return number
+
+
+def _date(spec: FieldSpec, value: str) -> date:
+    fmt = spec.format or "%Y-%m-%d"
+    try:
+        parsed = datetime.strptime(value, fmt).date()
+    except ValueError:
+        parsed = None
+    # strptime also takes 2026-6-30: insist on the exact form so a shifted field is caught.
+    if parsed is None or parsed.strftime(fmt) != value:
+        raise ValueError(f"is not a date in the form {_human(fmt)}, got {value!r}")
+    return parsed
+
+
+def _text(spec: FieldSpec, value: str) -> str:
+    if spec.type == "code" and not (value.isascii() and value.replace("-", "").replace("_", "").isalnum()):
+        raise ValueError(f"must be letters and digits, got {value!r}")
+    try:
+        size = len(value.encode("cp932"))
+    except UnicodeEncodeError as exc:
+        if spec.charset == "cp932":  # written back in cp932 files (receipts, agency data)
+            raise ValueError(f"contains {value[exc.start]!r}, which cannot be written in cp932") from None
+        size = len(value.encode("utf-8"))
+    if spec.max_bytes is not None and size > spec.max_bytes:
+        raise ValueError(f"is longer than {spec.max_bytes} bytes ({size})")
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[FieldSpec, str], Any]] = {
+    "digits": _digits, "integer": _integer, "date": _date, "text": _text, "code": _text,
+}
 
 
 def _human(fmt: str | None) -> str:
@@ -162,10 +188,13 @@ def read(layout: Layout, data: bytes) -> tuple[list[Record], list[LineError]]:
     return records, errors
 
 
-def _fields(spec: RecordSpec, line: int, raws: list[str]) -> Record | list[LineError]:
+def _fields(spec: RecordSpec, line: int, raws: list[str | None]) -> Record | list[LineError]:
+    """Convert each field; a None raw (undecodable, already reported) is not converted again."""
     values: dict[str, Any] = {}
     errors: list[LineError] = []
     for fspec, raw in zip(spec.fields, raws, strict=True):
+        if raw is None:
+            continue
         try:
             values[fspec.name] = convert(fspec, raw)
         except ValueError as exc:
@@ -184,12 +213,16 @@ def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
+    wrong = _wrong_encoding(layout, lines)
+    if wrong is not None:
+        yield wrong
+        return
     for number, raw_line in enumerate(lines, start=1):
         try:
             text = raw_line.rstrip(b"\r").decode(layout.encoding)
         except UnicodeDecodeError as exc:
             yield LineError(number, None, f"is not valid {layout.encoding} (byte 0x{raw_line[exc.start]:02x} "
-                                          f"at position {exc.start + 1}); is the file in another encoding?")
+                                          f"at position {exc.start + 1})")
             continue
         row = next(csv.reader(io.StringIO(text)), [])
         if number == 1:
@@ -199,23 +232,39 @@ def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
         if len(row) != len(names):
             yield LineError(number, None, f"has {len(row)} columns, expected {len(names)} (truncated or shifted line?)")
             continue
-        result = _fields(spec, number, row)
+        result = _fields(spec, number, list(row))
         yield from result if isinstance(result, list) else [result]
     if len(lines) < 2:
         yield LineError(0, None, "the file has a header but no records")
 
 
+def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:
+    """One clear error for a whole file saved in cp932 where UTF-8 is expected."""
+    for number, raw_line in enumerate(lines, start=1):
+        try:
+            raw_line.decode(layout.encoding)
+        except UnicodeDecodeError:
+            try:
+                b"\n".join(lines).decode("cp932")
+            except UnicodeDecodeError:
+                return None  # not cp932 either: report line by line
+            return LineError(number, None, f"is not valid {layout.encoding}: the file looks like Shift_JIS "
+                                           f"(cp932); save it as {layout.encoding} or use a cp932 layout")
+    return None
+
+
 def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
     assert layout.record_length is not None
-    if not data:
-        yield LineError(0, None, "the file is empty")
-        return
-    if not data.endswith(b"\r\n"):
-        yield LineError(0, None, "the file does not end with CRLF: truncated, or not CRLF line ends")
+    problem = _fixed_file_problem(layout, data)
+    if problem is not None:
+        yield problem
+        if problem is not TRUNCATED:  # a truncated file is still read: its last record is named
+            return
     by_kind = {spec.kind: spec for spec in layout.records.values()}
-    for number, raw in enumerate(data.split(b"\r\n"), start=1):
-        if raw == b"" and number > 1:
-            continue
+    records = data.split(b"\r\n")
+    if records[-1] == b"":
+        records.pop()
+    for number, raw in enumerate(records, start=1):
         if len(raw) != layout.record_length:
             yield LineError(number, None, f"record is {len(raw)} bytes, expected {layout.record_length}")
             continue
@@ -228,8 +277,29 @@ def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
         yield from result if isinstance(result, list) else [result]
 
 
+def _fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
+    """Return the one error that makes reading a fixed-width file record by record pointless."""
+    if not data:
+        return LineError(0, None, "the file is empty")
+    if b"\r\n" not in data and b"\n" in data:
+        return LineError(0, None, f"line ends are LF; {layout.name} needs CRLF")
+    if layout.encoding == "cp932" and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:  # real cp932 Japanese text is almost never valid UTF-8
+            return LineError(0, None, f"the file is UTF-8; {layout.name} files are cp932 (Shift_JIS)")
+    if not data.endswith(b"\r\n"):
+        return TRUNCATED
+    return None
+
+
+TRUNCATED = LineError(0, None, "the file does not end with CRLF: truncated?")
+
+
 def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes) -> Record | list[LineError]:
-    raws: list[str] = []
+    raws: list[str | None] = []
     errors: list[LineError] = []
     offset = layout.kind_length
     for fspec in spec.fields:
@@ -240,7 +310,7 @@ def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes) -> 
         except UnicodeDecodeError:
             errors.append(LineError(number, fspec.name, f"is not valid {layout.encoding} (a broken or "
                                                         "split two-byte character?)"))
-            raws.append("")
+            raws.append(None)
     result = _fields(spec, number, raws)
     return errors + result if isinstance(result, list) else (errors or result)
 

@@ -14,7 +14,7 @@ from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError
 from gateway.identifiers import is_valid_municipality_code, municipality_check_digit
-from gateway.layouts import Layout, LineError, Record, load_layout, read
+from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, load_layout, read
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events
@@ -60,6 +60,7 @@ class ImportResult:
     created: int = 0
     amended: int = 0
     unchanged: int = 0
+    payer_updated: int = 0
     voided_slips: int = 0
     already_imported: bool = False
     amendments: list[str] = field(default_factory=list)
@@ -74,11 +75,11 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
     listing every error (line and field) and then nothing has been applied.
     """
     progress = progress or NoProgress()
+    layout = load_layout(layout_name)  # a mistyped layout is an error even for a known file
     digest = hashlib.sha256(data).hexdigest()
     previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
     if previous is not None:
         return _already_imported(previous)
-    layout = load_layout(layout_name)
     rows = validate_ledger_file(session, layout, data)
     existing = _load_existing(session, rows, progress)
     errors = _conflicts(rows, existing)
@@ -107,10 +108,11 @@ def validate_ledger_file(session: Session, layout: Layout, data: bytes) -> list[
     """Return the file's rows, or raise LedgerFileRejected with every error found. Writes nothing."""
     records, errors = read(layout, data)
     data_records = [r for r in records if r.kind == "data"]
-    if layout.format == "fixed":
-        errors += _check_envelope(records, data_records)
     municipalities = {m.code: m for m in session.scalars(select(Municipality))}
-    funds = {(f.municipality_id, f.code) for f in session.scalars(select(FundType))}
+    # The envelope is checked only when the file could be read to its end record by record.
+    if layout.format == "fixed" and len(errors) <= MAX_ERRORS and not any(e.line == 0 for e in errors):
+        errors += _check_envelope(records, data_records, municipalities, counts_comparable=not errors)
+    funds = {(f.municipality_id, f.code): f.active for f in session.scalars(select(FundType))}
     rows: list[LedgerRow] = []
     seen: dict[tuple[str, str, int], int] = {}
     for record in data_records:
@@ -129,8 +131,13 @@ def validate_ledger_file(session: Session, layout: Layout, data: bytes) -> list[
     return rows
 
 
-def _check_envelope(records: list[Record], data_records: list[Record]) -> list[LineError]:
-    """Check header first, trailer and end last, and the trailer's count and total."""
+def _check_envelope(records: list[Record], data_records: list[Record], municipalities: dict[str, Municipality],
+                    *, counts_comparable: bool) -> list[LineError]:
+    """Check header first, trailer and end last, and the trailer's count and total.
+
+    When records were already refused, the count and total cannot be compared: the refused
+    records are missing from them and a mismatch would only repeat those errors.
+    """
     kinds = [r.kind for r in records]
     errors: list[LineError] = []
     if not kinds or kinds[0] != "header":
@@ -143,30 +150,46 @@ def _check_envelope(records: list[Record], data_records: list[Record]) -> list[L
         return errors
     header, trailer = records[0], records[-2]
     count, total = len(data_records), sum(r.values["amount"] for r in data_records)
-    if trailer.values["record_count"] != count:
+    if counts_comparable and trailer.values["record_count"] != count:
         errors.append(LineError(trailer.line, "record_count",
                                 f"trailer says {trailer.values['record_count']:,} records, file has {count:,}"))
-    if trailer.values["total_amount"] != total:
+    if counts_comparable and trailer.values["total_amount"] != total:
         errors.append(LineError(trailer.line, "total_amount",
                                 f"trailer says {trailer.values['total_amount']:,} yen, records add up to {total:,}"))
-    for record in data_records:
-        if header.kind == "header" and record.values["municipality_code"] != header.values["municipality_code"]:
-            errors.append(LineError(record.line, "municipality_code",
-                                    f"differs from the header's {header.values['municipality_code']}"))
+    if header.kind == "header":
+        errors += _check_header_municipality(header, data_records, municipalities)
     return errors
 
 
+def _check_header_municipality(header: Record, data_records: list[Record],
+                               municipalities: dict[str, Municipality]) -> list[LineError]:
+    code = header.values["municipality_code"]
+    problem = _municipality_problem(code, municipalities)
+    if problem:
+        return [LineError(header.line, "municipality_code", problem)]
+    return [LineError(r.line, "municipality_code", f"differs from the header's {code}")
+            for r in data_records if r.values["municipality_code"] != code]
+
+
+def _municipality_problem(code: str, municipalities: dict[str, Municipality]) -> str | None:
+    if not is_valid_municipality_code(code):
+        return f"{code} has a wrong check digit (expected {municipality_check_digit(code[:5])})"
+    if code not in municipalities:
+        return f"{code} is not a configured municipality"
+    return None
+
+
 def _check_row(row: LedgerRow, municipalities: dict[str, Municipality],
-               funds: set[tuple[int, str]]) -> list[LineError]:
+               funds: dict[tuple[int, str], bool]) -> list[LineError]:
     errors: list[LineError] = []
     code = row.municipality_code
-    if not is_valid_municipality_code(code):
-        errors.append(LineError(row.line, "municipality_code",
-                                f"{code} has a wrong check digit (expected {municipality_check_digit(code[:5])})"))
-    elif code not in municipalities:
-        errors.append(LineError(row.line, "municipality_code", f"{code} is not a configured municipality"))
+    problem = _municipality_problem(code, municipalities)
+    if problem:
+        errors.append(LineError(row.line, "municipality_code", problem))
     elif (municipalities[code].id, row.fund_code) not in funds:
         errors.append(LineError(row.line, "fund_code", f"{row.fund_code!r} is not a fund of municipality {code}"))
+    elif not funds[(municipalities[code].id, row.fund_code)]:
+        errors.append(LineError(row.line, "fund_code", f"fund {row.fund_code!r} is inactive in municipality {code}"))
     first_day = date(row.fiscal_year, 4, 1)
     last_day = date(row.fiscal_year + 1 + PRESCRIPTION_YEARS, 3, 31)
     if not first_day <= row.due_date <= last_day:
@@ -274,7 +297,7 @@ def _update_known(session: Session, cipher: DataCipher, row: LedgerRow, known: A
     session.execute(update(Assessment).where(Assessment.id == known.id).values(**changes))
     if not amended:
         record_event(session, "assessment.payer_updated", "assessment", known.id, municipality_id=known.municipality_id)
-        result.unchanged += 1
+        result.payer_updated += 1
         return
     result.amended += 1
     result.amendments.append(f"{row.assessment_id}/{row.installment}: {known.amount:,} -> {row.amount:,} yen")

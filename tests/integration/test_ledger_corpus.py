@@ -42,6 +42,7 @@ from tests.integration.ledger_corpus import (
     fixed_header,
     fixed_trailer,
     ledger_state,
+    pad,
     standard_csv,
     standard_fixed,
 )
@@ -53,7 +54,7 @@ MUNICIPALITIES = load_settings()["MUNICIPALITIES"]
 
 @pytest.fixture
 def ledger(database, session, cipher):  # type: ignore[no-untyped-def]
-    """The baseline assessments imported and their slips issued; yields the state then."""
+    """The baseline assessments imported and their slips issued; returns the state then."""
     result = import_ledger(session, cipher, BASELINE_FILE.read_bytes(), filename=BASELINE_FILE.name)
     assert result.created == len(BASELINE)
     assert issue_slips(session, MUNICIPALITY).issued == len(BASELINE)
@@ -82,7 +83,7 @@ def test_the_checked_in_corpus_is_exactly_what_the_generator_writes() -> None:
     assert on_disk == {p for p in expected if p.parent == BAD_DIR}, "files in bad/ that the manifest does not name"
 
 
-def test_the_corpus_has_at_least_24_files_in_each_layout_family() -> None:
+def test_the_corpus_has_at_least_24_small_files_covering_both_layouts() -> None:
     layouts = [case["layout"] for case in MANIFEST]
     assert len(MANIFEST) >= 24
     assert layouts.count(CSV) >= 12 and layouts.count(FIXED) >= 12
@@ -168,8 +169,8 @@ def _text_row(row: dict[str, object]) -> Row:
 
 
 def _synthetic(payers: int, seed: int) -> list[Row]:
-    """Synthetic rows whose keys do not touch the baseline's."""
-    taken = {(r["assessment_id"], r["installment"]) for r in BASELINE}
+    """Synthetic rows whose keys touch neither the baseline's nor those of the corpus lines."""
+    taken = {(r["assessment_id"], r["installment"]) for r in (*BASELINE, NEW, GOOD)}
     rows = [_text_row(r) for r in ward_rows(MUNICIPALITY, 2026, payers, seed=seed)]
     return [r for r in rows if (r["assessment_id"], r["installment"]) not in taken]
 
@@ -236,3 +237,63 @@ def test_a_rejected_file_leaves_no_trace_and_imports_once_the_ward_has_configure
     result = import_ledger(session, cipher, data, filename="csv_unknown_fund.csv")
     assert not result.already_imported
     assert (result.created, result.amended, result.voided_slips) == (2, 1, 1)
+
+
+# --- faults that once slipped through: each is named at its line and field ---------------
+
+MOJIBAKE_NAME = "田中　美咲"  # its UTF-8 bytes happen to be valid cp932: 逕ｰ荳ｭ縲\x80鄒主調
+
+
+def gap(layout: str, data: bytes, line: int | None, field: str | None, id: str, reason: str):  # type: ignore[no-untyped-def]
+    """A case that an earlier version accepted or misreported; `reason` says how."""
+    return pytest.param(layout, data, line, field, id=id)
+
+
+LENIENT_DATE = "gateway/layouts convert(): strptime takes months and days without their leading zero"
+GAPS = [
+    gap(CSV, standard_csv(csv_line(dict(GOOD, due_date="2026-6-30"))), 4, "due_date",
+        "csv-date-without-leading-zero", LENIENT_DATE),
+    gap(FIXED, standard_fixed(fixed_data(GOOD, due_date=b"2026630 ")), 4, "due_date",
+        "fixed-seven-digit-date", LENIENT_DATE),
+    gap(CSV, standard_csv(csv_line(dict(GOOD, assessment_id="01-2026-\U0001F600"))), 4, "assessment_id",
+        "assessment-id-not-writable-in-cp932",
+        "convert() measures max_bytes with errors='replace': a character cp932 cannot hold counts as one byte"),
+    gap(CSV, standard_csv(csv_line(dict(GOOD, payer_name="伊藤\x85陽菜"))), 4, "payer_name",
+        "c1-control-character", "convert() refuses only controls below 0x20"),
+    gap(CSV, standard_csv(csv_line(dict(GOOD, payer_name="伊藤\x7f陽菜"))), 4, "payer_name",
+        "delete-character", "convert() refuses only controls below 0x20"),
+    gap(FIXED, fixed_file(fixed_header(), *(fixed_data(dict(r, payer_name=MOJIBAKE_NAME), encoding="utf-8")
+                                            for r in (AMENDED, NEW, GOOD)),
+                          fixed_trailer(3, sum(int(r["amount"]) for r in (AMENDED, NEW, GOOD))), FIXED_END),
+        None, None, "utf8-that-decodes-as-cp932",
+        "a UTF-8 file whose names happen to be valid cp932 is imported as mojibake"),
+    gap(FIXED, fixed_file(fixed_header("131076"), fixed_data(AMENDED), fixed_data(NEW), fixed_data(GOOD),
+                          fixed_trailer(3, sum(int(r["amount"]) for r in (AMENDED, NEW, GOOD))), FIXED_END),
+        1, "municipality_code", "header-municipality-with-wrong-check-digit",
+        "the header's code is never checked; every data line is blamed instead"),
+]
+
+
+@pytest.mark.parametrize(("layout", "data", "line", "field"), GAPS)
+def test_known_gap_file_is_rejected_naming_the_line_and_field_at_fault(layout, data, line, field, ledger, database,
+                                                                        session, cipher) -> None:
+    with pytest.raises(LedgerFileRejected) as caught:
+        import_ledger(session, cipher, data, filename="gap", layout_name=layout)
+    session.rollback()
+    if line is not None:
+        assert (line, field) in {(e.line, e.field) for e in caught.value.errors}, _describe(caught.value.errors)
+    assert ledger_state(database) == ledger
+
+
+def test_one_spoilt_fixed_record_is_reported_once_and_not_also_as_a_trailer_mismatch(ledger, session,
+                                                                                      cipher) -> None:
+    data = standard_fixed(fixed_data(dict(GOOD, fiscal_year="2025", due_date="2026-02-30")))
+    errors = _reject(session, cipher, data, "one-fault.dat", FIXED)
+    assert [(e.line, e.field) for e in errors] == [(4, "due_date")], _describe(errors)
+
+
+def test_a_split_character_in_a_required_field_is_reported_once(ledger, session, cipher) -> None:
+    broken = pad("01-2026-0000000005", 31) + "佐".encode("cp932")[:1]
+    errors = _reject(session, cipher, standard_fixed(fixed_data(GOOD, assessment_id=broken)), "split.dat", FIXED)
+    assert [e.message for e in errors if (e.line, e.field) == (4, "assessment_id")] == [
+        "is not valid cp932 (a broken or split two-byte character?)"], _describe(errors)
