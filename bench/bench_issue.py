@@ -25,12 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, insert, select, text
 
 from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow
-from gateway.models import Assessment, FundType, Municipality, Slip
+from gateway.models import Assessment, FundType, Municipality
 from gateway.services import slips as slip_service
 from gateway.services.reference import seed_reference_data
 from gateway.services.synthetic import ward_rows
@@ -81,23 +81,23 @@ def fresh_database(backend: str) -> Iterator[str]:
 
 
 def prepare(url: str, instalments: int) -> None:
-    """Migrate, seed and load `instalments` assessments of a synthetic ward (not measured)."""
+    """Migrate, seed and load `instalments` assessments of a synthetic ward (not measured).
+
+    No ANALYZE afterwards: issuing often follows an import before autovacuum has run.
+    """
     database = Database(url)
     migrate.upgrade(database.engine)
     seed_reference_data(database.session(), load_settings()["MUNICIPALITIES"])
     payers = instalments // INSTALMENTS_PER_PAYER + 1
     rows = itertools.islice(ward_rows(MUNICIPALITY, FISCAL_YEAR, payers), instalments)
     with database.engine.connect() as conn:
-        muni_id = conn.scalar(select(Municipality.id).where(Municipality.code == MUNICIPALITY))
+        muni_id = conn.execute(select(Municipality.id).where(Municipality.code == MUNICIPALITY)).scalar_one()
         funds = dict(conn.execute(select(FundType.code, FundType.id).where(FundType.municipality_id == muni_id)).all())
         now, loaded = utcnow(), 0
         while chunk := list(itertools.islice(rows, SETUP_CHUNK)):
             conn.execute(insert(Assessment), [_assessment(row, muni_id, funds, now) for row in chunk])
             conn.commit()
             loaded += len(chunk)
-        if database.engine.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE"))  # as autovacuum would after a real import
-            conn.commit()
     database.dispose()
     print(f"    set up {loaded:,} instalments", flush=True)
 
@@ -123,42 +123,47 @@ def measure_service(url: str) -> tuple[int, float]:
 def measure_bare(url: str) -> tuple[int, float]:
     """Re-insert the service's rows with bare Core executemany; return (rows, seconds inserting)."""
     database = Database(url)
-    engine, batch_size = database.engine, slip_service.BATCH_SIZE
-    saved = _save_and_empty_slips(engine)
-    columns = [c for c in Slip.__table__.columns if c.name != "id"]
-    target = Slip.__table__.insert()
-    rows, seconds, after_id = 0, 0.0, 0
-    progress = PrintProgress()
-    progress.start("bare insert", _count(engine, saved))
-    with engine.connect() as conn:
-        while True:
-            batch = conn.execute(select(saved.c.id, *(saved.c[c.name] for c in columns))
-                                 .where(saved.c.id > after_id).order_by(saved.c.id).limit(batch_size)).all()
-            conn.rollback()  # end the read before the clock starts, as the service does
-            if not batch:
-                break
-            after_id = batch[-1].id
-            values = [{c.name: getattr(row, c.name) for c in columns} for row in batch]
+    saved = _save_and_empty_slips(database.engine)
+    total, rows, seconds = max(_count(database.engine, saved), 1), 0, 0.0
+    print(f"    bare insert: {total:,}", flush=True)
+    with database.engine.connect() as conn:
+        for values in _saved_batches(conn, saved, slip_service.BATCH_SIZE):
             began = time.perf_counter()
-            conn.execute(target, values)
+            conn.execute(insert(slip_service.SLIPS), values)
             conn.commit()
             seconds += time.perf_counter() - began
             rows += len(values)
-            progress.advance(len(values))
+            if rows * 10 // total != (rows - len(values)) * 10 // total:  # a line per tenth
+                print(f"    bare insert: {rows:,}/{total:,} ({rows / seconds:,.0f}/s)", flush=True)
     database.dispose()
     return rows, seconds
+
+
+def _saved_batches(conn: Connection, saved: Table, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Yield the saved rows as the service built them (no id), batch by batch, each read ended."""
+    columns = [c.name for c in slip_service.SLIPS.columns if c.name != "id"]
+    after_id = 0
+    while True:
+        batch = conn.execute(select(saved.c.id, *(saved.c[name] for name in columns))
+                             .where(saved.c.id > after_id).order_by(saved.c.id).limit(batch_size)).all()
+        conn.rollback()  # end the read before the clock starts, as the service does
+        if not batch:
+            return
+        after_id = batch[-1].id
+        yield [{name: getattr(row, name) for name in columns} for row in batch]
 
 
 def _save_and_empty_slips(engine: Engine) -> Table:
     """Copy slips aside as slips_saved and empty slips: same table, indexes and keys for the bare run."""
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE slips_saved AS SELECT * FROM slips"))
+        conn.execute(text("CREATE UNIQUE INDEX ix_slips_saved_id ON slips_saved (id)"))  # for reading back in order
         if engine.dialect.name == "postgresql":
             conn.execute(text("TRUNCATE slips CASCADE"))  # only this bench's empty tables refer to it
         else:
             conn.execute(text("DELETE FROM slips"))
     # The copy keeps the model's column types, so values come back as the service built them.
-    return Slip.__table__.to_metadata(MetaData(), name="slips_saved")
+    return slip_service.SLIPS.to_metadata(MetaData(), name="slips_saved")
 
 
 def _count(engine: Engine, table: Table) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from gateway.identifiers import is_valid_slip_number, mod10_weight31
 
@@ -42,32 +43,45 @@ def _require_digits(value: str, length: int, field: str) -> None:
 
 def encode(barcode: SlipBarcode) -> str:
     """Return the 44 digits for `barcode`; raise BarcodeError for values it cannot carry."""
-    _require_digits(barcode.company_code, 6, "company code")
-    _require_digits(barcode.client_code, 5, "client code")
+    prefix = issuer_prefix(barcode.company_code, barcode.client_code)
     if not is_valid_slip_number(barcode.slip_number):
         raise BarcodeError(f"slip number {barcode.slip_number!r} has no valid check digit")
-    if not 0 <= barcode.reissue <= 9:
-        raise BarcodeError(f"reissue count must be 0-9, got {barcode.reissue}")
-    if not 0 < barcode.amount <= MAX_BARCODE_AMOUNT:
-        raise BarcodeError(
-            f"amount {barcode.amount} yen cannot carry a barcode (limit {MAX_BARCODE_AMOUNT:,})"
-        )
-    if barcode.stamp_flag not in (0, 1):
-        raise BarcodeError(f"stamp flag must be 0 or 1, got {barcode.stamp_flag}")
-    deadline = (
-        barcode.store_deadline.strftime("%y%m%d") if barcode.store_deadline else NO_DEADLINE
-    )
-    body = (
-        APPLICATION_IDENTIFIER
-        + barcode.company_code
-        + barcode.client_code
-        + barcode.slip_number
-        + str(barcode.reissue)
-        + deadline
-        + str(barcode.stamp_flag)
-        + f"{barcode.amount:06d}"
-    )
+    return compose(prefix, barcode.slip_number, barcode.reissue, barcode.store_deadline, barcode.amount,
+                   barcode.stamp_flag)
+
+
+def issuer_prefix(company_code: str, client_code: str) -> str:
+    """Return the first 13 digits shared by all of an issuer's barcodes: AI, company and client code.
+
+    Raises BarcodeError if either code is malformed.
+    """
+    _require_digits(company_code, 6, "company code")
+    _require_digits(client_code, 5, "client code")
+    return APPLICATION_IDENTIFIER + company_code + client_code
+
+
+def compose(prefix: str, slip_number: str, reissue: int, store_deadline: date | None, amount: int,
+            stamp_flag: int = 0) -> str:
+    """Return the 44 digits from an issuer_prefix() and a slip number already known to be valid.
+
+    The bulk path of slip issuing, which made the slip number itself: checking its check
+    digit again for every slip cost more than building the barcode. The other fields are
+    still checked (cheaply); a caller holding unchecked values uses encode().
+    """
+    if not 0 <= reissue <= 9:
+        raise BarcodeError(f"reissue count must be 0-9, got {reissue}")
+    if not 0 < amount <= MAX_BARCODE_AMOUNT:
+        raise BarcodeError(f"amount {amount} yen cannot carry a barcode (limit {MAX_BARCODE_AMOUNT:,})")
+    if stamp_flag not in (0, 1):
+        raise BarcodeError(f"stamp flag must be 0 or 1, got {stamp_flag}")
+    body = f"{prefix}{slip_number}{reissue}{_deadline_digits(store_deadline)}{stamp_flag}{amount:06d}"
     return body + str(mod10_weight31(body))
+
+
+@lru_cache(maxsize=1024)
+def _deadline_digits(store_deadline: date | None) -> str:
+    # Cached: a year's slips share a few dozen deadlines, and strftime is slow.
+    return store_deadline.strftime("%y%m%d") if store_deadline else NO_DEADLINE
 
 
 def is_valid(digits: str) -> bool:

@@ -29,6 +29,7 @@ def next_business_day(day: date) -> date:
     return day
 
 
+@lru_cache(maxsize=4096)  # slip issuing asks once per slip; a year has a few dozen due dates
 def store_deadline(due_date: date, offset_days: int) -> date:
     """Return the store deadline: `offset_days` after the due date, moved to a business day."""
     return next_business_day(due_date + timedelta(days=offset_days))

@@ -10,9 +10,12 @@ def mod10_weight31(digits: str) -> int:
     """Return the JAN/EAN check digit of `digits` (weights 3, 1 from the right)."""
     if not digits.isascii() or not digits.isdigit():
         raise ValueError(f"check digit needs digits only, got {digits!r}")
-    weighted_3 = sum(map(int, digits[-1::-2]))  # rightmost digit and every second one to its left
-    weighted_1 = sum(map(int, digits[-2::-2]))
-    return (10 - (3 * weighted_3 + weighted_1) % 10) % 10
+    weighted_3 = digits[-1::-2].encode("ascii")  # rightmost digit and every second one to its left
+    weighted_1 = digits[-2::-2].encode("ascii")
+    # Summing the ASCII codes and taking off "0" (48) per digit is several times faster
+    # than int() per digit; slip issuing computes two check digits per slip.
+    total = 3 * sum(weighted_3) + sum(weighted_1) - 48 * (3 * len(weighted_3) + len(weighted_1))
+    return (10 - total % 10) % 10
 
 
 def municipality_check_digit(code5: str) -> int:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Row, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from gateway import barcode as gs1
 from gateway.calendar import store_deadline
@@ -22,6 +23,7 @@ from gateway.services.events import record_event
 
 BATCH_SIZE = 5000
 MAX_REISSUE = 9  # one digit in the barcode; past it the instalment gets a new number
+SLIPS = cast(Table, Slip.__table__)  # for Core inserts; declarative types __table__ loosely
 
 
 @dataclass
@@ -39,25 +41,27 @@ def issue_slips(session: Session, municipality_code: str, *, fund_code: str | No
 
     Idempotent: a second run finds nothing to do. An instalment whose slip was voided
     (amendment, reissue) gets the same number with the reissue count incremented.
+    Instalments imported after the run has started are left to the next run. A batch is
+    `batch_size` consecutive instalment ids, so it holds at most that many slips.
     """
     progress = progress or NoProgress()
     muni = _municipality(session, municipality_code)
+    if fund_code is not None and session.scalar(
+            select(FundType.id).where(FundType.municipality_id == muni.id, FundType.code == fund_code)) is None:
+        raise NotFound(f"{fund_code!r} is not a fund of municipality {municipality_code}", code="unknown_fund")
     filters = _filters(muni.id, fund_code, fiscal_year)
     with transaction(session):
         run = IssueRun(municipality_id=muni.id, fund_code=fund_code, fiscal_year=fiscal_year)
         session.add(run)
         session.flush()
     result = IssueResult(run.id)
-    progress.start("issuing slips", session.scalar(select(func.count()).select_from(_candidates(filters))) or 0)
-    after_id = 0
-    while True:
-        batch = session.execute(_candidates(filters, after_id, batch_size)).all()
+    count, first_id, last_id = session.execute(_without_live_slip(filters)).one()
+    progress.start("issuing slips", count)
+    for start in range(first_id or 0, (last_id or -1) + 1, batch_size):
+        window = session.execute(_instalments(filters, start, start + batch_size)).all()
         session.rollback()  # end the read; each batch is written in its own transaction
-        if not batch:
-            break
-        _issue_batch(session, muni, run.id, batch, result)
-        progress.advance(len(batch))
-        after_id = batch[-1].id
+        if window:
+            progress.advance(_issue_batch(session, muni, run.id, window, result))
     progress.finish()
     with transaction(session):
         session.execute(update(IssueRun).where(IssueRun.id == run.id)
@@ -73,7 +77,10 @@ def _municipality(session: Session, code: str) -> Municipality:
 
 
 def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | None) -> list[Any]:
-    filters: list[Any] = [Assessment.municipality_id == municipality_id]
+    # `+ 0` keeps SQLite (no statistics) off the (municipality, source_key, installment)
+    # index: with it, every batch would read all of the municipality's instalments instead
+    # of its own range of the primary key.
+    filters: list[Any] = [Assessment.municipality_id + 0 == municipality_id]
     if fund_code is not None:
         filters.append(FundType.code == fund_code)
     if fiscal_year is not None:
@@ -81,30 +88,60 @@ def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | Non
     return filters
 
 
-def _candidates(filters: list[Any], after_id: int | None = None, limit: int | None = None) -> Any:
-    """Select instalments with no live slip, with the number and reissue of their last slip."""
+def _without_live_slip(filters: list[Any]) -> Any:
+    """Select how many instalments have no live slip, and the lowest and highest of their ids."""
     live = select(Slip.id).where(Slip.assessment_id == Assessment.id, Slip.status != "void").exists()
-    last_id = (select(func.max(Slip.id)).where(Slip.assessment_id == Assessment.id)
-               .correlate(Assessment).scalar_subquery())
-    last = aliased(Slip)
-    query = (
-        select(Assessment.id, Assessment.fiscal_year, Assessment.amount, Assessment.due_date,
-               FundType.company_code, last.number.label("last_number"), last.reissue.label("last_reissue"))
-        .join(FundType, FundType.id == Assessment.fund_type_id)
-        .outerjoin(last, and_(last.id == last_id))
-        .where(*filters, ~live)
-    )
-    if after_id is None:
-        return query.with_only_columns(Assessment.id).subquery()
-    return query.where(Assessment.id > after_id).order_by(Assessment.id).limit(limit)
+    return (select(func.count(), func.min(Assessment.id), func.max(Assessment.id))
+            .join(FundType, FundType.id == Assessment.fund_type_id).where(*filters, ~live))
 
 
-def _issue_batch(session: Session, muni: Municipality, run_id: int, batch: list[Row[Any]],
-                 result: IssueResult) -> None:
+def _instalments(filters: list[Any], first_id: int, end_id: int) -> Any:
+    """Select the instalments with ids from `first_id` up to `end_id` (excluded), live slip or not.
+
+    Batches are ranges of the primary key, not "the next N without a live slip" (ORDER BY
+    id LIMIT N, anti-joined with slips): PostgreSQL planned that as a sort of every
+    remaining instalment and a scan of every slip per batch, quadratic over a year's run.
+    Which instalments need a slip is decided by `_slip_history`, in the writing transaction.
+    """
+    return (select(Assessment.id, Assessment.fiscal_year, Assessment.amount, Assessment.due_date,
+                   FundType.company_code)
+            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .where(*filters, Assessment.id >= first_id, Assessment.id < end_id).order_by(Assessment.id))
+
+
+class _LastSlip(NamedTuple):
+    live: bool  # this slip or an earlier one of the instalment is not void
+    number: str
+    reissue: int
+
+
+def _slip_history(session: Session, window: Sequence[Row[Any]]) -> dict[int, _LastSlip]:
+    """Return the latest slip of each assessment of `window` that has slips, by assessment id.
+
+    Reads the slips of the window's id range: the windows of a run are disjoint, so a run
+    reads each slip at most once, and a range is far cheaper to send and plan than an IN
+    list of thousands of ids. Assessments of the range outside the window are ignored.
+    """
+    rows = session.execute(select(Slip.id, Slip.assessment_id, Slip.number, Slip.reissue, Slip.status)
+                           .where(Slip.assessment_id.between(window[0].id, window[-1].id))).all()
+    history: dict[int, _LastSlip] = {}
+    # Sorted here, not in SQL: with ORDER BY id, SQLite walks the whole slips table.
+    for _, assessment_id, number, reissue, status in sorted(rows):
+        earlier_live = assessment_id in history and history[assessment_id].live
+        history[assessment_id] = _LastSlip(earlier_live or status != "void", number, reissue)
+    return history
+
+
+def _issue_batch(session: Session, muni: Municipality, run_id: int, window: Sequence[Row[Any]],
+                 result: IssueResult) -> int:
+    """Issue the slips `window` needs in one transaction; return how many."""
     try:
         with transaction(session):
-            rows = _slip_rows(session, muni, run_id, batch)
-            session.execute(insert(Slip), rows)
+            rows = _slip_rows(session, muni, run_id, window)
+            if not rows:
+                return 0
+            # Core, not the ORM bulk path: the same executemany without building ORM state per row.
+            session.connection().execute(insert(SLIPS), rows)
             reissued = sum(1 for r in rows if r["reissue"] > 0)
             record_event(session, "slips.issued", "issue_run", run_id, municipality_id=muni.id,
                          data={"count": len(rows), "reissues": reissued,
@@ -115,34 +152,47 @@ def _issue_batch(session: Session, muni: Municipality, run_id: int, batch: list[
     result.issued += len(rows)
     result.reissued += reissued
     result.without_barcode += sum(1 for r in rows if r["barcode"] is None)
+    return len(rows)
 
 
-def _slip_rows(session: Session, muni: Municipality, run_id: int, batch: list[Row[Any]]) -> list[dict[str, Any]]:
+def _slip_rows(session: Session, muni: Municipality, run_id: int, window: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Build the slip rows of the instalments in `window` that have no live slip."""
+    history = _slip_history(session, window)
     fresh: dict[int, list[Row[Any]]] = defaultdict(list)
     numbered: list[tuple[Row[Any], str, int]] = []
-    for item in batch:
-        if item.last_number is not None and item.last_reissue < MAX_REISSUE:
-            numbered.append((item, item.last_number, item.last_reissue + 1))
+    for item in window:
+        last = history.get(item.id)
+        if last is not None and last.live:
+            continue
+        if last is not None and last.reissue < MAX_REISSUE:
+            numbered.append((item, last.number, last.reissue + 1))
         else:
             fresh[item.fiscal_year].append(item)
     for year, items in fresh.items():
         first = _allocate_serials(session, muni.id, year, len(items))
         numbered.extend((item, make_slip_number(year, first + i), 0) for i, item in enumerate(items))
     now = utcnow()
-    return [_slip_row(muni, run_id, item, number, reissue, now) for item, number, reissue in numbered]
+    prefixes = _issuer_prefixes(muni, [item for item, _, _ in numbered])
+    return [_slip_row(muni, run_id, prefixes, item, number, reissue, now) for item, number, reissue in numbered]
 
 
-def _slip_row(muni: Municipality, run_id: int, item: Row[Any], number: str, reissue: int, now: Any) -> dict[str, Any]:
+def _issuer_prefixes(muni: Municipality, items: list[Row[Any]]) -> dict[str | None, str]:
+    """Return the barcode prefix by fund company code (None: the municipality's), checked once per batch."""
+    codes = {item.company_code for item in items if item.amount <= gs1.MAX_BARCODE_AMOUNT}
+    return {code: gs1.issuer_prefix(code or muni.company_code, muni.client_code) for code in codes}
+
+
+def _slip_row(muni: Municipality, run_id: int, prefixes: dict[str | None, str], item: Row[Any], number: str,
+              reissue: int, now: Any) -> dict[str, Any]:
     deadline = None
     code = None
     if item.amount <= gs1.MAX_BARCODE_AMOUNT:
         deadline = store_deadline(item.due_date, muni.store_deadline_offset_days)
-        code = gs1.encode(gs1.SlipBarcode(company_code=item.company_code or muni.company_code,
-                                          client_code=muni.client_code, slip_number=number, reissue=reissue,
-                                          store_deadline=deadline, amount=item.amount))
-    return dict(municipality_id=muni.id, assessment_id=item.id, number=number, reissue=reissue,
-                amount=item.amount, due_date=item.due_date, store_deadline=deadline, barcode=code,
-                pay_token=secrets.token_urlsafe(16), status="issued", issue_run_id=run_id, issued_at=now)
+        # compose(), not encode(): `number` was made by make_slip_number or read from a slip.
+        code = gs1.compose(prefixes[item.company_code], number, reissue, deadline, item.amount)
+    return {"municipality_id": muni.id, "assessment_id": item.id, "number": number, "reissue": reissue,
+            "amount": item.amount, "due_date": item.due_date, "store_deadline": deadline, "barcode": code,
+            "pay_token": secrets.token_urlsafe(16), "status": "issued", "issue_run_id": run_id, "issued_at": now}
 
 
 def _allocate_serials(session: Session, municipality_id: int, fiscal_year: int, count: int) -> int:
@@ -180,8 +230,8 @@ def reissue_slip(session: Session, municipality_id: int, number: str, *, reason:
         run = IssueRun(municipality_id=municipality_id, slip_count=1, finished_at=utcnow())
         session.add(run)
         session.flush()
-        filters = [*_filters(municipality_id, None, None), Assessment.id == current.assessment_id]
-        item = session.execute(_candidates(filters, 0, 1)).one()
+        filters = _filters(municipality_id, None, None)
+        item = session.execute(_instalments(filters, current.assessment_id, current.assessment_id + 1)).one()
         rows = _slip_rows(session, muni, run.id, [item])
         slip_id = session.scalar(insert(Slip).returning(Slip.id), rows[0])
         record_event(session, "slip.reissued", "slip", f"{rows[0]['number']}-{rows[0]['reissue']}",

@@ -94,6 +94,16 @@ def test_fund_and_fiscal_year_filters_limit_what_is_issued(session: Session, cip
     assert only_light_vehicle.issued + rest.issued == len(rows)
 
 
+def test_an_unknown_fund_code_is_an_error_not_an_empty_run(session: Session, cipher: DataCipher) -> None:
+    from gateway.errors import NotFound
+
+    _ledger(session, cipher, payers=2)
+    with pytest.raises(NotFound) as caught:
+        issue_slips(session, CODE, fund_code="99")
+    assert caught.value.code == "unknown_fund"
+    assert session.scalar(select(func.count()).select_from(Slip)) == 0
+
+
 def test_reissue_voids_the_slip_and_increments_the_count_under_the_same_number(
         session: Session, cipher: DataCipher) -> None:
     _ledger(session, cipher, payers=5)
