@@ -21,7 +21,7 @@ from gateway.services.synthetic import ledger_file_bytes, ward_rows
 
 def test_every_printed_barcode_scans_as_gs1_and_decodes_to_the_slip_as_issued(
         session: Session, cipher: DataCipher, tmp_path: Path) -> None:
-    rows = list(ward_rows("131075", 2026, 3, seed=5))
+    rows = list(ward_rows("131075", 2026, 3, seed=5))[:4]  # each 300 dpi page takes a second to scan
     big = dict(rows[0], assessment_id="BIG-1", installment=1, amount=310_000)
     import_ledger(session, cipher, ledger_file_bytes([*rows, big], "kokin-csv", date(2026, 4, 1)), filename="l.csv")
     issue_slips(session, "131075")
