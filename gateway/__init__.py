@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Flask
 
-from gateway.config import load_settings
+from adapters.registry import load_adapters
+from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
 from gateway.db import Database
 from gateway.errors import register_error_handlers
@@ -26,6 +27,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["kokin.cipher"] = load_cipher(
         app.config["DATA_KEYS_ENV"], instance, sandbox=app.config["SANDBOX"]
     )
+
+    app.extensions["kokin.adapters"] = load_adapters(resolve_secrets(app.config["ADAPTERS"]))
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

@@ -20,7 +20,13 @@ class Config:
     # newest first. Unset in sandbox mode: a key file in the instance folder is made.
     DATA_KEYS_ENV = "KOKIN_DATA_KEYS"
     SANDBOX = True
-    ADAPTERS: tuple[str, ...] = ()
+    # Adapter name -> its settings. A key ending in `_env` names the environment variable
+    # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).
+    ADAPTERS: dict[str, dict[str, Any]] = {}
+    # System usage fees charged to the payer on top, per channel (gateway.fees).
+    FEE_SCHEDULES: dict[str, dict[str, int]] = {
+        "card": {"first_band": 10_000, "first_fee": 40, "band": 10_000, "step": 83},
+    }
     LEDGER_LAYOUT = "kokin-csv"
     JSON_AS_ASCII = False
     API_TITLE = "kokin-gateway"
@@ -41,6 +47,22 @@ class TestConfig(Config):
 
 class ProductionConfig(Config):
     SANDBOX = False
+    ADAPTERS: dict[str, dict[str, Any]] = {}  # a ward's KOKIN_CONFIG names its providers
+
+
+def resolve_secrets(adapters: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Replace every `<name>_env` setting by `<name>` read from that environment variable."""
+    resolved: dict[str, dict[str, Any]] = {}
+    for adapter, settings in adapters.items():
+        resolved[adapter] = {}
+        for key, value in settings.items():
+            if key.endswith("_env"):
+                if value not in os.environ:
+                    raise RuntimeError(f"adapter {adapter}: environment variable {value} ({key}) is not set")
+                resolved[adapter][key.removesuffix("_env")] = os.environ[value]
+            else:
+                resolved[adapter][key] = value
+    return resolved
 
 
 CONFIGS: dict[str, type[Config]] = {

@@ -6,7 +6,7 @@ from flask_smorest import Api
 
 
 def register_api(app: Flask) -> None:
-    from gateway.api import funds, slips
+    from gateway.api import funds, payments, slips
 
     app.config.setdefault("API_SPEC_OPTIONS", {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -14,6 +14,6 @@ def register_api(app: Flask) -> None:
         "info": {"description": "Payment slips and payments of public funds. Amounts are integer yen."},
     })
     api = Api(app)
-    for blueprint in (funds.blp, slips.blp):
+    for blueprint in (funds.blp, slips.blp, payments.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api

@@ -68,3 +68,44 @@ def slip_dict(slip: Any, pay_url: str) -> dict[str, Any]:
                 fund_code=assessment.fund_type.code, fiscal_year=assessment.fiscal_year,
                 installment=assessment.installment, assessment_id=assessment.source_key, pay_url=pay_url,
                 issued_at=slip.issued_at, voided_at=slip.voided_at, void_reason=slip.void_reason)
+
+
+class PaymentCreateSchema(StrictSchema):
+    slip_number = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{16}$"))
+    channel = fields.String(required=True, validate=validate.OneOf(("card", "paypay")))
+    return_url = fields.Url(required=True, require_tld=False)
+    cancel_url = fields.Url(require_tld=False)
+
+
+class AttemptSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    adapter = fields.String(required=True)
+    status = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "charged to the payer, fee included"})
+    redirect_url = fields.String(allow_none=True)
+    qr_payload = fields.String(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class PaymentSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    slip_number = fields.String(required=True)
+    channel = fields.String(required=True)
+    status = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "public revenue, yen"})
+    fee_amount = fields.Integer(required=True, metadata={"description": "system usage fee, not revenue"})
+    refunded_amount = fields.Integer(required=True)
+    applied = fields.Boolean(required=True)
+    overpaid = fields.Boolean(required=True)
+    accepted_at = fields.DateTime(allow_none=True)
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+def payment_dict(payment: Any, attempts: list[Any]) -> dict[str, Any]:
+    """Flatten a payment and its attempts into the API's shape."""
+    return dict(id=payment.id, slip_number=payment.slip.number, channel=payment.channel, status=payment.status,
+                amount=payment.amount, fee_amount=payment.fee_amount, refunded_amount=payment.refunded_amount,
+                applied=payment.applied, overpaid=payment.overpaid, accepted_at=payment.accepted_at,
+                attempts=[dict(id=a.id, adapter=a.adapter, status=a.status, amount=a.amount,
+                               redirect_url=a.redirect_url, qr_payload=a.qr_payload, expires_at=a.expires_at)
+                          for a in attempts])

@@ -2,6 +2,7 @@
 from gateway.models.audit import ApiKey, Event
 from gateway.models.base import Base
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
+from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
 from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
@@ -14,9 +15,14 @@ __all__ = [
     "Base",
     "Event",
     "FundType",
+    "IdempotencyKey",
     "IssueRun",
     "LedgerImport",
     "Municipality",
+    "Payment",
+    "PaymentAttempt",
+    "Refund",
     "Slip",
     "SlipNumberSeries",
+    "WebhookDelivery",
 ]

@@ -1,0 +1,143 @@
+"""The adapter protocol: what the payment core asks of every provider, in its own terms.
+
+Value objects are frozen dataclasses; amounts are integer yen. A decline is a result
+(`Outcome.FAILED`), never an exception; exceptions mean the transport or the contract
+failed, and say whether trying again may help (`RetryableError`) or not (`PermanentError`).
+Capabilities are declared as flags, never discovered by trying.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+class Capability(enum.Flag):
+    NONE = 0
+    HOSTED_PAGE = enum.auto()  # redirect the resident to the provider's page
+    QR = enum.auto()  # show a QR / deep link the resident opens in an app
+    TERMINAL = enum.auto()  # a device at the counter
+    POLL = enum.auto()  # fetch_status tells the truth about an attempt
+    WEBHOOK = enum.auto()  # the provider notifies us; verify_webhook works
+    CANCEL = enum.auto()  # an open attempt can be cancelled
+    REFUND = enum.auto()  # a completed payment can be refunded in full
+    PARTIAL_REFUND = enum.auto()  # ... or in part
+
+
+class Outcome(enum.Enum):
+    PENDING = "pending"  # the resident has not finished
+    SUCCEEDED = "succeeded"  # money accepted by the provider
+    FAILED = "failed"  # declined or errored; a new attempt may follow
+    EXPIRED = "expired"  # abandoned; the provider will not accept it any more
+    CANCELLED = "cancelled"  # cancelled by us or the resident
+    UNKNOWN = "unknown"  # the provider could not say; ask again later
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    reference: str  # our attempt's reference, unique, <= 64 ASCII characters
+    amount: int  # yen, including any system usage fee charged to the payer
+    description: str  # shown to the resident, no personal data
+    return_url: str  # where the resident comes back to
+    cancel_url: str
+    idempotency_key: str  # the same key never creates a second checkout
+
+
+@dataclass(frozen=True)
+class Checkout:
+    provider_ref: str  # the provider's id of this checkout
+    redirect_url: str | None = None  # HOSTED_PAGE
+    qr_payload: str | None = None  # QR: the text to encode or the deep link
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PaymentStatus:
+    provider_ref: str
+    outcome: Outcome
+    amount: int | None = None  # what the provider accepted, yen
+    paid_at: datetime | None = None  # when the provider accepted it (timezone-aware)
+    card_brand: str | None = None  # never more of a card than brand and last four
+    card_last4: str | None = None
+    raw_status: str = ""  # the provider's own word, for people reading logs
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str  # the provider's id of this notification: dedupe on (adapter, event_id)
+    type: str  # the provider's event type
+    reference: str | None  # our attempt reference, when the event names it
+    provider_ref: str | None
+    outcome: Outcome | None  # what the event says, if anything; poll when None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    provider_ref: str  # of the payment to refund
+    amount: int  # yen; the full amount or, with PARTIAL_REFUND, less
+    reason: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_ref: str
+    outcome: Outcome  # SUCCEEDED, PENDING or FAILED
+    amount: int
+
+
+class AdapterError(Exception):
+    """The provider could not be used as agreed."""
+
+    retryable = False
+
+
+class RetryableError(AdapterError):
+    """Timeout, 5xx, rate limit: the same call may succeed later."""
+
+    retryable = True
+
+
+class PermanentError(AdapterError):
+    """Bad request, bad credentials, unknown reference: trying again will not help."""
+
+
+class SignatureError(PermanentError):
+    """A notification whose signature, secret or timestamp does not verify."""
+
+
+@runtime_checkable
+class PaymentAdapter(Protocol):
+    name: str
+    capabilities: Capability
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        """Open a checkout at the provider; idempotent on request.idempotency_key."""
+        ...
+
+    def fetch_status(self, provider_ref: str) -> PaymentStatus:
+        """Ask the provider what became of a checkout (POLL)."""
+        ...
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: datetime) -> WebhookEvent:
+        """Verify the raw bytes' signature in constant time, then parse (WEBHOOK).
+
+        Raises SignatureError for a bad signature, wrong secret or a timestamp more than
+        300 s from `now`; nothing is parsed before the signature holds.
+        """
+        ...
+
+    def cancel(self, provider_ref: str) -> None:
+        """Cancel an open checkout (CANCEL)."""
+        ...
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund a completed payment in full or in part (REFUND, PARTIAL_REFUND)."""
+        ...
+
+
+class AdapterFactory(Protocol):
+    def __call__(self, config: Mapping[str, Any]) -> PaymentAdapter: ...

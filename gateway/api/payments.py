@@ -1,0 +1,60 @@
+"""POST /api/v1/payments (Idempotency-Key required) and GET /api/v1/payments/{id}."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+
+from gateway.api.auth import require_api_key, session
+from gateway.api.schemas import PaymentCreateSchema, PaymentSchema, payment_dict
+from gateway.errors import GatewayError, NotFound
+from gateway.models import Payment, PaymentAttempt
+from gateway.services import idempotency
+from gateway.services.payments import start_payment
+
+blp = Blueprint("payments", __name__, url_prefix="/payments", description="Payments of slips")
+blp.before_request(require_api_key)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(PaymentCreateSchema)
+@blp.response(201, PaymentSchema)
+@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"},
+                      "description": "the same key and body return the same response; kept 48 h"}])
+def create_payment(args: dict[str, Any]) -> Any:
+    """Open a payment of a slip by card or PayPay; returns where to send the resident."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise GatewayError("the Idempotency-Key header is required", code="missing_idempotency_key", status=400)
+    claim = idempotency.claim(session(), g.municipality_id, key, idempotency.request_hash(args))
+    if claim.replay is not None:
+        status, body = claim.replay
+        return body, status
+    assert claim.key_id is not None
+    try:
+        started = start_payment(session(), current_app.extensions["kokin.adapters"], municipality_id=g.municipality_id,
+                                slip_number=args["slip_number"], channel=args["channel"],
+                                return_url=args["return_url"], cancel_url=args.get("cancel_url") or args["return_url"],
+                                fee_schedules=current_app.config["FEE_SCHEDULES"], actor=f"api:{g.api_key_name}")
+    except GatewayError as exc:
+        if exc.status >= 500:
+            idempotency.release(session(), claim.key_id)
+        else:
+            idempotency.complete(session(), claim.key_id, exc.status,
+                                 {"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
+        raise
+    body = PaymentSchema().dump(payment_dict(started.payment, [started.attempt]))
+    idempotency.complete(session(), claim.key_id, 201, body)
+    return body
+
+
+@blp.route("/<int:payment_id>")
+@blp.response(200, PaymentSchema)
+def show_payment(payment_id: int) -> Any:
+    """Return a payment with its attempts."""
+    payment = session().get(Payment, payment_id)
+    if payment is None or payment.municipality_id != g.municipality_id:
+        raise NotFound(f"payment {payment_id} does not exist")
+    attempts = session().query(PaymentAttempt).filter_by(payment_id=payment.id).order_by(PaymentAttempt.id).all()
+    return payment_dict(payment, attempts)

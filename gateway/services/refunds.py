@@ -1,0 +1,117 @@
+"""Refunds (還付): requested, approved by a second person, carried out through the provider."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from adapters.base import Capability, Outcome, PaymentAdapter, PermanentError, RefundRequest, RetryableError
+from gateway.db import transaction, utcnow
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.lifecycle import PAYMENT, REFUND
+from gateway.models import Payment, PaymentAttempt, Refund
+from gateway.services.events import record_event
+from gateway.services.payments import ProviderUnavailable
+
+OPEN_REFUNDS = ("requested", "approved", "processing", "failed")
+
+
+def refundable(session: Session, payment: Payment) -> int:
+    """Return what may still be refunded: paid (fee included) less refunds done or under way."""
+    committed = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
+                               .where(Refund.payment_id == payment.id, Refund.status.in_(OPEN_REFUNDS))) or 0
+    return payment.amount + payment.fee_amount - payment.refunded_amount - int(committed)
+
+
+def request_refund(session: Session, payment_id: int, amount: int, *, reason: str, requested_by: str) -> Refund:
+    """Request a refund of `amount` yen; refused above what may still be refunded."""
+    with transaction(session):
+        payment = _locked_payment(session, payment_id)
+        if payment.status not in ("succeeded", "partially_refunded"):
+            raise Conflict(f"payment {payment_id} is {payment.status}; only a paid payment is refunded",
+                           code="payment_not_refundable")
+        available = refundable(session, payment)
+        if not 0 < amount <= available:
+            raise GatewayError(f"refund of {amount:,} yen refused: {available:,} yen may still be refunded",
+                               code="refund_exceeds_payment", status=422)
+        refund = Refund(payment_id=payment.id, amount=amount, reason=reason[:200], status=REFUND.initial,
+                        requested_by=requested_by)
+        session.add(refund)
+        session.flush()
+        record_event(session, "refund.requested", "refund", refund.id, municipality_id=payment.municipality_id,
+                     data={"payment_id": payment.id, "amount": amount}, actor=requested_by)
+    return refund
+
+
+def decide_refund(session: Session, refund_id: int, *, approve: bool, decided_by: str) -> Refund:
+    """Approve or reject a requested refund; the requester may not decide their own request."""
+    with transaction(session):
+        refund = _locked_refund(session, refund_id)
+        if decided_by == refund.requested_by:
+            raise Conflict("a refund is approved by a second person", code="four_eyes_required")
+        refund.status = REFUND.next(refund.status, "approve" if approve else "reject")
+        refund.approved_by = decided_by if approve else None
+        refund.updated_at = utcnow()
+        payment = session.get(Payment, refund.payment_id)
+        assert payment is not None
+        record_event(session, f"refund.{'approved' if approve else 'rejected'}", "refund", refund.id,
+                     municipality_id=payment.municipality_id, data={"amount": refund.amount}, actor=decided_by)
+    return refund
+
+
+def execute_refund(session: Session, adapters: Mapping[str, PaymentAdapter], refund_id: int, *, actor: str) -> Refund:
+    """Carry out an approved refund at the provider of the payment's successful attempt."""
+    with transaction(session):
+        refund = _locked_refund(session, refund_id)
+        refund.status = REFUND.next(refund.status, "execute" if refund.status == "approved" else "retry")
+        attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.payment_id == refund.payment_id,
+                                                              PaymentAttempt.status == "succeeded"))
+        if attempt is None or attempt.provider_ref is None:
+            raise NotFound(f"refund {refund_id}: the payment has no successful provider attempt")
+        adapter = adapters.get(attempt.adapter)
+        if adapter is None or not adapter.capabilities & Capability.REFUND:
+            raise GatewayError(f"{attempt.adapter} cannot refund: refund by bank transfer",
+                               code="refund_not_supported", status=422)
+        request = RefundRequest(provider_ref=attempt.provider_ref, amount=refund.amount,
+                                reason=refund.reason, idempotency_key=f"kk-refund-{refund.id}")
+    try:
+        result = adapter.refund(request)
+    except RetryableError as exc:
+        raise ProviderUnavailable(f"{attempt.adapter} is not answering; the refund stays processing") from exc
+    except PermanentError:
+        return _finish_refund(session, refund_id, succeeded=False, provider_ref=None, actor=actor)
+    return _finish_refund(session, refund_id, succeeded=result.outcome != Outcome.FAILED,
+                          provider_ref=result.refund_ref, actor=actor)
+
+
+def _finish_refund(session: Session, refund_id: int, *, succeeded: bool, provider_ref: str | None,
+                   actor: str) -> Refund:
+    with transaction(session):
+        refund = _locked_refund(session, refund_id)
+        payment = _locked_payment(session, refund.payment_id)
+        refund.status = REFUND.next(refund.status, "succeed" if succeeded else "fail")
+        refund.provider_ref = provider_ref
+        refund.updated_at = utcnow()
+        if succeeded:
+            payment.refunded_amount += refund.amount
+            whole = payment.refunded_amount >= payment.amount + payment.fee_amount
+            payment.status = PAYMENT.next(payment.status, "refund_all" if whole else "refund_part")
+            payment.updated_at = utcnow()
+        record_event(session, f"refund.{refund.status}", "refund", refund.id, municipality_id=payment.municipality_id,
+                     data={"amount": refund.amount, "payment_status": payment.status}, actor=actor)
+    return refund
+
+
+def _locked_payment(session: Session, payment_id: int) -> Payment:
+    payment = session.get(Payment, payment_id, with_for_update={"of": Payment}, populate_existing=True)
+    if payment is None:
+        raise NotFound(f"payment {payment_id} does not exist")
+    return payment
+
+
+def _locked_refund(session: Session, refund_id: int) -> Refund:
+    refund = session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
+    if refund is None:
+        raise NotFound(f"refund {refund_id} does not exist")
+    return refund
