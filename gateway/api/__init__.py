@@ -17,3 +17,6 @@ def register_api(app: Flask) -> None:
     for blueprint in (funds.blp, slips.blp, payments.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api
+    from gateway.api import webhooks
+
+    app.register_blueprint(webhooks.blp)

@@ -1,0 +1,21 @@
+"""POST /webhooks/<adapter>: provider notifications (no API key; the signature authenticates)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from gateway.api.auth import session
+from gateway.db import utcnow
+from gateway.errors import NotFound
+from gateway.services.webhooks import receive_webhook
+
+blp = Blueprint("webhooks", __name__)
+
+
+@blp.route("/webhooks/<string:adapter_name>", methods=["POST"])
+def webhook(adapter_name: str) -> ResponseReturnValue:
+    adapter = current_app.extensions["kokin.adapters"].get(adapter_name)
+    if adapter is None:
+        raise NotFound(f"no adapter {adapter_name!r} is configured")
+    outcome = receive_webhook(session(), adapter, dict(request.headers), request.get_data(cache=False), utcnow())
+    return jsonify({"received": outcome}), 200

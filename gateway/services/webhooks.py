@@ -1,0 +1,72 @@
+"""Provider notifications: verify the raw bytes, ask the provider for the truth, apply once."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError
+from gateway.db import transaction
+from gateway.errors import GatewayError
+from gateway.models import PaymentAttempt, WebhookDelivery
+from gateway.services.payments import ProviderUnavailable, settle_in_transaction
+
+
+class InvalidSignature(GatewayError):
+    code = "invalid_signature"
+    status = 400
+
+
+def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,
+                    now: datetime) -> Literal["applied", "duplicate", "ignored"]:
+    """Handle one notification; safe to receive twice and in any order.
+
+    The signature is checked before anything is parsed. The event is only a hint: the
+    provider is asked for the attempt's current state (outside any transaction), and the
+    dedupe row is written in the same transaction as the state change, so a redelivery
+    changes nothing and out-of-order deliveries reach the same final state.
+    """
+    try:
+        event = adapter.verify_webhook(headers, body, now)
+    except SignatureError as exc:
+        raise InvalidSignature(f"the {adapter.name} notification does not verify: {exc}") from exc
+    provider_ref = event.provider_ref or _provider_ref(session, adapter.name, event.reference)
+    session.rollback()  # end the read before calling the provider
+    status = None
+    if provider_ref is not None:
+        status = _current_status(adapter, provider_ref, event.outcome)
+    with transaction(session):
+        if not _first_delivery(session, adapter.name, event.event_id, event.type):
+            return "duplicate"
+        if status is None:
+            return "ignored"
+        settle_in_transaction(session, adapter.name, status, actor=f"webhook:{adapter.name}")
+    return "applied"
+
+
+def _provider_ref(session: Session, adapter_name: str, reference: str | None) -> str | None:
+    if reference is None:
+        return None
+    return session.scalar(select(PaymentAttempt.provider_ref).where(PaymentAttempt.adapter == adapter_name,
+                                                                    PaymentAttempt.reference == reference))
+
+
+def _current_status(adapter: PaymentAdapter, provider_ref: str, hinted: object) -> PaymentStatus | None:
+    if not adapter.capabilities & Capability.POLL:
+        return None if hinted is None else PaymentStatus(provider_ref, hinted)  # type: ignore[arg-type]
+    try:
+        return adapter.fetch_status(provider_ref)
+    except RetryableError as exc:  # the provider retries the delivery; nothing is recorded yet
+        raise ProviderUnavailable(f"{adapter.name} is not answering; deliver again later") from exc
+
+
+def _first_delivery(session: Session, adapter_name: str, event_id: str, event_type: str) -> bool:
+    """Record the delivery; False when (adapter, event id) was recorded before."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = session.execute(dialect_insert(WebhookDelivery)
+                             .values(adapter=adapter_name, event_id=event_id, event_type=event_type[:100])
+                             .on_conflict_do_nothing().returning(WebhookDelivery.id))
+    return result.first() is not None
