@@ -20,7 +20,10 @@ class Capability(enum.Flag):
     QR = enum.auto()  # show a QR / deep link the resident opens in an app
     TERMINAL = enum.auto()  # a device at the counter
     POLL = enum.auto()  # fetch_status tells the truth about an attempt
-    WEBHOOK = enum.auto()  # the provider notifies us; verify_webhook works
+    WEBHOOK = enum.auto()  # the provider notifies us; verify_webhook authenticates the sender
+    SIGNED_WEBHOOK = enum.auto()  # ... and the body itself is signed: tampering is detected.
+    # Without SIGNED_WEBHOOK a notification is only a hint to poll (PayPay): it never
+    # changes money by what its body says.
     CANCEL = enum.auto()  # an open attempt can be cancelled
     REFUND = enum.auto()  # a completed payment can be refunded in full
     PARTIAL_REFUND = enum.auto()  # ... or in part

@@ -22,7 +22,7 @@ class Config:
     SANDBOX = True
     # Adapter name -> its settings. A key ending in `_env` names the environment variable
     # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).
-    ADAPTERS: dict[str, dict[str, Any]] = {}
+    ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True}}
     # System usage fees charged to the payer on top, per channel (gateway.fees).
     FEE_SCHEDULES: dict[str, dict[str, int]] = {
         "card": {"first_band": 10_000, "first_fee": 40, "band": 10_000, "step": 83},

@@ -10,6 +10,7 @@ from gateway.errors import NotFound
 from gateway.services.webhooks import receive_webhook
 
 blp = Blueprint("webhooks", __name__)
+TOKEN_HEADER = "X-Kokin-Webhook-Token"
 
 
 @blp.route("/webhooks/<string:adapter_name>", methods=["POST"])
@@ -17,5 +18,9 @@ def webhook(adapter_name: str) -> ResponseReturnValue:
     adapter = current_app.extensions["kokin.adapters"].get(adapter_name)
     if adapter is None:
         raise NotFound(f"no adapter {adapter_name!r} is configured")
-    outcome = receive_webhook(session(), adapter, dict(request.headers), request.get_data(cache=False), utcnow())
+    headers = dict(request.headers)
+    # Providers that cannot send our header (PayPay) are registered with ?token= in the URL.
+    if "token" in request.args and TOKEN_HEADER not in headers:
+        headers[TOKEN_HEADER] = request.args["token"]
+    outcome = receive_webhook(session(), adapter, headers, request.get_data(cache=False), utcnow())
     return jsonify({"received": outcome}), 200

@@ -1,0 +1,267 @@
+"""Stripe Checkout as a PaymentAdapter: hosted card page, polling, webhooks, cancel, refunds.
+
+Card data never reaches us (Japan's 非保持化; PCI DSS SAQ A): the resident pays on Stripe's
+hosted page and we keep only ids, the card brand and its last four digits. Our
+`provider_ref` is the Checkout Session id (`cs_...`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base import (
+    Capability,
+    Checkout,
+    CheckoutRequest,
+    Outcome,
+    PaymentStatus,
+    PermanentError,
+    RefundRequest,
+    RefundResult,
+    WebhookEvent,
+)
+from adapters.stripe.client import DEFAULT_MAX_NETWORK_RETRIES, StripeApi
+from adapters.stripe.signature import verify_signature
+from adapters.stripe.simulator import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET, StripeSimulator
+
+SANDBOX_API_BASE = "https://api.stripe.test"  # never resolved: the simulator answers in-process
+
+# Session-level events decide an outcome on their own. A `payment_intent.payment_failed`
+# does not: on Checkout a declined card leaves the session open and the resident may try
+# another card on the same page, so it is only a hint to poll.
+_EVENT_OUTCOMES = {
+    "checkout.session.async_payment_succeeded": Outcome.SUCCEEDED,
+    "checkout.session.async_payment_failed": Outcome.FAILED,
+    "checkout.session.expired": Outcome.EXPIRED,
+}
+_REFUND_OUTCOMES = {
+    "succeeded": Outcome.SUCCEEDED,
+    "pending": Outcome.PENDING,
+    "requires_action": Outcome.PENDING,
+    "failed": Outcome.FAILED,
+    "canceled": Outcome.FAILED,
+}
+
+
+class StripeAdapter:
+    """Stripe Checkout (mode=payment, card only, JPY) behind the payment-adapter protocol."""
+
+    name = "stripe"
+    capabilities = (
+        Capability.HOSTED_PAGE
+        | Capability.POLL
+        | Capability.WEBHOOK
+        | Capability.SIGNED_WEBHOOK
+        | Capability.CANCEL
+        | Capability.REFUND
+        | Capability.PARTIAL_REFUND
+    )
+
+    def __init__(self, api: StripeApi, webhook_secret: str, *, simulator: StripeSimulator | None = None) -> None:
+        self._api = api
+        self._webhook_secret = webhook_secret
+        self.simulator = simulator  # set in sandbox mode: tests and the demo play the resident with it
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        """Open a Checkout Session for the request; the same idempotency key returns the same session.
+
+        No `expires_at` is sent, so a repeated call sends identical parameters (Stripe
+        refuses a reused key with different ones) and the session lives Stripe's default
+        24 hours; `cancel` closes it earlier. Raises RetryableError when Stripe is unreachable.
+        """
+        session = self._api.create_checkout_session(
+            reference=request.reference,
+            amount=request.amount,
+            description=request.description,
+            success_url=request.return_url,
+            cancel_url=request.cancel_url,
+            idempotency_key=request.idempotency_key,
+        )
+        _check_currency(session)
+        return Checkout(
+            provider_ref=session["id"],
+            redirect_url=session.get("url"),
+            expires_at=_time(session.get("expires_at")),
+        )
+
+    def fetch_status(self, provider_ref: str) -> PaymentStatus:
+        """Read the session (and its charge) from Stripe and say what became of the payment."""
+        session = self._api.retrieve_checkout_session(_session_id(provider_ref))
+        _check_currency(session)
+        outcome = session_outcome(session)
+        charge = _latest_charge(session)
+        card = ((charge or {}).get("payment_method_details") or {}).get("card") or {}
+        succeeded = outcome is Outcome.SUCCEEDED
+        return PaymentStatus(
+            provider_ref=session["id"],
+            outcome=outcome,
+            amount=session.get("amount_total") if succeeded else None,
+            paid_at=_time((charge or {}).get("created")) if succeeded else None,
+            card_brand=card.get("brand"),
+            card_last4=card.get("last4"),
+            raw_status=f"{session.get('status')}/{session.get('payment_status')}",
+        )
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: datetime) -> WebhookEvent:
+        """Verify the Stripe-Signature over the raw bytes, then parse the event.
+
+        SignatureError for a missing or bad signature, another secret, or a timestamp more
+        than 300 s from `now`; PermanentError for a signed body that is not a Stripe event.
+        Deliveries come at least once and in any order: dedupe on event_id.
+        """
+        verify_signature(headers, body, self._webhook_secret, now)
+        return parse_event(body)
+
+    def cancel(self, provider_ref: str) -> None:
+        """Expire an open session so it can no longer be paid; an already expired one is fine.
+
+        PermanentError when the session is complete: refund the payment instead.
+        """
+        session_id = _session_id(provider_ref)
+        try:
+            self._api.expire_checkout_session(session_id)
+        except PermanentError:
+            status = self._api.retrieve_checkout_session(session_id).get("status")
+            if status == "expired":
+                return
+            raise
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund `request.amount` yen of the session's payment; idempotent on the request's key.
+
+        PermanentError when the session has no payment or the amount exceeds what remains.
+        """
+        session = self._api.retrieve_checkout_session(_session_id(request.provider_ref))
+        intent = session.get("payment_intent")
+        intent_id = intent.get("id") if isinstance(intent, Mapping) else intent
+        if session.get("payment_status") != "paid" or not intent_id:
+            raise PermanentError(f"checkout session {session['id']} has no completed payment to refund")
+        refund = self._api.create_refund(
+            payment_intent=intent_id,
+            amount=request.amount,
+            metadata={"reference": session.get("client_reference_id") or "", "reason": request.reason[:500]},
+            idempotency_key=request.idempotency_key,
+        )
+        return RefundResult(
+            refund_ref=refund["id"],
+            outcome=_REFUND_OUTCOMES.get(refund.get("status", ""), Outcome.PENDING),
+            amount=refund["amount"],
+        )
+
+
+def session_outcome(session: Mapping[str, Any]) -> Outcome:
+    """Map a Checkout Session's status and payment_status to our outcome."""
+    status, payment_status = session.get("status"), session.get("payment_status")
+    if status == "open":
+        return Outcome.PENDING  # also after a decline: the resident may try again on the page
+    if status == "expired":
+        return Outcome.EXPIRED  # by time or by `cancel`: Stripe does not tell them apart
+    if status == "complete":
+        if payment_status == "paid":
+            return Outcome.SUCCEEDED
+        intent = session.get("payment_intent")
+        intent_status = intent.get("status") if isinstance(intent, Mapping) else None
+        if intent_status in ("requires_payment_method", "canceled"):
+            return Outcome.FAILED  # a delayed payment method finally failed
+        return Outcome.PENDING  # a delayed payment method is still settling
+    return Outcome.UNKNOWN
+
+
+def parse_event(body: bytes) -> WebhookEvent:
+    """Translate a verified Stripe event body into a WebhookEvent; outcome None means poll."""
+    try:
+        event = json.loads(body)
+        kind, event_id, obj = event["type"], event["id"], event["data"]["object"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError("signed webhook body is not a Stripe event") from exc
+    if not (isinstance(kind, str) and isinstance(event_id, str) and isinstance(obj, dict)):
+        raise PermanentError("signed webhook body is not a Stripe event")
+    is_session = obj.get("object") == "checkout.session"
+    outcome = _EVENT_OUTCOMES.get(kind) if is_session else None
+    if is_session and kind == "checkout.session.completed" and obj.get("payment_status") == "paid":
+        outcome = Outcome.SUCCEEDED
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    return WebhookEvent(
+        event_id=event_id,
+        type=kind,
+        reference=(obj.get("client_reference_id") if is_session else None) or metadata.get("reference") or None,
+        provider_ref=obj.get("id") if is_session else None,
+        outcome=outcome,
+        occurred_at=_time(event.get("created")),
+    )
+
+
+def make_adapter(config: Mapping[str, Any]) -> StripeAdapter:
+    """Build the Stripe adapter from resolved settings (the `kokin.adapters` entry point).
+
+    Keys: `sandbox` (bool: talk only to an in-process StripeSimulator, reachable as
+    `adapter.simulator`), `secret_key` and `webhook_secret` (values, required unless
+    sandbox), optional `api_base` and `max_network_retries`. Raises ValueError at start-up
+    for a missing secret or a live key in sandbox mode.
+    """
+    sandbox = _flag(config.get("sandbox", False))
+    retries = config.get("max_network_retries")
+    if sandbox:
+        secret_key = str(config.get("secret_key") or SANDBOX_SECRET_KEY)
+        if secret_key.startswith(("sk_live_", "rk_live_")):
+            raise ValueError("stripe: sandbox mode was given a live secret key")
+        simulator = StripeSimulator(str(config.get("webhook_secret") or SANDBOX_WEBHOOK_SECRET))
+        api = StripeApi(
+            secret_key,
+            api_base=config.get("api_base") or SANDBOX_API_BASE,
+            http_client=simulator.http_client(),
+            max_network_retries=int(retries or 0),  # retry sleeps would only slow tests down
+        )
+        return StripeAdapter(api, simulator.webhook_secret, simulator=simulator)
+    api = StripeApi(
+        _required(config, "secret_key"),
+        api_base=config.get("api_base"),
+        max_network_retries=DEFAULT_MAX_NETWORK_RETRIES if retries is None else int(retries),
+    )
+    return StripeAdapter(api, _required(config, "webhook_secret"))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"stripe: sandbox must be true or false, not {value!r}")
+
+
+def _required(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"stripe: {key} is required outside sandbox mode")
+    return value
+
+
+def _session_id(provider_ref: str) -> str:
+    # Anything else would change the URL the SDK builds (an empty id lists all sessions).
+    bare = provider_ref.replace("_", "")
+    if not provider_ref.startswith("cs_") or not (bare.isascii() and bare.isalnum()):
+        raise PermanentError(f"{provider_ref!r} is not a Stripe Checkout Session id")
+    return provider_ref
+
+
+def _check_currency(session: Mapping[str, Any]) -> None:
+    if session.get("currency") != "jpy":
+        raise PermanentError(f"checkout session {session.get('id')} is in {session.get('currency')!r}, not jpy")
+
+
+def _latest_charge(session: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    intent = session.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, Mapping) else None
+    return charge if isinstance(charge, Mapping) else None
+
+
+def _time(unix_seconds: Any) -> datetime | None:
+    return datetime.fromtimestamp(unix_seconds, UTC) if isinstance(unix_seconds, int) else None

@@ -1,0 +1,1 @@
+"""Contract tests: every payment adapter against one suite, plus each provider's own wire tests."""
