@@ -23,6 +23,8 @@ class Config:
     # Adapter name -> its settings. A key ending in `_env` names the environment variable
     # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).
     ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True}}
+    # Which adapter carries each online channel.
+    CHANNEL_ADAPTERS: dict[str, str] = {"card": "stripe", "paypay": "paypay"}
     # System usage fees charged to the payer on top, per channel (gateway.fees).
     FEE_SCHEDULES: dict[str, dict[str, int]] = {
         "card": {"first_band": 10_000, "first_fee": 40, "band": 10_000, "step": 83},

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, jsonify, request
 from flask_smorest import Blueprint
 
 from gateway.api.auth import require_api_key, session
@@ -28,12 +28,14 @@ def create_payment(args: dict[str, Any]) -> Any:
     if not key:
         raise GatewayError("the Idempotency-Key header is required", code="missing_idempotency_key", status=400)
     claim = idempotency.claim(session(), g.municipality_id, key, idempotency.request_hash(args))
-    if claim.replay is not None:
-        status, body = claim.replay
-        return body, status
+    if claim.replay is not None:  # already dumped: bypass the response schema
+        status, stored = claim.replay
+        response = jsonify(stored)
+        response.status_code = status
+        return response
     assert claim.key_id is not None
     try:
-        started = start_payment(session(), current_app.extensions["kokin.adapters"], municipality_id=g.municipality_id,
+        started = start_payment(session(), channel_adapters(), municipality_id=g.municipality_id,
                                 slip_number=args["slip_number"], channel=args["channel"],
                                 return_url=args["return_url"], cancel_url=args.get("cancel_url") or args["return_url"],
                                 fee_schedules=current_app.config["FEE_SCHEDULES"], actor=f"api:{g.api_key_name}")
@@ -44,9 +46,16 @@ def create_payment(args: dict[str, Any]) -> Any:
             idempotency.complete(session(), claim.key_id, exc.status,
                                  {"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
         raise
-    body = PaymentSchema().dump(payment_dict(started.payment, [started.attempt]))
-    idempotency.complete(session(), claim.key_id, 201, body)
-    return body
+    result = payment_dict(started.payment, [started.attempt])
+    idempotency.complete(session(), claim.key_id, 201, PaymentSchema().dump(result))
+    return result
+
+
+def channel_adapters() -> dict[str, Any]:
+    """Map each online channel to its configured adapter."""
+    adapters = current_app.extensions["kokin.adapters"]
+    return {channel: adapters[name] for channel, name in current_app.config["CHANNEL_ADAPTERS"].items()
+            if name in adapters}
 
 
 @blp.route("/<int:payment_id>")

@@ -52,15 +52,17 @@ class StartedPayment:
     attempt: PaymentAttempt
 
 
-def start_payment(session: Session, adapters: Mapping[str, PaymentAdapter], *, municipality_id: int,
+def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapter], *, municipality_id: int,
                   slip_number: str, channel: str, return_url: str, cancel_url: str,
                   fee_schedules: Mapping[str, Any], actor: str) -> StartedPayment:
     """Open a payment of the slip's latest issue through `channel` and a checkout at its provider.
 
+    `channel_adapters` maps each online channel to the adapter that carries it.
+
     Raises ProviderUnavailable (retry later; the attempt is left `unknown` for the janitor)
     or ProviderRejected (permanent; the attempt failed, another may follow).
     """
-    adapter = adapters.get(channel)
+    adapter = channel_adapters.get(channel)
     if channel not in ONLINE_CHANNELS or adapter is None:
         raise GatewayError(f"channel {channel!r} is not available online", code="channel_unavailable", status=422)
     with transaction(session):
