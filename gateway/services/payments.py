@@ -84,12 +84,12 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
     try:
         checkout = adapter.create_checkout(request)
     except RetryableError as exc:
-        _transition_attempt(session, attempt.id, "lose_track", {"error": str(exc)[:200]})
+        transition_attempt(session, attempt.id, "lose_track", {"error": str(exc)[:200]})
         raise ProviderUnavailable(f"{channel} is not answering; try again shortly") from exc
     except PermanentError as exc:
-        _transition_attempt(session, attempt.id, "fail", {"error": str(exc)[:200]})
+        transition_attempt(session, attempt.id, "fail", {"error": str(exc)[:200]})
         raise ProviderRejected(f"{channel} refused the payment request") from exc
-    _transition_attempt(session, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
+    transition_attempt(session, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
                         redirect_url=checkout.redirect_url, qr_payload=checkout.qr_payload,
                         expires_at=checkout.expires_at)
     session.refresh(payment)
@@ -110,8 +110,9 @@ def _payable_slip(session: Session, municipality_id: int, number: str, channel: 
     return slip
 
 
-def _transition_attempt(session: Session, attempt_id: int, event: str, data: dict[str, Any],
-                        **changes: Any) -> PaymentAttempt:
+def transition_attempt(session: Session, attempt_id: int, event: str, data: dict[str, Any],
+                       **changes: Any) -> PaymentAttempt:
+    """Apply one event to an attempt in its own transaction (the attempt row locked)."""
     with transaction(session):
         attempt = _locked_attempt(session, PaymentAttempt.id == attempt_id)
         _apply_attempt_event(session, attempt, event, data, **changes)
