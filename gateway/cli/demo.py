@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, session
-from gateway.models import Slip
+from gateway.cli.demo_payments import pay_some_slips
+from gateway.models import Municipality, Slip
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
@@ -69,6 +70,9 @@ def demo(payers: int, serve: bool | None) -> None:
     with sample.open("wb") as out:
         pages = render_pdf(db_session, cipher(), _sample_ids(db_session), out, progress=progress)
     click.echo(f"wrote {sample} ({pages} pages)")
+
+    _step("residents pay online: card and PayPay (sandbox simulators, signed webhooks)")
+    pay_some_slips(db_session, int(db_session.scalar(select(Municipality.id).where(Municipality.code == code)) or 0))
 
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo")

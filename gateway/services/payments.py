@@ -145,24 +145,25 @@ def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *
     and a second success for the same instalment becomes an overpayment queued for refund.
     """
     with transaction(session):
-        return settle_in_transaction(session, adapter_name, status, actor=actor)
+        attempt, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
+    return attempt
 
 
 def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *,
-                          actor: str) -> PaymentAttempt:
-    """`settle_attempt` inside the caller's transaction (a webhook's dedupe row goes with it)."""
+                          actor: str) -> tuple[PaymentAttempt, bool]:
+    """`settle_attempt` inside the caller's transaction; also say whether anything changed."""
     attempt = _locked_attempt(session, (PaymentAttempt.adapter == adapter_name)
                               & (PaymentAttempt.provider_ref == status.provider_ref))
     event = OUTCOME_EVENTS[status.outcome]
     if not ATTEMPT.allows(attempt.status, event):
-        return attempt  # already there, or an older report arriving late: the current state stands
+        return attempt, False  # already there, or an older report arriving late: the state stands
     _apply_attempt_event(session, attempt, event, {"provider_status": status.raw_status},
                          card_brand=status.card_brand, card_last4=status.card_last4)
     if attempt.status == "succeeded":
         payment = session.get(Payment, attempt.payment_id)
         assert payment is not None
         _record_success(session, payment, status.paid_at or utcnow(), actor=actor)
-    return attempt
+    return attempt, True
 
 
 def _record_success(session: Session, payment: Payment, accepted_at: datetime, *, actor: str) -> None:

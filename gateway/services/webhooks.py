@@ -21,7 +21,7 @@ class InvalidSignature(GatewayError):
 
 
 def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,
-                    now: datetime) -> Literal["applied", "duplicate", "ignored"]:
+                    now: datetime) -> Literal["applied", "unchanged", "duplicate", "ignored"]:
     """Handle one notification; safe to receive twice and in any order.
 
     The signature is checked before anything is parsed. The event is only a hint: the
@@ -43,8 +43,8 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
             return "duplicate"
         if status is None:
             return "ignored"
-        settle_in_transaction(session, adapter.name, status, actor=f"webhook:{adapter.name}")
-    return "applied"
+        _, changed = settle_in_transaction(session, adapter.name, status, actor=f"webhook:{adapter.name}")
+    return "applied" if changed else "unchanged"
 
 
 def _provider_ref(session: Session, adapter_name: str, reference: str | None) -> str | None:

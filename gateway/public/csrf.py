@@ -1,0 +1,46 @@
+"""CSRF for the pay forms: a double-submit cookie, so the pages need no server-side secret.
+
+The app has no SECRET_KEY (the JSON API authenticates by bearer key and needs none), so
+a signed session is not available. Instead each page sets a random token in a
+SameSite=Strict, HttpOnly cookie scoped to /pay and repeats it in a hidden field; a POST
+must carry both, equal. Another site can neither read the cookie nor make the browser send
+it cross-site. A request with an Origin header from another host is refused as well.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Request, Response, g, request
+
+COOKIE = "kokin_pay_csrf"
+FIELD = "csrf_token"
+
+
+def csrf_token() -> str:
+    """Return this browser's token, making one (set on the response by `set_cookie`) if new."""
+    if "pay_csrf" not in g:
+        current = request.cookies.get(COOKIE, "")
+        g.pay_csrf = current if _well_formed(current) else secrets.token_urlsafe(32)
+    return str(g.pay_csrf)
+
+
+def set_cookie(response: Response) -> Response:
+    if "pay_csrf" in g and request.cookies.get(COOKIE) != g.pay_csrf:
+        response.set_cookie(COOKIE, g.pay_csrf, path="/pay", httponly=True, samesite="Strict",
+                            secure=request.is_secure)
+    return response
+
+
+def is_valid(req: Request) -> bool:
+    """Tell whether a form POST carries this browser's token and comes from our own origin."""
+    cookie, field = req.cookies.get(COOKIE, ""), req.form.get(FIELD, "")
+    if not (_well_formed(cookie) and hmac.compare_digest(cookie, field)):
+        return False
+    origin = req.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == req.host
+
+
+def _well_formed(token: str) -> bool:
+    return 32 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()
