@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError
+from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
 from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.models import PaymentAttempt, WebhookDelivery
@@ -33,11 +33,14 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
         event = adapter.verify_webhook(headers, body, now)
     except SignatureError as exc:
         raise InvalidSignature(f"the {adapter.name} notification does not verify: {exc}") from exc
+    if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call
+        session.rollback()
+        return "duplicate"
     provider_ref = event.provider_ref or _provider_ref(session, adapter.name, event.reference)
     session.rollback()  # end the read before calling the provider
     status = None
     if provider_ref is not None:
-        status = _current_status(adapter, provider_ref, event.outcome)
+        status = _current_status(adapter, provider_ref, event)
     with transaction(session):
         if not _first_delivery(session, adapter.name, event.event_id, event.type):
             return "duplicate"
@@ -54,9 +57,18 @@ def _provider_ref(session: Session, adapter_name: str, reference: str | None) ->
                                                                     PaymentAttempt.reference == reference))
 
 
-def _current_status(adapter: PaymentAdapter, provider_ref: str, hinted: object) -> PaymentStatus | None:
+def _seen(session: Session, adapter_name: str, event_id: str) -> bool:
+    return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.adapter == adapter_name,
+                                                           WebhookDelivery.event_id == event_id)) is not None
+
+
+def _current_status(adapter: PaymentAdapter, provider_ref: str, event: WebhookEvent) -> PaymentStatus | None:
+    """Trust what a signed notification says; otherwise ask the provider (the hint's truth)."""
+    signed = bool(adapter.capabilities & Capability.SIGNED_WEBHOOK)
+    if event.outcome is not None and (signed or not adapter.capabilities & Capability.POLL):
+        return PaymentStatus(provider_ref, event.outcome, paid_at=event.occurred_at, raw_status=event.type)
     if not adapter.capabilities & Capability.POLL:
-        return None if hinted is None else PaymentStatus(provider_ref, hinted)  # type: ignore[arg-type]
+        return None
     try:
         return adapter.fetch_status(provider_ref)
     except RetryableError as exc:  # the provider retries the delivery; nothing is recorded yet
