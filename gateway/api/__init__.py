@@ -20,3 +20,6 @@ def register_api(app: Flask) -> None:
     from gateway.api import webhooks
 
     app.register_blueprint(webhooks.blp)
+    from gateway.public import bp as pay_pages  # resident pages (/pay/<token>), not under /api/v1
+
+    app.register_blueprint(pay_pages)

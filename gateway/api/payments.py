@@ -11,7 +11,7 @@ from gateway.api.schemas import PaymentCreateSchema, PaymentSchema, payment_dict
 from gateway.errors import GatewayError, NotFound
 from gateway.models import Payment, PaymentAttempt
 from gateway.services import idempotency
-from gateway.services.payments import start_payment
+from gateway.services.payments import adapters_by_channel, start_payment
 
 blp = Blueprint("payments", __name__, url_prefix="/payments", description="Payments of slips")
 blp.before_request(require_api_key)
@@ -35,7 +35,8 @@ def create_payment(args: dict[str, Any]) -> Any:
         return response
     assert claim.key_id is not None
     try:
-        started = start_payment(session(), channel_adapters(), municipality_id=g.municipality_id,
+        channels = adapters_by_channel(current_app.extensions["kokin.adapters"], current_app.config["CHANNEL_ADAPTERS"])
+        started = start_payment(session(), channels, municipality_id=g.municipality_id,
                                 slip_number=args["slip_number"], channel=args["channel"],
                                 return_url=args["return_url"], cancel_url=args.get("cancel_url") or args["return_url"],
                                 fee_schedules=current_app.config["FEE_SCHEDULES"], actor=f"api:{g.api_key_name}")
@@ -49,13 +50,6 @@ def create_payment(args: dict[str, Any]) -> Any:
     result = payment_dict(started.payment, [started.attempt])
     idempotency.complete(session(), claim.key_id, 201, PaymentSchema().dump(result))
     return result
-
-
-def channel_adapters() -> dict[str, Any]:
-    """Map each online channel to its configured adapter."""
-    adapters = current_app.extensions["kokin.adapters"]
-    return {channel: adapters[name] for channel, name in current_app.config["CHANNEL_ADAPTERS"].items()
-            if name in adapters}
 
 
 @blp.route("/<int:payment_id>")

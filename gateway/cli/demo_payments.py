@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
 from gateway.models import Payment, Refund, Slip
-from gateway.services.payments import start_payment
+from gateway.services.payments import adapters_by_channel, start_payment
 from gateway.services.refunds import decide_refund, execute_refund
 from gateway.services.webhooks import receive_webhook
 
@@ -20,7 +20,7 @@ RETURN_URL = "http://127.0.0.1:5000/pay/done"
 def pay_some_slips(session: Session, municipality_id: int) -> None:
     """Pay a few slips by card and PayPay, one of them twice, and refund the double payment."""
     adapters = current_app.extensions["kokin.adapters"]
-    channels = {c: adapters[n] for c, n in current_app.config["CHANNEL_ADAPTERS"].items() if n in adapters}
+    channels = adapters_by_channel(adapters, current_app.config["CHANNEL_ADAPTERS"])
     slips = list(session.scalars(select(Slip.number).where(Slip.status == "issued", Slip.barcode.is_not(None))
                                  .order_by(Slip.id.desc()).limit(3)))
     session.rollback()

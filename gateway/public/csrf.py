@@ -4,7 +4,10 @@ The app has no SECRET_KEY (the JSON API authenticates by bearer key and needs no
 a signed session is not available. Instead each page sets a random token in a
 SameSite=Strict, HttpOnly cookie scoped to /pay and repeats it in a hidden field; a POST
 must carry both, equal. Another site can neither read the cookie nor make the browser send
-it cross-site. A request with an Origin header from another host is refused as well.
+it cross-site. A request whose Origin header names another host, or that the browser marks
+cross-site (Sec-Fetch-Site), is refused as well. The pages send referrers only to
+themselves (the token URL must not reach a provider): with `no-referrer` Chromium would
+send `Origin: null` on our own forms.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Request, Response, g, request
+from flask import Request, g, request
+from werkzeug.wrappers import Response
 
 COOKIE = "kokin_pay_csrf"
 FIELD = "csrf_token"
@@ -37,6 +41,8 @@ def is_valid(req: Request) -> bool:
     """Tell whether a form POST carries this browser's token and comes from our own origin."""
     cookie, field = req.cookies.get(COOKIE, ""), req.form.get(FIELD, "")
     if not (_well_formed(cookie) and hmac.compare_digest(cookie, field)):
+        return False
+    if req.headers.get("Sec-Fetch-Site") == "cross-site":
         return False
     origin = req.headers.get("Origin")
     return origin is None or urlsplit(origin).netloc == req.host

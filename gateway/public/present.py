@@ -42,13 +42,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "paypay_check": "お支払い状況を確認する",
         "result_title": "お支払い状況",
         "result_paid": "お支払いが完了しました。ありがとうございました。",
-        "result_pending": "お支払いはまだ確認できていません。完了した場合は、しばらくしてからこのページを更新してください。",
+        "result_pending": "お支払いはまだ確認できていません。"
+                          "完了した場合は、しばらくしてからこのページを更新してください。",
         "result_failed": "お支払いは完了しませんでした。もう一度お試しください。",
         "result_none": "この納付書のお支払いはまだ始まっていません。",
         "refresh": "更新する",
         "back": "納付書に戻る",
         "not_found_title": "ページが見つかりません",
-        "not_found": "このお支払いページは存在しないか、URLが正しくありません。納付書のQRコードをもう一度読み取ってください。",
+        "not_found": "このお支払いページは存在しないか、URLが正しくありません。"
+                     "納付書のQRコードをもう一度読み取ってください。",
         "error_title": "お支払いを開始できませんでした",
         "error_csrf": "ページの有効期限が切れました。納付書のページに戻って、もう一度お試しください。",
         "error_unavailable": "決済サービスに接続できません。しばらくしてからもう一度お試しください。",
@@ -95,7 +97,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "refresh": "Refresh",
         "back": "Back to the slip",
         "not_found_title": "Page not found",
-        "not_found": "This payment page does not exist or the address is wrong. Please scan the QR code on your slip again.",
+        "not_found": "This payment page does not exist or the address is wrong. "
+                     "Please scan the QR code on your slip again.",
         "error_title": "The payment could not be started",
         "error_csrf": "This page has expired. Go back to the slip and try again.",
         "error_unavailable": "The payment service is not reachable. Please try again in a few minutes.",

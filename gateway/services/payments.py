@@ -46,6 +46,12 @@ class ProviderRejected(GatewayError):
     status = 502
 
 
+def adapters_by_channel(adapters: Mapping[str, PaymentAdapter],
+                        channels: Mapping[str, str]) -> dict[str, PaymentAdapter]:
+    """Map each online channel to the configured adapter that carries it (CHANNEL_ADAPTERS)."""
+    return {channel: adapters[name] for channel, name in channels.items() if name in adapters}
+
+
 @dataclass(frozen=True)
 class StartedPayment:
     payment: Payment
