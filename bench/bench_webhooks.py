@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_issue import fresh_database  # noqa: E402  (bench/ is on sys.path when run)
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 
 MUNICIPALITY = "131075"
@@ -187,20 +188,6 @@ def stripe_process(pipe: Any, port: int) -> None:
 
 
 # -- database -------------------------------------------------------------------------------------
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"kokin_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
 
 def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
     """Migrate, seed, issue `slips` slips, open a paid-at-Stripe card payment for each (not measured).
@@ -495,7 +482,7 @@ def main() -> None:
     stripe.start()
     results: dict[tuple[str, str], dict[str, Any]] = {}
     try:
-        with fresh_database() as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as instance:
+        with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as instance:
             began = time.perf_counter()
             bodies = prepare(url, slips, parent)
             print(f"    set up in {time.perf_counter() - began:.1f} s", flush=True)
