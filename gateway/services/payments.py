@@ -27,7 +27,7 @@ from adapters.base import (
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, PAYMENT
+from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
 from gateway.models import Payment, PaymentAttempt, Refund, Slip
 from gateway.services.events import record_event
 
@@ -175,7 +175,10 @@ def settle_in_transaction(session: Session, adapter_name: str, status: PaymentSt
 def _record_success(session: Session, payment: Payment, accepted_at: datetime, *, actor: str) -> None:
     """Mark the payment succeeded and book it to its instalment, once; keep any second payment."""
     if payment.status != "open":
-        return  # another attempt of this payment already succeeded: handled as an overpayment below
+        # A payment has one attempt and no cancel path yet, so this cannot happen today. When
+        # either arrives, a success here must become an overpayment, never be dropped.
+        raise IllegalTransition(f"payment {payment.id} is {payment.status}; a success cannot be applied",
+                                details={"payment_id": payment.id})
     payment.status = PAYMENT.next(payment.status, "succeed")
     payment.accepted_at = accepted_at
     payment.updated_at = utcnow()

@@ -1,0 +1,148 @@
+"""Paid once, under concurrency: many successful payments of one slip book exactly one.
+
+On PostgreSQL the full check of the issue: 50 parallel successful payments of one slip,
+across card and PayPay, give one applied payment and 49 recorded overpayments (each with a
+refund requested), nothing lost; repeated over 100 slips. SQLite serialises writers, so it
+runs a smaller version of the same check.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.base import Outcome, PaymentStatus
+from gateway.crypto import DataCipher
+from gateway.db import Database
+from gateway.models import Municipality, Payment, PaymentAttempt, Refund, Slip
+from gateway.services.ledger_import import import_ledger
+from gateway.services.payments import settle_attempt, start_payment
+from gateway.services.slips import issue_slips
+from gateway.services.synthetic import ledger_file_bytes
+
+CODE = "131075"
+# (slips, payments per slip, threads): the issue's size on PostgreSQL, a smaller one on SQLite.
+SIZES = {"postgresql": (100, 50, 15), "sqlite": (10, 20, 8)}  # 15 = the engine's default pool (5 + 10)
+
+
+def _issue_slips(session: Session, cipher: DataCipher, count: int) -> list[Slip]:
+    rows = [dict(municipality_code=CODE, assessment_id=f"ONCE-{n:04d}", fund_code="02", fiscal_year=2026,
+                 installment=1, payer_ref=f"{n + 1:010d}", payer_name="墨田　太郎", amount=2_000 + 100 * n,
+                 due_date=date(2026, 6, 1)) for n in range(count)]
+    import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="once.csv")
+    assert issue_slips(session, CODE).issued == count
+    return list(session.scalars(select(Slip).order_by(Slip.id)).unique())
+
+
+def _open_and_pay(app: Flask, session: Session, slip: Slip, payments: int) -> list[tuple[str, PaymentStatus]]:
+    """Open `payments` payments of the slip, alternating card and PayPay, and have each provider take the money.
+
+    Returns what each provider now reports, (adapter name, status), ready to be settled.
+    """
+    adapters = app.extensions["kokin.adapters"]
+    by_channel = {channel: adapters[name] for channel, name in app.config["CHANNEL_ADAPTERS"].items()}
+    reports = []
+    for n in range(payments):
+        channel = ("card", "paypay")[n % 2]
+        started = start_payment(session, by_channel, municipality_id=slip.municipality_id, slip_number=slip.number,
+                                channel=channel, return_url="https://pay.example/return",
+                                cancel_url="https://pay.example/cancel", fee_schedules=app.config["FEE_SCHEDULES"],
+                                actor="resident")
+        adapter = by_channel[channel]
+        ref = started.attempt.provider_ref
+        assert ref is not None and started.attempt.status == "pending"
+        if channel == "card":
+            adapter.simulator.simulate_payment(ref, "paid")
+        else:
+            adapter.simulator.simulate_payment(ref, "COMPLETED")
+        status = adapter.fetch_status(ref)
+        assert status.outcome is Outcome.SUCCEEDED
+        reports.append((adapter.name, status))
+    return reports
+
+
+def _settle_concurrently(database: Database, reports: list[list[tuple[str, PaymentStatus]]], threads: int) -> None:
+    """Settle every slip's reports from `threads` threads that meet at a barrier before each slip."""
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        with database.session() as session:
+            for slip_reports in reports:
+                try:
+                    barrier.wait(timeout=60)
+                except threading.BrokenBarrierError as exc:  # another thread failed (reported too), or a timeout
+                    errors.append(exc)
+                    return
+                try:
+                    for adapter_name, status in slip_reports[index::threads]:
+                        settle_attempt(session, adapter_name, status, actor=f"poller-{index}")
+                except BaseException as exc:
+                    errors.append(exc)
+                    barrier.abort()
+                    return
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(worker, index) for index in range(threads)]:
+            future.result()
+    assert not errors, errors
+
+
+def _state_of(session: Session, slip_ids: list[int]) -> dict[int, dict[str, Any]]:
+    payments = session.scalars(select(Payment).where(Payment.slip_id.in_(slip_ids))).unique().all()
+    refunds = session.scalars(select(Refund).join(Payment, Refund.payment_id == Payment.id)
+                              .where(Payment.slip_id.in_(slip_ids))).all()
+    attempts = session.scalars(select(PaymentAttempt).join(Payment, PaymentAttempt.payment_id == Payment.id)
+                               .where(Payment.slip_id.in_(slip_ids))).all()
+    payment_slip = {p.id: p.slip_id for p in payments}
+    state: dict[int, dict[str, Any]] = defaultdict(lambda: {"payments": [], "refunds": [], "attempts": []})
+    for payment in payments:
+        state[payment.slip_id]["payments"].append(payment)
+    for refund in refunds:
+        state[payment_slip[refund.payment_id]]["refunds"].append(refund)
+    for attempt in attempts:
+        state[payment_slip[attempt.payment_id]]["attempts"].append(attempt)
+    return state
+
+
+@pytest.mark.slow  # 95-115 s on PostgreSQL (5,000 payments, 2 shared cores); ~3 s on SQLite
+def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other_as_an_overpayment(
+        app: Flask, database: Database, cipher: DataCipher) -> None:
+    slip_count, per_slip, threads = SIZES[database.engine.dialect.name]
+    with database.session() as session:
+        slips = _issue_slips(session, cipher, slip_count)
+        reports = [_open_and_pay(app, session, slip, per_slip) for slip in slips]
+
+    _settle_concurrently(database, reports, threads)
+
+    with database.session() as session:
+        municipality_id = session.scalar(select(Municipality.id).where(Municipality.code == CODE))
+        state = _state_of(session, [slip.id for slip in slips])
+        for slip in slips:
+            found = state[slip.id]
+            payments: list[Payment] = found["payments"]
+            assert len(payments) == per_slip, f"slip {slip.number}: a payment was lost"
+            assert Counter(p.status for p in payments) == {"succeeded": per_slip}
+            assert Counter(p.channel for p in payments) == {"card": per_slip // 2, "paypay": per_slip - per_slip // 2}
+            assert Counter(a.status for a in found["attempts"]) == {"succeeded": per_slip}
+            applied = [p for p in payments if p.applied]
+            overpaid = [p for p in payments if p.overpaid]
+            assert len(applied) == 1, f"slip {slip.number}: {len(applied)} payments applied"
+            assert len(overpaid) == per_slip - 1
+            assert all(p.municipality_id == municipality_id and p.assessment_id == slip.assessment_id
+                       and p.amount == slip.amount and p.refunded_amount == 0 for p in payments)
+            refunds: list[Refund] = found["refunds"]
+            assert sorted(r.payment_id for r in refunds) == sorted(p.id for p in overpaid)
+            for refund in refunds:
+                assert refund.status == "requested" and refund.requested_by == "system"
+                assert refund.amount == slip.amount
+                assert "double payment" in refund.reason
+            reread = session.get(Slip, slip.id, populate_existing=True)
+            assert reread is not None and reread.status == "paid"
