@@ -92,6 +92,18 @@ class RefundResult:
     amount: int
 
 
+WEBHOOK_TOLERANCE_SECONDS = 300  # a notification's signed time may be this far from now
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """Return a header's value whatever the case of its name (HTTP names are case-insensitive)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
 class AdapterError(Exception):
     """The provider could not be used as agreed."""
 

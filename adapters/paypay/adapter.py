@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import (
+    WEBHOOK_TOLERANCE_SECONDS,
     Capability,
     Checkout,
     CheckoutRequest,
@@ -30,6 +31,7 @@ from adapters.base import (
     RefundResult,
     SignatureError,
     WebhookEvent,
+    header_value,
 )
 from adapters.paypay.client import PayPayClient, PayPayPermanentError, PayPayRetryableError
 
@@ -44,7 +46,7 @@ _DESCRIPTION_MAX = 255  # OPA doc: orderDescription maxLength 255; also Reason.
 EXPIRY_GRACE = timedelta(seconds=60)
 _CREATE_STRIPES = 64
 _REMEMBER_AFTER_EXPIRY = timedelta(days=1)  # then cancel and polling use the fallbacks below
-MAX_NOTIFICATION_SKEW = timedelta(seconds=300)
+MAX_NOTIFICATION_SKEW = timedelta(seconds=WEBHOOK_TOLERANCE_SECONDS)
 # Which payload field dates a Transaction notification of each state (github.com/mythrnr/
 # paypayopa-sdk-go webhook.go, WebhookTransaction); other notifications carry createdAt.
 _EVENT_TIME = {"COMPLETED": "paid_at", "AUTHORIZED": "authorized_at"}
@@ -288,7 +290,7 @@ class PayPayAdapter:
         so this only turns away late replays, and nothing protects the body's integrity
         beyond TLS: that is why the body is never trusted for an outcome.
         """
-        presented = _header(headers, WEBHOOK_TOKEN_HEADER)
+        presented = header_value(headers, WEBHOOK_TOKEN_HEADER)
         if presented is None:
             raise SignatureError("paypay: notification without the webhook token")
         if not hmac.compare_digest(presented.encode("utf-8"), self._webhook_token):
@@ -386,11 +388,4 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     return parsed if parsed.tzinfo is not None else None
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 

@@ -16,11 +16,11 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from adapters.base import SignatureError
+from adapters.base import WEBHOOK_TOLERANCE_SECONDS, SignatureError, header_value
 
 HEADER = "Stripe-Signature"
 SCHEME = "v1"
-TOLERANCE_SECONDS = 300
+TOLERANCE_SECONDS = WEBHOOK_TOLERANCE_SECONDS
 _MAX_TIMESTAMP_DIGITS = 12  # a Unix time in seconds; refuses absurd values before int()
 
 
@@ -46,7 +46,7 @@ def verify_signature(headers: Mapping[str, str], body: bytes, secret: str, now: 
         raise ValueError("now must be timezone-aware")
     if not secret:
         raise SignatureError("no webhook secret is configured")
-    header = _header(headers, HEADER)
+    header = header_value(headers, HEADER)
     if header is None:
         raise SignatureError(f"no {HEADER} header")
     timestamp, candidates = _parse(header)
@@ -57,13 +57,6 @@ def verify_signature(headers: Mapping[str, str], body: bytes, secret: str, now: 
     if drift > TOLERANCE_SECONDS:
         raise SignatureError(f"signature timestamp is {drift:.0f} s from now (limit {TOLERANCE_SECONDS} s)")
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 def _parse(header: str) -> tuple[int, list[str]]:
