@@ -83,6 +83,9 @@ class RefundRequest:
     amount: int  # yen; the full amount or, with PARTIAL_REFUND, less
     reason: str
     idempotency_key: str
+    # The provider's id of this refund from an earlier call that left it pending (or whose
+    # answer was lost): the adapter reports where that refund stands and never refunds again.
+    refund_ref: str | None = None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ REFUND = Machine(
         _t("requested", "approve", "approved"),
         _t("requested", "reject", "rejected"),
         _t("approved", "execute", "processing"),
+        _t("processing", "resume", "processing"),  # pending at the provider, or its answer lost: ask again
         _t("processing", "succeed", "succeeded"),
         _t("processing", "fail", "failed"),
         _t("failed", "retry", "processing"),

@@ -133,7 +133,13 @@ class StripeAdapter:
         """Refund `request.amount` yen of the session's payment; idempotent on the request's key.
 
         PermanentError when the session has no payment or the amount exceeds what remains.
+        With `request.refund_ref` (an earlier call left it pending) the refund is looked up:
+        Stripe replays an idempotent request's first answer, not the refund's current state.
         """
+        if request.refund_ref is not None:
+            found = self._api.retrieve_refund(request.refund_ref)
+            return RefundResult(refund_ref=found["id"], amount=found["amount"],
+                                outcome=_REFUND_OUTCOMES.get(found.get("status", ""), Outcome.PENDING))
         session = self._api.retrieve_checkout_session(_session_id(request.provider_ref))
         intent = session.get("payment_intent")
         intent_id = intent.get("id") if isinstance(intent, Mapping) else intent

@@ -106,6 +106,11 @@ class StripeApi:
             )
         return refund.to_dict()
 
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        """Return a refund as it stands now (a pending one settles later)."""
+        with _translated("retrieve refund"):
+            return self._client.v1.refunds.retrieve(refund_id).to_dict()
+
 
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:

@@ -74,6 +74,7 @@ class StripeSimulator:
         self._events: dict[str, list[tuple[str, bytes]]] = {}  # session id -> [(type, body)]
         self._replays: dict[str, _Replay] = {}
         self._outages: list[Outage] = []
+        self.refunds_pending = False  # True: new refunds are `pending` until next retrieved, as bank-side ones
 
     def http_client(self) -> SimulatorHTTPClient:
         """Return an SDK HTTP client answered by this simulator."""
@@ -208,6 +209,8 @@ class StripeSimulator:
             found = self._objects.get(match.group(2))
             if found is None or found["object"] != kind:
                 raise ApiError.missing(kind, match.group(2))
+            if kind == "refund" and found["status"] == "pending":
+                found["status"] = "succeeded"  # the card network has answered by the next look
             return self._expanded(found, expand)
         raise ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
@@ -262,6 +265,8 @@ class StripeSimulator:
                 param="amount",
             )
         created = refund(_new_id("re_", 24), paid, amount, params.get("metadata") or {}, self._clock())
+        if self.refunds_pending:
+            created["status"] = "pending"
         self._objects[created["id"]] = created
         paid["amount_refunded"] += amount
         paid["refunded"] = paid["amount_refunded"] == paid["amount"]

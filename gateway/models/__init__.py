@@ -1,6 +1,6 @@
 """SQLAlchemy models only; services own every transaction."""
 from gateway.models.audit import ApiKey, Event
-from gateway.models.base import Base
+from gateway.models.base import Base, table
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
 from gateway.models.reference import CHANNELS, FundType, Municipality
@@ -25,4 +25,5 @@ __all__ = [
     "Slip",
     "SlipNumberSeries",
     "WebhookDelivery",
+    "table",
 ]

@@ -1,7 +1,9 @@
 """Declarative base with a naming convention (Alembic batch mode on SQLite needs names)."""
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from typing import cast
+
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -15,3 +17,8 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for statements on hot paths that skip the ORM."""
+    return cast(Table, model.__table__)

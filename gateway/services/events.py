@@ -7,7 +7,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
-from gateway.models import Event
+from gateway.models import Event, table
 
 
 def record_event(session: Session, kind: str, subject_type: str, subject_id: object, *,
@@ -23,4 +23,5 @@ def record_events(session: Session, events: list[dict[str, Any]]) -> None:
     if not events:
         return
     now = utcnow()
-    session.execute(insert(Event), [{"recorded_at": now, "actor": "system", **e} for e in events])
+    session.connection().execute(insert(table(Event)),
+                                 [{"recorded_at": now, "actor": "system", "data": {}, **e} for e in events])

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Row, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from adapters.base import (
@@ -28,12 +27,35 @@ from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
 from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
-from gateway.models import Payment, PaymentAttempt, Refund, Slip
-from gateway.services.events import record_event
+from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Slip, table
+from gateway.services.events import record_event, record_events
 
 ONLINE_CHANNELS = ("card", "paypay")
 OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.EXPIRED: "expire",
                   Outcome.CANCELLED: "cancel", Outcome.UNKNOWN: "lose_track", Outcome.PENDING: "open"}
+
+# The settlement statements, built once (the webhook hot path).
+_attempts, _payments, _assessments, _slips = table(PaymentAttempt), table(Payment), table(Assessment), table(Slip)
+_refunds = table(Refund)
+_LOCK_FOR_SETTLEMENT = (
+    select(_attempts.c.id, _attempts.c.status, _payments.c.id.label("payment_id"),
+           _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
+           _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount)
+    .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
+                 .join(_assessments, _assessments.c.id == _payments.c.assessment_id))
+    .where(_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"))
+    .with_for_update())
+_SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
+                   .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
+                           card_last4=bindparam("p_card_last4"), updated_at=bindparam("p_updated_at")))
+_other = _payments.alias("other")
+_BOOKED = exists().where(_other.c.assessment_id == bindparam("p_assessment_id"), _other.c.applied)
+_BOOK_PAYMENT = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"))
+                 .values(status=bindparam("p_status"), accepted_at=bindparam("p_accepted_at"),
+                         updated_at=bindparam("p_updated_at"), applied=~_BOOKED, overpaid=_BOOKED)
+                 .returning(_payments.c.applied))
+_MARK_SLIP_PAID = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _slips.c.status == "issued")
+                   .values(status="paid"))
 
 
 class ProviderUnavailable(GatewayError):
@@ -151,57 +173,65 @@ def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *
     and a second success for the same instalment becomes an overpayment queued for refund.
     """
     with transaction(session):
-        attempt, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
+        attempt_id, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
+    attempt = session.get(PaymentAttempt, attempt_id)
+    assert attempt is not None
     return attempt
 
 
 def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *,
-                          actor: str) -> tuple[PaymentAttempt, bool]:
-    """`settle_attempt` inside the caller's transaction; also say whether anything changed."""
-    attempt = _locked_attempt(session, (PaymentAttempt.adapter == adapter_name)
-                              & (PaymentAttempt.provider_ref == status.provider_ref))
+                          actor: str) -> tuple[int, bool]:
+    """`settle_attempt` inside the caller's transaction: the attempt's id and whether anything changed.
+
+    One statement locks the attempt, its payment and the instalment (SELECT ... FOR UPDATE
+    over the join), so settlements of payments of one instalment queue behind each other and
+    the next statement sees whether another payment was applied meanwhile. The partial
+    unique index on applied payments stays the guarantee; the lock only keeps it from firing.
+    This is the webhook hot path: Core statements, no ORM loads.
+    """
+    conn = session.connection()
+    row = conn.execute(_LOCK_FOR_SETTLEMENT, {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}).first()
+    if row is None:
+        raise NotFound("no such payment attempt")
     event = OUTCOME_EVENTS[status.outcome]
-    if not ATTEMPT.allows(attempt.status, event):
-        return attempt, False  # already there, or an older report arriving late: the state stands
-    _apply_attempt_event(session, attempt, event, {"provider_status": status.raw_status},
-                         card_brand=status.card_brand, card_last4=status.card_last4)
-    if attempt.status == "succeeded":
-        payment = session.get(Payment, attempt.payment_id)
-        assert payment is not None
-        _record_success(session, payment, status.paid_at or utcnow(), actor=actor)
-    return attempt, True
+    if not ATTEMPT.allows(row.status, event):
+        return row.id, False  # already there, or an older report arriving late: the state stands
+    new_status = ATTEMPT.next(row.status, event)
+    now = utcnow()
+    conn.execute(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_status": new_status, "p_card_brand": status.card_brand,
+                                   "p_card_last4": status.card_last4, "p_updated_at": now})
+    events = [dict(kind=f"attempt.{event}", subject_type="payment_attempt", subject_id=str(row.id),
+                   municipality_id=row.municipality_id, actor=actor,
+                   data={"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
+    if new_status == "succeeded":
+        events.append(_record_success(conn, row, status.paid_at or now, now, actor=actor))
+    record_events(session, events)
+    return row.id, True
 
 
-def _record_success(session: Session, payment: Payment, accepted_at: datetime, *, actor: str) -> None:
-    """Mark the payment succeeded and book it to its instalment, once; keep any second payment."""
-    if payment.status != "open":
+
+def _record_success(conn: Connection, row: Row[*tuple[Any, ...]], accepted_at: datetime, now: datetime, *,
+                    actor: str) -> dict[str, Any]:
+    """Mark the payment succeeded and book it to its instalment, once; keep any second payment.
+
+    Returns the event to record. The caller holds the instalment's row lock.
+    """
+    if row.payment_status != "open":
         # A payment has one attempt and no cancel path yet, so this cannot happen today. When
         # either arrives, a success here must become an overpayment, never be dropped.
-        raise IllegalTransition(f"payment {payment.id} is {payment.status}; a success cannot be applied",
-                                details={"payment_id": payment.id})
-    payment.status = PAYMENT.next(payment.status, "succeed")
-    payment.accepted_at = accepted_at
-    payment.updated_at = utcnow()
-    session.flush()
-    try:
-        with session.begin_nested():
-            session.execute(update(Payment).where(Payment.id == payment.id).values(applied=True))
-            session.execute(update(Slip).where(Slip.id == payment.slip_id, Slip.status == "issued")
-                            .values(status="paid"))
-    except IntegrityError:
-        _record_overpayment(session, payment, actor=actor)
-        return
-    session.refresh(payment)
-    record_event(session, "payment.applied", "payment", payment.id, municipality_id=payment.municipality_id,
-                 data={"amount": payment.amount, "fee": payment.fee_amount, "slip_id": payment.slip_id}, actor=actor)
-
-
-def _record_overpayment(session: Session, payment: Payment, *, actor: str) -> None:
-    session.execute(update(Payment).where(Payment.id == payment.id).values(overpaid=True))
-    session.refresh(payment)
-    refund = Refund(payment_id=payment.id, amount=payment.amount, reason="double payment (二重納付)",
-                    status="requested", requested_by="system")
-    session.add(refund)
-    session.flush()
-    record_event(session, "payment.double_payment", "payment", payment.id, municipality_id=payment.municipality_id,
-                 data={"amount": payment.amount, "refund_id": refund.id}, actor=actor)
+        raise IllegalTransition(f"payment {row.payment_id} is {row.payment_status}; a success cannot be applied",
+                                details={"payment_id": row.payment_id})
+    applied = conn.execute(_BOOK_PAYMENT, {"p_payment_id": row.payment_id, "p_assessment_id": row.assessment_id,
+                                           "p_status": PAYMENT.next(row.payment_status, "succeed"),
+                                           "p_accepted_at": accepted_at, "p_updated_at": now}).scalar_one()
+    if applied:
+        conn.execute(_MARK_SLIP_PAID, {"p_slip_id": row.slip_id})
+        return dict(kind="payment.applied", subject_type="payment", subject_id=str(row.payment_id),
+                    municipality_id=row.municipality_id, actor=actor,
+                    data={"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id})
+    refund_id = conn.execute(insert(_refunds).values(
+        payment_id=row.payment_id, amount=row.amount, reason="double payment (二重納付)", status="requested",
+        requested_by="system", created_at=now, updated_at=now).returning(_refunds.c.id)).scalar_one()
+    return dict(kind="payment.double_payment", subject_type="payment", subject_id=str(row.payment_id),
+                municipality_id=row.municipality_id, actor=actor,
+                data={"amount": row.amount, "refund_id": refund_id})

@@ -1,7 +1,9 @@
 """Refunds (還付): requested, approved by a second person, carried out through the provider."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -61,10 +63,17 @@ def decide_refund(session: Session, refund_id: int, *, approve: bool, decided_by
 
 
 def execute_refund(session: Session, adapters: Mapping[str, PaymentAdapter], refund_id: int, *, actor: str) -> Refund:
-    """Carry out an approved refund at the provider of the payment's successful attempt."""
+    """Carry out an approved refund at the provider of the payment's successful attempt.
+
+    A refund the provider accepted as pending, or whose answer was lost in an outage, stays
+    `processing`; executing it again (the janitor does) asks the provider where it stands,
+    with the same idempotency key and the provider's refund id, and never refunds twice.
+    """
+    events = {"approved": "execute", "failed": "retry", "processing": "resume"}
     with transaction(session):
         refund = _locked_refund(session, refund_id)
-        refund.status = REFUND.next(refund.status, "execute" if refund.status == "approved" else "retry")
+        refund.status = REFUND.next(refund.status, events.get(refund.status, "execute"))
+        refund.updated_at = utcnow()
         attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.payment_id == refund.payment_id,
                                                               PaymentAttempt.status == "succeeded"))
         if attempt is None or attempt.provider_ref is None:
@@ -74,26 +83,51 @@ def execute_refund(session: Session, adapters: Mapping[str, PaymentAdapter], ref
             raise GatewayError(f"{attempt.adapter} cannot refund: refund by bank transfer",
                                code="refund_not_supported", status=422)
         request = RefundRequest(provider_ref=attempt.provider_ref, amount=refund.amount,
-                                reason=refund.reason, idempotency_key=f"kk-refund-{refund.id}")
+                                reason=refund.reason, idempotency_key=f"kk-refund-{refund.id}",
+                                refund_ref=refund.provider_ref)
     try:
         result = adapter.refund(request)
     except RetryableError as exc:
         raise ProviderUnavailable(f"{attempt.adapter} is not answering; the refund stays processing") from exc
     except PermanentError:
-        return _finish_refund(session, refund_id, succeeded=False, provider_ref=None, actor=actor)
-    return _finish_refund(session, refund_id, succeeded=result.outcome != Outcome.FAILED,
-                          provider_ref=result.refund_ref, actor=actor)
+        return _finish_refund(session, refund_id, Outcome.FAILED, provider_ref=None, actor=actor)
+    return _finish_refund(session, refund_id, result.outcome, provider_ref=result.refund_ref, actor=actor)
 
 
-def _finish_refund(session: Session, refund_id: int, *, succeeded: bool, provider_ref: str | None,
+def resume_refunds(session: Session, adapters: Mapping[str, PaymentAdapter], *,
+                   older_than: timedelta = timedelta(minutes=5), now: datetime | None = None,
+                   limit: int = 500) -> Counter[str]:
+    """Ask the provider about every refund left `processing` for `older_than`; counts by result."""
+    now = now or utcnow()
+    waiting = session.scalars(select(Refund.id).where(Refund.status == "processing",
+                                                      Refund.updated_at < now - older_than)
+                              .order_by(Refund.id).limit(limit)).all()
+    session.rollback()  # no transaction stays open while providers are asked
+    results: Counter[str] = Counter()
+    for refund_id in waiting:
+        try:
+            refund = execute_refund(session, adapters, refund_id, actor="janitor")
+        except GatewayError as exc:
+            results[f"refund {exc.code}"] += 1
+            continue
+        results[f"refund {refund.status}"] += 1
+    return results
+
+
+def _finish_refund(session: Session, refund_id: int, outcome: Outcome, *, provider_ref: str | None,
                    actor: str) -> Refund:
+    """Record the provider's answer; a pending refund stays `processing` with the provider's id kept."""
     with transaction(session):
         refund = _locked_refund(session, refund_id)
         payment = _locked_payment(session, refund.payment_id)
-        refund.status = REFUND.next(refund.status, "succeed" if succeeded else "fail")
-        refund.provider_ref = provider_ref
+        refund.provider_ref = provider_ref or refund.provider_ref
         refund.updated_at = utcnow()
-        if succeeded:
+        if outcome is Outcome.PENDING:
+            record_event(session, "refund.pending", "refund", refund.id, municipality_id=payment.municipality_id,
+                         data={"amount": refund.amount}, actor=actor)
+            return refund
+        refund.status = REFUND.next(refund.status, "succeed" if outcome is Outcome.SUCCEEDED else "fail")
+        if refund.status == "succeeded":
             payment.refunded_amount += refund.amount
             whole = payment.refunded_amount >= payment.amount + payment.fee_amount
             payment.status = PAYMENT.next(payment.status, "refund_all" if whole else "refund_part")

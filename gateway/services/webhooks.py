@@ -9,9 +9,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
-from gateway.db import transaction
+from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError
-from gateway.models import PaymentAttempt, WebhookDelivery
+from gateway.models import PaymentAttempt, WebhookDelivery, table
 from gateway.services.payments import ProviderUnavailable, settle_in_transaction
 
 
@@ -24,23 +24,24 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
                     now: datetime) -> Literal["applied", "unchanged", "duplicate", "ignored"]:
     """Handle one notification; safe to receive twice and in any order.
 
-    The signature is checked before anything is parsed. The event is only a hint: the
-    provider is asked for the attempt's current state (outside any transaction), and the
-    dedupe row is written in the same transaction as the state change, so a redelivery
-    changes nothing and out-of-order deliveries reach the same final state.
+    The signature is checked before anything is parsed. A signed outcome is applied as it
+    is; any other notification is a hint, and the provider is asked for the attempt's
+    current state (outside any transaction, after a read that answers redeliveries without
+    asking). The dedupe row is written in the same transaction as the state change, so a
+    redelivery changes nothing and out-of-order deliveries reach the same final state.
     """
     try:
         event = adapter.verify_webhook(headers, body, now)
     except SignatureError as exc:
         raise InvalidSignature(f"the {adapter.name} notification does not verify: {exc}") from exc
-    if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call
-        session.rollback()
-        return "duplicate"
-    provider_ref = event.provider_ref or _provider_ref(session, adapter.name, event.reference)
-    session.rollback()  # end the read before calling the provider
-    status = None
-    if provider_ref is not None:
-        status = _current_status(adapter, provider_ref, event)
+    provider_ref = event.provider_ref
+    if provider_ref is None or not _trusts(adapter, event):  # the provider will be asked: look first
+        if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call
+            session.rollback()
+            return "duplicate"
+        provider_ref = provider_ref or _provider_ref(session, adapter.name, event.reference)
+        session.rollback()  # end the read before calling the provider
+    status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
     with transaction(session):
         if not _first_delivery(session, adapter.name, event.event_id, event.type):
             return "duplicate"
@@ -62,10 +63,16 @@ def _seen(session: Session, adapter_name: str, event_id: str) -> bool:
                                                            WebhookDelivery.event_id == event_id)) is not None
 
 
+def _trusts(adapter: PaymentAdapter, event: WebhookEvent) -> bool:
+    """A notification's outcome is believed when it is signed, or when there is no one to ask."""
+    return event.outcome is not None and bool(adapter.capabilities & Capability.SIGNED_WEBHOOK
+                                              or not adapter.capabilities & Capability.POLL)
+
+
 def _current_status(adapter: PaymentAdapter, provider_ref: str, event: WebhookEvent) -> PaymentStatus | None:
-    """Trust what a signed notification says; otherwise ask the provider (the hint's truth)."""
-    signed = bool(adapter.capabilities & Capability.SIGNED_WEBHOOK)
-    if event.outcome is not None and (signed or not adapter.capabilities & Capability.POLL):
+    """Trust what a trusted notification says; otherwise ask the provider (the hint's truth)."""
+    if _trusts(adapter, event):
+        assert event.outcome is not None
         return PaymentStatus(provider_ref, event.outcome, paid_at=event.occurred_at, raw_status=event.type)
     if not adapter.capabilities & Capability.POLL:
         return None
@@ -78,7 +85,8 @@ def _current_status(adapter: PaymentAdapter, provider_ref: str, event: WebhookEv
 def _first_delivery(session: Session, adapter_name: str, event_id: str, event_type: str) -> bool:
     """Record the delivery; False when (adapter, event id) was recorded before."""
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(dialect_insert(WebhookDelivery)
-                             .values(adapter=adapter_name, event_id=event_id, event_type=event_type[:100])
-                             .on_conflict_do_nothing().returning(WebhookDelivery.id))
+    result = session.connection().execute(
+        dialect_insert(table(WebhookDelivery))
+        .values(adapter=adapter_name, event_id=event_id, event_type=event_type[:100], received_at=utcnow())
+        .on_conflict_do_nothing().returning(table(WebhookDelivery).c.id))
     return result.first() is not None

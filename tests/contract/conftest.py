@@ -45,6 +45,9 @@ class ContractDriver(Protocol):
         Signed at `signed_at` with the adapter's webhook secret, or with `secret` if given.
         """
 
+    def settle_refunds_later(self) -> None:
+        """From now on the provider accepts refunds as pending and finishes them afterwards."""
+
 
 @dataclass(frozen=True)
 class ContractAdapter:
@@ -79,6 +82,9 @@ class StripeDriver:
         kinds = self.simulator.event_types(provider_ref)
         return deliveries[kinds.index("checkout.session.completed")]
 
+    def settle_refunds_later(self) -> None:
+        self.simulator.refunds_pending = True
+
 
 class PayPayDriver:
     """Plays the resident in the PayPay app against the simulated PayPay OPA."""
@@ -103,6 +109,9 @@ class PayPayDriver:
         self, provider_ref: str, signed_at: datetime, secret: str | None = None
     ) -> tuple[dict[str, str], bytes]:
         return self.simulator.notification(provider_ref, sent_at=signed_at, token=secret)
+
+    def settle_refunds_later(self) -> None:
+        pass  # PayPay answers a refund CREATED and finishes it afterwards (REFUNDED)
 
 
 CONTRACT_ADAPTERS: list[ContractAdapter] = [

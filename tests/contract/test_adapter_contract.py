@@ -234,6 +234,24 @@ def test_a_repeated_refund_request_refunds_once(adapter: PaymentAdapter, driver:
     assert rest.amount == 2_000
 
 
+def test_a_pending_refund_asked_after_by_its_ref_reports_where_it_stands_and_refunds_nothing_more(
+    adapter: PaymentAdapter, driver: ContractDriver
+) -> None:
+    require(adapter, Capability.PARTIAL_REFUND)
+    checkout, _ = paid_checkout(adapter, driver, amount=3_000)
+    driver.settle_refunds_later()
+    request = RefundRequest(checkout.provider_ref, 1_000, "過誤納", "refund-later")
+
+    first = adapter.refund(request)
+    later = adapter.refund(RefundRequest(**{**vars(request), "refund_ref": first.refund_ref}))
+
+    assert first.outcome is Outcome.PENDING
+    assert (later.refund_ref, later.outcome, later.amount) == (first.refund_ref, Outcome.SUCCEEDED, 1_000)
+    with pytest.raises(PermanentError):  # the 1,000 yen were refunded once: 2,000 remain
+        adapter.refund(RefundRequest(checkout.provider_ref, 2_001, "過誤納", "refund-too-much"))
+    assert adapter.refund(RefundRequest(checkout.provider_ref, 2_000, "過誤納", "refund-rest")).amount == 2_000
+
+
 def test_partial_refunds_may_add_up_to_the_amount_paid(adapter: PaymentAdapter, driver: ContractDriver) -> None:
     require(adapter, Capability.PARTIAL_REFUND)
     checkout, _ = paid_checkout(adapter, driver, amount=3_000)

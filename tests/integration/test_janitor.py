@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import transaction, utcnow
-from gateway.models import Payment, PaymentAttempt, Slip
+from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip
 from gateway.services.janitor import settle_stale_attempts
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import start_payment
+from gateway.services.payments import ProviderUnavailable, settle_attempt, start_payment
+from gateway.services.refunds import decide_refund, execute_refund, request_refund, resume_refunds
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
 
@@ -77,3 +78,60 @@ def test_a_provider_outage_leaves_the_attempt_for_the_next_run(app, session, sta
     assert results == {"provider error (retry later)": 1}
     session.expire_all()
     assert session.get(PaymentAttempt, attempt.id).status == "pending"
+
+
+@pytest.fixture
+def paid_card_refund(app, session, started):  # type: ignore[no-untyped-def]
+    """A card payment applied, and a refund of 3,000 yen of it approved by a second person."""
+    adapters = app.extensions["kokin.adapters"]
+    attempt = started("card").attempt
+    adapters["stripe"].simulator.simulate_payment(attempt.provider_ref, "paid")
+    settle_attempt(session, "stripe", adapters["stripe"].fetch_status(attempt.provider_ref), actor="test")
+    refund = request_refund(session, attempt.payment_id, 3_000, reason="過誤納", requested_by="clerk")
+    decide_refund(session, refund.id, approve=True, decided_by="approver")
+    return refund.id, attempt.provider_ref
+
+
+def _charge_refunded(app, provider_ref: str) -> int:  # type: ignore[no-untyped-def]
+    session_json = app.extensions["kokin.adapters"]["stripe"].simulator.checkout_session(provider_ref)
+    return int(session_json["payment_intent"]["latest_charge"]["amount_refunded"])
+
+
+def test_a_refund_the_provider_accepted_as_pending_is_finished_by_the_janitor(app, session,  # type: ignore[no-untyped-def]
+                                                                               paid_card_refund) -> None:
+    refund_id, provider_ref = paid_card_refund
+    adapters = app.extensions["kokin.adapters"]
+    adapters["stripe"].simulator.refunds_pending = True
+
+    refund = execute_refund(session, adapters, refund_id, actor="treasurer")
+
+    assert refund.status == "processing" and refund.provider_ref.startswith("re_")
+    payment = session.get(Payment, session.get(Refund, refund_id).payment_id)
+    assert (payment.status, payment.refunded_amount) == ("succeeded", 0)  # nothing counted until it is done
+    assert resume_refunds(session, adapters) == {}  # not left long enough yet
+    assert resume_refunds(session, adapters, now=utcnow() + LATER) == {"refund succeeded": 1}
+    session.expire_all()
+    assert session.get(Refund, refund_id).status == "succeeded"
+    assert (payment.status, payment.refunded_amount) == ("partially_refunded", 3_000)
+    assert _charge_refunded(app, provider_ref) == 3_000  # refunded once at the provider
+    assert resume_refunds(session, adapters, now=utcnow() + LATER) == {}
+    kinds = session.scalars(select(Event.kind).where(Event.subject_type == "refund",
+                                                     Event.subject_id == str(refund_id)).order_by(Event.id)).all()
+    assert kinds == ["refund.requested", "refund.approved", "refund.pending", "refund.succeeded"]
+
+
+def test_a_refund_cut_off_by_an_outage_is_carried_out_once_by_the_janitor(app, session,  # type: ignore[no-untyped-def]
+                                                                           paid_card_refund) -> None:
+    refund_id, provider_ref = paid_card_refund
+    adapters = app.extensions["kokin.adapters"]
+    adapters["stripe"].simulator.simulate_outage(1, "connection")
+
+    with pytest.raises(ProviderUnavailable):
+        execute_refund(session, adapters, refund_id, actor="treasurer")
+
+    session.expire_all()
+    assert session.get(Refund, refund_id).status == "processing"
+    assert resume_refunds(session, adapters, now=utcnow() + LATER) == {"refund succeeded": 1}
+    session.expire_all()
+    assert session.get(Refund, refund_id).status == "succeeded"
+    assert _charge_refunded(app, provider_ref) == 3_000

@@ -346,23 +346,40 @@ class PaymentLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: bool(self._refunds()))
     @rule(index=st.integers(min_value=0), any_refund=RARELY)
     def an_approved_refund_is_carried_out_by_the_provider(self, index: int, any_refund: bool) -> None:
-        """Carry out a (usually approved) refund at the provider; one not approved is refused."""
+        """Carry out a (usually approved) refund at the provider; one not approved is refused.
+
+        PayPay accepts a refund as pending (CREATED) and finishes it later: the refund stays
+        `processing` with the provider's id, and nothing is counted as refunded until then.
+        """
         candidates = ([] if any_refund else self._refunds("approved")) or self._refunds()
         refund = self._pick(candidates, index)
+        self._carry_out(refund, actor="treasurer")
+
+    @precondition(lambda self: bool(self._refunds("processing")))
+    @rule(index=st.integers(min_value=0))
+    def the_janitor_asks_after_a_refund_left_processing(self, index: int) -> None:
+        """A pending refund is asked after (same key, the provider's id) and finishes once."""
+        self._carry_out(self._pick(self._refunds("processing"), index), actor="janitor")
+
+    def _carry_out(self, refund: Refund, *, actor: str) -> None:
         was, payment_before = refund.status, self._fresh().get(Payment, refund.payment_id)
         assert payment_before is not None
         refunded_before = payment_before.refunded_amount
-        code = _code_of(lambda: execute_refund(self.session, self.adapters, refund.id, actor="treasurer"))
+        code = _code_of(lambda: execute_refund(self.session, self.adapters, refund.id, actor=actor))
         after, payment = self._fresh().get(Refund, refund.id), self.session.get(Payment, refund.payment_id)
         assert after is not None and payment is not None
-        if was in ("approved", "failed"):
-            assert code is None and after.status == "succeeded" and after.provider_ref
-            assert payment.refunded_amount == refunded_before + refund.amount
-            whole = payment.amount + payment.fee_amount
-            assert payment.status == ("refunded" if payment.refunded_amount == whole else "partially_refunded")
-        else:
+        if was not in ("approved", "failed", "processing"):
             assert code == "illegal_transition", "only an approved refund is carried out"
             assert after.status == was and payment.refunded_amount == refunded_before
+            return
+        assert code is None and after.provider_ref
+        if after.status == "processing":  # accepted as pending: nothing refunded yet
+            assert payment.refunded_amount == refunded_before and payment.status == payment_before.status
+            return
+        assert after.status == "succeeded"
+        assert payment.refunded_amount == refunded_before + refund.amount
+        whole = payment.amount + payment.fee_amount
+        assert payment.status == ("refunded" if payment.refunded_amount == whole else "partially_refunded")
 
     # -- invariants --------------------------------------------------------------------------------
 
