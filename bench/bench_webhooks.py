@@ -6,28 +6,21 @@ One fresh PostgreSQL database `kokin_bench_<hex>` on 127.0.0.1:5432 (dropped at 
 migrated and seeded; `--requests` x 0.895 slips issued by the service, and one open
 card payment with a pending Stripe attempt per slip, inserted with Core (not measured).
 
-Where Stripe is. `POST /webhooks/stripe` verifies the signature, then *always* asks
-Stripe for the session (the adapter has Capability.POLL), then writes the dedupe row and
-settles the attempt in one transaction. The sandbox simulator lives inside each process,
-so gunicorn workers could not see sessions made elsewhere. Instead of faking the poll,
-this bench runs ONE StripeSimulator in a child process behind a small HTTP server on
-127.0.0.1 and starts the gateway with the Stripe adapter in live mode pointed at it
-(`api_base`, a test key, no retries): each delivery costs the real SDK call, a real HTTP
-round trip and the real JSON handling. Only Stripe's own latency is missing (in
-production it is tens to hundreds of ms per poll, which alone rules out 1,000/s at
-concurrency 16: see bench/README.md). The simulator process also creates and pays the
-sessions during setup; the bench signs each `checkout.session.completed` body with
-Stripe's algorithm (adapters/stripe/signature.py) just before the load, so the 300 s
-tolerance holds.
+Where Stripe is. `POST /webhooks/stripe` verifies the signature; a signed Stripe event's
+outcome is trusted (Capability.SIGNED_WEBHOOK), so no poll is made, and the dedupe row and
+the settlement are written in one transaction. The gateway still runs with the Stripe
+adapter in live mode against ONE StripeSimulator in a child process behind a small HTTP
+server on 127.0.0.1 (`api_base`, a test key, no retries), and the polls it serves are
+counted: a poll in the request path would show there (it should be 0). The simulator
+process also creates and pays the sessions during setup; the bench signs each
+`checkout.session.completed` body with Stripe's algorithm (adapters/stripe/signature.py)
+just before the load, so the 300 s tolerance holds.
 
 Traffic: every paid session's `checkout.session.completed` once, ~10% redeliveries of
 the same events (same id, fresh signature) and ~0.5% bodies signed with another secret,
 shuffled. Measured, for each gunicorn worker kind (2*cores+1 workers):
 
-  webhook        the gateway as it is (verify, poll Stripe, dedupe, transition, audit);
-  webhook-nopoll the same app with the adapter's POLL capability removed in the bench's
-                 app factory, so the signed event's outcome is used: a projection of the
-                 proposed gateway change, not the gateway's current behaviour;
+  webhook        the gateway as it is (verify, dedupe, transition, audit);
   bare           a tiny Flask app under the same gunicorn settings: read the body, one
                  INSERT and a durable COMMIT with psycopg (a connection per thread).
 
@@ -88,16 +81,12 @@ INSTALMENTS_PER_PAYER = 6
 
 def gateway_app() -> Any:
     """The gateway on the bench database, Stripe in live mode against the loopback simulator."""
-    from adapters.base import Capability
     from gateway import create_app
 
     adapters = {"stripe": {"sandbox": False, "secret_key": STRIPE_KEY, "webhook_secret": WEBHOOK_SECRET,
                            "api_base": os.environ["KOKIN_BENCH_STRIPE"], "max_network_retries": 0}}
     app = create_app({"DATABASE_URL": os.environ["KOKIN_BENCH_DB"], "ADAPTERS": adapters,
                       "CHANNEL_ADAPTERS": {"card": "stripe"}, "INSTANCE_PATH": os.environ["KOKIN_BENCH_INSTANCE"]})
-    if os.environ.get("KOKIN_BENCH_NOPOLL") == "1":  # projection of the proposed change only
-        stripe = app.extensions["kokin.adapters"]["stripe"]
-        stripe.capabilities = type(stripe).capabilities & ~Capability.POLL
     return app
 
 
@@ -468,7 +457,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--run-seconds", type=float, default=30.0, help="stop a run after this long")
-    parser.add_argument("--no-projection", action="store_true", help="skip the webhook-nopoll run")
     args = parser.parse_args()
     slips = args.requests - int(args.requests * DUPLICATE_SHARE) - max(int(args.requests * BAD_SHARE), 1)
     print(f"webhooks: {args.requests:,} requests per run ({slips:,} first deliveries), "
@@ -488,21 +476,17 @@ def main() -> None:
             print(f"    set up in {time.perf_counter() - began:.1f} s", flush=True)
             env = {"KOKIN_BENCH_DB": url, "KOKIN_BENCH_STRIPE": f"http://127.0.0.1:{stripe_port}",
                    "KOKIN_BENCH_INSTANCE": instance, "KOKIN_DATA_KEYS": Fernet.generate_key().decode()}
-            runs = [("webhook", "gateway_app()", "/webhooks/stripe", "0")]
-            if not args.no_projection:
-                runs.append(("webhook-nopoll", "gateway_app()", "/webhooks/stripe", "1"))
-            runs.append(("bare", "bare_app()", "/bare", "0"))
+            runs = [("webhook", "gateway_app()", "/webhooks/stripe"), ("bare", "bare_app()", "/bare")]
             for kind in args.kinds.split(","):
                 threads = args.threads if kind == "gthread" else 1
                 print(f"  [{kind}, {args.workers} workers x {threads} threads]", flush=True)
-                for label, app, path, nopoll in runs:
+                for label, app, path in runs:
                     reset(url)
                     mark = events_mark(url)
                     items, expected = deliveries(bodies, args.requests)
                     parent.send(("served", None))
                     polls_before = parent.recv()
-                    with gunicorn(f"bench_webhooks:{app}", kind, args.workers, threads,
-                                  {**env, "KOKIN_BENCH_NOPOLL": nopoll}) as port:
+                    with gunicorn(f"bench_webhooks:{app}", kind, args.workers, threads, env) as port:
                         figures = drive(port, path, items, args.concurrency, args.client_processes, args.run_seconds)
                     parent.send(("served", None))
                     figures["polls"] = parent.recv() - polls_before
@@ -521,7 +505,7 @@ def main() -> None:
           f"{args.concurrency})")
     for kind in args.kinds.split(","):
         bare = results[(kind, "bare")]
-        for label in ("webhook", "webhook-nopoll", "bare"):
+        for label in ("webhook", "bare"):
             if (kind, label) not in results:
                 continue
             f = results[(kind, label)]
