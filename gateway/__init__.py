@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from adapters.registry import load_adapters
+from adapters.registry import load_adapters, load_agency_adapters
 from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
 from gateway.db import Database
@@ -29,6 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     app.extensions["kokin.adapters"] = load_adapters(resolve_secrets(app.config["ADAPTERS"]))
+    app.extensions["kokin.agencies"] = load_agency_adapters(resolve_secrets(app.config["AGENCIES"]))
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

@@ -23,6 +23,9 @@ class Config:
     # Adapter name -> its settings. A key ending in `_env` names the environment variable
     # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).
     ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True}}
+    # Collection agencies (adapter name -> settings: layout, data_types, chains, pull_url,
+    # company_id, password_env). Sandbox: both shipped layouts with the default chain table.
+    AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {}, "agency-csv": {}}
     # Which adapter carries each online channel.
     CHANNEL_ADAPTERS: dict[str, str] = {"card": "stripe", "paypay": "paypay"}
     # System usage fees charged to the payer on top, per channel (gateway.fees).
@@ -50,6 +53,7 @@ class TestConfig(Config):
 class ProductionConfig(Config):
     SANDBOX = False
     ADAPTERS: dict[str, dict[str, Any]] = {}  # a ward's KOKIN_CONFIG names its providers
+    AGENCIES: dict[str, dict[str, Any]] = {}
 
 
 def resolve_secrets(adapters: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -1,13 +1,20 @@
 """SQLAlchemy models only; services own every transaction."""
+from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
 from gateway.models.audit import ApiKey, Event
 from gateway.models.base import Base, table
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
+from gateway.models.recon import EXCEPTION_KINDS, ReconException
 from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
 __all__ = [
     "CHANNELS",
+    "EXCEPTION_KINDS",
+    "AgencyDeposit",
+    "AgencyImport",
+    "AgencyReport",
+    "ReconException",
     "SLIP_STATUSES",
     "ApiKey",
     "Assessment",

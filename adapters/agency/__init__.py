@@ -1,0 +1,242 @@
+"""Collection agencies (収納代行): the slip barcode paid at a store or in a bill-payment app.
+
+The money and the data travel separately (domain/collection-agency-data.md): the agency
+reports each payment as 速報 (preliminary), 確報 (final) and rarely 速報取消 (cancellation of
+a preliminary), in files, and remits the money later. An `AgencyAdapter` reads one
+agency's files, whose layout is a table (adapters/agency/layouts/*.toml), validates a file
+in full and returns plain reports; it can also pull a file over HTTP. It knows nothing of
+slips or payments: matching is the gateway's.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+
+import requests
+
+from adapters import layouts
+from adapters.base import RetryableError
+from adapters.layouts import Layout, LineError, Record
+
+LAYOUT_DIR = Path(__file__).parent / "layouts"
+ReportKind = Literal["preliminary", "final", "cancel"]
+# One agency's record-type codes (the domain document); other agencies map theirs in config.
+DEFAULT_DATA_TYPES: dict[str, ReportKind] = {"01": "preliminary", "02": "final", "03": "cancel"}
+# Chain and app codes of one agency's published list; configuration, not code (CONTRACT.md).
+DEFAULT_CHAINS: dict[str, str] = {
+    "010": "Seven-Eleven", "020": "Lawson", "030": "FamilyMart", "080": "Ministop", "760": "Seicomart",
+    "530": "PayB", "750": "J-Coin", "780": "au PAY", "800": "d払い", "810": "LINE Pay", "820": "PayPay",
+    "830": "楽天銀行", "840": "Bank Pay",
+}
+BARCODE_AI = "91"
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyReport:
+    """One data record: a store or app accepted the slip whose barcode it carries."""
+
+    record: int  # record number in the file, 1-based (the header is record 1 in fixed files)
+    kind: ReportKind
+    barcode: str  # the 44 digits
+    amount: int  # yen, as paid
+    paid_on: date  # 収納日, the store's date (Asia/Tokyo)
+    paid_time: time  # HH:MM at the store
+    store_code: str
+    chain_code: str  # normalised to at least 3 digits, as in the agency's list
+    channel: str  # the chain or app's name from the chain table, or "chain <code>"
+    remittance_on: date | None  # 振込予定日; none in a 速報
+    accounting_on: date | None = None
+
+    @property
+    def match_key(self) -> str:
+        """The store payment this record speaks of: the same for its 速報, 確報 and 取消."""
+        text = f"{self.barcode}|{self.paid_on:%Y%m%d}|{self.paid_time:%H%M}|{self.store_code}"
+        return hashlib.sha256(text.encode("ascii", "replace")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AgencyFile:
+    adapter: str
+    created_on: date | None
+    agency_code: str | None
+    client_code: str | None
+    reports: list[AgencyReport]
+
+    @property
+    def total_amount(self) -> int:
+        return sum(r.amount for r in self.reports)
+
+
+class AgencyFileRejected(ValueError):
+    """The file is refused whole; `errors` name each record and field and why."""
+
+    def __init__(self, adapter: str, errors: list[LineError]) -> None:
+        self.adapter = adapter
+        self.errors = errors
+        first = errors[0] if errors else "no reason"
+        super().__init__(f"{adapter}: {len(errors)} error(s); first: {first}")
+
+
+@dataclass
+class AgencyAdapter:
+    """Read (and pull) one agency's files: `layout` names a shipped table or a .toml path."""
+
+    name: str
+    layout_name: str
+    client_code: str | None = None  # the ward's code at the agency; a file for another client is refused
+    data_types: Mapping[str, ReportKind] = field(default_factory=lambda: dict(DEFAULT_DATA_TYPES))
+    chains: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CHAINS))
+    pull_url: str | None = None
+    company_id: str | None = None
+    password: str | None = field(default=None, repr=False)  # resolved from the environment by the gateway
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.layout: Layout = layouts.load_layout(self.layout_name, LAYOUT_DIR)
+
+    def read(self, data: bytes) -> AgencyFile:
+        """Validate the whole file and return its reports; raise AgencyFileRejected listing every error."""
+        records, errors = layouts.read(self.layout, data)
+        if self.layout.format == "fixed":
+            errors += _structure_errors(records)
+        reports: list[AgencyReport] = []
+        for record in records:
+            if record.kind == "data":
+                report = self._report(record, errors)
+                if report is not None:
+                    reports.append(report)
+        header = next((r for r in records if r.kind == "header"), None)
+        trailer = next((r for r in records if r.kind == "trailer"), None)
+        errors += self._header_errors(header) + _trailer_errors(trailer, reports, records)
+        if not reports and not errors:
+            errors.append(LineError(0, None, "the file has no data records"))
+        if errors:
+            named = [replace(e, unit="record") for e in errors]  # agencies number records
+            raise AgencyFileRejected(self.name, sorted(named, key=lambda e: (e.line, e.field or "")))
+        values = header.values if header is not None else {}
+        created = values.get("created_on") or (records[0].values.get("created_on") if records else None)
+        return AgencyFile(self.name, created, values.get("agency_code"), values.get("client_code"), reports)
+
+    def pull(self, http: requests.Session | None = None) -> bytes:
+        """Fetch the agency's newest file: POST with the company id and system password.
+
+        RetryableError when the agency cannot be reached or answers 5xx; ValueError when
+        it refuses the credentials (a person must fix the configuration).
+        """
+        if not (self.pull_url and self.company_id and self.password):
+            raise ValueError(f"{self.name}: pulling needs pull_url, company_id and password in the configuration")
+        http = http or requests.Session()
+        try:
+            response = http.post(self.pull_url, data={"company_id": self.company_id, "password": self.password},
+                                 timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RetryableError(f"{self.name}: {self.pull_url} is not answering ({type(exc).__name__})") from exc
+        if response.status_code >= 500:
+            raise RetryableError(f"{self.name}: the agency answered {response.status_code}")
+        if response.status_code in (401, 403):
+            raise ValueError(f"{self.name}: the agency refused the company id or password")
+        if response.status_code != 200:
+            raise ValueError(f"{self.name}: the agency answered {response.status_code}")
+        return response.content
+
+    def _report(self, record: Record, errors: list[LineError]) -> AgencyReport | None:
+        values, line = record.values, record.line
+        kind = self.data_types.get(values.get("data_type", ""))
+        if "data_type" in values and kind is None:
+            errors.append(LineError(line, "data_type", f"unknown data type {values['data_type']!r}; "
+                                                       f"known: {', '.join(sorted(self.data_types))}"))
+        barcode = values.get("barcode")
+        if barcode is not None:
+            problem = barcode_problem(barcode)
+            if problem:
+                errors.append(LineError(line, "barcode", problem))
+                barcode = None
+        amount = values.get("amount")
+        if barcode is not None and amount is not None and amount != int(barcode[37:43]):
+            errors.append(LineError(line, "amount", f"{amount:,} yen differs from the barcode's "
+                                                    f"{int(barcode[37:43]):,} yen"))
+        if kind == "final" and "remittance_on" in values and values["remittance_on"] is None:
+            errors.append(LineError(line, "remittance_on", "a 確報 must name its planned remittance date"))
+        if kind is None or barcode is None:
+            return None
+        chain = values["chain_code"].lstrip("0").zfill(3)
+        return AgencyReport(
+            record=line, kind=kind, barcode=barcode, amount=amount if amount is not None else int(barcode[37:43]),
+            paid_on=values["paid_on"], paid_time=values["paid_time"], store_code=values["store_code"],
+            chain_code=chain, channel=self.chains.get(chain, f"chain {chain}"),
+            remittance_on=values.get("remittance_on"), accounting_on=values.get("accounting_on"))
+
+    def _header_errors(self, header: Record | None) -> list[LineError]:
+        if header is None or self.client_code is None or "client_code" not in header.values:
+            return []
+        if header.values["client_code"] != self.client_code:
+            return [LineError(header.line, "client_code", f"the file is for client {header.values['client_code']}, "
+                                                          f"this ward is {self.client_code} at {self.name}")]
+        return []
+
+
+def barcode_problem(digits: str) -> str | None:
+    """Say what is wrong with a 44-digit slip barcode (AI 91, check digit), or None."""
+    if len(digits) != 44 or not digits.isdigit():
+        return f"must be 44 digits, got {len(digits)}"
+    if not digits.startswith(BARCODE_AI):
+        return f"application identifier must be {BARCODE_AI}, got {digits[:2]}"
+    expected = check_digit(digits[:43])
+    if int(digits[43]) != expected:
+        return f"check digit is {digits[43]}, expected {expected}"
+    return None
+
+
+def check_digit(digits: str) -> int:
+    """Modulus 10, weights 3 and 1 from the right (GS1; domain/payment-slip-barcode.md)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return (10 - total % 10) % 10
+
+
+def _structure_errors(records: list[Record]) -> list[LineError]:
+    """Header first, then data, one trailer, one end record last (fixed files)."""
+    errors: list[LineError] = []
+    order = {"header": 0, "data": 1, "trailer": 2, "end": 3}
+    kinds = [r.kind for r in records]
+    for name in ("header", "trailer", "end"):
+        if kinds.count(name) > 1:
+            second = [r for r in records if r.kind == name][1]
+            errors.append(LineError(second.line, "record_kind", f"a second {name} record"))
+        elif name not in kinds and records:
+            errors.append(LineError(0, None, f"the file has no {name} record"))
+    last = -1
+    for record in records:
+        rank = order[record.kind]
+        if rank < last:
+            errors.append(LineError(record.line, "record_kind", f"a {record.kind} record after the "
+                                                                f"{[k for k, v in order.items() if v == last][0]}"))
+        last = max(last, rank)
+    return errors
+
+
+def _trailer_errors(trailer: Record | None, reports: list[AgencyReport], records: list[Record]) -> list[LineError]:
+    if trailer is None:
+        return []
+    data = sum(1 for r in records if r.kind == "data")
+    errors = []
+    count, total = trailer.values.get("record_count"), trailer.values.get("total_amount")
+    if count is not None and count != data:
+        errors.append(LineError(trailer.line, "record_count", f"says {count:,} data records, the file has {data:,}"))
+    if total is not None and len(reports) == data and total != sum(r.amount for r in reports):
+        errors.append(LineError(trailer.line, "total_amount", f"says {total:,} yen, the data records add up to "
+                                                              f"{sum(r.amount for r in reports):,} yen"))
+    return errors
+
+
+def make_agency_adapter(name: str, options: Mapping[str, Any]) -> AgencyAdapter:
+    """Build an adapter from its configuration (layout defaults to the adapter's name)."""
+    known = {"layout", "client_code", "data_types", "chains", "pull_url", "company_id", "password", "timeout"}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"agency adapter {name}: unknown option(s) {', '.join(sorted(unknown))}")
+    settings = {k: v for k, v in options.items() if k != "layout"}
+    return AgencyAdapter(name=name, layout_name=options.get("layout", name), **settings)

@@ -1,0 +1,385 @@
+"""File layouts as data: read (and write) CSV and fixed-width files described by TOML tables.
+
+A layout names its encoding, its record kinds and each field's type and size. Reading
+validates every field and returns either the records or every error with its line and
+field; nothing here knows what the records mean. The ward ledger's layouts live in
+gateway/layouts/, the collection agencies' in adapters/agency/layouts/.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+MAX_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int  # 1-based; 0 = the file as a whole
+    field: str | None
+    message: str
+    unit: str = "line"  # what the file's numbered parts are called: line, or record
+
+    def __str__(self) -> str:
+        where = f"{self.unit} {self.line}" if self.line else "file"
+        return f"{where}, field {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str  # digits | text | code | integer | date | time | filler
+    length: int | None = None  # bytes, fixed width only
+    max_bytes: int | None = None
+    min: int | None = None
+    max: int | None = None
+    format: str | None = None
+    optional: bool = False
+    charset: str = "cp932"  # "unicode" for text that is never written to a cp932 file
+    null_values: tuple[str, ...] = ()  # values that mean "none" (e.g. 00000000 for a date not yet known)
+    prefix: str | None = None  # a marker the value must start with, dropped (EAN before a barcode)
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    name: str
+    kind: str | None
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    format: str  # csv | fixed
+    encoding: str
+    records: dict[str, RecordSpec]
+    record_length: int | None = None
+    kind_length: int = 0
+    header_line: bool = True  # CSV: the first line names the columns
+
+    @property
+    def data(self) -> RecordSpec:
+        return self.records["data"]
+
+
+@dataclass
+class Record:
+    line: int
+    kind: str  # the record's name in the layout: header, data, trailer, end
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class LayoutError(RuntimeError):
+    """A layout name or table that cannot be used."""
+
+
+def available_layouts(directory: Path) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_layout(name_or_path: str, directory: Path) -> Layout:
+    """Load a layout shipped in `directory` by name, or a ward's or agency's own from a .toml path."""
+    path = Path(name_or_path) if name_or_path.endswith(".toml") else directory / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise LayoutError(f"unknown layout {name_or_path!r}; shipped: {', '.join(available_layouts(directory))}")
+    raw = tomllib.loads(path.read_text("utf-8"))
+    records = {
+        name: RecordSpec(name, spec.get("kind"), tuple(_field_spec(f) for f in spec["fields"]))
+        for name, spec in raw["records"].items()
+    }
+    layout = Layout(raw["name"], raw["format"], raw["encoding"], records,
+                    raw.get("record_length"), raw.get("kind_length", 0), raw.get("header_line", True))
+    _check_widths(layout)
+    return layout
+
+
+def _field_spec(raw: dict[str, Any]) -> FieldSpec:
+    return FieldSpec(**{**raw, "null_values": tuple(raw.get("null_values", ()))})
+
+
+def _check_widths(layout: Layout) -> None:
+    if layout.format != "fixed":
+        return
+    for spec in layout.records.values():
+        width = layout.kind_length + sum(f.length or 0 for f in spec.fields)
+        if width != layout.record_length:
+            raise LayoutError(f"layout {layout.name}: {spec.name} fields add up to {width} bytes, "
+                              f"not {layout.record_length}")
+
+
+def convert(spec: FieldSpec, raw: str) -> Any:
+    """Return the typed value of one field; raise ValueError with a reason a person can act on."""
+    if spec.type == "filler":
+        return None
+    value = raw.strip()
+    if value in spec.null_values:
+        return None
+    if value == "":
+        if spec.optional:
+            return None if spec.type in ("date", "time") else ""
+        raise ValueError("is empty")
+    if spec.prefix is not None:
+        if not value.startswith(spec.prefix):
+            raise ValueError(f"must start with {spec.prefix}, got {value[:len(spec.prefix) + 4]!r}")
+        value = value.removeprefix(spec.prefix)
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("contains control characters")
+    return _CONVERTERS[spec.type](spec, value)
+
+
+def _digits(spec: FieldSpec, value: str) -> str:
+    if not (value.isascii() and value.isdigit()) or (spec.length and len(value) != spec.length):
+        raise ValueError(f"must be {spec.length} digits, got {value!r}")
+    return value
+
+
+def _integer(spec: FieldSpec, value: str) -> int:
+    if not (value.isascii() and value.lstrip("-").isdigit() and value.count("-") <= 1):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    number = int(value, 10)
+    if (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
+        shown = "{:,}" if (spec.max or 0) > 99_999 else "{}"  # amounts get separators, years do not
+        raise ValueError(f"must be between {shown.format(spec.min)} and {shown.format(spec.max)}, "
+                         f"got {shown.format(number)}")
+    return number
+
+
+def _date(spec: FieldSpec, value: str) -> date:
+    fmt = spec.format or "%Y-%m-%d"
+    try:
+        parsed = datetime.strptime(value, fmt).date()
+    except ValueError:
+        parsed = None
+    # strptime also takes 2026-6-30: insist on the exact form so a shifted field is caught.
+    if parsed is None or parsed.strftime(fmt) != value:
+        raise ValueError(f"is not a date in the form {_human(fmt)}, got {value!r}")
+    return parsed
+
+
+def _time(spec: FieldSpec, value: str) -> time:
+    fmt = spec.format or "%H:%M"
+    try:
+        parsed = datetime.strptime(value, fmt).time()
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.strftime(fmt) != value:
+        raise ValueError(f"is not a time in the form {_human(fmt)}, got {value!r}")
+    return parsed
+
+
+def _text(spec: FieldSpec, value: str) -> str:
+    if spec.type == "code" and not (value.isascii() and value.replace("-", "").replace("_", "").isalnum()):
+        raise ValueError(f"must be letters and digits, got {value!r}")
+    try:
+        size = len(value.encode("cp932"))
+    except UnicodeEncodeError as exc:
+        if spec.charset == "cp932":  # written back in cp932 files (receipts, agency data)
+            raise ValueError(f"contains {value[exc.start]!r}, which cannot be written in cp932") from None
+        size = len(value.encode("utf-8"))
+    if spec.max_bytes is not None and size > spec.max_bytes:
+        raise ValueError(f"is longer than {spec.max_bytes} bytes ({size})")
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[FieldSpec, str], Any]] = {
+    "digits": _digits, "integer": _integer, "date": _date, "time": _time, "text": _text, "code": _text,
+}
+
+
+def _human(fmt: str | None) -> str:
+    return (fmt or "%Y-%m-%d").replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD") \
+        .replace("%H", "HH").replace("%M", "MM")
+
+
+def read(layout: Layout, data: bytes) -> tuple[list[Record], list[LineError]]:
+    """Read every record of `data`; return the records and every error found (capped)."""
+    reader = _read_csv if layout.format == "csv" else _read_fixed
+    records: list[Record] = []
+    errors: list[LineError] = []
+    for item in reader(layout, data):
+        if isinstance(item, LineError):
+            errors.append(item)
+            if len(errors) >= MAX_ERRORS:
+                errors.append(LineError(0, None, f"more than {MAX_ERRORS} errors; stopped reading"))
+                break
+        else:
+            records.append(item)
+    return records, errors
+
+
+def _fields(spec: RecordSpec, line: int, raws: list[str | None]) -> Record | list[LineError]:
+    """Convert each field; a None raw (undecodable, already reported) is not converted again."""
+    values: dict[str, Any] = {}
+    errors: list[LineError] = []
+    for fspec, raw in zip(spec.fields, raws, strict=True):
+        if raw is None:
+            continue
+        try:
+            values[fspec.name] = convert(fspec, raw)
+        except ValueError as exc:
+            errors.append(LineError(line, fspec.name, str(exc)))
+    return errors or Record(line, spec.name, values)
+
+
+def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+    spec = layout.data
+    names = [f.name for f in spec.fields]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        yield LineError(0, None, "the file is empty")
+        return
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    wrong = _wrong_encoding(layout, lines)
+    if wrong is not None:
+        yield wrong
+        return
+    for number, raw_line in enumerate(lines, start=1):
+        try:
+            text = raw_line.rstrip(b"\r").decode(layout.encoding)
+        except UnicodeDecodeError as exc:
+            yield LineError(number, None, f"is not valid {layout.encoding} (byte 0x{raw_line[exc.start]:02x} "
+                                          f"at position {exc.start + 1})")
+            continue
+        row = next(csv.reader(io.StringIO(text)), [])
+        if number == 1 and layout.header_line:
+            if row != names:
+                yield LineError(1, None, f"header must be {','.join(names)}")
+            continue
+        if len(row) != len(names):
+            yield LineError(number, None, f"has {len(row)} columns, expected {len(names)} (truncated or shifted line?)")
+            continue
+        result = _fields(spec, number, list(row))
+        yield from result if isinstance(result, list) else [result]
+    if len(lines) < 2 and layout.header_line:
+        yield LineError(0, None, "the file has a header but no records")
+
+
+def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:
+    """One clear error for a whole file saved in cp932 where UTF-8 is expected."""
+    for number, raw_line in enumerate(lines, start=1):
+        try:
+            raw_line.decode(layout.encoding)
+        except UnicodeDecodeError:
+            try:
+                b"\n".join(lines).decode("cp932")
+            except UnicodeDecodeError:
+                return None  # not cp932 either: report line by line
+            return LineError(number, None, f"is not valid {layout.encoding}: the file looks like Shift_JIS "
+                                           f"(cp932); save it as {layout.encoding} or use a cp932 layout")
+    return None
+
+
+def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+    assert layout.record_length is not None
+    problem = _fixed_file_problem(layout, data)
+    if problem is not None:
+        yield problem
+        if problem is not TRUNCATED:  # a truncated file is still read: its last record is named
+            return
+    by_kind = {spec.kind: spec for spec in layout.records.values()}
+    records = data.split(b"\r\n")
+    if records[-1] == b"":
+        records.pop()
+    for number, raw in enumerate(records, start=1):
+        if len(raw) != layout.record_length:
+            yield LineError(number, None, f"record is {len(raw)} bytes, expected {layout.record_length}")
+            continue
+        kind = raw[: layout.kind_length].decode("ascii", errors="replace")
+        spec = by_kind.get(kind)
+        if spec is None:
+            yield LineError(number, "record_kind", f"unknown record kind {kind!r}")
+            continue
+        result = _fixed_fields(layout, spec, number, raw)
+        yield from result if isinstance(result, list) else [result]
+
+
+def _fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
+    """Return the one error that makes reading a fixed-width file record by record pointless."""
+    if not data:
+        return LineError(0, None, "the file is empty")
+    if b"\r\n" not in data and b"\n" in data:
+        return LineError(0, None, f"line ends are LF; {layout.name} needs CRLF")
+    if layout.encoding == "cp932" and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:  # real cp932 Japanese text is almost never valid UTF-8
+            return LineError(0, None, f"the file is UTF-8; {layout.name} files are cp932 (Shift_JIS)")
+    if not data.endswith(b"\r\n"):
+        return TRUNCATED
+    return None
+
+
+TRUNCATED = LineError(0, None, "the file does not end with CRLF: truncated?")
+
+
+def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes) -> Record | list[LineError]:
+    raws: list[str | None] = []
+    errors: list[LineError] = []
+    offset = layout.kind_length
+    for fspec in spec.fields:
+        chunk = raw[offset: offset + (fspec.length or 0)]
+        offset += fspec.length or 0
+        try:
+            raws.append(chunk.decode(layout.encoding))
+        except UnicodeDecodeError:
+            errors.append(LineError(number, fspec.name, f"is not valid {layout.encoding} (a broken or "
+                                                        "split two-byte character?)"))
+            raws.append(None)
+    result = _fields(spec, number, raws)
+    return errors + result if isinstance(result, list) else (errors or result)
+
+
+def encode_fixed(layout: Layout, kind: str, values: dict[str, Any]) -> bytes:
+    """Return one fixed-width record (without CRLF); text padded by bytes, never split."""
+    spec = layout.records[kind]
+    parts = [(spec.kind or "").encode("ascii")]
+    for fspec in spec.fields:
+        parts.append(_encode_field(layout, fspec, values.get(fspec.name)))
+    return b"".join(parts)
+
+
+def _encode_field(layout: Layout, spec: FieldSpec, value: Any) -> bytes:
+    size = spec.length or 0
+    if spec.type == "filler" or value is None:
+        return b" " * size
+    if spec.type == "integer":
+        return f"{value:0{size}d}".encode("ascii")
+    if spec.type in ("date", "time"):
+        return value.strftime(spec.format or "%Y%m%d").encode("ascii")
+    encoded = b""
+    for char in str(value):  # cut by bytes without splitting a two-byte character
+        piece = char.encode(layout.encoding)
+        if len(encoded) + len(piece) > size:
+            break
+        encoded += piece
+    return encoded.ljust(size, b" ")
+
+
+def write_csv_line(layout: Layout, values: dict[str, Any]) -> str:
+    """Return one CSV data line (no newline) for `values` in the layout's column order."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="")
+    writer.writerow([_csv_value(f, values.get(f.name)) for f in layout.data.fields])
+    return out.getvalue()
+
+
+def _csv_value(spec: FieldSpec, value: Any) -> str:
+    if isinstance(value, date | time):
+        return value.strftime(spec.format or ("%Y-%m-%d" if isinstance(value, date) else "%H:%M"))
+    return "" if value is None else str(value)
+
+
+def csv_header(layout: Layout) -> str:
+    return ",".join(f.name for f in layout.data.fields)

@@ -1,0 +1,80 @@
+"""Collection-agency data: imported files, the store payments they report, deposits."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.models.base import Base
+
+
+class AgencyImport(Base):
+    """One agency file applied (速報/確報/取消 records); the same bytes twice are one import."""
+
+    __tablename__ = "agency_imports"
+    __table_args__ = (UniqueConstraint("municipality_id", "adapter", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    adapter: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))  # cli | api | pull | demo
+    created_on: Mapped[date | None] = mapped_column(Date)  # the agency's creation date
+    records: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    new_records: Mapped[int] = mapped_column(Integer)  # records not applied by an earlier file
+    imported_by: Mapped[str] = mapped_column(String(100))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgencyReport(Base):
+    """One store or app payment as the agency reports it: its 速報, 確報 and 取消 in one row.
+
+    `match_key` identifies the store payment (barcode, store date and time, store), so a
+    record an agency sends again in a later file finds its row and is never applied twice.
+    """
+
+    __tablename__ = "agency_reports"
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "adapter", "match_key"),
+        Index("ix_agency_reports_remittance", "municipality_id", "adapter", "remittance_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    adapter: Mapped[str] = mapped_column(String(40))
+    match_key: Mapped[str] = mapped_column(String(32))
+    barcode: Mapped[str] = mapped_column(String(44))
+    slip_number: Mapped[str] = mapped_column(String(16), index=True)
+    reissue: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the store's date and time
+    paid_on: Mapped[date] = mapped_column(Date)  # the store's date (Asia/Tokyo)
+    store_code: Mapped[str] = mapped_column(String(10))
+    chain_code: Mapped[str] = mapped_column(String(6))
+    channel: Mapped[str] = mapped_column(String(40))  # the chain or app, from the chain table
+    preliminary_import_id: Mapped[int | None] = mapped_column(ForeignKey("agency_imports.id"))
+    final_import_id: Mapped[int | None] = mapped_column(ForeignKey("agency_imports.id"))
+    cancel_import_id: Mapped[int | None] = mapped_column(ForeignKey("agency_imports.id"))
+    remittance_on: Mapped[date | None] = mapped_column(Date)  # 振込予定日, from the 確報
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)  # None: unknown slip
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgencyDeposit(Base):
+    """Money an agency paid into the ward's account (振込), as the bank statement shows it."""
+
+    __tablename__ = "agency_deposits"
+    __table_args__ = (UniqueConstraint("municipality_id", "adapter", "deposited_on", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    adapter: Mapped[str] = mapped_column(String(40))
+    deposited_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(64))  # the statement line's reference
+    entered_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,416 @@
+"""Apply a collection agency's file: 速報 books the payment, 確報 confirms it, 取消 asks a person.
+
+The whole file is validated first (the adapter reads it in full: record lengths, kinds and
+order, trailer count and total, barcodes, dates) and applied in one transaction. The same
+bytes twice are one import (SHA-256); a record an agency repeats in a later file finds
+its store payment (`AgencyReport.match_key`) and changes nothing. What cannot be booked
+cleanly is booked as far as it can be, never dropped, and raised as an exception of the
+contract's kind for a person.
+
+Bulk by design (a 確報 file of a million records): the records are staged in a temporary
+table (COPY on PostgreSQL); 確報 and 取消 of known payments are one UPDATE each; only
+records of payments not seen before are decided one by one in Python.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    exists,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport
+from gateway.barcode import BarcodeError, decode
+from gateway.db import UTCDateTime, transaction, utcnow
+from gateway.errors import GatewayError
+from gateway.models import (
+    AgencyImport,
+    Assessment,
+    Payment,
+    ReconException,
+    Refund,
+    Slip,
+    table,
+)
+from gateway.models import AgencyReport as ReportRow
+from gateway.services.events import record_event
+from gateway.services.reference import get_municipality
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+Progress = Callable[[str, int], None]  # (phase, records done in it)
+
+
+class AgencyFileInvalid(GatewayError):
+    code = "agency_file_rejected"
+    status = 422
+
+    def __init__(self, adapter: str, errors: list[Any]) -> None:
+        super().__init__(f"{adapter} file rejected with {len(errors)} error(s); nothing was applied",
+                         details={"errors": [str(e) for e in errors]})
+        self.errors = errors
+
+
+@dataclass
+class AgencyImportResult:
+    adapter: str
+    records: int
+    total_amount: int
+    import_id: int | None = None
+    already_imported: bool = False
+    repeated: int = 0  # records an earlier file had already applied
+    booked: int = 0  # new store payments booked to an instalment
+    confirmed: int = 0  # 確報 of payments reported before
+    cancelled: int = 0
+    exceptions: Counter[str] = field(default_factory=Counter)
+
+
+_stage_metadata = MetaData()
+STAGE = Table(
+    "agency_stage", _stage_metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("record", Integer), Column("kind", String(12)), Column("match_key", String(32)),
+    Column("barcode", String(44)), Column("slip_number", String(16)), Column("reissue", Integer),
+    Column("amount", BigInteger), Column("paid_at", UTCDateTime), Column("paid_on", Date),
+    Column("store_code", String(10)), Column("chain_code", String(6)), Column("channel", String(40)),
+    Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+_reports, _payments, _slips, _exceptions = table(ReportRow), table(Payment), table(Slip), table(ReconException)
+
+
+def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, municipality_code: str,
+                       filename: str, source: str, actor: str, progress: Progress | None = None) -> AgencyImportResult:
+    """Validate `data` in full, then apply it atomically; the same file or record twice applies once.
+
+    Raises AgencyFileInvalid (every error with its record and field; nothing applied).
+    """
+    municipality = get_municipality(session, municipality_code)
+    municipality_id, client_code = municipality.id, municipality.client_code
+    try:
+        agency_file = agency.read(data)
+    except AgencyFileRejected as exc:
+        raise AgencyFileInvalid(agency.name, exc.errors) from exc
+    if agency_file.client_code is not None and agency_file.client_code != client_code:
+        raise AgencyFileInvalid(agency.name, [f"record 1, field client_code: the file is for client "
+                                              f"{agency_file.client_code}, municipality {municipality_code} is "
+                                              f"client {client_code}"])
+    result = AgencyImportResult(agency.name, len(agency_file.reports), agency_file.total_amount)
+    with transaction(session):
+        import_id = _claim_import(session, municipality_id, agency, agency_file, data, filename, source, actor)
+        if import_id is None:
+            result.already_imported = True
+            return result
+        result.import_id = import_id
+        _stage(session, agency_file.reports, progress)
+        scope = _Scope(municipality_id, client_code, agency.name, import_id)
+        _apply_to_known(session, scope, result)
+        _apply_new(session, scope, result)
+        session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
+                        .values(new_records=result.records - result.repeated))
+        record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
+                     actor=actor, data={"adapter": agency.name, "records": result.records,
+                                        "total": result.total_amount, "repeated": result.repeated,
+                                        "booked": result.booked, "confirmed": result.confirmed,
+                                        "cancelled": result.cancelled, "exceptions": dict(result.exceptions)})
+        _drop_stage(session)
+    return result
+
+
+@dataclass(frozen=True)
+class _Scope:
+    municipality_id: int
+    client_code: str
+    adapter: str
+    import_id: int
+
+
+def _claim_import(session: Session, municipality_id: int, agency: AgencyAdapter, agency_file: AgencyFile,
+                  data: bytes, filename: str, source: str, actor: str) -> int | None:
+    """Insert the import row; None when these bytes were imported before (or are being, concurrently)."""
+    values = dict(municipality_id=municipality_id, adapter=agency.name, filename=filename[:255],
+                  sha256=hashlib.sha256(data).hexdigest(), source=source, created_on=agency_file.created_on,
+                  records=len(agency_file.reports), total_amount=agency_file.total_amount, new_records=0,
+                  imported_by=actor[:100], imported_at=utcnow())
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table(AgencyImport)).values(**values).on_conflict_do_nothing()
+    return session.execute(statement.returning(table(AgencyImport).c.id)).scalar()
+
+
+def _stage(session: Session, reports: list[AgencyReport], progress: Progress | None) -> None:
+    """Put the file's records in a temporary table (COPY on PostgreSQL, executemany on SQLite)."""
+    connection = session.connection()
+    _drop_stage(session)
+    STAGE.create(connection)
+    rows = (_stage_row(seq, report) for seq, report in enumerate(reports))
+    if connection.dialect.name == "postgresql":
+        columns = ", ".join(c.name for c in STAGE.columns)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for done, row in enumerate(rows, start=1):
+                copy.write_row(row)
+                if progress and done % 50_000 == 0:
+                    progress("staged", done)
+    else:
+        batch: list[dict[str, Any]] = []
+        names = [c.name for c in STAGE.columns]
+        for done, row in enumerate(rows, start=1):
+            batch.append(dict(zip(names, row, strict=True)))
+            if len(batch) == 10_000:
+                connection.execute(insert(STAGE), batch)
+                batch.clear()
+                if progress:
+                    progress("staged", done)
+        if batch:
+            connection.execute(insert(STAGE), batch)
+    if progress:
+        progress("staged", len(reports))
+
+
+def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
+    paid_at = datetime.combine(report.paid_on, report.paid_time, tzinfo=TOKYO)
+    return (seq, report.record, report.kind, report.match_key, report.barcode, report.barcode[13:29],
+            int(report.barcode[29]), report.amount, paid_at, report.paid_on, report.store_code, report.chain_code,
+            report.channel, report.remittance_on)
+
+
+def _drop_stage(session: Session) -> None:
+    STAGE.drop(session.connection(), checkfirst=True)
+
+
+def _known(scope: _Scope) -> Any:
+    return and_(_reports.c.municipality_id == scope.municipality_id, _reports.c.adapter == scope.adapter,
+                _reports.c.match_key == STAGE.c.match_key)
+
+
+def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
+    """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing."""
+    seen = session.execute(select(STAGE.c.kind, _reports.c.preliminary_import_id, _reports.c.final_import_id,
+                                  _reports.c.cancel_import_id).join_from(STAGE, _reports, _known(scope))).all()
+    column = {"preliminary": 1, "final": 2, "cancel": 3}
+    result.repeated += sum(1 for row in seen if row[column[row.kind]] is not None)
+    confirmed = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "final",
+                                                       _reports.c.final_import_id.is_(None))
+                                .values(final_import_id=scope.import_id, remittance_on=STAGE.c.remittance_on))
+    result.confirmed += confirmed.rowcount
+    session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "preliminary",
+                                           _reports.c.preliminary_import_id.is_(None))
+                    .values(preliminary_import_id=scope.import_id))
+    cancelled = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "cancel",
+                                                       _reports.c.cancel_import_id.is_(None))
+                                .values(cancel_import_id=scope.import_id)
+                                .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
+                                           _reports.c.paid_on, _reports.c.payment_id)).all()
+    result.cancelled += len(cancelled)
+    _raise(session, scope, result, [
+        _exception("preliminary_cancelled", row.id, row.paid_on, row.amount, row.slip_number, row.payment_id,
+                   {"reason": "the store voided a payment it had reported (速報取消); the booking stands "
+                              "until a person decides"}) for row in cancelled])
+
+
+@dataclass
+class _NewReport:
+    """A store payment this file is the first to report, with every record of it in the file."""
+
+    first: Any  # the first staged row
+    kinds: set[str] = field(default_factory=set)
+    remittance_on: date | None = None
+
+
+def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
+    """Decide each store payment not seen before: book it, and raise what a person must see."""
+    rows = session.execute(select(STAGE).where(~exists().where(_known(scope))).order_by(STAGE.c.seq)).all()
+    news: dict[str, _NewReport] = {}
+    for row in rows:
+        new = news.setdefault(row.match_key, _NewReport(row))
+        if row.kind in new.kinds:
+            result.repeated += 1  # the same record twice in one file
+        new.kinds.add(row.kind)
+        if row.kind == "final":
+            new.remittance_on = row.remittance_on
+    if not news:
+        return
+    slips = _slips_of(session, scope, {n.first.slip_number for n in news.values()})
+    booked_assessments = _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
+    decisions = [_decide(scope, new, slips, booked_assessments) for new in news.values()]
+    _write(session, scope, decisions, result)
+
+
+def _slips_of(session: Session, scope: _Scope, numbers: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    ordered = sorted(numbers)
+    for start in range(0, len(ordered), 5_000):
+        chunk = ordered[start:start + 5_000]
+        for row in session.execute(select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status,
+                                          _slips.c.amount, _slips.c.assessment_id, _slips.c.due_date,
+                                          _slips.c.store_deadline)
+                                   .where(_slips.c.municipality_id == scope.municipality_id,
+                                          _slips.c.number.in_(chunk))).mappings():
+            found[(row["number"], row["reissue"])] = dict(row)
+    return found
+
+
+def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int]:
+    """Lock the instalments (payments of them queue behind this import) and return those already paid."""
+    booked: set[int] = set()
+    ordered = sorted(assessment_ids)
+    for start in range(0, len(ordered), 5_000):
+        chunk = ordered[start:start + 5_000]
+        session.execute(select(Assessment.id).where(Assessment.id.in_(chunk)).order_by(Assessment.id)
+                        .with_for_update()).all()
+        booked.update(session.scalars(select(_payments.c.assessment_id)
+                                      .where(_payments.c.assessment_id.in_(chunk), _payments.c.applied)))
+    return booked
+
+
+@dataclass
+class _Decision:
+    new: _NewReport
+    slip: dict[str, Any] | None
+    applied: bool = False
+    overpaid: bool = False
+    exceptions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _decide(scope: _Scope, new: _NewReport, slips: dict[tuple[str, int], dict[str, Any]],
+            booked: set[int]) -> _Decision:
+    """What to book for one new store payment, and which exceptions it raises (at most one of lateness)."""
+    row = new.first
+    slip = None
+    try:
+        barcode = decode(row.barcode)
+    except BarcodeError as exc:
+        decision = _Decision(new, None, exceptions=[("unknown_slip", {"reason": str(exc)})])
+    else:
+        if barcode.client_code != scope.client_code:
+            reason = f"barcode of client {barcode.client_code}, not this municipality's {scope.client_code}"
+            decision = _Decision(new, None, exceptions=[("unknown_slip", {"reason": reason})])
+        else:
+            slip = slips.get((row.slip_number, row.reissue))
+            decision = _Decision(new, slip)
+            if slip is None:
+                decision.exceptions.append(("unknown_slip", {"reason": f"no slip {row.slip_number} issue "
+                                                                       f"{row.reissue}"}))
+    if "final" in new.kinds and "preliminary" not in new.kinds:
+        decision.exceptions.append(("final_without_preliminary", {"reason": "a 確報 came before any 速報; "
+                                                                            "booked from the 確報"}))
+    if "cancel" in new.kinds:
+        decision.exceptions.append(("preliminary_cancelled", {"reason": "the store voided a payment it had "
+                                                                        "reported (速報取消)"}))
+    if slip is not None:
+        _book(decision, slip, row, booked)
+    return decision
+
+
+def _book(decision: _Decision, slip: dict[str, Any], row: Any, booked: set[int]) -> None:
+    if slip["status"] == "void":
+        decision.exceptions.append(("payment_on_void_slip", {"reason": "paid with a slip that was reissued or "
+                                                                       "voided", "slip_status": "void"}))
+    if row.amount != slip["amount"]:
+        decision.exceptions.append(("amount_mismatch", {"billed": slip["amount"], "paid": row.amount,
+                                                        "difference": row.amount - slip["amount"]}))
+    elif slip["assessment_id"] in booked:
+        decision.overpaid = True
+        decision.exceptions.append(("double_payment", {"reason": "the instalment was already paid; a refund "
+                                                                 "is requested"}))
+    else:
+        decision.applied = True
+        booked.add(slip["assessment_id"])
+    deadline, due = slip["store_deadline"], slip["due_date"]
+    if deadline is not None and row.paid_on > deadline:
+        decision.exceptions.append(("paid_after_store_deadline", {"store_deadline": deadline.isoformat()}))
+    elif row.paid_on > due:
+        decision.exceptions.append(("paid_after_due_date", {"due_date": due.isoformat(),
+                                                            "days_late": (row.paid_on - due).days}))
+
+
+def _write(session: Session, scope: _Scope, decisions: list[_Decision], result: AgencyImportResult) -> None:
+    """Insert payments, the reports pointing at them, refunds for double payments, exceptions."""
+    now = utcnow()
+    to_pay = [d for d in decisions if d.slip is not None]
+    payment_ids: dict[int, int] = {}
+    if to_pay:
+        ids = session.execute(insert(_payments).returning(_payments.c.id, sort_by_parameter_order=True), [dict(
+            municipality_id=scope.municipality_id, slip_id=d.slip["id"], assessment_id=d.slip["assessment_id"],
+            channel="agency", status="succeeded", amount=d.new.first.amount, fee_amount=0, refunded_amount=0,
+            applied=d.applied, overpaid=d.overpaid, accepted_at=d.new.first.paid_at, created_at=now,
+            updated_at=now) for d in to_pay if d.slip is not None]).scalars().all()
+        payment_ids = {id(d): pid for d, pid in zip(to_pay, ids, strict=True)}
+    report_ids = session.execute(insert(_reports).returning(_reports.c.id, sort_by_parameter_order=True), [
+        _report_values(scope, d, payment_ids.get(id(d)), now) for d in decisions]).scalars().all()
+    paid_slips = [d.slip["id"] for d in to_pay if d.applied and d.slip is not None]
+    for start in range(0, len(paid_slips), 5_000):
+        session.execute(update(_slips).where(_slips.c.id.in_(paid_slips[start:start + 5_000]),
+                                             _slips.c.status == "issued").values(status="paid"))
+    refunds = [dict(payment_id=payment_ids[id(d)], amount=d.new.first.amount, reason="double payment (二重納付)",
+                    status="requested", requested_by="system", created_at=now, updated_at=now)
+               for d in to_pay if d.overpaid]
+    if refunds:
+        session.execute(insert(table(Refund)), refunds)
+    result.booked += sum(1 for d in to_pay if d.applied)
+    result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
+    result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
+    _raise(session, scope, result, [
+        _exception(kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
+                   payment_ids.get(id(d)), details)
+        for d, report_id in zip(decisions, report_ids, strict=True) for kind, details in d.exceptions])
+
+
+def _report_values(scope: _Scope, decision: _Decision, payment_id: int | None, now: datetime) -> dict[str, Any]:
+    row, kinds = decision.new.first, decision.new.kinds
+    return dict(
+        municipality_id=scope.municipality_id, adapter=scope.adapter, match_key=row.match_key, barcode=row.barcode,
+        slip_number=row.slip_number, reissue=row.reissue, amount=row.amount, paid_at=row.paid_at,
+        paid_on=row.paid_on, store_code=row.store_code, chain_code=row.chain_code, channel=row.channel,
+        preliminary_import_id=scope.import_id if "preliminary" in kinds else None,
+        final_import_id=scope.import_id if "final" in kinds else None,
+        cancel_import_id=scope.import_id if "cancel" in kinds else None,
+        remittance_on=decision.new.remittance_on, payment_id=payment_id, created_at=now)
+
+
+def _exception(kind: str, report_id: int, business_date: date, amount: int, slip_number: str,
+               payment_id: int | None, details: dict[str, Any]) -> dict[str, Any]:
+    return dict(kind=kind, subject_key=f"agency_report:{report_id}", business_date=business_date, amount=amount,
+                slip_number=slip_number, payment_id=payment_id, agency_report_id=report_id, details=details)
+
+
+def _raise(session: Session, scope: _Scope, result: AgencyImportResult, exceptions: Iterable[dict[str, Any]]) -> None:
+    """Record exceptions once each: (kind, subject) is unique, a repeat is dropped by the database."""
+    raised = raise_exceptions(session, scope.municipality_id, list(exceptions))
+    result.exceptions.update(raised)
+
+
+def raise_exceptions(session: Session, municipality_id: int, exceptions: list[dict[str, Any]]) -> Counter[str]:
+    """Insert exceptions not recorded before (ON CONFLICT DO NOTHING); count the new ones by kind."""
+    if not exceptions:
+        return Counter()
+    now = utcnow()
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    new: Counter[str] = Counter()
+    for start in range(0, len(exceptions), 1_000):
+        chunk = [{"municipality_id": municipality_id, "status": "open", "created_at": now, "amount": None,
+                  "slip_number": None, "payment_id": None, "agency_report_id": None, **e}
+                 for e in exceptions[start:start + 1_000]]
+        statement = dialect_insert(_exceptions).values(chunk).on_conflict_do_nothing().returning(_exceptions.c.kind)
+        new.update(session.scalars(statement).all())
+    return new
+
