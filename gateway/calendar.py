@@ -33,3 +33,11 @@ def next_business_day(day: date) -> date:
 def store_deadline(due_date: date, offset_days: int) -> date:
     """Return the store deadline: `offset_days` after the due date, moved to a business day."""
     return next_business_day(due_date + timedelta(days=offset_days))
+
+
+def business_day_after(day: date, days: int) -> date:
+    """The `days`-th business day after `day`."""
+    while days > 0:
+        day += timedelta(days=1)
+        days -= is_business_day(day)
+    return day

@@ -95,7 +95,7 @@ def write_file(adapter: AgencyAdapter, records: list[Scheduled], *, created_on: 
     rows = [_row(record, codes, created_on, adapter.layout.format == "fixed") for record in records]
     layout = adapter.layout
     if layout.format == "csv":
-        lines = [layouts.write_csv_line(layout, {**row, "barcode": "EAN" + row["barcode"]}) for row in rows]
+        lines = [layouts.write_csv_line(layout, {**row, "barcode": f"EAN{row['barcode']}"}) for row in rows]
         return "".join(line + "\r\n" for line in lines).encode(layout.encoding)
     header = {"created_on": created_on, "agency_code": agency_code,
               "client_code": client_code or adapter.client_code or "00000",

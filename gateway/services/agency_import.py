@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    CursorResult,
     Date,
     Integer,
     MetaData,
@@ -165,7 +166,7 @@ def _stage(session: Session, reports: list[AgencyReport], progress: Progress | N
         columns = ", ".join(c.name for c in STAGE.columns)
         driver = connection.connection.driver_connection
         assert driver is not None
-        with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:
             for done, row in enumerate(rows, start=1):
                 copy.write_row(row)
                 if progress and done % 50_000 == 0:
@@ -211,7 +212,7 @@ def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult)
     confirmed = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
                                 .values(final_import_id=scope.import_id, remittance_on=STAGE.c.remittance_on))
-    result.confirmed += confirmed.rowcount
+    result.confirmed += cast(CursorResult[Any], confirmed).rowcount
     session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "preliminary",
                                            _reports.c.preliminary_import_id.is_(None))
                     .values(preliminary_import_id=scope.import_id))

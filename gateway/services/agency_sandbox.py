@@ -1,0 +1,178 @@
+"""Sandbox mode of the agency channel: residents pay issued slips at stores and in apps.
+
+Plans store payments for a share of the issued slips, plants anomalies of every kind the
+agency channel can show (each one exactly once, so a test can count them), has the agency
+simulator write its files day by day, imports them, records the deposits the agency makes
+(short for planted remittance anomalies) and runs the checks. `kokin demo` and the tests
+use it; nothing here is used with real agencies.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.agency import AgencyAdapter
+from adapters.agency.simulator import StorePayment, files_by_day, schedule
+from gateway.barcode import compose, decode, issuer_prefix
+from gateway.identifiers import make_slip_number
+from gateway.models import Slip
+from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
+from gateway.services.agency_import import import_agency_file
+from gateway.services.reference import get_municipality
+from gateway.services.slips import reissue_slip
+
+# Where residents pay, roughly as the apps and chains share it (codes: the default chain table).
+CHAINS = (("820", 30), ("780", 8), ("800", 8), ("830", 6), ("010", 20), ("020", 12), ("030", 12), ("080", 4))
+ANOMALY_KINDS = (
+    "unknown_slip", "double_payment", "amount_mismatch", "paid_after_due_date", "paid_after_store_deadline",
+    "preliminary_cancelled", "final_without_preliminary", "final_overdue", "payment_on_void_slip",
+    "remittance_mismatch",
+)
+
+
+@dataclass
+class AgencyPlan:
+    payments: list[StorePayment]
+    planted: Counter[str] = field(default_factory=Counter)  # exceptions the plan must raise, by kind
+    short_remittances: int = 0  # deposits to record short (remittance_mismatch)
+
+
+@dataclass(frozen=True)
+class SandboxOutcome:
+    files: int
+    records: int
+    booked: int
+    deposits: int
+    exceptions: Counter[str]
+    last_file_on: date | None
+
+
+def plan_store_payments(session: Session, municipality_code: str, *, share: float,
+                        anomalies: Mapping[str, int] | None = None, seed: int = 7,
+                        until: date | None = None) -> AgencyPlan:
+    """Pay `share` of the issued slips (due by `until`) at stores and in apps, and plant `anomalies`.
+
+    Planting payment_on_void_slip reissues slips (their earlier issue becomes void).
+    """
+    rng = random.Random(seed)
+    municipality = get_municipality(session, municipality_code)
+    query = (select(Slip).where(Slip.municipality_id == municipality.id, Slip.status == "issued",
+                                Slip.barcode.is_not(None)).order_by(Slip.id))
+    if until is not None:
+        query = query.where(Slip.due_date <= until)
+    slips = list(session.scalars(query))
+    rng.shuffle(slips)
+    wanted = Counter(anomalies or {})
+    spare = slips[: sum(wanted.values())]  # fresh slips for the anomalies
+    paid = slips[len(spare): len(spare) + int((len(slips) - len(spare)) * share)]
+    plan = AgencyPlan([_store_payment(rng, s.barcode, _before(rng, s.due_date)) for s in paid])
+    planters: dict[str, Callable[[], StorePayment | None]] = {
+        "unknown_slip": lambda: _unknown(rng, municipality.company_code, municipality.client_code, paid or spare),
+        "double_payment": lambda: _again(rng, plan.payments),
+        "amount_mismatch": lambda: _mismatch(rng, spare.pop()),
+        "paid_after_due_date": lambda: _late(rng, spare.pop(), past_deadline=False),
+        "paid_after_store_deadline": lambda: _late(rng, spare.pop(), past_deadline=True),
+        "preliminary_cancelled": lambda: _with_records(rng, spare.pop(), ("preliminary", "cancel")),
+        "final_without_preliminary": lambda: _with_records(rng, spare.pop(), ("final",)),
+        "final_overdue": lambda: _with_records(rng, spare.pop(), ("preliminary",)),
+        "payment_on_void_slip": lambda: _on_void(session, rng, municipality.id, spare.pop()),
+    }
+    for kind, count in sorted(wanted.items()):
+        if kind == "remittance_mismatch":
+            plan.short_remittances = count
+        else:
+            plan.payments += [p for p in (planters[kind]() for _ in range(count)) if p is not None]
+        plan.planted[kind] += count
+    return plan
+
+
+def _store_payment(rng: random.Random, barcode: str | None, paid_on: date) -> StorePayment:
+    assert barcode is not None
+    chain = rng.choices([c for c, _ in CHAINS], [w for _, w in CHAINS])[0]
+    at = datetime.combine(paid_on, time(rng.randint(7, 22), rng.randint(0, 59)))
+    return StorePayment(barcode, at, f"{rng.randint(1, 9_999_999):07d}", chain)
+
+
+def _before(rng: random.Random, due: date) -> date:
+    return due - timedelta(days=rng.randint(1, 25))
+
+
+def _unknown(rng: random.Random, company: str, client: str, slips: list[Slip]) -> StorePayment:
+    """A barcode with our prefix and a well-formed slip number this gateway never issued."""
+    number = make_slip_number(2026, 9_000_000_000_000 + rng.randint(0, 999_999_999))
+    return _store_payment(rng, compose(issuer_prefix(company, client), number, 0, None, 5_000), date(2026, 6, 10))
+
+
+def _again(rng: random.Random, payments: list[StorePayment]) -> StorePayment:
+    first = rng.choice(payments)
+    again = _store_payment(rng, first.barcode, first.paid_at.date())  # same day, another store or app
+    return replace(again, store_code="0000001", paid_at=first.paid_at + timedelta(minutes=7))
+
+
+def _mismatch(rng: random.Random, slip: Slip) -> StorePayment:
+    """The slip's barcode with 100 yen more, check digit recomputed: a hand-corrected slip."""
+    assert slip.barcode is not None
+    bar = decode(slip.barcode)
+    altered = compose(slip.barcode[:13], bar.slip_number, bar.reissue, bar.store_deadline, bar.amount + 100)
+    return _store_payment(rng, altered, _before(rng, slip.due_date))
+
+
+def _late(rng: random.Random, slip: Slip, *, past_deadline: bool) -> StorePayment:
+    assert slip.store_deadline is not None
+    paid_on = slip.store_deadline + timedelta(days=2) if past_deadline else slip.due_date + timedelta(days=1)
+    return _store_payment(rng, slip.barcode, paid_on)
+
+
+def _with_records(rng: random.Random, slip: Slip, records: tuple[Any, ...]) -> StorePayment:
+    return replace(_store_payment(rng, slip.barcode, _before(rng, slip.due_date)), records=records)
+
+
+def _on_void(session: Session, rng: random.Random, municipality_id: int, slip: Slip) -> StorePayment:
+    """The resident pays with the old sheet after the slip was reissued."""
+    old_barcode = slip.barcode
+    reissue_slip(session, municipality_id, slip.number, reason="sandbox: slip lost and reissued", actor="sandbox")
+    return _store_payment(rng, old_barcode, _before(rng, slip.due_date))
+
+
+def run_agency_sandbox(session: Session, agency: AgencyAdapter, municipality_code: str, plan: AgencyPlan, *,
+                       as_of: date | None = None, on_file: Callable[[date, Any], None] | None = None,
+                       ) -> SandboxOutcome:
+    """Import the agency's files for `plan` day by day, record its deposits, run the checks on `as_of`."""
+    municipality = get_municipality(session, municipality_code)
+    files = files_by_day(agency, schedule(plan.payments), client_code=municipality.client_code)
+    if as_of is not None:
+        files = {day: data for day, data in files.items() if day <= as_of}
+    exceptions: Counter[str] = Counter()
+    booked = records = 0
+    for day, data in files.items():
+        result = import_agency_file(session, agency, data, municipality_code=municipality_code,
+                                    filename=f"{agency.name}-{day:%Y%m%d}.dat", source="sandbox", actor="sandbox")
+        exceptions += result.exceptions
+        booked, records = booked + result.booked, records + result.records
+        if on_file:
+            on_file(day, result)
+    last = max(files) if files else None
+    check_on = as_of or ((last + timedelta(days=30)) if last else date.today())
+    deposits = _deposit(session, municipality_code, agency.name, plan.short_remittances, check_on)
+    exceptions += check_agency_data(session, municipality_code, check_on)
+    return SandboxOutcome(len(files), records, booked, deposits, exceptions, last)
+
+
+def _deposit(session: Session, municipality_code: str, adapter: str, short: int, until: date) -> int:
+    """The agency pays each planned remittance due by `until`; the first `short` ones 1,000 yen short."""
+    count = 0
+    for remittance in expected_remittances(session, municipality_code, adapter=adapter, until=until):
+        if remittance.expected == 0:
+            continue
+        amount = remittance.expected - (1_000 if count < short else 0)
+        record_deposit(session, municipality_code, adapter=adapter, deposited_on=remittance.remittance_on,
+                       amount=amount, reference=f"{adapter}-{remittance.remittance_on:%Y%m%d}", entered_by="sandbox")
+        count += 1
+    return count
