@@ -101,7 +101,11 @@ class AgencyAdapter:
     def read(self, data: bytes) -> AgencyFile:
         """Validate the whole file and return its reports; raise AgencyFileRejected listing every error."""
         records, errors = layouts.read(self.layout, data)
-        if self.layout.format == "fixed":
+        # A record with a bad field is left out of `records`: checking the order, count and
+        # total without it would report faults the file does not have. Those come once the
+        # record errors are fixed.
+        complete = not any(e.line for e in errors)
+        if self.layout.format == "fixed" and complete:
             errors += _structure_errors(records)
         reports: list[AgencyReport] = []
         for record in records:
@@ -111,7 +115,9 @@ class AgencyAdapter:
                     reports.append(report)
         header = next((r for r in records if r.kind == "header"), None)
         trailer = next((r for r in records if r.kind == "trailer"), None)
-        errors += self._header_errors(header) + _trailer_errors(trailer, reports, records)
+        errors += self._header_errors(header)
+        if complete:
+            errors += _trailer_errors(trailer, reports, records)
         if not reports and not errors:
             errors.append(LineError(0, None, "the file has no data records"))
         if errors:
@@ -152,6 +158,8 @@ class AgencyAdapter:
         barcode = values.get("barcode")
         if barcode is not None:
             problem = barcode_problem(barcode)
+            if not problem and self.client_code is not None and barcode[8:13] != self.client_code:
+                problem = f"is for client {barcode[8:13]}, this ward is {self.client_code} at {self.name}"
             if problem:
                 errors.append(LineError(line, "barcode", problem))
                 barcode = None

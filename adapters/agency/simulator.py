@@ -71,8 +71,9 @@ def schedule(payments: Iterable[StorePayment], seed: int = 0) -> list[Scheduled]
         for kind in payment.records:
             if kind == "preliminary":
                 out.append(Scheduled(business_day_after(day), kind, payment, None))
-            elif kind == "final":
-                out.append(Scheduled(business_day_after(day, rng.randint(5, 8)), kind, payment, remit))
+            elif kind == "final":  # a 確報 announces a remittance still to come
+                sent = business_day_after(day, rng.randint(5, 8))
+                out.append(Scheduled(sent, kind, payment, max(remit, business_day_after(sent, 1))))
             else:  # a store voids what it reported, a few days later
                 out.append(Scheduled(business_day_after(day, 2), kind, payment, None))
     return sorted(out, key=lambda s: (s.sent_on, s.payment.paid_at, s.kind))

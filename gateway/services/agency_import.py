@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -53,11 +53,11 @@ from gateway.models import (
     table,
 )
 from gateway.models import AgencyReport as ReportRow
+from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-Progress = Callable[[str, int], None]  # (phase, records done in it)
 
 
 class AgencyFileInvalid(GatewayError):
@@ -121,7 +121,7 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
             result.already_imported = True
             return result
         result.import_id = import_id
-        _stage(session, agency_file.reports, progress)
+        _stage(session, agency_file.reports, progress or NoProgress())
         scope = _Scope(municipality_id, client_code, agency.name, import_id)
         _apply_to_known(session, scope, result)
         _apply_new(session, scope, result)
@@ -156,35 +156,26 @@ def _claim_import(session: Session, municipality_id: int, agency: AgencyAdapter,
     return session.execute(statement.returning(table(AgencyImport).c.id)).scalar()
 
 
-def _stage(session: Session, reports: list[AgencyReport], progress: Progress | None) -> None:
+def _stage(session: Session, reports: list[AgencyReport], progress: Progress) -> None:
     """Put the file's records in a temporary table (COPY on PostgreSQL, executemany on SQLite)."""
     connection = session.connection()
     _drop_stage(session)
     STAGE.create(connection)
-    rows = (_stage_row(seq, report) for seq, report in enumerate(reports))
-    if connection.dialect.name == "postgresql":
-        columns = ", ".join(c.name for c in STAGE.columns)
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:
-            for done, row in enumerate(rows, start=1):
-                copy.write_row(row)
-                if progress and done % 50_000 == 0:
-                    progress("staged", done)
-    else:
-        batch: list[dict[str, Any]] = []
-        names = [c.name for c in STAGE.columns]
-        for done, row in enumerate(rows, start=1):
-            batch.append(dict(zip(names, row, strict=True)))
-            if len(batch) == 10_000:
-                connection.execute(insert(STAGE), batch)
-                batch.clear()
-                if progress:
-                    progress("staged", done)
-        if batch:
-            connection.execute(insert(STAGE), batch)
-    if progress:
-        progress("staged", len(reports))
+    progress.start("staging the records", len(reports))
+    for start in range(0, len(reports), 10_000):
+        rows = [_stage_row(seq, report) for seq, report in enumerate(reports[start:start + 10_000], start=start)]
+        if connection.dialect.name == "postgresql":
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            columns = ", ".join(c.name for c in STAGE.columns)
+            with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            names = [c.name for c in STAGE.columns]
+            connection.execute(insert(STAGE), [dict(zip(names, row, strict=True)) for row in rows])
+        progress.advance(len(rows))
+    progress.finish()
 
 
 def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:

@@ -1,0 +1,138 @@
+"""Collection-agency data over the API: staff upload files, enter deposits, see remittances.
+
+`POST /api/v1/agency/{adapter}/imports` takes the file as the raw request body
+(`Content-Type: application/octet-stream`, `?filename=`), exactly as the agency sent it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from gateway.api.auth import require_api_key, session
+from gateway.api.schemas import StrictSchema
+from gateway.errors import GatewayError, NotFound
+from gateway.models import EXCEPTION_KINDS, Municipality
+from gateway.services.agency_checks import expected_remittances, record_deposit
+from gateway.services.agency_import import import_agency_file
+from gateway.services.exceptions import list_exceptions
+
+blp = Blueprint("agency", __name__, url_prefix="/agency", description="Collection agencies (速報/確報/取消)")
+blp.before_request(require_api_key)
+exceptions_blp = Blueprint("exceptions", __name__, url_prefix="/exceptions",
+                           description="Reconciliation exceptions for accounting staff")
+exceptions_blp.before_request(require_api_key)
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class ImportQuerySchema(StrictSchema):
+    filename = fields.String(load_default="upload.dat", validate=validate.Length(min=1, max=255))
+
+
+class ImportResultSchema(StrictSchema):
+    adapter = fields.String(required=True)
+    import_id = fields.Integer(allow_none=True)
+    already_imported = fields.Boolean(required=True)
+    records = fields.Integer(required=True)
+    total_amount = fields.Integer(required=True, metadata={"description": "yen"})
+    repeated = fields.Integer(required=True, metadata={"description": "records applied by earlier files"})
+    booked = fields.Integer(required=True)
+    confirmed = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+    exceptions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class DepositSchema(StrictSchema):
+    deposited_on = fields.Date(required=True)
+    amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "yen"})
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class DepositResultSchema(StrictSchema):
+    recorded = fields.Boolean(required=True, metadata={"description": "false: this statement line was known"})
+
+
+class RemittanceSchema(StrictSchema):
+    adapter = fields.String(required=True)
+    remittance_on = fields.Date(required=True)
+    payments = fields.Integer(required=True)
+    expected = fields.Integer(required=True)
+    received = fields.Integer(required=True)
+    difference = fields.Integer(required=True)
+
+
+class ExceptionQuerySchema(StrictSchema):
+    kind = fields.String(validate=validate.OneOf(EXCEPTION_KINDS))
+    status = fields.String(validate=validate.OneOf(["open", "resolved"]))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class ExceptionSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    subject_key = fields.String(required=True)
+    business_date = fields.Date(required=True)
+    amount = fields.Integer(allow_none=True)
+    slip_number = fields.String(allow_none=True)
+    payment_id = fields.Integer(allow_none=True)
+    agency_report_id = fields.Integer(allow_none=True)
+    details = fields.Dict(required=True)
+    status = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+def _municipality_code() -> str:
+    municipality = session().get(Municipality, g.municipality_id)
+    assert municipality is not None
+    return municipality.code
+
+
+def _agency(name: str) -> Any:
+    agency = current_app.extensions["kokin.agencies"].get(name)
+    if agency is None:
+        raise NotFound(f"no agency adapter {name!r} is configured", code="unknown_adapter")
+    return agency
+
+
+@blp.route("/<string:adapter>/imports", methods=["POST"])
+@blp.arguments(ImportQuerySchema, location="query")
+@blp.response(200, ImportResultSchema)
+def upload_agency_file(query: dict[str, Any], adapter: str) -> Any:
+    """Import an agency file uploaded by staff: validated in full, applied once, atomically."""
+    agency = _agency(adapter)
+    if (request.content_length or 0) > MAX_FILE_BYTES:
+        raise GatewayError(f"the file is larger than {MAX_FILE_BYTES:,} bytes", code="file_too_large", status=413)
+    data = request.get_data(cache=False)
+    if not data:
+        raise GatewayError("the request body is empty: send the file as the body", code="empty_file", status=422)
+    result = import_agency_file(session(), agency, data, municipality_code=_municipality_code(),
+                                filename=query["filename"], source="api", actor=f"api:{g.api_key_name}")
+    return {**vars(result), "exceptions": dict(result.exceptions)}
+
+
+@blp.route("/<string:adapter>/deposits", methods=["POST"])
+@blp.arguments(DepositSchema)
+@blp.response(200, DepositResultSchema)
+def enter_deposit(deposit: dict[str, Any], adapter: str) -> Any:
+    """Record a deposit (振込) from the agency as the bank statement shows it; a repeat changes nothing."""
+    _agency(adapter)
+    return {"recorded": record_deposit(session(), _municipality_code(), adapter=adapter,
+                                       entered_by=f"api:{g.api_key_name}", **deposit)}
+
+
+@blp.route("/remittances")
+@blp.response(200, RemittanceSchema(many=True))
+def list_remittances() -> Any:
+    """Expected deposits per agency and planned date (from 確報 data) against what arrived."""
+    return [{**vars(r), "difference": r.difference} for r in expected_remittances(session(), _municipality_code())]
+
+
+@exceptions_blp.route("")
+@exceptions_blp.arguments(ExceptionQuerySchema, location="query")
+@exceptions_blp.response(200, ExceptionSchema(many=True))
+def list_exception_queue(query: dict[str, Any]) -> Any:
+    """List exceptions, newest first; filter by kind and status."""
+    return list_exceptions(session(), g.municipality_id, kind=query.get("kind"), status=query.get("status"),
+                           limit=query["limit"])

@@ -1,0 +1,116 @@
+"""`kokin agency ...`: collection-agency files (速報/確報/取消), pulls, deposits, checks."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from adapters.agency import AgencyAdapter
+from adapters.base import RetryableError
+from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session
+from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
+from gateway.services.agency_import import AgencyImportResult, import_agency_file
+
+
+@click.group("agency")
+def agency() -> None:
+    """Collection agencies: store and app payments of the slip barcode."""
+
+
+def _agency(name: str) -> AgencyAdapter:
+    agencies: dict[str, AgencyAdapter] = current_app.extensions["kokin.agencies"]
+    if name not in agencies:
+        raise click.ClickException(f"agency adapter {name!r} is not configured; configured: "
+                                   f"{', '.join(sorted(agencies)) or 'none'}")
+    return agencies[name]
+
+
+def _report(label: str, result: AgencyImportResult) -> None:
+    if result.already_imported:
+        click.echo(f"{label}: already imported ({result.records:,} records); nothing changed")
+        return
+    click.echo(f"{label}: {result.records:,} records, {result.total_amount:,} yen; {result.booked:,} payments booked, "
+               f"{result.confirmed:,} confirmed (確報), {result.cancelled:,} cancellations (取消), "
+               f"{result.repeated:,} already applied by earlier files")
+    for kind, count in sorted(result.exceptions.items()):
+        click.echo(f"  exception {kind}: {count:,}")
+
+
+@agency.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--adapter", "adapter_name", required=True, help="agency-fixed120, agency-csv or a configured one")
+@municipality_option
+@operation
+def agency_import(file: Path, adapter_name: str, municipality_code: str | None) -> None:
+    """Validate the whole file, then apply it atomically; a file or record seen before applies once."""
+    code = resolve_municipality(municipality_code)
+    result = import_agency_file(session(), _agency(adapter_name), file.read_bytes(), municipality_code=code,
+                                filename=file.name, source="cli", actor="cli", progress=ClickProgress())
+    _report(file.name, result)
+
+
+@agency.command("pull")
+@click.option("--adapter", "adapter_name", required=True)
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), help="also keep the pulled file here")
+@municipality_option
+@operation
+def agency_pull(adapter_name: str, save: Path | None, municipality_code: str | None) -> None:
+    """Fetch the agency's newest file over HTTP and import it (safe to repeat)."""
+    adapter = _agency(adapter_name)
+    try:
+        data = adapter.pull()
+    except (RetryableError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if save is not None:
+        save.write_bytes(data)
+    code = resolve_municipality(municipality_code)
+    name = f"{adapter_name}-pull-{datetime.now():%Y%m%d%H%M%S}.dat"
+    _report(name, import_agency_file(session(), adapter, data, municipality_code=code, filename=name,
+                                     source="pull", actor="cli", progress=ClickProgress()))
+
+
+@agency.command("deposit")
+@click.option("--adapter", "adapter_name", required=True)
+@click.option("--date", "deposited_on", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--amount", required=True, type=click.IntRange(min=1), help="yen, as on the bank statement")
+@click.option("--reference", required=True, help="the statement line's reference")
+@municipality_option
+@operation
+def agency_deposit(adapter_name: str, deposited_on: datetime, amount: int, reference: str,
+                   municipality_code: str | None) -> None:
+    """Record a deposit (振込) from an agency as the bank statement shows it."""
+    _agency(adapter_name)
+    code = resolve_municipality(municipality_code)
+    new = record_deposit(session(), code, adapter=adapter_name, deposited_on=deposited_on.date(), amount=amount,
+                         reference=reference, entered_by="cli")
+    click.echo(f"deposit {reference}: {amount:,} yen on {deposited_on:%Y-%m-%d} "
+               + ("recorded" if new else "was recorded before; nothing changed"))
+
+
+@agency.command("check")
+@click.option("--date", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None, help="default: today")
+@municipality_option
+@operation
+def agency_check(as_of: datetime | None, municipality_code: str | None) -> None:
+    """Raise overdue 確報 and remittance differences due by the date (each once)."""
+    code = resolve_municipality(municipality_code)
+    day = as_of.date() if as_of else date.today()
+    raised = check_agency_data(session(), code, day)
+    click.echo(f"checked agency data as of {day}: " + (", ".join(f"{k} {v:,}" for k, v in sorted(raised.items()))
+                                                       or "no new exceptions"))
+
+
+@agency.command("remittances")
+@click.option("--adapter", "adapter_name", default=None)
+@municipality_option
+@operation
+def agency_remittances(adapter_name: str | None, municipality_code: str | None) -> None:
+    """Expected deposits per agency and planned date (from 確報 data) against what arrived."""
+    code = resolve_municipality(municipality_code)
+    rows = expected_remittances(session(), code, adapter=adapter_name)
+    click.echo(f"{'agency':<18} {'date':<10} {'payments':>9} {'expected':>14} {'received':>14} {'difference':>12}")
+    for r in rows:
+        click.echo(f"{r.adapter:<18} {r.remittance_on:%Y-%m-%d} {r.payments:>9,} {r.expected:>14,} {r.received:>14,} "
+                   f"{r.difference:>12,}" + ("  <- differs" if r.difference else ""))
