@@ -73,9 +73,10 @@ def plan_store_payments(session: Session, municipality_code: str, *, share: floa
     spare = slips[: sum(wanted.values())]  # fresh slips for the anomalies
     paid = slips[len(spare): len(spare) + int((len(slips) - len(spare)) * share)]
     plan = AgencyPlan([_store_payment(rng, s.barcode, _before(rng, s.due_date)) for s in paid])
+    clean = list(plan.payments)  # a double payment repeats one of these, never a planted anomaly
     planters: dict[str, Callable[[], StorePayment | None]] = {
         "unknown_slip": lambda: _unknown(rng, municipality.company_code, municipality.client_code, paid or spare),
-        "double_payment": lambda: _again(rng, plan.payments),
+        "double_payment": lambda: _again(rng, clean),
         "amount_mismatch": lambda: _mismatch(rng, spare.pop()),
         "paid_after_due_date": lambda: _late(rng, spare.pop(), past_deadline=False),
         "paid_after_store_deadline": lambda: _late(rng, spare.pop(), past_deadline=True),

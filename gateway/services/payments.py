@@ -174,7 +174,7 @@ def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *
     """
     with transaction(session):
         attempt_id, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
-    attempt = session.get(PaymentAttempt, attempt_id)
+    attempt = session.get(PaymentAttempt, attempt_id, populate_existing=True)  # settled in Core: reload
     assert attempt is not None
     return attempt
 

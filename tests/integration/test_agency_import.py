@@ -1,0 +1,178 @@
+"""Agency files applied to the ward's slips: once, atomically, with every anomaly surfaced once."""
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections import Counter
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.agency import make_agency_adapter
+from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
+from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
+from gateway.services.agency_checks import check_agency_data
+from gateway.services.agency_import import AgencyFileInvalid, import_agency_file
+from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
+from gateway.services.ledger_import import import_ledger
+from gateway.services.slips import issue_slips
+from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from tests.agency_corpus import BAD_DIR
+
+MUNICIPALITY = "131075"
+CLIENT = "13107"
+AGENCY_TABLES = (AgencyImport, AgencyReport, AgencyDeposit, ReconException, Payment, Refund)
+
+
+@pytest.fixture
+def slips(session, cipher):  # type: ignore[no-untyped-def]
+    """A small ward: 200 instalments imported and their slips issued; the slips with a barcode."""
+    rows = list(itertools.islice(ward_rows(MUNICIPALITY, 2026, 40), 200))
+    import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="ledger.csv")
+    issue_slips(session, MUNICIPALITY)
+    return session.scalars(select(Slip).where(Slip.barcode.is_not(None)).order_by(Slip.id)).all()
+
+
+def _state(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    state = {model.__tablename__: session.scalar(select(func.count()).select_from(model)) for model in AGENCY_TABLES}
+    state["paid slips"] = session.scalar(select(func.count()).select_from(Slip).where(Slip.status == "paid"))
+    return state
+
+
+def _paid_before_due(slip: Slip, store: str = "0001234", chain: str = "820", minute: int = 0) -> StorePayment:
+    return StorePayment(slip.barcode, datetime.combine(slip.due_date - timedelta(days=3), datetime.min.time())
+                        .replace(hour=10, minute=minute), store, chain)
+
+
+def _import(session, app, name: str, data: bytes, filename: str = "f.dat"):  # type: ignore[no-untyped-def]
+    return import_agency_file(session, app.extensions["kokin.agencies"][name], data, municipality_code=MUNICIPALITY,
+                              filename=filename, source="test", actor="test")
+
+
+@pytest.mark.parametrize("case", tomllib.loads((BAD_DIR / "MANIFEST.toml").read_text("utf-8"))["case"],
+                         ids=lambda case: case["file"])
+def test_a_bad_agency_file_is_rejected_whole_and_changes_nothing(app, session, slips, case) -> None:  # type: ignore[no-untyped-def]
+    agency = make_agency_adapter(case["adapter"], {})
+    good = files_by_day(agency, schedule([_paid_before_due(s) for s in slips[:3]]), client_code=CLIENT)
+    _import(session, app, case["adapter"], next(iter(good.values())))
+    before = _state(session)
+
+    with pytest.raises(AgencyFileInvalid) as rejected:
+        _import(session, app, case["adapter"], (BAD_DIR / case["file"]).read_bytes(), filename=case["file"])
+
+    where = f"record {case['record']}" if case["record"] else "file"
+    assert any(line.startswith(where) and case["message"] in line for line in rejected.value.details["errors"])
+    assert _state(session) == before
+
+
+@pytest.mark.parametrize("name", ["agency-fixed120", "agency-csv"])
+def test_a_file_imported_twice_and_records_repeated_in_a_later_file_apply_once(app, session, slips, name) -> None:  # type: ignore[no-untyped-def]
+    agency = app.extensions["kokin.agencies"][name]
+    scheduled = schedule([_paid_before_due(s) for s in slips[:20]])
+    preliminaries = [s for s in scheduled if s.kind == "preliminary"]
+    first = files_by_day(agency, preliminaries[:12], client_code=CLIENT)
+    for data in first.values():
+        _import(session, app, name, data)
+    state = _state(session)
+
+    again = [_import(session, app, name, data) for data in first.values()]
+    # A later file repeats the first twelve 速報 and brings eight new ones.
+    later = files_by_day(agency, [replace_day(s, date(2027, 3, 31)) for s in preliminaries], client_code=CLIENT)
+    (later_result,) = [_import(session, app, name, data, filename="later.dat") for data in later.values()]
+
+    assert again and all(r.already_imported for r in again)
+    assert later_result.repeated == 12 and later_result.booked == 8
+    assert _state(session)["payments"] == state["payments"] + 8 == 20
+    assert session.scalar(select(func.count()).select_from(Payment).where(Payment.applied)) == 20
+    assert session.scalar(select(func.count()).select_from(ReconException)) == 0
+    finals = files_by_day(agency, [s for s in scheduled if s.kind == "final"], client_code=CLIENT)
+    confirmed = sum(_import(session, app, name, data).confirmed for data in finals.values())
+    assert confirmed == 20
+    confirmed_reports = select(func.count()).select_from(AgencyReport).where(
+        AgencyReport.final_import_id.is_not(None), AgencyReport.remittance_on.is_not(None))
+    assert session.scalar(confirmed_reports) == 20
+
+
+def replace_day(scheduled: Scheduled, day: date) -> Scheduled:
+    return replace(scheduled, sent_on=day)
+
+
+@pytest.mark.parametrize("name", ["agency-fixed120", "agency-csv"])
+def test_every_planted_anomaly_is_surfaced_exactly_once_and_reruns_add_nothing(app, session, slips, name) -> None:  # type: ignore[no-untyped-def]
+    agency = app.extensions["kokin.agencies"][name]
+    plan = plan_store_payments(session, MUNICIPALITY, share=0.4, anomalies={kind: 2 for kind in ANOMALY_KINDS})
+
+    outcome = run_agency_sandbox(session, agency, MUNICIPALITY, plan)
+
+    found = Counter(dict(session.execute(select(ReconException.kind, func.count())
+                                         .group_by(ReconException.kind)).all()))
+    assert found == plan.planted == Counter({kind: 2 for kind in ANOMALY_KINDS})
+    assert outcome.exceptions == found
+    assert check_agency_data(session, MUNICIPALITY, outcome.last_file_on + timedelta(days=60)) == Counter()
+    for data in files_by_day(agency, schedule(plan.payments), client_code=CLIENT).values():
+        assert _import(session, app, name, data).already_imported
+    assert Counter(dict(session.execute(select(ReconException.kind, func.count())
+                                        .group_by(ReconException.kind)).all())) == found
+    # Nothing lost: every store payment of a known slip is a payment; each double payment has its refund.
+    reports = session.scalar(select(func.count()).select_from(AgencyReport))
+    unknown = found["unknown_slip"]
+    assert session.scalar(select(func.count()).select_from(AgencyReport)
+                          .where(AgencyReport.payment_id.is_not(None))) == reports - unknown
+    assert session.scalar(select(func.count()).select_from(Refund)
+                          .where(Refund.requested_by == "system")) == found["double_payment"]
+    assert session.scalar(select(func.count()).select_from(Payment).where(Payment.overpaid)) == found["double_payment"]
+
+
+def test_a_double_payment_by_app_of_a_slip_paid_by_card_is_kept_and_queued_for_refund(app, session, slips) -> None:  # type: ignore[no-untyped-def]
+    from gateway.services.payments import settle_attempt, start_payment
+    slip = slips[0]
+    adapters = app.extensions["kokin.adapters"]
+    started = start_payment(session, {"card": adapters["stripe"]}, municipality_id=slip.municipality_id,
+                            slip_number=slip.number, channel="card", return_url="https://ward.test/r",
+                            cancel_url="https://ward.test/c", fee_schedules={}, actor="resident")
+    adapters["stripe"].simulator.simulate_payment(started.attempt.provider_ref, "paid")
+    settle_attempt(session, "stripe", adapters["stripe"].fetch_status(started.attempt.provider_ref), actor="test")
+
+    agency = app.extensions["kokin.agencies"]["agency-csv"]
+    (data,) = files_by_day(agency, [s for s in schedule([_paid_before_due(slip)]) if s.kind == "preliminary"],
+                           client_code=CLIENT).values()
+    result = _import(session, app, "agency-csv", data)
+
+    assert result.exceptions == Counter(double_payment=1)
+    session.expire_all()
+    payments = session.scalars(select(Payment).where(Payment.slip_id == slip.id).order_by(Payment.id)).all()
+    assert [(p.channel, p.applied, p.overpaid) for p in payments] == [("card", True, False), ("agency", False, True)]
+    refund = session.scalar(select(Refund).where(Refund.payment_id == payments[1].id))
+    assert refund is not None and refund.amount == slip.amount and refund.status == "requested"
+    event = session.scalar(select(Event).where(Event.kind == "agency.imported").order_by(Event.id.desc()))
+    assert event is not None and event.data["exceptions"] == {"double_payment": 1}
+
+
+def test_a_store_payment_is_booked_at_the_store_time_with_its_app(app, session, slips) -> None:  # type: ignore[no-untyped-def]
+    slip = slips[1]
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    payment = _paid_before_due(slip, chain="780", minute=42)
+    (data,) = files_by_day(agency, [s for s in schedule([payment]) if s.kind == "preliminary"],
+                           client_code=CLIENT).values()
+
+    assert _import(session, app, "agency-fixed120", data).booked == 1
+
+    report = session.scalar(select(AgencyReport))
+    session.expire_all()
+    booked = session.get(Payment, report.payment_id)
+    assert report.channel == "au PAY" and report.remittance_on is None
+    assert booked.accepted_at == payment.paid_at.replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert (booked.channel, booked.amount, booked.applied, booked.status) == ("agency", slip.amount, True, "succeeded")
+    assert session.get(Slip, slip.id).status == "paid"
+
+
+def test_a_file_for_another_client_is_refused(app, session, slips) -> None:  # type: ignore[no-untyped-def]
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    (data,) = files_by_day(agency, schedule([_paid_before_due(slips[0])])[:1], client_code="99999").values()
+    before = _state(session)
+    with pytest.raises(AgencyFileInvalid, match="1 error"):
+        _import(session, app, "agency-fixed120", data)
+    assert _state(session) == before
