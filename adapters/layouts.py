@@ -138,7 +138,7 @@ def _digits(spec: FieldSpec, value: str) -> str:
     if not (value.isascii() and value.isdigit()):
         raise ValueError(f"must be digits only, got {value!r}")
     if spec.length and len(value) != spec.length:
-        raise ValueError(f"must be {spec.length} digits, got {len(value)} ({value!r})")
+        raise ValueError(f"must be {spec.length} digits, got {value!r}")
     if spec.max_bytes and len(value) > spec.max_bytes:
         raise ValueError(f"must be at most {spec.max_bytes} digits, got {len(value)} ({value!r})")
     return value

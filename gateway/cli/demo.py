@@ -12,7 +12,8 @@ from sqlalchemy import select
 from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.cli.demo_payments import pay_some_slips
-from gateway.models import Municipality, Slip
+from gateway.models import AgencyImport, Municipality, Slip
+from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
@@ -74,6 +75,9 @@ def demo(payers: int, serve: bool | None) -> None:
     _step("residents pay online: card and PayPay (sandbox simulators, signed webhooks)")
     pay_some_slips(db_session, int(db_session.scalar(select(Municipality.id).where(Municipality.code == code)) or 0))
 
+    _step("residents pay in apps and at stores: collection-agency files (速報, 確報, 取消, remittances)")
+    _agency_payments(db_session, code, outdir / "agency", progress)
+
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo")
     number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
@@ -95,6 +99,26 @@ def _import(session, path: Path, layout: str, progress: ClickProgress) -> None: 
     else:
         click.echo(f"{path.name}: {result.created:,} new, {result.amended:,} amended, "
                    f"{result.voided_slips:,} slips voided")
+
+
+def _agency_payments(session, code: str, folder: Path, progress: ClickProgress) -> None:  # type: ignore[no-untyped-def]
+    """A quarter of the slips due by today paid through the agency, one anomaly of each kind planted."""
+    if session.scalar(select(AgencyImport.id).where(AgencyImport.source == "sandbox").limit(1)) is not None:
+        click.echo("agency payments were simulated by an earlier run; nothing changed")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    agencies = current_app.extensions["kokin.agencies"]
+    for name, share, anomalies in (("agency-fixed120", 0.25, {kind: 1 for kind in ANOMALY_KINDS}),
+                                   ("agency-csv", 0.02, {})):
+        if name not in agencies:
+            continue
+        plan = plan_store_payments(session, code, share=share, anomalies=anomalies, until=date.today())
+        outcome = run_agency_sandbox(session, agencies[name], code, plan, save_to=folder, progress=progress)
+        click.echo(f"{name}: {outcome.files:,} files, {outcome.records:,} records, {outcome.booked:,} payments "
+                   f"booked, {outcome.deposits:,} deposits recorded")
+        for kind, count in sorted(outcome.exceptions.items()):
+            click.echo(f"  exception {kind}: {count:,}")
+    click.echo(f"agency files kept in {folder}; `kokin agency remittances` compares expected and received")
 
 
 def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
 from gateway.models import Payment, Refund, Slip
-from gateway.services.payments import adapters_by_channel, start_payment
+from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, start_payment
 from gateway.services.refunds import decide_refund, execute_refund
 from gateway.services.webhooks import receive_webhook
 
@@ -67,7 +67,9 @@ def _complete(session: Session, adapter: Any, attempt: Any) -> None:
 
 
 def _refund_double_payments(session: Session, adapters: Any) -> None:
-    for refund_id in list(session.scalars(select(Refund.id).where(Refund.status == "requested"))):
+    online = select(Refund.id).join(Payment, Payment.id == Refund.payment_id).where(
+        Refund.status == "requested", Payment.channel.in_(ONLINE_CHANNELS))  # agencies cannot refund: the ward does
+    for refund_id in list(session.scalars(online)):
         decide_refund(session, refund_id, approve=True, decided_by="demo-accounting-2")
         refund = execute_refund(session, adapters, refund_id, actor="demo-accounting-2")
         click.echo(f"double payment refunded: {refund.amount:,} yen ({refund.status}, approved by a second person)")

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from adapters.agency.simulator import StorePayment, files_by_day, schedule
 from gateway.barcode import compose, decode, issuer_prefix
 from gateway.identifiers import make_slip_number
 from gateway.models import Slip
+from gateway.progress import NoProgress, Progress
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
 from gateway.services.reference import get_municipality
@@ -143,22 +145,31 @@ def _on_void(session: Session, rng: random.Random, municipality_id: int, slip: S
 
 
 def run_agency_sandbox(session: Session, agency: AgencyAdapter, municipality_code: str, plan: AgencyPlan, *,
-                       as_of: date | None = None, on_file: Callable[[date, Any], None] | None = None,
-                       ) -> SandboxOutcome:
-    """Import the agency's files for `plan` day by day, record its deposits, run the checks on `as_of`."""
+                       as_of: date | None = None, save_to: Path | None = None,
+                       progress: Progress | None = None) -> SandboxOutcome:
+    """Import the agency's files for `plan` day by day, record its deposits, run the checks on `as_of`.
+
+    `save_to`: a folder that keeps each file as the agency sent it.
+    """
     municipality = get_municipality(session, municipality_code)
     files = files_by_day(agency, schedule(plan.payments), client_code=municipality.client_code)
     if as_of is not None:
         files = {day: data for day, data in files.items() if day <= as_of}
     exceptions: Counter[str] = Counter()
     booked = records = 0
+    progress = progress or NoProgress()
+    progress.start(f"{agency.name} files", len(files))
+    suffix = "csv" if agency.layout.format == "csv" else "dat"
     for day, data in files.items():
-        result = import_agency_file(session, agency, data, municipality_code=municipality_code,
-                                    filename=f"{agency.name}-{day:%Y%m%d}.dat", source="sandbox", actor="sandbox")
+        name = f"{agency.name}-{day:%Y%m%d}.{suffix}"
+        if save_to is not None:
+            (save_to / name).write_bytes(data)
+        result = import_agency_file(session, agency, data, municipality_code=municipality_code, filename=name,
+                                    source="sandbox", actor="sandbox")
         exceptions += result.exceptions
         booked, records = booked + result.booked, records + result.records
-        if on_file:
-            on_file(day, result)
+        progress.advance(1)
+    progress.finish()
     last = max(files) if files else None
     check_on = as_of or ((last + timedelta(days=30)) if last else date.today())
     deposits = _deposit(session, municipality_code, agency.name, plan.short_remittances, check_on)

@@ -76,6 +76,10 @@ def execute_refund(session: Session, adapters: Mapping[str, PaymentAdapter], ref
         refund.updated_at = utcnow()
         attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.payment_id == refund.payment_id,
                                                               PaymentAttempt.status == "succeeded"))
+        if attempt is None and session.scalar(select(Payment.channel).where(Payment.id == refund.payment_id)) \
+                == "agency":  # stores and apps cannot cancel a bill payment (domain document)
+            raise GatewayError(f"refund {refund_id}: a store or app payment is refunded by the ward, by bank "
+                               "transfer", code="refund_not_supported", status=422)
         if attempt is None or attempt.provider_ref is None:
             raise NotFound(f"refund {refund_id}: the payment has no successful provider attempt")
         adapter = adapters.get(attempt.adapter)

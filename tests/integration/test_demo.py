@@ -6,7 +6,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.cli import cli
-from gateway.models import Slip
+from gateway.models import ReconException, Slip
+from gateway.services.agency_sandbox import ANOMALY_KINDS
 
 
 def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothing(app, session) -> None:  # type: ignore[no-untyped-def]
@@ -15,7 +16,11 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert first.exit_code == 0, first.output
     assert "reissued 3 slips" in first.output
     slips = session.scalar(select(func.count()).select_from(Slip))
-    assert slips and session.scalar(select(func.count()).where(Slip.reissue == 1)) == 3
+    # three reissued after the amendments, one more by the agency sandbox (a payment on the void sheet)
+    assert slips and session.scalar(select(func.count()).where(Slip.reissue == 1)) == 4
+    for kind in ANOMALY_KINDS:
+        assert f"exception {kind}: 1" in first.output
+    exceptions = session.scalar(select(func.count()).select_from(ReconException))
     sample = Path(app.instance_path) / "demo" / "sample-slips.pdf"
     assert sample.read_bytes().startswith(b"%PDF")
 
@@ -23,3 +28,5 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert second.exit_code == 0, second.output
     assert "already imported" in second.output and "issued 0 slips" in second.output
     assert session.scalar(select(func.count()).select_from(Slip)) == slips
+    assert "agency payments were simulated by an earlier run" in second.output
+    assert session.scalar(select(func.count()).select_from(ReconException)) == exceptions == len(ANOMALY_KINDS)

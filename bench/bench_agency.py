@@ -1,0 +1,315 @@
+"""Benchmark importing a collection agency's 確報 file on PostgreSQL against only parsing it.
+
+Usage: python bench/bench_agency.py [--records 1000000] [--seed 7] [--profile DIR]
+
+Setup, not part of the figures (each step's time is printed): a fresh PostgreSQL database
+`kokin_bench_<hex>` on 127.0.0.1:5432 (dropped at the end), migrated and seeded; synthetic
+instalments of municipality 131075 loaded with Core (`ward_rows`) and their slips issued by
+`issue_slips`, topped up until `--records` slips carry a barcode (instalments above the
+barcode limit get none); one store payment per slip (paid 1-25 days before its due date, at
+a random time and store, at chains and apps weighted as in the agency sandbox). The agency's
+速報 file for all of them, in the 120-byte cp932 layout `agency-fixed120` (one file, written
+by the agency simulator), is imported with `import_agency_file`: every record is a new
+payment, decided in Python and booked (payments, agency reports, slips marked paid). Its
+seconds and records/s are printed as a second figure: that is the harder path. VACUUM
+ANALYZE after issuing and after the 速報 import, as autovacuum would have run in the days
+between slips, payments and the 確報.
+
+Measured: the 確報 file of the same payments (data type 02, with the planned remittance date,
+same layout, created six business days after the last payment):
+
+  parse    `agency.read(data)`: decoding and validating every record, trailer count and
+           total, barcodes (what `import_agency_file` does first);
+  import   `import_agency_file(...)` on the same bytes, end to end: the read, the import
+           row, COPY into the staging table, the UPDATE confirming the known payments, the
+           search for new ones, the event, one commit.
+
+It prints seconds and records/s for both, and the ratio parse/import (parse seconds divided
+by import seconds: 1.0 would mean importing costs no more than parsing). The issue's goal is
+at most 20 s for one million records. Then the 確報 file is imported again, which must answer
+already_imported (its time is printed: the whole file is read before the hash is claimed).
+
+Each of the three imports and the parse runs in a fresh Python process (this script with
+--phase) on the file written to a temporary directory, as `kokin agency import` would.
+Memory is that process's peak resident set size, VmHWM in /proc/self/status (Linux), printed
+whole and as the increase over the peak just before the call (interpreter, imports and the
+file's bytes already loaded). Not getrusage's ru_maxrss: it keeps the parent's size across
+fork and exec. Not tracemalloc: it slows allocation-heavy code severalfold.
+
+After the 確報 import the database is checked and printed (figures, never assertions): reports
+carrying this import as final_import_id against N, reports without one, remittance dates,
+applied agency payments, paid slips, exceptions raised.
+
+With --profile DIR both imports (速報 and 確報) run under cProfile, their times then inflated by
+it; the stats are saved as DIR/sokuho.pstats and DIR/kakuho.pstats and the 確報's top entries
+printed.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pstats
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+from typing import Any
+
+from bench_issue import (  # bench/ is on sys.path when run
+    FISCAL_YEAR,
+    INSTALMENTS_PER_PAYER,
+    MUNICIPALITY,
+    SETUP_CHUNK,
+    PrintProgress,
+    _assessment,
+    fresh_database,
+)
+from sqlalchemy import Engine, func, insert, select, text
+
+from adapters.agency import AgencyAdapter, make_agency_adapter
+from adapters.agency.simulator import Scheduled, StorePayment, business_day_after, planned_remittance, write_file
+from gateway import migrate
+from gateway.config import load_settings
+from gateway.db import Database, utcnow
+from gateway.models import AgencyReport, Assessment, FundType, Municipality, Payment, ReconException, Slip
+from gateway.services.agency_sandbox import CHAINS
+from gateway.services.reference import seed_reference_data
+from gateway.services.slips import issue_slips
+from gateway.services.synthetic import ward_rows
+
+ADAPTER = "agency-fixed120"
+CLIENT_CODE = "13107"  # municipality 131075 at the agency (gateway/defaults.toml)
+MARGIN = 1.005  # instalments loaded per slip wanted: about 0.1% are above the barcode limit
+
+
+# -- setup (not measured) -------------------------------------------------------------------------
+
+def prepare(url: str, records: int) -> list[Any]:
+    """Migrate, seed, load instalments and issue slips until `records` carry a barcode; return those."""
+    database = Database(url)
+    migrate.upgrade(database.engine)
+    seed_reference_data(database.session(), load_settings()["MUNICIPALITIES"])
+    loaded, wanted = 0, int(records * MARGIN) + 100
+    while True:
+        began = time.perf_counter()
+        loaded = _load(database.engine, loaded, wanted)
+        print(f"    loaded {loaded:,} instalments in {time.perf_counter() - began:.1f} s", flush=True)
+        began = time.perf_counter()
+        with database.session() as session:
+            result = issue_slips(session, MUNICIPALITY, progress=PrintProgress())
+        print(f"    issued {result.issued:,} slips ({result.without_barcode:,} without a barcode) "
+              f"in {time.perf_counter() - began:.1f} s", flush=True)
+        with database.engine.connect() as conn:
+            slips = conn.execute(select(Slip.barcode, Slip.due_date).where(Slip.barcode.is_not(None))
+                                 .order_by(Slip.id).limit(records)).all()
+        if len(slips) >= records:
+            break
+        wanted = loaded + (records - len(slips)) * 2 + 100
+    database.dispose()
+    _vacuum_analyze(url)
+    return slips
+
+
+def _load(engine: Engine, start: int, stop: int) -> int:
+    """Insert instalments start..stop of the synthetic ward (the generator is deterministic); return stop."""
+    rows = itertools.islice(ward_rows(MUNICIPALITY, FISCAL_YEAR, stop // INSTALMENTS_PER_PAYER + 1), start, stop)
+    with engine.connect() as conn:
+        muni_id = conn.execute(select(Municipality.id).where(Municipality.code == MUNICIPALITY)).scalar_one()
+        funds = dict(conn.execute(select(FundType.code, FundType.id).where(FundType.municipality_id == muni_id)).all())
+        now = utcnow()
+        while chunk := list(itertools.islice(rows, SETUP_CHUNK)):
+            conn.execute(insert(Assessment), [_assessment(row, muni_id, funds, now) for row in chunk])
+            conn.commit()
+            start += len(chunk)
+    return start
+
+
+def _vacuum_analyze(url: str) -> None:
+    began = time.perf_counter()
+    database = Database(url)
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    database.dispose()
+    print(f"    VACUUM ANALYZE in {time.perf_counter() - began:.1f} s", flush=True)
+
+
+def store_payments(slips: list[Any], seed: int) -> list[StorePayment]:
+    """One store payment per slip, before its due date, sorted by when it was made."""
+    rng = random.Random(seed)
+    codes, weights = [c for c, _ in CHAINS], [w for _, w in CHAINS]
+    chains = rng.choices(codes, weights, k=len(slips))
+    payments = [StorePayment(slip.barcode, datetime.combine(slip.due_date - timedelta(days=rng.randint(1, 25)),
+                                                            clock(rng.randint(7, 22), rng.randint(0, 59))),
+                             f"{rng.randint(1, 9_999_999):07d}", chain)
+                for slip, chain in zip(slips, chains, strict=True)]
+    return sorted(payments, key=lambda p: p.paid_at)
+
+
+def agency_file(agency: AgencyAdapter, payments: list[StorePayment], kind: str) -> bytes:
+    """The agency's single file of `kind` records ("preliminary" or "final") for every payment."""
+    last = max(p.paid_at.date() for p in payments)
+    if kind == "preliminary":
+        records = [Scheduled(business_day_after(last), "preliminary", p, None) for p in payments]
+        created_on = business_day_after(last)
+    else:
+        remittance: dict[date, date] = {}  # a few hundred distinct days: compute each once
+        for day in {p.paid_at.date() for p in payments}:
+            remittance[day] = planned_remittance(day)
+        created_on = business_day_after(last, 6)
+        records = [Scheduled(created_on, "final", p, remittance[p.paid_at.date()]) for p in payments]
+    return write_file(agency, records, created_on=created_on, client_code=CLIENT_CODE)
+
+
+# -- one measured call in a fresh process -----------------------------------------------------------
+
+def run_phase(phase: str, path: Path, url: str, profile: str | None = None) -> dict[str, Any]:
+    """Run `phase` ("parse" or "import") on the file at `path` in a fresh process; return its figures."""
+    out = path.with_suffix(f".{phase}.json")
+    command = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--url", url, "--out", str(out)]
+    if profile:
+        command += ["--profile", profile]
+    subprocess.run(command, check=True)
+    figures: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    return figures
+
+
+def child(phase: str, path: Path, url: str, out: Path, profile: str | None) -> None:
+    """The --phase process: read the file, time one call, write seconds, result and ru_maxrss as JSON."""
+    agency = make_agency_adapter(ADAPTER, {})
+    data = path.read_bytes()
+    database = Database(url) if phase == "import" else None
+    figures: dict[str, Any] = {"rss_before_kib": _max_rss()}
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    began = time.perf_counter()
+    if database is None:
+        figures["records"] = len(agency.read(data).reports)
+        figures["seconds"] = time.perf_counter() - began
+    else:
+        from gateway.services.agency_import import import_agency_file
+        with database.session() as session:
+            result = import_agency_file(session, agency, data, municipality_code=MUNICIPALITY, filename=path.name,
+                                        source="bench", actor="bench")
+        figures["seconds"] = time.perf_counter() - began
+        figures.update(records=result.records, import_id=result.import_id, already_imported=result.already_imported,
+                       booked=result.booked, confirmed=result.confirmed, repeated=result.repeated,
+                       cancelled=result.cancelled, exceptions=dict(result.exceptions))
+        database.dispose()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    figures["rss_peak_kib"] = _max_rss()
+    out.write_text(json.dumps(figures))
+
+
+def _max_rss() -> int:
+    """This process's peak resident set size so far, KiB (VmHWM; unlike ru_maxrss, not the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: may include the parent's size
+
+
+# -- checks and report ------------------------------------------------------------------------------
+
+def check(url: str, import_id: int, expected: int) -> None:
+    """Count what the 確報 import left (figures, not assertions)."""
+    database = Database(url)
+    reports = select(func.count()).select_from(AgencyReport)
+    queries = {
+        "reports with this 確報 as final_import_id": (reports.where(AgencyReport.final_import_id == import_id),
+                                                     expected),
+        "reports without final_import_id": (reports.where(AgencyReport.final_import_id.is_(None)), 0),
+        "reports with a remittance date": (reports.where(AgencyReport.remittance_on.is_not(None)), expected),
+        "reports in all": (reports, expected),
+        "applied agency payments": (select(func.count()).select_from(Payment)
+                                    .where(Payment.channel == "agency", Payment.applied), expected),
+        "paid slips": (select(func.count()).select_from(Slip).where(Slip.status == "paid"), expected),
+        "exceptions raised": (select(func.count()).select_from(ReconException), 0),
+    }
+    with database.engine.connect() as conn:
+        for label, (query, want) in queries.items():
+            print(f"      {label:<42} {conn.scalar(query) or 0:>10,} of {want:,} expected", flush=True)
+    database.dispose()
+
+
+def report(label: str, f: dict[str, Any]) -> None:
+    peak, grown = f["rss_peak_kib"] / 1024, (f["rss_peak_kib"] - f["rss_before_kib"]) / 1024
+    print(f"  {label:<20} {f['records']:>9,} records in {f['seconds']:7.2f} s = {f['records'] / f['seconds']:9,.0f} "
+          f"records/s   peak RSS {peak:7,.0f} MiB (+{grown:,.0f} MiB over the start)", flush=True)
+
+
+def print_profile(path: str) -> None:
+    stats = pstats.Stats(path)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+def run(records: int, seed: int, profile: str | None) -> None:
+    agency = make_agency_adapter(ADAPTER, {})
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+    print(f"[postgresql] {records:,} store payments, {ADAPTER}", flush=True)
+    with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as folder:
+        began = time.perf_counter()
+        slips = prepare(url, records)
+        payments = store_payments(slips, seed)
+        del slips
+        print(f"    set up {len(payments):,} slips to pay in {time.perf_counter() - began:.1f} s", flush=True)
+        preliminary, final = Path(folder) / "sokuho.dat", Path(folder) / "kakuho.dat"
+        for path, kind in ((preliminary, "preliminary"), (final, "final")):
+            began = time.perf_counter()
+            path.write_bytes(agency_file(agency, payments, kind))
+            print(f"    wrote the {kind} file ({path.stat().st_size:,} bytes) in {time.perf_counter() - began:.1f} s",
+                  flush=True)
+        del payments
+        print("    importing the 速報 file (setup, a new payment per record)", flush=True)
+        sokuho = run_phase("import", preliminary, url, profile and str(Path(profile) / "sokuho.pstats"))
+        print(f"    速報: booked {sokuho['booked']:,}, exceptions {sokuho['exceptions'] or 'none'}", flush=True)
+        _vacuum_analyze(url)
+        print("    parsing the 確報 file", flush=True)
+        parse = run_phase("parse", final, url)
+        print("    importing the 確報 file" + (" under cProfile" if profile else ""), flush=True)
+        kakuho = run_phase("import", final, url, profile and str(Path(profile) / "kakuho.pstats"))
+        print(f"    確報: confirmed {kakuho['confirmed']:,}, booked {kakuho['booked']:,}, repeated "
+              f"{kakuho['repeated']:,}, exceptions {kakuho['exceptions'] or 'none'}", flush=True)
+        check(url, kakuho["import_id"], records)
+        again = run_phase("import", final, url)
+        print(f"    the 確報 file again: already_imported={again['already_imported']} in {again['seconds']:.1f} s",
+              flush=True)
+    print("\nsummary")
+    report("速報 import (setup)", sokuho)
+    report("確報 parse only", parse)
+    report("確報 import", kakuho)
+    print(f"  ratio parse/import: {parse['seconds'] / kakuho['seconds']:.2f}   "
+          f"確報 import {kakuho['seconds']:.1f} s (goal: at most 20 s for 1,000,000 records)", flush=True)
+    if profile:
+        print_profile(str(Path(profile) / "kakuho.pstats"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="store payments, records per file")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the store payments")
+    parser.add_argument("--profile", metavar="DIR", help="run both imports under cProfile, stats saved in DIR")
+    for name in ("--phase", "--file", "--url", "--out"):  # the measuring process (run_phase)
+        parser.add_argument(name, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args.phase, Path(args.file), args.url, Path(args.out), args.profile)
+    else:
+        run(args.records, args.seed, args.profile)
+
+
+if __name__ == "__main__":
+    main()
