@@ -47,6 +47,7 @@ printed.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import itertools
 import json
 import pstats
@@ -70,7 +71,7 @@ from bench_issue import (  # bench/ is on sys.path when run
     _assessment,
     fresh_database,
 )
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 
 from adapters.agency import AgencyAdapter, make_agency_adapter
 from adapters.agency.simulator import Scheduled, StorePayment, business_day_after, planned_remittance, write_file
@@ -78,6 +79,7 @@ from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow
 from gateway.models import AgencyReport, Assessment, FundType, Municipality, Payment, ReconException, Slip
+from gateway.services.agency_import import import_agency_file
 from gateway.services.agency_sandbox import CHAINS
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
@@ -181,35 +183,48 @@ def run_phase(phase: str, path: Path, url: str, profile: str | None = None) -> d
 
 
 def child(phase: str, path: Path, url: str, out: Path, profile: str | None) -> None:
-    """The --phase process: read the file, time one call, write seconds, result and ru_maxrss as JSON."""
+    """The --phase process: read the file, time one call, write seconds, result and peak RSS as JSON."""
     agency = make_agency_adapter(ADAPTER, {})
     data = path.read_bytes()
     database = Database(url) if phase == "import" else None
-    figures: dict[str, Any] = {"rss_before_kib": _max_rss()}
-    profiler = None
-    if profile:
-        import cProfile
-        profiler = cProfile.Profile()
+    statements: list[list[Any]] = []
+    if profile and database is not None:
+        _time_statements(database.engine, statements)
+    figures: dict[str, Any] = {"rss_before_kib": _max_rss(), "statements": statements}
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
         profiler.enable()
     began = time.perf_counter()
     if database is None:
         figures["records"] = len(agency.read(data).reports)
-        figures["seconds"] = time.perf_counter() - began
     else:
-        from gateway.services.agency_import import import_agency_file
         with database.session() as session:
             result = import_agency_file(session, agency, data, municipality_code=MUNICIPALITY, filename=path.name,
                                         source="bench", actor="bench")
-        figures["seconds"] = time.perf_counter() - began
         figures.update(records=result.records, import_id=result.import_id, already_imported=result.already_imported,
                        booked=result.booked, confirmed=result.confirmed, repeated=result.repeated,
                        cancelled=result.cancelled, exceptions=dict(result.exceptions))
-        database.dispose()
+    figures["seconds"] = time.perf_counter() - began
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
+    if database is not None:
+        database.dispose()
     figures["rss_peak_kib"] = _max_rss()
     out.write_text(json.dumps(figures))
+
+
+def _time_statements(engine: Engine, log: list[list[Any]]) -> None:
+    """Note each statement's text, seconds and row count (the staging COPY goes around SQLAlchemy)."""
+    started: list[float] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(*_: Any) -> None:
+        started.append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        log.append([" ".join(statement.split())[:110], time.perf_counter() - started.pop(), cursor.rowcount])
 
 
 def _max_rss() -> int:
@@ -249,7 +264,11 @@ def report(label: str, f: dict[str, Any]) -> None:
           f"records/s   peak RSS {peak:7,.0f} MiB (+{grown:,.0f} MiB over the start)", flush=True)
 
 
-def print_profile(path: str) -> None:
+def print_profile(path: str, statements: list[list[Any]]) -> None:
+    print("\n確報 import, statements of 10 ms or more (seconds, rows):")
+    for statement, seconds, rows in statements:
+        if seconds >= 0.01:
+            print(f"  {seconds:7.2f} s {rows:>9,}  {statement}")
     stats = pstats.Stats(path)
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(20)
@@ -294,7 +313,7 @@ def run(records: int, seed: int, profile: str | None) -> None:
     print(f"  ratio parse/import: {parse['seconds'] / kakuho['seconds']:.2f}   "
           f"確報 import {kakuho['seconds']:.1f} s (goal: at most 20 s for 1,000,000 records)", flush=True)
     if profile:
-        print_profile(str(Path(profile) / "kakuho.pstats"))
+        print_profile(str(Path(profile) / "kakuho.pstats"), kakuho["statements"])
 
 
 def main() -> None:

@@ -10,7 +10,12 @@ from flask import current_app
 from adapters.agency import AgencyAdapter
 from adapters.base import RetryableError
 from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session
-from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
+from gateway.services.agency_checks import (
+    check_agency_data,
+    expected_remittances,
+    import_deposits,
+    record_deposit,
+)
 from gateway.services.agency_import import AgencyImportResult, import_agency_file
 
 
@@ -87,6 +92,17 @@ def agency_deposit(adapter_name: str, deposited_on: datetime, amount: int, refer
                          reference=reference, entered_by="cli")
     click.echo(f"deposit {reference}: {amount:,} yen on {deposited_on:%Y-%m-%d} "
                + ("recorded" if new else "was recorded before; nothing changed"))
+
+
+@agency.command("deposits")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@municipality_option
+@operation
+def agency_deposits(file: Path, municipality_code: str | None) -> None:
+    """Import a bank statement's deposits from agencies (layout kokin-deposits); lines seen before are skipped."""
+    new, known = import_deposits(session(), resolve_municipality(municipality_code), file.read_bytes(),
+                                 agencies=current_app.extensions["kokin.agencies"], entered_by="cli")
+    click.echo(f"{file.name}: {new:,} deposits recorded, {known:,} recorded before")
 
 
 @agency.command("check")

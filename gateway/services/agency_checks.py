@@ -7,8 +7,10 @@ check raises an exception once however often it runs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.calendar import business_day_after
 from gateway.db import transaction
 from gateway.errors import GatewayError
+from gateway.layouts import LineError, load_layout, read
 from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.agency_import import raise_exceptions
 from gateway.services.events import record_event
@@ -69,18 +72,57 @@ def record_deposit(session: Session, municipality_code: str, *, adapter: str, de
     if not reference.strip():
         raise GatewayError("a deposit needs the statement line's reference", code="invalid_reference", status=422)
     municipality_id = get_municipality(session, municipality_code).id
+    with transaction(session):
+        return _insert_deposit(session, municipality_id, adapter, deposited_on, amount, reference, entered_by)
+
+
+def _insert_deposit(session: Session, municipality_id: int, adapter: str, deposited_on: date, amount: int,
+                    reference: str, entered_by: str) -> bool:
     deposits = table(AgencyDeposit)
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    with transaction(session):
-        new = session.execute(dialect_insert(deposits).values(
-            municipality_id=municipality_id, adapter=adapter, deposited_on=deposited_on, amount=amount,
-            reference=reference.strip()[:64], entered_by=entered_by[:100]).on_conflict_do_nothing()
-            .returning(deposits.c.id)).scalar()
-        if new is not None:
-            record_event(session, "agency.deposit_recorded", "agency_deposit", new, municipality_id=municipality_id,
-                         data={"adapter": adapter, "deposited_on": deposited_on.isoformat(), "amount": amount},
-                         actor=entered_by)
+    new = session.execute(dialect_insert(deposits).values(
+        municipality_id=municipality_id, adapter=adapter, deposited_on=deposited_on, amount=amount,
+        reference=reference.strip()[:64], entered_by=entered_by[:100]).on_conflict_do_nothing()
+        .returning(deposits.c.id)).scalar()
+    if new is not None:
+        record_event(session, "agency.deposit_recorded", "agency_deposit", new, municipality_id=municipality_id,
+                     data={"adapter": adapter, "deposited_on": deposited_on.isoformat(), "amount": amount},
+                     actor=entered_by)
     return new is not None
+
+
+class DepositFileRejected(GatewayError):
+    code = "deposit_file_rejected"
+    status = 422
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__(f"deposit file rejected with {len(errors)} error(s); nothing was recorded",
+                         details={"errors": [str(e) for e in errors]})
+
+
+def import_deposits(session: Session, municipality_code: str, data: bytes, *, agencies: Collection[str],
+                    entered_by: str) -> tuple[int, int]:
+    """Record the deposits of a statement file (layout kokin-deposits); (new, seen before).
+
+    Every line is checked first (fields, a configured agency, one reference once); then all
+    are recorded in one transaction. A statement line recorded before is skipped.
+    """
+    rows, errors = read(load_layout("kokin-deposits"), data)
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        values = row.values
+        if values["adapter"] not in agencies:
+            errors.append(LineError(row.line, "adapter", f"no agency adapter {values['adapter']!r} is configured"))
+        key = (values["adapter"], values["reference"])
+        if key in seen:
+            errors.append(LineError(row.line, "reference", f"repeats line {seen[key]}"))
+        seen.setdefault(key, row.line)
+    if errors or not rows:
+        raise DepositFileRejected(errors or [LineError(0, None, "the file has no deposits")])
+    municipality_id = get_municipality(session, municipality_code).id
+    with transaction(session):
+        new = sum(_insert_deposit(session, municipality_id, entered_by=entered_by, **row.values) for row in rows)
+    return new, len(rows) - new
 
 
 def check_agency_data(session: Session, municipality_code: str, as_of: date) -> Counter[str]:

@@ -14,7 +14,12 @@ from sqlalchemy import func, select
 from adapters.agency import make_agency_adapter
 from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
 from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
-from gateway.services.agency_checks import check_agency_data
+from gateway.services.agency_checks import (
+    DepositFileRejected,
+    check_agency_data,
+    expected_remittances,
+    import_deposits,
+)
 from gateway.services.agency_import import AgencyFileInvalid, import_agency_file
 from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
 from gateway.services.ledger_import import import_ledger
@@ -176,3 +181,40 @@ def test_a_file_for_another_client_is_refused(app, session, slips) -> None:  # t
     with pytest.raises(AgencyFileInvalid, match="1 error"):
         _import(session, app, "agency-fixed120", data)
     assert _state(session) == before
+
+
+DEPOSITS_HEADER = "adapter,deposited_on,amount,reference\n"
+
+
+def test_a_statement_file_of_deposits_is_recorded_once_and_compared_with_the_expected_remittances(  # type: ignore[no-untyped-def]
+        app, session, slips) -> None:
+    agency = app.extensions["kokin.agencies"]["agency-csv"]
+    for data in files_by_day(agency, schedule([_paid_before_due(s) for s in slips[:6]]), client_code=CLIENT).values():
+        _import(session, app, "agency-csv", data)
+    expected = [r for r in expected_remittances(session, MUNICIPALITY) if r.expected]
+    lines = [f"agency-csv,{r.remittance_on.isoformat()},{r.expected - (500 if i == 0 else 0)},STM-{i:04d}"
+             for i, r in enumerate(expected)]
+    statement = (DEPOSITS_HEADER + "\n".join(lines) + "\n").encode()
+    agencies = app.extensions["kokin.agencies"]
+
+    assert import_deposits(session, MUNICIPALITY, statement, agencies=agencies, entered_by="clerk") == (len(lines), 0)
+    assert import_deposits(session, MUNICIPALITY, statement, agencies=agencies, entered_by="clerk") == (0, len(lines))
+
+    differences = [r.difference for r in expected_remittances(session, MUNICIPALITY) if r.expected]
+    assert differences == [-500] + [0] * (len(lines) - 1)
+    raised = check_agency_data(session, MUNICIPALITY, expected[-1].remittance_on + timedelta(days=1))
+    assert raised == Counter(remittance_mismatch=1)
+
+
+@pytest.mark.parametrize(("line", "where"), [
+    ("agency-csv,2026-07-31,0,STM-1", "line 2, field amount"),
+    ("agency-csv,2026-02-30,1000,STM-1", "line 2, field deposited_on"),
+    ("no-such-agency,2026-07-31,1000,STM-1", "line 2, field adapter"),
+    ("agency-csv,2026-07-31,1000", "line 2: has 3 columns"),
+])
+def test_a_bad_statement_line_rejects_the_whole_deposit_file(app, session, line, where) -> None:  # type: ignore[no-untyped-def]
+    data = (DEPOSITS_HEADER + line + "\nagency-csv,2026-07-31,1000,STM-0\n").encode()  # the bad line is line 2
+    with pytest.raises(DepositFileRejected) as rejected:
+        import_deposits(session, MUNICIPALITY, data, agencies=app.extensions["kokin.agencies"], entered_by="clerk")
+    assert any(e.startswith(where) for e in rejected.value.details["errors"]), rejected.value.details
+    assert session.scalar(select(func.count()).select_from(AgencyDeposit)) == 0
