@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -27,6 +27,7 @@ class Capability(enum.Flag):
     CANCEL = enum.auto()  # an open attempt can be cancelled
     REFUND = enum.auto()  # a completed payment can be refunded in full
     PARTIAL_REFUND = enum.auto()  # ... or in part
+    SETTLEMENT_REPORT = enum.auto()  # settlement_report(day) lists the payments the provider settled
 
 
 class Outcome(enum.Enum):
@@ -46,6 +47,9 @@ class CheckoutRequest:
     return_url: str  # where the resident comes back to
     cancel_url: str
     idempotency_key: str  # the same key never creates a second checkout
+    # TERMINAL only (a device at the counter); other adapters ignore both:
+    device_id: str | None = None  # the provider's id of the paired device to take the payment
+    payment_type: str | None = None  # the provider's word for what the device takes (e.g. FELICA_ID)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,17 @@ class RefundResult:
     refund_ref: str
     outcome: Outcome  # SUCCEEDED, PENDING or FAILED
     amount: int
+
+
+@dataclass(frozen=True)
+class SettledPayment:
+    """A payment as the provider's settlement report lists it (SETTLEMENT_REPORT)."""
+
+    provider_payment_id: str
+    reference: str | None  # our attempt reference, when the provider carries it
+    amount: int  # yen, gross
+    payment_type: str  # the brand or method actually used
+    settled_at: datetime
 
 
 WEBHOOK_TOLERANCE_SECONDS = 300  # a notification's signed time may be this far from now
@@ -154,6 +169,10 @@ class PaymentAdapter(Protocol):
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Refund a completed payment in full or in part (REFUND, PARTIAL_REFUND)."""
+        ...
+
+    def settlement_report(self, day: date) -> list[SettledPayment]:
+        """The payments completed on `day` (Asia/Tokyo) as the provider will settle them (SETTLEMENT_REPORT)."""
         ...
 
 

@@ -38,5 +38,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.api import register_api
 
     register_api(app)
+    from gateway.staff import init_staff
+
+    init_staff(app)
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

@@ -22,7 +22,8 @@ class Config:
     SANDBOX = True
     # Adapter name -> its settings. A key ending in `_env` names the environment variable
     # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).
-    ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True}}
+    ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True},
+                                           "square": {"sandbox": True}}
     # Collection agencies (adapter name -> settings: layout, data_types, chains, pull_url,
     # company_id, password_env). Sandbox: both shipped layouts with the default chain table.
     AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {}, "agency-csv": {}}

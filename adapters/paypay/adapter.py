@@ -16,7 +16,7 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import (
@@ -29,6 +29,7 @@ from adapters.base import (
     PermanentError,
     RefundRequest,
     RefundResult,
+    SettledPayment,
     SignatureError,
     WebhookEvent,
     header_value,
@@ -237,6 +238,10 @@ class PayPayAdapter:
         self.client.request("DELETE", f"/v2/payments/{reference}")
 
     # -- refund -----------------------------------------------------------------------------
+
+    def settlement_report(self, day: date) -> list[SettledPayment]:
+        """Not declared (no SETTLEMENT_REPORT): PayPay's settlement data is read by reconciliation later."""
+        raise PermanentError(f"{self.name} does not report settlements through this adapter")
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Refund all or part of a paid checkout through `POST /v2/refunds`.

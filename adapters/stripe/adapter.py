@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from adapters.base import (
@@ -21,6 +21,7 @@ from adapters.base import (
     PermanentError,
     RefundRequest,
     RefundResult,
+    SettledPayment,
     WebhookEvent,
 )
 from adapters.stripe.client import DEFAULT_MAX_NETWORK_RETRIES, StripeApi
@@ -128,6 +129,10 @@ class StripeAdapter:
             if status == "expired":
                 return
             raise
+
+    def settlement_report(self, day: date) -> list[SettledPayment]:
+        """Not declared (no SETTLEMENT_REPORT): Stripe's settlement data is read by reconciliation later."""
+        raise PermanentError(f"{self.name} does not report settlements through this adapter")
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Refund `request.amount` yen of the session's payment; idempotent on the request's key.

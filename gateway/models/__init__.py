@@ -2,6 +2,7 @@
 from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
 from gateway.models.audit import ApiKey, Event
 from gateway.models.base import Base, table
+from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
 from gateway.models.recon import EXCEPTION_KINDS, ReconException
@@ -10,6 +11,15 @@ from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
 __all__ = [
     "CHANNELS",
+    "ROLES",
+    "SALE_STATUSES",
+    "Counter",
+    "FeeItem",
+    "FeePrice",
+    "Sale",
+    "SaleLine",
+    "StaffUser",
+    "Terminal",
     "EXCEPTION_KINDS",
     "AgencyDeposit",
     "AgencyImport",

@@ -36,6 +36,8 @@ class Payment(Base):
         CheckConstraint("fee_amount >= 0", name="fee_not_negative"),
         CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount + fee_amount", name="refund_bounded"),
         CheckConstraint("NOT (applied AND overpaid)", name="applied_or_overpaid"),
+        CheckConstraint("(slip_id IS NULL) <> (sale_id IS NULL) AND (slip_id IS NULL) = (assessment_id IS NULL)",
+                        name="slip_or_sale"),
         # Paid once per instalment, whichever of its slips (reissues) was paid.
         Index("uq_payments_applied_assessment", "assessment_id", unique=True,
               sqlite_where=text("applied"), postgresql_where=text("applied")),
@@ -43,8 +45,9 @@ class Payment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
-    slip_id: Mapped[int] = mapped_column(ForeignKey("slips.id"), index=True)
-    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    slip_id: Mapped[int | None] = mapped_column(ForeignKey("slips.id"), index=True)  # a slip paid, or
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"), index=True)
+    sale_id: Mapped[int | None] = mapped_column(ForeignKey("sales.id"), unique=True)  # a counter sale
     channel: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))  # see gateway.payments.PAYMENT
     amount: Mapped[int] = mapped_column(BigInteger)  # public revenue: the slip's amount, yen
@@ -57,7 +60,7 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    slip: Mapped[Slip] = relationship(lazy="joined", innerjoin=True)
+    slip: Mapped[Slip | None] = relationship(lazy="joined")
 
 
 class PaymentAttempt(Base):

@@ -21,8 +21,8 @@ from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.layouts import LineError, load_layout, read
 from gateway.models import AgencyDeposit, AgencyReport, table
-from gateway.services.agency_import import raise_exceptions
 from gateway.services.events import record_event
+from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 
 FINAL_WITHIN_BUSINESS_DAYS = 10  # 確報 typically 5-10 days after payment (domain document)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -34,6 +34,7 @@ from sqlalchemy import (
     exists,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,7 +48,6 @@ from gateway.models import (
     AgencyImport,
     Assessment,
     Payment,
-    ReconException,
     Refund,
     Slip,
     table,
@@ -55,6 +55,7 @@ from gateway.models import (
 from gateway.models import AgencyReport as ReportRow
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event
+from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -95,7 +96,10 @@ STAGE = Table(
     Column("remittance_on", Date),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
-_reports, _payments, _slips, _exceptions = table(ReportRow), table(Payment), table(Slip), table(ReconException)
+STAGE_INDEXES = ("CREATE INDEX ix_agency_stage_match_key ON agency_stage (match_key)",
+                 "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)")
+_reports, _payments, _slips = table(ReportRow), table(Payment), table(Slip)
+NEW_CHUNK = 20_000  # new store payments decided and written at a time
 
 
 def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, municipality_code: str,
@@ -175,6 +179,10 @@ def _stage(session: Session, reports: list[AgencyReport], progress: Progress) ->
             names = [c.name for c in STAGE.columns]
             connection.execute(insert(STAGE), [dict(zip(names, row, strict=True)) for row in rows])
         progress.advance(len(rows))
+    for ddl in STAGE_INDEXES:  # after the load: cheaper than keeping them up to date during it
+        connection.exec_driver_sql(ddl)
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ANALYZE agency_stage")  # temporary tables get no autovacuum statistics
     progress.finish()
 
 
@@ -229,8 +237,28 @@ class _NewReport:
 
 
 def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
-    """Decide each store payment not seen before: book it, and raise what a person must see."""
-    rows = session.execute(select(STAGE).where(~exists().where(_known(scope))).order_by(STAGE.c.seq)).all()
+    """Decide each store payment not seen before, oldest first: book it, and raise what a person must see.
+
+    In chunks of about NEW_CHUNK payments (keyset over store time and match key), so memory
+    stays flat however large the file; a chunk's writes are visible to the next one.
+    """
+    order = (STAGE.c.paid_at, STAGE.c.match_key, STAGE.c.seq)
+    last: tuple[Any, str] | None = None
+    while True:
+        query = select(STAGE).where(~exists().where(_known(scope))).order_by(*order).limit(NEW_CHUNK)
+        if last is not None:
+            query = query.where(tuple_(STAGE.c.paid_at, STAGE.c.match_key) > tuple_(*last))
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        if len(rows) == NEW_CHUNK:  # the last payment may go on in the next chunk: leave it whole for it
+            cut = [r for r in rows if r.match_key != rows[-1].match_key] or rows
+            rows = cut
+        last = (rows[-1].paid_at, rows[-1].match_key)
+        _apply_chunk(session, scope, result, rows)
+
+
+def _apply_chunk(session: Session, scope: _Scope, result: AgencyImportResult, rows: Sequence[Any]) -> None:
     news: dict[str, _NewReport] = {}
     for row in rows:
         new = news.setdefault(row.match_key, _NewReport(row))
@@ -239,8 +267,6 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> N
         new.kinds.add(row.kind)
         if row.kind == "final":
             new.remittance_on = row.remittance_on
-    if not news:
-        return
     slips = _slips_of(session, scope, {n.first.slip_number for n in news.values()})
     booked_assessments = _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
     decisions = [_decide(scope, new, slips, booked_assessments) for new in news.values()]
@@ -389,20 +415,3 @@ def _raise(session: Session, scope: _Scope, result: AgencyImportResult, exceptio
     """Record exceptions once each: (kind, subject) is unique, a repeat is dropped by the database."""
     raised = raise_exceptions(session, scope.municipality_id, list(exceptions))
     result.exceptions.update(raised)
-
-
-def raise_exceptions(session: Session, municipality_id: int, exceptions: list[dict[str, Any]]) -> Counter[str]:
-    """Insert exceptions not recorded before (ON CONFLICT DO NOTHING); count the new ones by kind."""
-    if not exceptions:
-        return Counter()
-    now = utcnow()
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    new: Counter[str] = Counter()
-    for start in range(0, len(exceptions), 1_000):
-        chunk = [{"municipality_id": municipality_id, "status": "open", "created_at": now, "amount": None,
-                  "slip_number": None, "payment_id": None, "agency_report_id": None, **e}
-                 for e in exceptions[start:start + 1_000]]
-        statement = dialect_insert(_exceptions).values(chunk).on_conflict_do_nothing().returning(_exceptions.c.kind)
-        new.update(session.scalars(statement).all())
-    return new
-

@@ -27,7 +27,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
 from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
-from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Slip, table
+from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Sale, Slip, table
 from gateway.services.events import record_event, record_events
 
 ONLINE_CHANNELS = ("card", "paypay")
@@ -36,15 +36,24 @@ OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.
 
 # The settlement statements, built once (the webhook hot path).
 _attempts, _payments, _assessments, _slips = table(PaymentAttempt), table(Payment), table(Assessment), table(Slip)
+_sales = table(Sale)
 _refunds = table(Refund)
+_SETTLEMENT_COLUMNS = (_attempts.c.id, _attempts.c.status, _payments.c.id.label("payment_id"),
+                       _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
+                       _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount, _payments.c.sale_id)
+_OF_ATTEMPT = (_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"))
 _LOCK_FOR_SETTLEMENT = (
-    select(_attempts.c.id, _attempts.c.status, _payments.c.id.label("payment_id"),
-           _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
-           _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount)
+    select(*_SETTLEMENT_COLUMNS)
     .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
                  .join(_assessments, _assessments.c.id == _payments.c.assessment_id))
-    .where(_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"))
-    .with_for_update())
+    .where(*_OF_ATTEMPT).with_for_update())
+# A counter sale's payment has no instalment: the same columns, the sale locked instead.
+_LOCK_SALE_FOR_SETTLEMENT = (
+    select(*_SETTLEMENT_COLUMNS)
+    .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
+                 .join(_sales, _sales.c.id == _payments.c.sale_id))
+    .where(*_OF_ATTEMPT).with_for_update())
+_SALE_OUTCOMES = {"succeeded": "paid", "cancelled": "cancelled", "expired": "timed_out", "failed": "failed"}
 _SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
                    .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
                            card_last4=bindparam("p_card_last4"), updated_at=bindparam("p_updated_at")))
@@ -190,7 +199,8 @@ def settle_in_transaction(session: Session, adapter_name: str, status: PaymentSt
     This is the webhook hot path: Core statements, no ORM loads.
     """
     conn = session.connection()
-    row = conn.execute(_LOCK_FOR_SETTLEMENT, {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}).first()
+    params = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
+    row = conn.execute(_LOCK_FOR_SETTLEMENT, params).first() or conn.execute(_LOCK_SALE_FOR_SETTLEMENT, params).first()
     if row is None:
         raise NotFound("no such payment attempt")
     event = OUTCOME_EVENTS[status.outcome]
@@ -203,10 +213,31 @@ def settle_in_transaction(session: Session, adapter_name: str, status: PaymentSt
     events = [dict(kind=f"attempt.{event}", subject_type="payment_attempt", subject_id=str(row.id),
                    municipality_id=row.municipality_id, actor=actor,
                    data={"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
-    if new_status == "succeeded":
+    if row.sale_id is not None:
+        events += _settle_sale(conn, row, new_status, status.paid_at or now, now, actor=actor)
+    elif new_status == "succeeded":
         events.append(_record_success(conn, row, status.paid_at or now, now, actor=actor))
     record_events(session, events)
     return row.id, True
+
+
+def _settle_sale(conn: Connection, row: Row[*tuple[Any, ...]], attempt_status: str, accepted_at: datetime,
+                 now: datetime, *, actor: str) -> list[dict[str, Any]]:
+    """Follow the terminal's outcome on the sale; a success reported late still wins over a time-out."""
+    sale_status = _SALE_OUTCOMES.get(attempt_status)
+    if sale_status is None:
+        return []
+    if attempt_status == "succeeded":
+        conn.execute(update(_payments).where(_payments.c.id == row.payment_id)
+                     .values(status=PAYMENT.next(row.payment_status, "succeed"), accepted_at=accepted_at,
+                             updated_at=now, applied=True))
+        conn.execute(update(_sales).where(_sales.c.id == row.sale_id).values(status="paid", completed_at=accepted_at))
+    else:
+        conn.execute(update(_sales).where(_sales.c.id == row.sale_id, _sales.c.status == "waiting")
+                     .values(status=sale_status))
+    return [dict(kind=f"sale.{sale_status}", subject_type="sale", subject_id=str(row.sale_id),
+                 municipality_id=row.municipality_id, actor=actor,
+                 data={"payment_id": row.payment_id, "amount": row.amount})]
 
 
 

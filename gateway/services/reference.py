@@ -10,6 +10,7 @@ from gateway.db import transaction
 from gateway.errors import NotFound
 from gateway.identifiers import is_valid_municipality_code
 from gateway.models import CHANNELS, FundType, Municipality
+from gateway.services.counter import seed_counters
 from gateway.services.events import record_event
 
 
@@ -28,7 +29,7 @@ def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) 
             _check_municipality(config)
             muni = session.scalar(select(Municipality).where(Municipality.code == config["code"]))
             if muni is None:
-                fields = {k: v for k, v in config.items() if k != "funds"}
+                fields = {k: v for k, v in config.items() if k not in ("funds", "counters", "fee_items")}
                 muni = Municipality(**fields)
                 session.add(muni)
                 session.flush()
@@ -42,6 +43,8 @@ def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) 
                     record_event(session, "fund_type.created", "fund_type", fund["code"],
                                  municipality_id=muni.id, data={"channels": fund["channels"]})
                     added.append(f"fund {muni.code}/{fund['code']} {fund['name']}")
+            session.flush()
+            added += seed_counters(session, muni, config)
     return added
 
 

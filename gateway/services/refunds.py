@@ -153,3 +153,10 @@ def _locked_refund(session: Session, refund_id: int) -> Refund:
     if refund is None:
         raise NotFound(f"refund {refund_id} does not exist")
     return refund
+
+
+def refund_queue(session: Session, municipality_id: int) -> list[tuple[Refund, Payment]]:
+    """Refunds waiting for a second person's decision, oldest first."""
+    return [(refund, payment) for refund, payment in session.execute(
+        select(Refund, Payment).join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.municipality_id == municipality_id, Refund.status == "requested").order_by(Refund.id))]

@@ -18,6 +18,8 @@ import pytest
 from adapters.base import Outcome, PaymentAdapter
 from adapters.paypay import PayPayAdapter
 from adapters.paypay import make_adapter as make_paypay_adapter
+from adapters.square import SquareAdapter
+from adapters.square import make_adapter as make_square_adapter
 from adapters.stripe import StripeAdapter
 from adapters.stripe import make_adapter as make_stripe_adapter
 
@@ -114,6 +116,36 @@ class PayPayDriver:
         pass  # PayPay answers a refund CREATED and finishes it afterwards (REFUNDED)
 
 
+class SquareDriver:
+    """Plays the buyer at the simulated Square Terminal."""
+
+    outcome_after_decline = Outcome.PENDING  # the device asks for another touch; the checkout stays open
+    unknown_provider_ref = "dhgENdnFOPXqO"
+
+    def __init__(self, adapter: PaymentAdapter) -> None:
+        assert isinstance(adapter, SquareAdapter) and adapter.simulator is not None
+        self.simulator = adapter.simulator
+
+    def pay(self, provider_ref: str) -> None:
+        self.simulator.simulate_device(provider_ref, "start")
+        self.simulator.simulate_device(provider_ref, "complete")
+
+    def decline(self, provider_ref: str) -> None:
+        self.simulator.simulate_device(provider_ref, "decline")
+
+    def abandon(self, provider_ref: str) -> None:
+        self.simulator.simulate_device(provider_ref, "timeout")
+
+    def paid_notification(
+        self, provider_ref: str, signed_at: datetime, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        deliveries = self.simulator.events_for(provider_ref, signed_at, secret=secret)
+        return next(d for d in deliveries if b'"status":"COMPLETED"' in d[1])
+
+    def settle_refunds_later(self) -> None:
+        self.simulator.refunds_pending = True
+
+
 CONTRACT_ADAPTERS: list[ContractAdapter] = [
     ContractAdapter(
         name="stripe",
@@ -126,6 +158,14 @@ CONTRACT_ADAPTERS: list[ContractAdapter] = [
         name="paypay",
         build=lambda: make_paypay_adapter({"sandbox": True, "webhook_token": "contract-webhook-token"}),
         driver=PayPayDriver,
+    ),
+    ContractAdapter(
+        name="square",
+        build=lambda: make_square_adapter(
+            {"sandbox": True, "signature_key": "contract-signature-key",
+             "device_id": "sandbox-device-counter-1", "payment_type": "FELICA_ID"}
+        ),
+        driver=SquareDriver,
     ),
 ]
 

@@ -1,0 +1,143 @@
+"""The certificate counter: fee catalogue with history, counters, terminals, staff, sales."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.models.base import Base
+
+ROLES = ("counter_staff", "counter_supervisor", "accounting", "approver", "administrator", "auditor")
+SALE_STATUSES = ("waiting", "paid", "cancelled", "timed_out", "voided", "refund_requested", "failed")
+
+
+class StaffUser(Base):
+    """A member of staff who signs in to the staff screens; one role each."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint("role IN ('" + "','".join(ROLES) + "')", name="known_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(30))
+    counter_code: Mapped[str | None] = mapped_column(String(20))  # the counter they usually work at
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # What Flask-Login asks of a user (kept here so models need no Flask import).
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class Counter(Base):
+    """A counter (窓口) where certificates are sold."""
+
+    __tablename__ = "counters"
+    __table_args__ = (UniqueConstraint("municipality_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    code: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Terminal(Base):
+    """A payment terminal paired with the provider, standing at one counter."""
+
+    __tablename__ = "terminals"
+    __table_args__ = (UniqueConstraint("adapter", "device_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    adapter: Mapped[str] = mapped_column(String(40))
+    device_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class FeeItem(Base):
+    """A certificate or other fee sold at counters; its fee lives in FeePrice, with history."""
+
+    __tablename__ = "fee_items"
+    __table_args__ = (UniqueConstraint("municipality_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    code: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"))
+    counters: Mapped[list[str]] = mapped_column(JSON)  # codes of the counters that sell it
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class FeePrice(Base):
+    """The fee of an item from a date on; the newest row not after the sale's date applies."""
+
+    __tablename__ = "fee_prices"
+    __table_args__ = (UniqueConstraint("item_id", "valid_from"), CheckConstraint("fee > 0", name="fee_positive"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
+    fee: Mapped[int] = mapped_column(BigInteger)  # yen
+    valid_from: Mapped[date] = mapped_column(Date)
+    set_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sale(Base):
+    """One sale at a counter, paid by one terminal payment (no cash mixed in)."""
+
+    __tablename__ = "sales"
+    __table_args__ = (
+        CheckConstraint("total > 0", name="total_positive"),
+        CheckConstraint("status IN ('" + "','".join(SALE_STATUSES) + "')", name="known_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"))
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    brand: Mapped[str] = mapped_column(String(40))  # the terminal payment type (FELICA_ID, QR_CODE, ...)
+    total: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    receipt_number: Mapped[str] = mapped_column(String(40), unique=True)
+    business_date: Mapped[date] = mapped_column(Date, index=True)  # Asia/Tokyo
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    voided_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class SaleLine(Base):
+    """An item of a sale with its fee as it was on the day."""
+
+    __tablename__ = "sale_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("sales.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
+    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_fee: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,54 @@
+"""Staff screens (/staff): sign-in, the counter screen, receipts, the daily close, fees.
+
+Flask-Login sessions signed with the app's SECRET_KEY (from KOKIN_SECRET_KEY; in sandbox
+mode a key file in the instance folder); Flask-WTF's CSRF check on every form of this
+blueprint (the JSON API, webhooks and the resident pages have their own protection).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from gateway.models import StaffUser
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "staff.login"
+login_manager.login_message = "サインインしてください。"
+
+
+def init_staff(app: Flask) -> None:
+    app.config["SECRET_KEY"] = _secret_key(app)
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in the staff blueprint only
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    @login_manager.user_loader
+    def _load(user_id: str) -> StaffUser | None:
+        user = app.extensions["kokin.db"].scoped().get(StaffUser, int(user_id))
+        return user if user is not None and user.active else None
+
+    from gateway.staff.views import bp
+
+    app.register_blueprint(bp)
+
+
+def _secret_key(app: Flask) -> str:
+    value = os.environ.get(app.config.get("SECRET_KEY_ENV", "KOKIN_SECRET_KEY"))
+    if value:
+        return value
+    if not app.config.get("SANDBOX"):
+        raise RuntimeError("KOKIN_SECRET_KEY is not set: staff sessions cannot be signed")
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

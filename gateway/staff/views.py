@@ -1,0 +1,278 @@
+"""The staff screens. Views are thin: a form in, one service call, a template out."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from adapters.base import Capability
+from gateway.errors import GatewayError
+from gateway.models import Payment
+from gateway.services import counter as counter_service
+from gateway.services import sales as sales_service
+from gateway.services.exceptions import list_exceptions
+from gateway.services.refunds import decide_refund, execute_refund, refund_queue
+from gateway.staff import csrf
+
+bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static",
+               static_url_path="/static")
+TOKYO = ZoneInfo("Asia/Tokyo")
+F = TypeVar("F", bound=Callable[..., Any])
+# Who may do what (issue: counter staff cannot approve refunds or open reconciliation).
+SELL = ("counter_staff", "counter_supervisor")
+VOID = ("counter_supervisor",)
+CLOSE = ("counter_staff", "counter_supervisor", "accounting", "auditor")
+APPROVE = ("approver", "accounting")
+RECONCILE = ("accounting", "approver", "auditor")
+ADMIN = ("administrator",)
+
+
+def _session():  # type: ignore[no-untyped-def]
+    return current_app.extensions["kokin.db"].scoped()
+
+
+def _today() -> date:
+    return datetime.now(TOKYO).date()
+
+
+def _terminal_adapters() -> dict[str, Any]:
+    adapters: dict[str, Any] = current_app.extensions["kokin.adapters"]
+    return adapters
+
+
+@bp.before_request
+def _csrf() -> None:
+    if request.method == "POST":
+        csrf.protect()
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def roles(*allowed: str) -> Callable[[F], F]:
+    """Only staff with one of these roles; others get 403 (signed-out users go to sign-in)."""
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+@bp.errorhandler(GatewayError)
+def _gateway_error(exc: GatewayError) -> Any:
+    flash(exc.message, "error")
+    return redirect(request.referrer or url_for("staff.home"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "POST":
+        user = counter_service.authenticate(_session(), request.form.get("username", ""),
+                                            request.form.get("password", ""))
+        if user is None:
+            flash("ユーザー名またはパスワードが違います。", "error")
+            return render_template("staff/login.html"), 401
+        login_user(user)
+        return redirect(url_for("staff.home"))
+    return render_template("staff/login.html")
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Any:
+    logout_user()
+    return redirect(url_for("staff.login"))
+
+
+@bp.route("/")
+@login_required
+def home() -> Any:
+    if current_user.role in SELL:
+        return redirect(url_for("staff.counter"))
+    if current_user.role in RECONCILE:
+        return redirect(url_for("staff.exceptions"))
+    return render_template("staff/home.html")
+
+
+@bp.route("/counter")
+@roles(*SELL)
+def counter() -> Any:
+    session = _session()
+    code = request.args.get("counter") or current_user.counter_code or "resident"
+    counter_row, terminals = counter_service.counter_terminals(session, current_user.municipality_id, code)
+    items = counter_service.catalogue(session, current_user.municipality_id, code, _today())
+    return render_template("staff/counter.html", counter=counter_row, terminals=terminals, items=items,
+                           brands=sales_service.BRANDS,
+                           counters=counter_service.list_counters(session, current_user.municipality_id))
+
+
+@bp.route("/counter/sales", methods=["POST"])
+@roles(*SELL)
+def create_sale() -> Any:
+    form = request.form
+    lines = [sales_service.SaleLineRequest(key.removeprefix("qty-"), _quantity(value))
+             for key, value in form.items() if key.startswith("qty-")]
+    sale = sales_service.start_sale(_session(), _terminal_adapters(), user=current_user,
+                                    counter_code=form.get("counter", ""), terminal_id=_int(form.get("terminal")),
+                                    lines=lines, brand=form.get("brand", ""), business_date=_today())
+    return redirect(url_for("staff.show_sale", sale_id=sale.id))
+
+
+def _quantity(value: str) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        raise GatewayError(f"quantity {value!r} is not a whole number", code="invalid_quantity", status=422) from None
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+@bp.route("/counter/sales/<int:sale_id>")
+@roles(*SELL)
+def show_sale(sale_id: int) -> Any:
+    session = _session()
+    sale = sales_service.get_sale(session, sale_id)
+    attempt = sales_service.sale_attempt(session, sale_id)
+    sandbox = _sandbox_terminal(attempt.adapter if attempt else None)
+    return render_template("staff/sale.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
+                           brand=sales_service.BRANDS.get(sale.brand, sale.brand), sandbox=sandbox)
+
+
+@bp.route("/counter/sales/<int:sale_id>/status")
+@roles(*SELL)
+def sale_status(sale_id: int) -> Any:
+    sale = sales_service.follow_sale(_session(), _terminal_adapters(), sale_id)
+    return jsonify({"status": sale.status, "receipt_number": sale.receipt_number})
+
+
+@bp.route("/counter/sales/<int:sale_id>/cancel", methods=["POST"])
+@roles(*SELL)
+def cancel_sale(sale_id: int) -> Any:
+    sales_service.cancel_sale(_session(), _terminal_adapters(), sale_id, actor=current_user.username)
+    return redirect(url_for("staff.show_sale", sale_id=sale_id))
+
+
+@bp.route("/counter/sales/<int:sale_id>/simulate", methods=["POST"])
+@roles(*SELL)
+def simulate_terminal(sale_id: int) -> Any:
+    """Sandbox only: play the resident at the simulated terminal (complete, cancel, time out)."""
+    attempt = sales_service.sale_attempt(_session(), sale_id)
+    adapter = _sandbox_terminal(attempt.adapter if attempt else None)
+    action = request.form.get("action", "")
+    if adapter is None or attempt is None or not attempt.provider_ref or action not in ("complete", "cancel",
+                                                                                          "timeout"):
+        abort(404)
+    if action == "complete":
+        adapter.simulator.simulate_device(attempt.provider_ref, "start")
+    adapter.simulator.simulate_device(attempt.provider_ref, action)
+    sales_service.follow_sale(_session(), _terminal_adapters(), sale_id)
+    return redirect(url_for("staff.show_sale", sale_id=sale_id))
+
+
+def _sandbox_terminal(adapter_name: str | None) -> Any:
+    adapter = _terminal_adapters().get(adapter_name or "")
+    return adapter if adapter is not None and getattr(adapter, "simulator", None) is not None else None
+
+
+@bp.route("/counter/sales/<int:sale_id>/receipt")
+@roles(*SELL, *CLOSE)
+def receipt(sale_id: int) -> Any:
+    session = _session()
+    sale = sales_service.get_sale(session, sale_id)
+    if sale.status not in ("paid", "voided", "refund_requested"):
+        abort(404)
+    return render_template("staff/receipt.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
+                           brand=sales_service.BRANDS.get(sale.brand, sale.brand),
+                           paid_at=sale.completed_at.astimezone(TOKYO) if sale.completed_at else None)
+
+
+@bp.route("/counter/sales/<int:sale_id>/void", methods=["POST"])
+@roles(*VOID)
+def void_sale(sale_id: int) -> Any:
+    sale = sales_service.void_sale(_session(), _terminal_adapters(), sale_id, supervisor=current_user, today=_today())
+    flash("取り消しました。" if sale.status == "voided" else "返金を依頼しました（会計課の承認待ち）。", "info")
+    return redirect(url_for("staff.close"))
+
+
+@bp.route("/close")
+@roles(*CLOSE)
+def close() -> Any:
+    session = _session()
+    day = _date(request.args.get("date")) or _today()
+    reports = {name: adapter.settlement_report(day) for name, adapter in _terminal_adapters().items()
+               if adapter.capabilities & Capability.TERMINAL and adapter.capabilities & Capability.SETTLEMENT_REPORT}
+    result = sales_service.daily_close(session, current_user.municipality_id, day, reports)
+    return render_template("staff/close.html", close=result, day=day, brands=sales_service.BRANDS,
+                           sales=sales_service.sales_of_day(session, current_user.municipality_id, day),
+                           can_void=current_user.role in VOID)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@bp.route("/exceptions")
+@roles(*RECONCILE)
+def exceptions() -> Any:
+    rows = list_exceptions(_session(), current_user.municipality_id, kind=request.args.get("kind") or None,
+                           limit=200)
+    return render_template("staff/exceptions.html", rows=rows)
+
+
+@bp.route("/refunds")
+@roles(*APPROVE)
+def refunds() -> Any:
+    return render_template("staff/refunds.html", rows=refund_queue(_session(), current_user.municipality_id))
+
+
+@bp.route("/refunds/<int:refund_id>/decide", methods=["POST"])
+@roles(*APPROVE)
+def decide(refund_id: int) -> Any:
+    """A second person approves or rejects a refund; the database refuses the requester's own approval."""
+    approve = request.form.get("decision") == "approve"
+    refund = decide_refund(_session(), refund_id, approve=approve, decided_by=current_user.username)
+    if approve and refund.status == "approved":
+        payment = _session().get(Payment, refund.payment_id)
+        if payment is not None and payment.channel in ("card", "paypay", "emoney"):  # agencies: by transfer
+            execute_refund(_session(), _terminal_adapters(), refund_id, actor=current_user.username)
+    flash("承認しました。" if approve else "却下しました。", "info")
+    return redirect(url_for("staff.refunds"))
+
+
+@bp.route("/fees", methods=["GET", "POST"])
+@roles(*ADMIN)
+def fees() -> Any:
+    session = _session()
+    if request.method == "POST":
+        valid_from = _date(request.form.get("valid_from"))
+        if valid_from is None:
+            raise GatewayError("choose the date the new fee applies from", code="invalid_date", status=422)
+        counter_service.set_fee(session, current_user.municipality_id, request.form.get("item", ""),
+                                _quantity(request.form.get("fee", "")), valid_from, actor=current_user.username,
+                                today=_today())
+        flash("手数料を登録しました。", "info")
+        return redirect(url_for("staff.fees"))
+    history = counter_service.fee_history(session, current_user.municipality_id)
+    return render_template("staff/fees.html", history=history)
+
