@@ -1,9 +1,11 @@
 """`kokin demo`: the main job end to end on the embedded default."""
 from __future__ import annotations
 
+import secrets
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -12,12 +14,14 @@ from sqlalchemy import select
 from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.cli.demo_payments import pay_some_slips
-from gateway.models import AgencyImport, Municipality, Slip
+from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
 from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
 from gateway.services.apikeys import create_api_key
+from gateway.services.counter import counter_terminals, create_user
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
 from gateway.services.reference import seed_reference_data
+from gateway.services.sales import BRANDS, SaleLineRequest, daily_close, follow_sale, sale_attempt, start_sale
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
 
@@ -78,6 +82,9 @@ def demo(payers: int, serve: bool | None) -> None:
     _step("residents pay in apps and at stores: collection-agency files (速報, 確報, 取消, remittances)")
     _agency_payments(db_session, code, outdir / "agency", progress)
 
+    _step("certificate counter: fees by e-money on the simulated Square terminal, daily close")
+    _counter_sales(db_session, code)
+
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo")
     number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
@@ -119,6 +126,47 @@ def _agency_payments(session, code: str, folder: Path, progress: ClickProgress) 
         for kind, count in sorted(outcome.exceptions.items()):
             click.echo(f"  exception {kind}: {count:,}")
     click.echo(f"agency files kept in {folder}; `kokin agency remittances` compares expected and received")
+
+
+DEMO_STAFF = (("demo-clerk", "counter_staff"), ("demo-supervisor", "counter_supervisor"),
+              ("demo-accounting", "accounting"), ("demo-approver", "approver"), ("demo-admin", "administrator"))
+
+
+def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
+    """Staff accounts, three sales at the resident counter (two paid, one cancelled), the daily close."""
+    if session.scalar(select(Sale.id).limit(1)) is not None:
+        click.echo("counter sales were made by an earlier run; nothing changed")
+        return
+    password = secrets.token_urlsafe(12)
+    for name, role in DEMO_STAFF:
+        create_user(session, code, name, role, password, counter_code="resident", actor="demo")
+    click.echo(f"staff accounts {', '.join(n for n, _ in DEMO_STAFF)}; password (sandbox, shown once): {password}")
+    clerk = session.scalar(select(StaffUser).where(StaffUser.username == "demo-clerk"))
+    adapters = current_app.extensions["kokin.adapters"]
+    square = adapters.get("square")
+    if square is None or square.simulator is None:
+        click.echo("no sandbox terminal adapter configured: counter sales skipped")
+        return
+    _, terminals = counter_terminals(session, clerk.municipality_id, "resident")
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    for lines, brand, device_action in (([("juminhyo", 2), ("inkan", 1)], "FELICA_ID", "complete"),
+                                        ([("koseki-zenbu", 1)], "FELICA_TRANSPORTATION_GROUP", "cancel"),
+                                        ([("juminhyo", 1)], "QR_CODE", "complete")):
+        sale = start_sale(session, adapters, user=clerk, counter_code="resident", terminal_id=terminals[0].id,
+                          lines=[SaleLineRequest(c, q) for c, q in lines], brand=brand, business_date=today)
+        attempt = sale_attempt(session, sale.id)
+        if device_action == "complete":
+            square.simulator.simulate_device(attempt.provider_ref, "start")
+        square.simulator.simulate_device(attempt.provider_ref, device_action)
+        sale = follow_sale(session, adapters, sale.id)
+        click.echo(f"sale {sale.receipt_number}: {sale.total:,} yen by {BRANDS[brand]} -> {sale.status}")
+    close = daily_close(session, clerk.municipality_id, today,
+                        {"square": square.settlement_report(today)})
+    for device, figures in close.by_terminal.items():
+        click.echo(f"daily close {today} {device}: {figures.get('sales', 0)} sales, {figures.get('amount', 0):,} yen; "
+                   f"settlement report {figures.get('settled_amount', 0):,} yen; "
+                   f"{'matched' if not close.differences else f'{len(close.differences)} difference(s)'}")
+    click.echo("staff screens: http://127.0.0.1:5000/staff/login")
 
 
 def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]

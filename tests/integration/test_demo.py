@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.cli import cli
-from gateway.models import ReconException, Slip
+from gateway.models import ReconException, Sale, Slip
 from gateway.services.agency_sandbox import ANOMALY_KINDS
 
 
@@ -21,6 +21,9 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     for kind in ANOMALY_KINDS:
         assert f"exception {kind}: 1" in first.output
     exceptions = session.scalar(select(func.count()).select_from(ReconException))
+    assert "by iD -> paid" in first.output and "by 交通系IC -> cancelled" in first.output
+    assert "1,200 yen; settlement report 1,200 yen; matched" in first.output
+    sales = session.scalar(select(func.count()).select_from(Sale))
     sample = Path(app.instance_path) / "demo" / "sample-slips.pdf"
     assert sample.read_bytes().startswith(b"%PDF")
 
@@ -29,4 +32,6 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert "already imported" in second.output and "issued 0 slips" in second.output
     assert session.scalar(select(func.count()).select_from(Slip)) == slips
     assert "agency payments were simulated by an earlier run" in second.output
+    assert "counter sales were made by an earlier run" in second.output
+    assert session.scalar(select(func.count()).select_from(Sale)) == sales == 3
     assert session.scalar(select(func.count()).select_from(ReconException)) == exceptions == len(ANOMALY_KINDS)
