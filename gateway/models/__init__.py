@@ -3,9 +3,10 @@ from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
 from gateway.models.audit import ApiKey, Event
 from gateway.models.base import Base, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
+from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
-from gateway.models.recon import EXCEPTION_KINDS, ReconException
+from gateway.models.recon import EXCEPTION_KINDS, RESOLUTIONS, ExceptionComment, ReconException
 from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
@@ -21,7 +22,12 @@ __all__ = [
     "StaffUser",
     "Terminal",
     "EXCEPTION_KINDS",
+    "RESOLUTIONS",
     "AgencyDeposit",
+    "ExceptionComment",
+    "JobRun",
+    "ReconRun",
+    "SchedulerJob",
     "AgencyImport",
     "AgencyReport",
     "ReconException",

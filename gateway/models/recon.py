@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
@@ -22,7 +22,11 @@ class ReconException(Base):
     """One exception; (kind, subject) is unique, so detecting it again records nothing."""
 
     __tablename__ = "recon_exceptions"
-    __table_args__ = (UniqueConstraint("municipality_id", "kind", "subject_key"),)
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "kind", "subject_key"),
+        CheckConstraint("resolved_by IS NULL OR proposed_by IS NULL OR resolved_by <> proposed_by",
+                        name="four_eyes"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
@@ -34,5 +38,30 @@ class ReconException(Base):
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)  # never personal data
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | pending_approval | resolved
+    assigned_to: Mapped[str | None] = mapped_column(String(100))
+    resolution: Mapped[str | None] = mapped_column(String(40))  # see RESOLUTIONS
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+    proposed_by: Mapped[str | None] = mapped_column(String(100))  # who proposed a resolution that moves money
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# How an exception is resolved; those that move money need a second person to approve.
+RESOLUTIONS = {
+    "refund": True, "apply_to_other_instalment": True, "write_off": True,
+    "corrected_by_agency": False, "corrected_by_provider": False, "booked_correctly": False, "duplicate_report": False,
+}
+
+
+class ExceptionComment(Base):
+    """A note on an exception by a member of staff (never personal data beyond the case)."""
+
+    __tablename__ = "recon_exception_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exception_id: Mapped[int] = mapped_column(ForeignKey("recon_exceptions.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
