@@ -27,6 +27,9 @@ class Config:
     # Collection agencies (adapter name -> settings: layout, data_types, chains, pull_url,
     # company_id, password_env). Sandbox: both shipped layouts with the default chain table.
     AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {}, "agency-csv": {}}
+    # Each agency's fee per payment (yen), invoiced separately; a deposit short by exactly
+    # these fees is reported as fee_netted (gross budgeting).
+    AGENCY_FEES: dict[str, int] = {"agency-fixed120": 60, "agency-csv": 55}
     # Which adapter carries each online channel.
     CHANNEL_ADAPTERS: dict[str, str] = {"card": "stripe", "paypay": "paypay"}
     # System usage fees charged to the payer on top, per channel (gateway.fees).

@@ -113,7 +113,7 @@ def agency_check(as_of: datetime | None, municipality_code: str | None) -> None:
     """Raise overdue 確報 and remittance differences due by the date (each once)."""
     code = resolve_municipality(municipality_code)
     day = as_of.date() if as_of else date.today()
-    raised = check_agency_data(session(), code, day)
+    raised = check_agency_data(session(), code, day, fees=current_app.config["AGENCY_FEES"])
     click.echo(f"checked agency data as of {day}: " + (", ".join(f"{k} {v:,}" for k, v in sorted(raised.items()))
                                                        or "no new exceptions"))
 

@@ -7,7 +7,7 @@ check raises an exception once however often it runs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -125,18 +125,33 @@ def import_deposits(session: Session, municipality_code: str, data: bytes, *, ag
     return new, len(rows) - new
 
 
-def check_agency_data(session: Session, municipality_code: str, as_of: date) -> Counter[str]:
-    """Raise final_overdue and remittance_mismatch exceptions due by `as_of`; count the new ones."""
+def check_agency_data(session: Session, municipality_code: str, as_of: date, *,
+                      fees: Mapping[str, int] | None = None, adapter: str | None = None) -> Counter[str]:
+    """Raise final_overdue and remittance exceptions due by `as_of`; count the new ones.
+
+    A deposit short by exactly the agency's fee per payment (`fees`, yen per payment, from
+    AGENCY_FEES) is `fee_netted` (public funds are budgeted gross: fees are invoiced, never
+    netted); any other difference is `remittance_mismatch`.
+    """
     municipality_id = get_municipality(session, municipality_code).id
     with transaction(session):
         raised = raise_exceptions(session, municipality_id, _overdue_finals(session, municipality_id, as_of))
         raised += raise_exceptions(session, municipality_id, [
-            dict(kind="remittance_mismatch", subject_key=f"remittance:{r.adapter}:{r.remittance_on.isoformat()}",
+            dict(kind=kind, subject_key=f"remittance:{r.adapter}:{r.remittance_on.isoformat()}",
                  business_date=r.remittance_on, amount=r.difference,
                  details={"adapter": r.adapter, "expected": r.expected, "received": r.received,
                           "payments": r.payments, "difference": r.difference})
-            for r in expected_remittances(session, municipality_code, until=as_of) if r.difference != 0])
+            for r in expected_remittances(session, municipality_code, adapter=adapter, until=as_of)
+            if (kind := _remittance_kind(r, (fees or {}).get(r.adapter))) is not None])
     return raised
+
+
+def _remittance_kind(remittance: Remittance, fee_per_payment: int | None) -> str | None:
+    if remittance.difference == 0:
+        return None
+    if fee_per_payment and -remittance.difference == fee_per_payment * remittance.payments:
+        return "fee_netted"
+    return "remittance_mismatch"
 
 
 def _overdue_finals(session: Session, municipality_id: int, as_of: date) -> list[dict[str, object]]:

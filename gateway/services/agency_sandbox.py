@@ -35,8 +35,9 @@ CHAINS = (("820", 30), ("780", 8), ("800", 8), ("830", 6), ("010", 20), ("020", 
 ANOMALY_KINDS = (
     "unknown_slip", "double_payment", "amount_mismatch", "paid_after_due_date", "paid_after_store_deadline",
     "preliminary_cancelled", "final_without_preliminary", "final_overdue", "payment_on_void_slip",
-    "remittance_mismatch",
+    "remittance_mismatch", "fee_netted",
 )
+SANDBOX_FEE = 60  # yen per payment the sandbox agency nets out of a deposit when fee_netted is planted
 
 
 @dataclass
@@ -44,6 +45,7 @@ class AgencyPlan:
     payments: list[StorePayment]
     planted: Counter[str] = field(default_factory=Counter)  # exceptions the plan must raise, by kind
     short_remittances: int = 0  # deposits to record short (remittance_mismatch)
+    netted_remittances: int = 0  # deposits to record net of the agency's fees (fee_netted)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def plan_store_payments(session: Session, municipality_code: str, *, share: floa
     for kind, count in sorted(wanted.items()):
         if kind == "remittance_mismatch":
             plan.short_remittances = count
+        elif kind == "fee_netted":
+            plan.netted_remittances = count
         else:
             plan.payments += [p for p in (planters[kind]() for _ in range(count)) if p is not None]
         plan.planted[kind] += count
@@ -172,18 +176,24 @@ def run_agency_sandbox(session: Session, agency: AgencyAdapter, municipality_cod
     progress.finish()
     last = max(files) if files else None
     check_on = as_of or ((last + timedelta(days=30)) if last else date.today())
-    deposits = _deposit(session, municipality_code, agency.name, plan.short_remittances, check_on)
-    exceptions += check_agency_data(session, municipality_code, check_on)
+    deposits = _deposit(session, municipality_code, agency.name, plan, check_on)
+    exceptions += check_agency_data(session, municipality_code, check_on, fees={agency.name: SANDBOX_FEE},
+                                    adapter=agency.name)
     return SandboxOutcome(len(files), records, booked, deposits, exceptions, last)
 
 
-def _deposit(session: Session, municipality_code: str, adapter: str, short: int, until: date) -> int:
-    """The agency pays each planned remittance due by `until`; the first `short` ones 1,000 yen short."""
+def _deposit(session: Session, municipality_code: str, adapter: str, plan: AgencyPlan, until: date) -> int:
+    """The agency pays each planned remittance due by `until`: the first ones 1,000 yen short, the
+    next ones net of its fees, as the plan says; the rest in full."""
     count = 0
     for remittance in expected_remittances(session, municipality_code, adapter=adapter, until=until):
         if remittance.expected == 0:
             continue
-        amount = remittance.expected - (1_000 if count < short else 0)
+        amount = remittance.expected
+        if count < plan.short_remittances:
+            amount -= 1_000 if 1_000 != SANDBOX_FEE * remittance.payments else 1_001
+        elif count < plan.short_remittances + plan.netted_remittances:
+            amount -= SANDBOX_FEE * remittance.payments
         record_deposit(session, municipality_code, adapter=adapter, deposited_on=remittance.remittance_on,
                        amount=amount, reference=f"{adapter}-{remittance.remittance_on:%Y%m%d}", entered_by="sandbox")
         count += 1

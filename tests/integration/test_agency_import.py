@@ -21,7 +21,7 @@ from gateway.services.agency_checks import (
     import_deposits,
 )
 from gateway.services.agency_import import AgencyFileInvalid, import_agency_file
-from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
+from gateway.services.agency_sandbox import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
@@ -116,7 +116,8 @@ def test_every_planted_anomaly_is_surfaced_exactly_once_and_reruns_add_nothing(a
                                          .group_by(ReconException.kind)).all()))
     assert found == plan.planted == Counter({kind: 2 for kind in ANOMALY_KINDS})
     assert outcome.exceptions == found
-    assert check_agency_data(session, MUNICIPALITY, outcome.last_file_on + timedelta(days=60)) == Counter()
+    later = outcome.last_file_on + timedelta(days=60)
+    assert check_agency_data(session, MUNICIPALITY, later, fees={name: SANDBOX_FEE}) == Counter()
     for data in files_by_day(agency, schedule(plan.payments), client_code=CLIENT).values():
         assert _import(session, app, name, data).already_imported
     assert Counter(dict(session.execute(select(ReconException.kind, func.count())

@@ -1,0 +1,115 @@
+"""Matching as pure functions over plain records; the rules are data (rules.toml).
+
+Nothing here touches the database: reconciliation.run gathers the records, these functions
+say what matches and what is an exception, and the run records the exceptions once.
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+RULES_FILE = Path(__file__).with_name("rules.toml")
+
+
+@dataclass(frozen=True)
+class Rule:
+    channel: str
+    key: str
+    amount: str
+    settle_within_days: int
+    remittance: str
+
+
+@cache
+def rules() -> dict[str, Rule]:
+    raw = tomllib.loads(RULES_FILE.read_text("utf-8"))["channels"]
+    return {name: Rule(channel=name, **spec) for name, spec in raw.items()}
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A payment as the gateway recorded it."""
+
+    payment_id: int
+    channel: str
+    key: str  # per the channel's rule
+    amount: int  # yen, revenue
+    accepted_on: date
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A payment as the provider or agency says it settled it."""
+
+    key: str
+    amount: int  # yen as settled
+    settled_on: date
+    ref: str  # the provider's own id, for people
+
+
+@dataclass
+class Matching:
+    matched: list[tuple[Booked, Settled]] = field(default_factory=list)
+    missing_in_settlement: list[Booked] = field(default_factory=list)
+    missing_in_gateway: list[Settled] = field(default_factory=list)
+    amount_mismatch: list[tuple[Booked, Settled]] = field(default_factory=list)
+    fee_netted: list[tuple[Booked, Settled]] = field(default_factory=list)
+
+
+def match(booked: Iterable[Booked], settled: Iterable[Settled], *, fee_of: Mapping[str, int] | None = None) -> Matching:
+    """Match on key; an amount short by exactly the provider's fee for the payment is `fee_netted`."""
+    result = Matching()
+    by_key = {s.key: s for s in settled}
+    seen: set[str] = set()
+    for payment in sorted(booked, key=lambda b: (b.accepted_on, b.payment_id)):
+        entry = by_key.get(payment.key)
+        if entry is None:
+            result.missing_in_settlement.append(payment)
+            continue
+        seen.add(payment.key)
+        if entry.amount == payment.amount:
+            result.matched.append((payment, entry))
+        elif fee_of and payment.amount - entry.amount == fee_of.get(payment.channel, -1):
+            result.fee_netted.append((payment, entry))
+        else:
+            result.amount_mismatch.append((payment, entry))
+    unknown = (s for k, s in by_key.items() if k not in seen)
+    result.missing_in_gateway = sorted(unknown, key=lambda s: (s.settled_on, s.ref))
+    return result
+
+
+@dataclass(frozen=True)
+class Remittance:
+    """One deposit expected from many payments (grouped remittance)."""
+
+    source: str  # agency or provider
+    on: date
+    expected: int
+    received: int
+    payments: int
+
+
+def remittance_finding(r: Remittance, fee_per_payment: int | None) -> str | None:
+    """None when the deposit is complete; fee_netted when short by exactly the fees; else remittance_mismatch."""
+    if r.received == r.expected:
+        return None
+    if fee_per_payment and r.expected - r.received == fee_per_payment * r.payments:
+        return "fee_netted"
+    return "remittance_mismatch"
+
+
+def totals(rows: Iterable[Mapping[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """Count and sum `amount` (and `fee`) by the given keys, sorted by them: the run's figures."""
+    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        group = tuple(row[k] for k in keys)
+        figures = grouped.setdefault(group, {**dict(zip(keys, group, strict=True)), "count": 0, "amount": 0, "fee": 0})
+        figures["count"] += 1
+        figures["amount"] += int(row["amount"])
+        figures["fee"] += int(row.get("fee", 0))
+    return [grouped[k] for k in sorted(grouped, key=lambda g: tuple(str(v) for v in g))]

@@ -1,0 +1,209 @@
+"""The staff screens: who may open what, sign-in, CSRF, refund approval by a second person, users by CLI."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.cli import cli
+from gateway.models import FeePrice, Payment, Refund, StaffUser
+from gateway.services.counter import counter_terminals, create_user, fee_on
+from gateway.services.refunds import request_refund
+from gateway.services.sales import SaleLineRequest, follow_sale, get_sale, sale_attempt, start_sale
+
+CODE = "131075"
+PASSWORD = "staff-pass-2026!"  # noqa: S105 - throwaway test accounts
+TODAY = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+BAD_LOGIN = "ユーザー名またはパスワードが違います。"
+
+
+def _user(session: Session, name: str, role: str) -> StaffUser:
+    return create_user(session, CODE, name, role, PASSWORD, counter_code="resident", actor="test")
+
+
+def _token(client: FlaskClient, path: str = "/staff/login") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, path
+    match = TOKEN.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def _log_in(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
+    return client.post("/staff/login", data={"username": username, "password": password,
+                                              "csrf_token": _token(client)})
+
+
+@pytest.fixture
+def staff(session: Session) -> dict[str, StaffUser]:
+    return {name: _user(session, name, role) for name, role in [
+        ("clerk", "counter_staff"), ("super", "counter_supervisor"), ("acct", "accounting"),
+        ("approver", "approver"), ("admin", "administrator")]}
+
+
+def _paid_sale(app, session: Session, seller: StaffUser) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """A sale paid at the simulated terminal: (sale id, payment id)."""
+    adapters = app.extensions["kokin.adapters"]
+    _, terminals = counter_terminals(session, seller.municipality_id, "resident")
+    session.rollback()
+    sale = start_sale(session, adapters, user=seller, counter_code="resident", terminal_id=terminals[0].id,
+                      lines=[SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
+    attempt = sale_attempt(session, sale.id)
+    assert attempt is not None and attempt.provider_ref
+    session.rollback()
+    adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
+    adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
+    assert follow_sale(session, adapters, sale.id).status == "paid"
+    payment_id = session.scalar(select(Payment.id).where(Payment.sale_id == sale.id))
+    session.rollback()
+    assert payment_id is not None
+    return sale.id, payment_id
+
+
+def _refund(session: Session, refund_id: int) -> Refund:
+    refund = session.get(Refund, refund_id, populate_existing=True)
+    assert refund is not None
+    session.rollback()
+    return refund
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+
+def test_counter_staff_sell_and_close_but_never_reconcile_approve_or_void(
+        app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
+    sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
+    refund = request_refund(session, payment_id, 300, reason="test", requested_by="super")
+    assert _log_in(client, "clerk").status_code == 302
+
+    assert client.get("/staff/counter").status_code == 200
+    assert client.get("/staff/close").status_code == 200
+    assert client.get("/staff/exceptions").status_code == 403
+    assert client.get("/staff/refunds").status_code == 403
+    token = _token(client, "/staff/counter")
+    decide = client.post(f"/staff/refunds/{refund.id}/decide", data={"decision": "approve", "csrf_token": token})
+    assert decide.status_code == 403
+    void = client.post(f"/staff/counter/sales/{sale_id}/void", data={"csrf_token": token})
+    assert void.status_code == 403
+
+    assert _refund(session, refund.id).status == "requested"
+    assert get_sale(session, sale_id).status == "paid"
+    session.rollback()
+
+
+@pytest.mark.parametrize("approver", ["acct", "approver"])
+def test_a_refund_is_approved_by_someone_other_than_its_requester(
+        app, client: FlaskClient, session: Session, staff: dict[str, StaffUser], approver: str) -> None:  # type: ignore[no-untyped-def]
+    _, payment_id = _paid_sale(app, session, staff["clerk"])
+    own = request_refund(session, payment_id, 100, reason="own request", requested_by=approver)
+    other = request_refund(session, payment_id, 200, reason="clerk's request", requested_by="clerk")
+    _log_in(client, approver)
+    token = _token(client, "/staff/refunds")
+
+    refused = client.post(f"/staff/refunds/{own.id}/decide", data={"decision": "approve", "csrf_token": token},
+                          headers={"Referer": "/staff/refunds"}, follow_redirects=True)
+    assert refused.status_code == 200
+    assert "a refund is approved by a second person" in refused.get_data(as_text=True)
+    assert _refund(session, own.id).status == "requested"
+
+    approved = client.post(f"/staff/refunds/{other.id}/decide", data={"decision": "approve", "csrf_token": token})
+    assert approved.status_code == 302
+    done = _refund(session, other.id)
+    assert done.approved_by == approver and done.status == "succeeded"  # carried out through Square at once
+
+
+def test_an_administrator_sets_a_fee_from_tomorrow(client: FlaskClient, session: Session,  # type: ignore[no-untyped-def]
+                                                   staff: dict[str, StaffUser]) -> None:
+    _log_in(client, "admin")
+    tomorrow = TODAY + timedelta(days=1)
+    response = client.post("/staff/fees", data={"item": "juminhyo", "fee": "350", "valid_from": tomorrow.isoformat(),
+                                                "csrf_token": _token(client, "/staff/fees")})
+    assert response.status_code == 302
+    price = session.scalar(select(FeePrice).where(FeePrice.valid_from == tomorrow))
+    assert price is not None and price.fee == 350 and price.set_by == "admin"
+    assert fee_on(session, price.item_id, TODAY) == 300 and fee_on(session, price.item_id, tomorrow) == 350
+    session.rollback()
+    assert client.get("/staff/fees").status_code == 200
+
+
+def test_only_administrators_open_the_fees_page(client: FlaskClient, staff: dict[str, StaffUser]) -> None:
+    _log_in(client, "clerk")
+    assert client.get("/staff/fees").status_code == 403
+
+
+# -- sign-in and CSRF -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/staff/counter", "/staff/close", "/staff/exceptions", "/staff/refunds",
+                                  "/staff/fees"])
+def test_signed_out_users_are_sent_to_sign_in(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/staff/login")
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+        client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
+    _log_in(client, "admin")
+    before = session.scalar(select(func.count()).select_from(FeePrice))
+    session.rollback()
+    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    response = client.post("/staff/fees", data={"item": "juminhyo", "fee": "350", "valid_from": tomorrow})
+    assert response.status_code == 400
+    forged = client.post("/staff/fees", data={"item": "juminhyo", "fee": "350", "valid_from": tomorrow,
+                                              "csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert session.scalar(select(func.count()).select_from(FeePrice)) == before
+    session.rollback()
+
+
+def test_a_sign_in_without_the_csrf_token_is_refused(client: FlaskClient, staff: dict[str, StaffUser]) -> None:
+    response = client.post("/staff/login", data={"username": "clerk", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/staff/counter").status_code == 302  # still signed out
+
+
+def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
+        client: FlaskClient, staff: dict[str, StaffUser]) -> None:
+    wrong = _log_in(client, "clerk", "not-the-password")
+    unknown = _log_in(client, "nobody", PASSWORD)
+    assert wrong.status_code == unknown.status_code == 401
+    assert BAD_LOGIN in wrong.get_data(as_text=True) and BAD_LOGIN in unknown.get_data(as_text=True)
+    assert TOKEN.sub("", wrong.get_data(as_text=True)) == TOKEN.sub("", unknown.get_data(as_text=True))
+    assert client.get("/staff/counter").status_code == 302
+    assert _log_in(client, "clerk").status_code == 302
+    assert client.get("/staff/counter").status_code == 200
+
+
+# -- kokin users create ---------------------------------------------------------------------------
+
+
+def test_a_user_created_on_the_command_line_can_sign_in(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(cli, ["users", "create", "clerk2", "--role", "counter_staff"],
+                                          env={"KOKIN_NEW_USER_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert "user clerk2 created with role counter_staff" in result.output
+    assert _log_in(client, "clerk2").status_code == 302
+    assert client.get("/staff/counter").status_code == 200
+
+
+def test_an_unknown_role_is_refused_on_the_command_line(app) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(cli, ["users", "create", "clerk3", "--role", "cashier"],
+                                          env={"KOKIN_NEW_USER_PASSWORD": PASSWORD})
+    assert result.exit_code != 0
+    assert "Invalid value for '--role'" in result.output and "counter_staff" in result.output
+
+
+def test_a_short_password_is_refused_on_the_command_line(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(cli, ["users", "create", "clerk4", "--role", "counter_staff"],
+                                          env={"KOKIN_NEW_USER_PASSWORD": "short"})
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1] == "Error: the password needs at least 10 characters"
+    assert _log_in(client, "clerk4", "short").status_code == 401
