@@ -41,7 +41,7 @@ class Job:
 
 
 def _db(app: Flask) -> Database:
-    return app.extensions["kokin.db"]  # type: ignore[no-any-return]
+    return app.extensions["kokin.db"]
 
 
 def _municipality_codes(app: Flask) -> list[str]:
@@ -57,8 +57,9 @@ def reconcile(app: Flask, business_date: date) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for code in _municipality_codes(app):
         with _db(app).session() as session:
-            result = reconcile_day(session, code, business_date)
-        summary[code] = result if isinstance(result, dict) else {"result": str(result)}
+            result = reconcile_day(session, code, business_date, adapters=app.extensions["kokin.adapters"],
+                                   agency_fees=app.config.get("AGENCY_FEES"))
+        summary[code] = result.as_dict()
     return summary
 
 

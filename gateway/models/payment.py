@@ -83,7 +83,7 @@ class PaymentAttempt(Base):
     redirect_url: Mapped[str | None] = mapped_column(String(2000))
     qr_payload: Mapped[str | None] = mapped_column(String(2000))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_brand: Mapped[str | None] = mapped_column(String(40))  # or a terminal's payment type
     card_last4: Mapped[str | None] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -96,12 +96,13 @@ def set_fee(session: Session, municipality_id: int, item_code: str, fee: int, va
                                                     FeeItem.code == item_code))
         if item is None:
             raise NotFound(f"no fee item {item_code!r}", code="unknown_item")
+        name = item.name  # a failed flush expires the item: read what the message needs first
         price = FeePrice(item_id=item.id, fee=fee, valid_from=valid_from, set_by=actor)
         session.add(price)
         try:
             session.flush()
         except IntegrityError as exc:
-            raise Conflict(f"{item.name} already has a fee from {valid_from}", code="fee_exists") from exc
+            raise Conflict(f"{name} already has a fee from {valid_from}", code="fee_exists") from exc
         record_event(session, "fee.set", "fee_item", item.code, municipality_id=municipality_id, actor=actor,
                      data={"fee": fee, "valid_from": valid_from.isoformat()})
     return price

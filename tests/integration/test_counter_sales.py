@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import DataError, PendingRollbackError
 from sqlalchemy.orm import Session
 
 from adapters.base import Outcome, PaymentStatus, SettledPayment
@@ -234,15 +233,7 @@ def test_a_terminal_time_out_times_the_sale_out_and_a_late_success_still_pays_it
     assert _events(session, "sale.paid", sale.id) == 1
 
 
-CARD_BRAND_TOO_LONG = pytest.mark.xfail(BACKEND == "postgresql", raises=DataError, strict=True, reason=(
-    "product bug: payment_attempts.card_brand is VARCHAR(20) (gateway/models/payment.py, migration 0002) but "
-    "SquareAdapter.fetch_status puts the checkout's payment_type there, and FELICA_TRANSPORTATION_GROUP has "
-    "27 characters: on PostgreSQL the poll's settlement fails with StringDataRightTruncation and the paid "
-    "sale stays waiting (SQLite does not enforce the length)"))
-
-
-@pytest.mark.parametrize("brand", [pytest.param(b, marks=CARD_BRAND_TOO_LONG) if len(b) > 20 else b
-                                   for b in sorted(BRANDS)])
+@pytest.mark.parametrize("brand", sorted(BRANDS))
 def test_a_sale_of_every_brand_is_paid_by_polling(
         session: Session, adapters: dict[str, Any], square: SquareAdapter, clerk: StaffUser, brand: str) -> None:
     sale = _paid_sale(session, adapters, square, clerk, brand=brand)
@@ -306,10 +297,6 @@ def test_a_new_fee_applies_from_its_date_and_never_to_the_past(
     session.rollback()
 
 
-@pytest.mark.xfail(strict=True, raises=PendingRollbackError, reason=(
-    "product bug: set_fee reads item.name after the failed flush (gateway/services/counter.py, the "
-    "`except IntegrityError` branch); the flush rolled the session back and expired the item, so "
-    "SQLAlchemy raises PendingRollbackError instead of Conflict(code='fee_exists')"))
 def test_a_second_fee_from_the_same_date_is_refused_as_fee_exists(session: Session, clerk: StaffUser) -> None:
     tomorrow = TODAY + timedelta(days=1)
     set_fee(session, clerk.municipality_id, "juminhyo", 400, tomorrow, actor="admin", today=TODAY)
@@ -345,8 +332,7 @@ def test_a_same_day_void_of_id_is_refunded_through_square(
 def test_transportation_ic_is_never_voided_at_once_but_sent_to_accounting(
         session: Session, adapters: dict[str, Any], square: SquareAdapter, clerk: StaffUser,
         supervisor: StaffUser) -> None:
-    # Paid by webhook: a poll of this brand fails on PostgreSQL (see the xfail below).
-    sale = _paid_sale(session, adapters, square, clerk, brand="FELICA_TRANSPORTATION_GROUP", by_webhook=True)
+    sale = _paid_sale(session, adapters, square, clerk, brand="FELICA_TRANSPORTATION_GROUP")
 
     result = void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY)
 

@@ -1,0 +1,69 @@
+"""`kokin scheduler run|runs`: the scheduler process and the run records staff see."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime
+from typing import Any
+
+import click
+from flask import current_app
+
+from gateway.cli.base import operation, session
+from reconciliation.jobs import JOBS
+from reconciliation.scheduler import TOKYO, list_runs, run_all_due, serve, tokyo_today
+
+
+@click.group("scheduler")
+def scheduler() -> None:
+    """Nightly reconciliation, agency pulls, the janitor and expiry (Asia/Tokyo)."""
+
+
+@scheduler.command("run")
+@click.option("--once", "job_name", type=click.Choice(sorted(JOBS)), default=None,
+              help="run this one job now (through its guard) and exit")
+@click.option("--date", "business_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="with --once: the business date (default: the job's date for now)")
+@click.option("--standby-poll", default=15.0, show_default=True, help="seconds between a standby's leader attempts")
+@operation
+def run(job_name: str | None, business_date: datetime | None, standby_poll: float) -> None:
+    """Run the scheduler until SIGTERM/SIGINT; a second process is a hot standby (PostgreSQL)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if job_name is not None:
+        job = JOBS[job_name]
+        day = business_date.date() if business_date else job.business_date(tokyo_today())
+        outcome = run_all_due(app, {job.name: job}, [day])[(job.name, day)]
+        click.echo(f"{job.name} {day}: {outcome}")
+        if outcome == "failed":
+            raise click.ClickException(f"{job.name} failed; see `kokin scheduler runs --date {day}`")
+        return
+    if business_date is not None:
+        raise click.UsageError("--date goes with --once")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("signal %s: stopping after running jobs finish", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    serve(app, stop, standby_poll=standby_poll)
+
+
+@scheduler.command("runs")
+@click.option("--date", "business_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="only this business date (default: the latest runs)")
+@operation
+def runs(business_date: datetime | None) -> None:
+    """Print the job run records: job, business date, status, attempts, times (Asia/Tokyo), outcome."""
+    rows = list_runs(session(), business_date.date() if business_date else None)
+    if not rows:
+        click.echo("no job runs")
+    for row in rows:
+        finished = f"{row.finished_at.astimezone(TOKYO):%H:%M:%S}" if row.finished_at else "-"
+        outcome = row.error if row.status == "failed" else ", ".join(f"{k}={v}" for k, v in row.summary.items())
+        click.echo(f"{row.business_date} {row.job:<15} {row.status:<9} attempts={row.attempts} "
+                   f"started={row.started_at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} finished={finished} "
+                   f"runner={row.runner} {outcome}".rstrip())
