@@ -37,7 +37,7 @@ def business_date(value: str) -> date:
 @municipality_option
 @operation
 def recon_export(day: str, out: Path, layout: str, municipality_code: str | None) -> None:
-    """Write the receipts of one business date for the core system; a rerun writes the same bytes."""
+    """Write one business date's receipts for the core system; a rerun writes the same bytes."""
     on = business_date(day)
     code = resolve_municipality(municipality_code)
     if on >= datetime.now(TOKYO).date():

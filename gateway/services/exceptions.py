@@ -1,4 +1,8 @@
-"""The exception queue accounting staff work through (issue 6 adds assignment and resolution)."""
+"""The exception queue accounting staff work through: raised once, assigned, commented, resolved.
+
+Every action is an audit event; a resolution that moves money needs a second person
+(service check and a database CHECK on recon_exceptions).
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -9,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.db import utcnow
-from gateway.models import ReconException, table
+from gateway.db import transaction, utcnow
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.models import RESOLUTIONS, ExceptionComment, ReconException, table
+from gateway.services.events import record_event
 
 
 def list_exceptions(session: Session, municipality_id: int, *, kind: str | None = None, status: str | None = None,
@@ -43,3 +49,85 @@ def raise_exceptions(session: Session, municipality_id: int, exceptions: list[di
         new.update(session.scalars(statement).all())
     return new
 
+
+
+def _locked(session: Session, municipality_id: int, exception_id: int) -> ReconException:
+    found = session.scalar(select(ReconException).where(ReconException.id == exception_id,
+                                                        ReconException.municipality_id == municipality_id)
+                           .with_for_update())
+    if found is None:
+        raise NotFound(f"exception {exception_id} does not exist", code="unknown_exception")
+    return found
+
+
+def _audit(session: Session, item: ReconException, action: str, actor: str, **data: Any) -> None:
+    record_event(session, f"exception.{action}", "recon_exception", item.id, municipality_id=item.municipality_id,
+                 actor=actor, data={"kind": item.kind, **data})
+
+
+def assign_exception(session: Session, municipality_id: int, exception_id: int, assignee: str, *,
+                     actor: str) -> ReconException:
+    """Give the exception to a member of staff (or back to nobody with an empty name)."""
+    with transaction(session):
+        item = _locked(session, municipality_id, exception_id)
+        item.assigned_to = assignee.strip()[:100] or None
+        _audit(session, item, "assigned", actor, assigned_to=item.assigned_to)
+    return item
+
+
+def comment_exception(session: Session, municipality_id: int, exception_id: int, text: str, *,
+                      actor: str) -> ExceptionComment:
+    """Add a note to the exception (what was found out, whom the agency said to call...)."""
+    if not text.strip():
+        raise GatewayError("a comment needs some text", code="empty_comment", status=422)
+    with transaction(session):
+        item = _locked(session, municipality_id, exception_id)
+        comment = ExceptionComment(exception_id=item.id, author=actor[:100], text=text.strip()[:2000])
+        session.add(comment)
+        _audit(session, item, "commented", actor)
+    return comment
+
+
+def resolve_exception(session: Session, municipality_id: int, exception_id: int, resolution: str, note: str, *,
+                      actor: str) -> ReconException:
+    """Resolve with a reason; one that moves money (refund, 充当, write-off) waits for a second person."""
+    if resolution not in RESOLUTIONS:
+        raise GatewayError(f"unknown resolution {resolution!r}; one of {', '.join(RESOLUTIONS)}",
+                           code="unknown_resolution", status=422)
+    if not note.strip():
+        raise GatewayError("say why: a resolution needs a note", code="empty_note", status=422)
+    with transaction(session):
+        item = _locked(session, municipality_id, exception_id)
+        if item.status == "resolved":
+            raise Conflict(f"exception {exception_id} is resolved already", code="exception_resolved")
+        item.resolution, item.resolution_note = resolution, note.strip()[:500]
+        if RESOLUTIONS[resolution]:
+            item.status, item.proposed_by, item.resolved_by = "pending_approval", actor[:100], None
+            _audit(session, item, "resolution_proposed", actor, resolution=resolution)
+        else:
+            item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
+            _audit(session, item, "resolved", actor, resolution=resolution)
+    return item
+
+
+def decide_resolution(session: Session, municipality_id: int, exception_id: int, *, approve: bool,
+                      actor: str) -> ReconException:
+    """A second person approves (or sends back) a resolution that moves money; never the proposer."""
+    with transaction(session):
+        item = _locked(session, municipality_id, exception_id)
+        if item.status != "pending_approval":
+            raise Conflict(f"exception {exception_id} is {item.status}", code="not_pending_approval")
+        if item.proposed_by == actor:
+            raise GatewayError("the person who proposed a resolution cannot approve it", code="four_eyes_required",
+                               status=403)
+        if approve:
+            item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
+        else:
+            item.status, item.proposed_by, item.resolution = "open", None, None
+        _audit(session, item, "resolution_approved" if approve else "resolution_sent_back", actor)
+    return item
+
+
+def comments_of(session: Session, exception_id: int) -> Sequence[ExceptionComment]:
+    return session.scalars(select(ExceptionComment).where(ExceptionComment.exception_id == exception_id)
+                           .order_by(ExceptionComment.id)).all()

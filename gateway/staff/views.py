@@ -13,10 +13,17 @@ from werkzeug.wrappers import Response
 
 from adapters.base import Capability
 from gateway.errors import GatewayError
-from gateway.models import Payment
+from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Payment
 from gateway.services import counter as counter_service
 from gateway.services import sales as sales_service
-from gateway.services.exceptions import list_exceptions
+from gateway.services.exceptions import (
+    assign_exception,
+    comment_exception,
+    comments_of,
+    decide_resolution,
+    list_exceptions,
+    resolve_exception,
+)
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.staff import csrf
 
@@ -29,6 +36,7 @@ SELL = ("counter_staff", "counter_supervisor")
 VOID = ("counter_supervisor",)
 CLOSE = ("counter_staff", "counter_supervisor", "accounting", "auditor")
 APPROVE = ("approver", "accounting")
+ACT = ("accounting", "approver")  # auditors read only
 RECONCILE = ("accounting", "approver", "auditor")
 ADMIN = ("administrator",)
 
@@ -235,9 +243,41 @@ def _date(value: str | None) -> date | None:
 @bp.route("/exceptions")
 @roles(*RECONCILE)
 def exceptions() -> Any:
-    rows = list_exceptions(_session(), current_user.municipality_id, kind=request.args.get("kind") or None,
-                           limit=200)
-    return render_template("staff/exceptions.html", rows=rows)
+    kind, status = request.args.get("kind") or None, request.args.get("status") or None
+    rows = list_exceptions(_session(), current_user.municipality_id, kind=kind, status=status, limit=500)
+    return render_template("staff/exceptions.html", rows=rows, kinds=EXCEPTION_KINDS, kind=kind, status=status)
+
+
+@bp.route("/exceptions/<int:exception_id>")
+@roles(*RECONCILE)
+def exception_detail(exception_id: int) -> Any:
+    session = _session()
+    item = next((e for e in list_exceptions(session, current_user.municipality_id, limit=100_000)
+                 if e.id == exception_id), None)
+    if item is None:
+        abort(404)
+    return render_template("staff/exception.html", item=item, comments=comments_of(session, exception_id),
+                           resolutions=RESOLUTIONS, can_act=current_user.role in ACT)
+
+
+@bp.route("/exceptions/<int:exception_id>/<string:action>", methods=["POST"])
+@roles(*ACT)
+def exception_action(exception_id: int, action: str) -> Any:
+    """Assign, comment, resolve, approve or send back: each audited; money needs two people."""
+    session, form, who = _session(), request.form, current_user.username
+    municipality_id = current_user.municipality_id
+    if action == "assign":
+        assign_exception(session, municipality_id, exception_id, form.get("assignee", ""), actor=who)
+    elif action == "comment":
+        comment_exception(session, municipality_id, exception_id, form.get("text", ""), actor=who)
+    elif action == "resolve":
+        resolve_exception(session, municipality_id, exception_id, form.get("resolution", ""),
+                          form.get("note", ""), actor=who)
+    elif action in ("approve", "send_back"):
+        decide_resolution(session, municipality_id, exception_id, approve=action == "approve", actor=who)
+    else:
+        abort(404)
+    return redirect(url_for("staff.exception_detail", exception_id=exception_id))
 
 
 @bp.route("/refunds")

@@ -1,0 +1,116 @@
+"""The exception queue: assign, comment, resolve with a reason, money needs a second person; all audited."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import GatewayError
+from gateway.models import Event, Municipality, ReconException
+from gateway.services.counter import create_user
+from gateway.services.exceptions import (
+    assign_exception,
+    comment_exception,
+    comments_of,
+    decide_resolution,
+    raise_exceptions,
+    resolve_exception,
+)
+
+PASSWORD = "queue-pass-2026"
+
+
+@pytest.fixture
+def exception_id(session) -> int:  # type: ignore[no-untyped-def]
+    municipality_id = session.scalar(select(Municipality.id))
+    raise_exceptions(session, municipality_id, [dict(kind="double_payment", subject_key="payment:9001",
+                                                     business_date=date(2026, 7, 1), amount=4_000,
+                                                     details={"reason": "paid twice"})])
+    session.commit()
+    return int(session.scalar(select(ReconException.id)))
+
+
+def _events(session, exception_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    return list(session.scalars(select(Event.kind).where(Event.subject_type == "recon_exception",
+                                                         Event.subject_id == str(exception_id)).order_by(Event.id)))
+
+
+def test_a_refund_resolution_waits_for_a_second_person_and_every_step_is_audited(session, exception_id) -> None:  # type: ignore[no-untyped-def]
+    municipality_id = session.scalar(select(Municipality.id))
+    assign_exception(session, municipality_id, exception_id, "accountant-a", actor="lead")
+    comment_exception(session, municipality_id, exception_id, "the resident paid in an app and at a bank",
+                      actor="accountant-a")
+    proposed = resolve_exception(session, municipality_id, exception_id, "refund", "refund the app payment",
+                                 actor="accountant-a")
+    assert (proposed.status, proposed.proposed_by, proposed.resolved_by) == ("pending_approval", "accountant-a", None)
+
+    with pytest.raises(GatewayError) as own:
+        decide_resolution(session, municipality_id, exception_id, approve=True, actor="accountant-a")
+    assert own.value.code == "four_eyes_required"
+
+    done = decide_resolution(session, municipality_id, exception_id, approve=True, actor="approver-b")
+    assert (done.status, done.resolution, done.resolved_by) == ("resolved", "refund", "approver-b")
+    assert [c.text for c in comments_of(session, exception_id)] == ["the resident paid in an app and at a bank"]
+    assert _events(session, exception_id) == ["exception.assigned", "exception.commented",
+                                              "exception.resolution_proposed", "exception.resolution_approved"]
+    with pytest.raises(GatewayError):
+        resolve_exception(session, municipality_id, exception_id, "write_off", "again", actor="approver-b")
+
+
+def test_a_resolution_that_moves_no_money_is_final_at_once_and_a_sent_back_one_reopens(session, exception_id) -> None:  # type: ignore[no-untyped-def]
+    municipality_id = session.scalar(select(Municipality.id))
+    resolve_exception(session, municipality_id, exception_id, "write_off", "below the threshold", actor="a")
+    back = decide_resolution(session, municipality_id, exception_id, approve=False, actor="b")
+    assert (back.status, back.resolution, back.proposed_by) == ("open", None, None)
+    final = resolve_exception(session, municipality_id, exception_id, "corrected_by_agency", "the agency re-sent it",
+                              actor="a")
+    assert (final.status, final.resolved_by) == ("resolved", "a")
+
+
+@pytest.mark.parametrize(("resolution", "note", "code"), [("no_such", "x", "unknown_resolution"),
+                                                          ("refund", "  ", "empty_note")])
+def test_a_resolution_needs_a_known_reason_and_a_note(session, exception_id, resolution, note, code) -> None:  # type: ignore[no-untyped-def]
+    municipality_id = session.scalar(select(Municipality.id))
+    with pytest.raises(GatewayError) as refused:
+        resolve_exception(session, municipality_id, exception_id, resolution, note, actor="a")
+    assert refused.value.code == code
+    session.expire_all()
+    assert session.get(ReconException, exception_id).status == "open"
+
+
+def test_the_database_refuses_a_resolution_decided_by_its_proposer(session, exception_id) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(IntegrityError):
+        session.execute(update(ReconException).where(ReconException.id == exception_id)
+                        .values(status="resolved", proposed_by="a", resolved_by="a"))
+        session.flush()
+    session.rollback()
+
+
+def _login(client, username: str) -> str:  # type: ignore[no-untyped-def]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/staff/login").text).group(1)
+    answer = client.post("/staff/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    assert answer.status_code == 302
+    return token
+
+
+def test_accounting_works_the_queue_on_the_page_and_an_auditor_only_reads(app, session, exception_id) -> None:  # type: ignore[no-untyped-def]
+    create_user(session, "131075", "acc", "accounting", PASSWORD, actor="test")
+    create_user(session, "131075", "aud", "auditor", PASSWORD, actor="test")
+    client = app.test_client()
+    token = _login(client, "acc")
+    assert "double_payment" in client.get("/staff/exceptions?kind=double_payment").text
+    answer = client.post(f"/staff/exceptions/{exception_id}/comment", data={"csrf_token": token, "text": "called"})
+    assert answer.status_code == 302
+    assert "called" in client.get(f"/staff/exceptions/{exception_id}").text
+
+    auditor = app.test_client()
+    token = _login(auditor, "aud")
+    assert auditor.get(f"/staff/exceptions/{exception_id}").status_code == 200
+    refused = auditor.post(f"/staff/exceptions/{exception_id}/resolve",
+                           data={"csrf_token": token, "resolution": "write_off", "note": "x"})
+    assert refused.status_code == 403
+    session.expire_all()
+    assert session.get(ReconException, exception_id).status == "open"
