@@ -238,12 +238,13 @@ def write_export(result: ExportResult, out: Path) -> Path:
     vouches for bytes not yet in place (a stale one simply does not match).
     """
     sidecar = out.with_name(out.name + ".sha256")
-    _write_atomically(out, result.data)
-    _write_atomically(sidecar, result.sidecar(out.name))
+    write_atomically(out, result.data)
+    write_atomically(sidecar, result.sidecar(out.name))
     return sidecar
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, fsynced, then renamed."""
     # mkstemp's 0600 is kept: the file holds payment data until the transfer path takes it.
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -94,7 +94,7 @@ def reconcile_day(session: Session, municipality_code: str, business_date: date,
                if a.capabilities & Capability.TERMINAL and a.capabilities & Capability.SETTLEMENT_REPORT}
     if reports:
         close = daily_close(session, municipality.id, business_date, reports)
-        summary.raised += Counter(d["kind"] for d in close.differences)
+        summary.raised += close.raised
         summary.settlement["emoney"] = "terminal settlement report of the day"
     for channel in ("card", "paypay"):
         if not any(a.capabilities & Capability.SETTLEMENT_REPORT for a in (adapters or {}).values()

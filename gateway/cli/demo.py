@@ -24,6 +24,8 @@ from gateway.services.reference import seed_reference_data
 from gateway.services.sales import BRANDS, SaleLineRequest, daily_close, follow_sale, sale_attempt, start_sale
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from reconciliation.receipts import DEFAULT_LAYOUT, export_receipts, write_atomically, write_export
+from reconciliation.run import reconcile_day, summary_csv
 
 FISCAL_YEAR = 2026
 SAMPLE_PAGES = 12
@@ -84,6 +86,9 @@ def demo(payers: int, serve: bool | None) -> None:
 
     _step("certificate counter: fees by e-money on the simulated Square terminal, daily close")
     _counter_sales(db_session, code)
+
+    _step("nightly reconciliation of today: every channel, exceptions, the receipts file")
+    _reconcile_today(db_session, code)
 
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo")
@@ -167,6 +172,22 @@ def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
                    f"settlement report {figures.get('settled_amount', 0):,} yen; "
                    f"{'matched' if not close.differences else f'{len(close.differences)} difference(s)'}")
     click.echo("staff screens: http://127.0.0.1:5000/staff/login")
+
+
+def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def]
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    summary = reconcile_day(session, code, today, adapters=current_app.extensions["kokin.adapters"],
+                            agency_fees=current_app.config["AGENCY_FEES"])
+    folder = Path(current_app.instance_path) / "recon" / code / today.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / "summary.csv", summary_csv(summary))
+    receipts = export_receipts(session, code, today, DEFAULT_LAYOUT)
+    write_export(receipts, folder / "receipts.dat")
+    click.echo(f"{today}: {summary.payments:,} payments, {summary.revenue:,} yen revenue, {summary.fees:,} yen "
+               f"fees apart; open exceptions of the day: "
+               + (", ".join(f"{k} {v}" for k, v in sorted(summary.open_exceptions.items())) or "none"))
+    click.echo(f"receipts file: {receipts.count:,} receipts, {receipts.total:,} yen, sha256 {receipts.sha256[:16]}... "
+               f"in {folder}; staff reports at http://127.0.0.1:5000/staff/reports")
 
 
 def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]

@@ -6,9 +6,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
+from flask import current_app
 
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
-from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_receipts, write_export
+from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_receipts, write_atomically, write_export
+from reconciliation.run import reconcile_day, summary_csv, summary_json
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -48,3 +50,35 @@ def recon_export(day: str, out: Path, layout: str, municipality_code: str | None
     click.echo(f"{out}: {result.count:,} receipts of {on}, {result.total:,} yen "
                f"(municipality {code}, layout {result.layout})")
     click.echo(f"sha256 {result.sha256} (in {sidecar.name})")
+
+
+@recon.command("run")
+@click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="business date (Asia/Tokyo)")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the day's files go (default: the instance folder's recon/<municipality>/<date>)")
+@municipality_option
+@operation
+def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> None:
+    """Reconcile a business date: exceptions once, the run recorded, its files written (same bytes on a rerun)."""
+    on = business_date(day)
+    code = resolve_municipality(municipality_code)
+    if current_app.config["SANDBOX"]:
+        click.echo("note: sandbox providers are simulated inside each process and start empty here, so "
+                   "terminal sales made by another process show as missing_in_settlement", err=True)
+    summary = reconcile_day(session(), code, on, adapters=current_app.extensions["kokin.adapters"],
+                            agency_fees=current_app.config["AGENCY_FEES"])
+    folder = out_dir or Path(current_app.instance_path) / "recon" / code / on.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"summary.csv": summary_csv(summary), "summary.json": summary_json(summary)}
+    for name, data in files.items():
+        write_atomically(folder / name, data)
+    receipts = write_export(export_receipts(session(), code, on, DEFAULT_LAYOUT), folder / "receipts.dat")
+    click.echo(f"{on}: {summary.payments:,} payments, {summary.revenue:,} yen revenue, {summary.fees:,} yen fees "
+               f"apart (run {summary.runs})")
+    for row in summary.by_channel:
+        click.echo(f"  {row['channel']:<8} {row['count']:>7,} {row['amount']:>14,} yen")
+    raised = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.raised.items())) or "none"
+    click.echo(f"  new exceptions: {raised}; open for the date: {sum(summary.open_exceptions.values())}")
+    for channel, how in sorted(summary.settlement.items()):
+        click.echo(f"  settlement {channel}: {how}")
+    click.echo(f"files in {folder}: " + ", ".join([*files, "receipts.dat", receipts.name]))

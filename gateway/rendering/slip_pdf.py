@@ -120,7 +120,8 @@ def _fontconfig_path(family: str) -> str:
     return path
 
 
-def _registered_font() -> str:
+def registered_font() -> str:
+    """The embedded IPAexGothic font's name, registered once per process."""
     # Once per process: TTFont parses the whole 6 MB file; it keeps subsets per document.
     # The lock keeps two threads' first renders from registering two copies.
     with _FONT_LOCK:
@@ -137,7 +138,7 @@ def render_slips(
     Raises BarcodeError for a slip whose barcode disagrees with its printed fields, and
     ValueError for no slips at all (a PDF needs a page); `out` then gets nothing.
     """
-    _registered_font()
+    registered_font()
     # The initial font would otherwise be Helvetica: referenced, never embedded.
     canvas = Canvas(
         out, pagesize=A4, invariant=True, pageCompression=1, initialFontName=FONT_FAMILY

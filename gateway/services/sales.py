@@ -242,6 +242,7 @@ class DailyClose:
     by_terminal: dict[str, dict[str, int]]  # device id -> {sales, amount, settled_amount, settled}
     differences: list[dict[str, Any]]
     refunds: int  # yen voided or refund-requested that day
+    raised: Tally[str]  # exceptions of those differences not recorded before, by kind
 
 
 def daily_close(session: Session, municipality_id: int, business_date: date,
@@ -291,12 +292,12 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
                                     details={"reference": reference, "provider_payment_id": entry.provider_payment_id,
                                              "payment_type": entry.payment_type}))
     with transaction(session):
-        raise_exceptions(session, municipality_id, differences)
+        raised = raise_exceptions(session, municipality_id, differences)
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
                               .join(Payment, Payment.id == Refund.payment_id).join(Sale, Sale.id == Payment.sale_id)
                               .where(Sale.municipality_id == municipality_id, Sale.business_date == business_date))
     return DailyClose(business_date, rows, {k: dict(v) for k, v in by_terminal.items()}, differences,
-                      int(refunded or 0))
+                      int(refunded or 0), raised)
 
 
 def _difference(kind: str, sale: Sale, device: str, ours: int, theirs: int | None) -> dict[str, Any]:

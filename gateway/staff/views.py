@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
 from gateway.errors import GatewayError
-from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Payment
+from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment
 from gateway.services import counter as counter_service
 from gateway.services import sales as sales_service
 from gateway.services.exceptions import (
@@ -26,6 +27,7 @@ from gateway.services.exceptions import (
 )
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.staff import csrf
+from reconciliation import reports as reports_module
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -278,6 +280,40 @@ def exception_action(exception_id: int, action: str) -> Any:
     else:
         abort(404)
     return redirect(url_for("staff.exception_detail", exception_id=exception_id))
+
+
+REPORT_ROLES = ("counter_supervisor", "accounting", "approver", "auditor", "administrator")
+
+
+@bp.route("/reports")
+@roles(*REPORT_ROLES)
+def reports() -> Any:
+    return render_template("staff/reports.html", names=REPORT_TITLES)
+
+
+@bp.route("/reports/<string:name>")
+@roles(*REPORT_ROLES)
+def report(name: str) -> Any:
+    """One report on screen (with its chart), or as CSV or PDF with ?format=csv|pdf."""
+    build = reports_module.REPORTS.get(name)
+    if build is None:
+        abort(404)
+    session = _session()
+    code = session.get(Municipality, current_user.municipality_id).code
+    day = _date(request.args.get("date")) or _today() - timedelta(days=1)
+    result = build(session, code, day) if name == "daily" else build(session, code)
+    fmt = request.args.get("format")
+    if fmt in ("csv", "pdf"):
+        body = reports_module.to_csv(result) if fmt == "csv" else reports_module.to_pdf(result)
+        filename = f"{name}-{day:%Y%m%d}.{fmt}" if name == "daily" else f"{name}.{fmt}"
+        return Response(body, mimetype="text/csv" if fmt == "csv" else "application/pdf",
+                        headers={"Content-Disposition": f"attachment; filename={filename}"})
+    return render_template("staff/report.html", report=result, name=name, day=day,
+                           chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
+
+
+REPORT_TITLES = {"daily": "日次照合", "remittances": "入金予定と実績", "receipts": "会計区分・年度別の収納",
+                 "usage": "キャッシュレス利用状況"}
 
 
 @bp.route("/refunds")

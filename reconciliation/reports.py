@@ -1,0 +1,164 @@
+"""Reports for accounting staff and the ward council: tables as plain rows, rendered to CSV, PDF or charts.
+
+Every report is a `Report` (title, column names, rows of plain values); the staff screens
+show it, `to_csv` and `to_pdf` make the downloads, `bar_chart_svg` draws the figures people
+would rather look at than read. Amounts are integer yen; the card system usage fee is its
+own column, never part of revenue.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.models import Assessment, FundType, Payment, ReconRun
+from gateway.rendering.slip_pdf import registered_font
+from gateway.services.agency_checks import expected_remittances
+from gateway.services.reference import get_municipality
+from reconciliation.run import TOKYO
+
+PAID = ("succeeded", "partially_refunded", "refunded")
+CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
+                 "emoney": "窓口 電子マネー・QR"}
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    chart: tuple[str, str] | None = None  # (label column, value column) for a bar chart
+
+
+def daily_summary(session: Session, municipality_code: str, business_date: date) -> Report:
+    """The reconciliation of a day: payments, revenue and fees by channel; open exceptions by kind."""
+    municipality = get_municipality(session, municipality_code)
+    run = session.scalar(select(ReconRun).where(ReconRun.municipality_id == municipality.id,
+                                                ReconRun.business_date == business_date))
+    summary = run.summary if run else {}
+    rows: list[tuple[Any, ...]] = [(CHANNEL_NAMES.get(c["channel"], c["channel"]), c["count"], c["amount"], c["fee"])
+                                   for c in summary.get("by_channel", [])]
+    rows.append(("合計", summary.get("payments", 0), summary.get("revenue", 0), summary.get("fees", 0)))
+    rows += [(f"例外: {kind}", count, "", "") for kind, count in summary.get("open_exceptions", {}).items()]
+    title = f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）")
+    return Report("daily", title, ("区分", "件数", "金額（円）", "利用料（円・歳入外）"), rows, ("区分", "金額（円）"))
+
+
+def remittances(session: Session, municipality_code: str) -> Report:
+    """Expected deposits per agency and planned date (確報 data) against what arrived."""
+    rows = [(r.adapter, r.remittance_on.isoformat(), r.payments, r.expected, r.received, r.difference)
+            for r in expected_remittances(session, municipality_code)]
+    return Report("remittances", "入金予定と入金実績（収納代行）",
+                  ("収納代行", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）"), rows)
+
+
+def receipts_by_fund(session: Session, municipality_code: str) -> Report:
+    """Receipts (applied payments) by fund type and the assessments' fiscal year."""
+    municipality = get_municipality(session, municipality_code)
+    rows = [(fund, name, fy, int(n), int(amount)) for fund, name, fy, n, amount in session.execute(
+        select(FundType.code, FundType.name, Assessment.fiscal_year, func.count(), func.sum(Payment.amount))
+        .join(Assessment, Assessment.id == Payment.assessment_id).join(FundType, FundType.id == Assessment.fund_type_id)
+        .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
+        .group_by(FundType.code, FundType.name, Assessment.fiscal_year)
+        .order_by(FundType.code, Assessment.fiscal_year))]
+    return Report("receipts", "会計区分・年度別の収納", ("科目コード", "科目", "年度", "件数", "金額（円）"), rows,
+                  ("科目", "金額（円）"))
+
+
+def cashless_usage(session: Session, municipality_code: str) -> Report:
+    """Cashless payments by channel, fund type and month: the figures the ward council asked for."""
+    municipality = get_municipality(session, municipality_code)
+    grouped: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for channel, fund, accepted_at, amount in session.execute(
+            select(Payment.channel, FundType.name, Payment.accepted_at, Payment.amount)
+            .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
+            .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
+            .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
+            .execution_options(yield_per=10_000)):
+        if accepted_at is None:
+            continue
+        month = accepted_at.astimezone(TOKYO).strftime("%Y-%m")
+        figures = grouped[(month, CHANNEL_NAMES.get(channel, channel), fund or "窓口手数料")]
+        figures[0] += 1
+        figures[1] += int(amount)
+    rows = [(*key, n, amount) for key, (n, amount) in sorted(grouped.items())]
+    return Report("usage", "キャッシュレス収納の利用状況（経路・科目・月別）",
+                  ("月", "経路", "科目", "件数", "金額（円）"), rows, ("経路", "金額（円）"))
+
+
+def to_csv(report: Report) -> bytes:
+    """UTF-8 with a BOM, so that spreadsheet software opens the Japanese headings right."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(report.columns)
+    writer.writerows(report.rows)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def chart_series(report: Report) -> list[tuple[str, int]]:
+    """The chart's bars: the value column summed per label, in first-seen order."""
+    if report.chart is None:
+        return []
+    label_at, value_at = (report.columns.index(c) for c in report.chart)
+    series: dict[str, int] = {}
+    for row in report.rows:
+        value = row[value_at]
+        if isinstance(value, int) and row[label_at] != "合計":
+            series[str(row[label_at])] = series.get(str(row[label_at]), 0) + value
+    return list(series.items())
+
+
+def bar_chart_svg(report: Report, width: int = 640) -> str:
+    """A horizontal bar chart of `chart_series` as inline SVG (no script, prints as it shows)."""
+    series = chart_series(report)
+    if not series:
+        return ""
+    top = max(v for _, v in series) or 1
+    bar, gap, label_w = 22, 8, 220
+    height = len(series) * (bar + gap) + gap
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(report.title)}" '
+             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" class="chart">']
+    for i, (label, value) in enumerate(series):
+        y = gap + i * (bar + gap)
+        length = int((width - label_w - 110) * value / top)
+        parts.append(f'<text x="{label_w - 6}" y="{y + bar * 0.7:.0f}" text-anchor="end" font-size="12">'
+                     f'{escape(label)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{max(length, 1)}" height="{bar}" fill="#0b5cad"/>')
+        parts.append(f'<text x="{label_w + length + 6}" y="{y + bar * 0.7:.0f}" font-size="12">{value:,}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_pdf(report: Report) -> bytes:
+    """The report as an A4 PDF with the embedded IPAexGothic font (so it prints anywhere)."""
+    font = registered_font()
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
+                            topMargin=12 * mm, bottomMargin=12 * mm, title=report.title, author="kokin-gateway",
+                            invariant=1)
+    data = [list(report.columns)] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in report.rows]
+    table = Table(data, repeatRows=1)
+    table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), font, 9), ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+                               ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
+    heading = Paragraph(escape(report.title), ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8))
+    doc.build([heading, table])
+    return out.getvalue()
+
+
+REPORTS: dict[str, Callable[..., Report]] = {
+    "daily": daily_summary, "remittances": remittances, "receipts": receipts_by_fund, "usage": cashless_usage}
