@@ -156,25 +156,21 @@ def _integer(spec: FieldSpec, value: str) -> int:
 
 
 def _date(spec: FieldSpec, value: str) -> date:
-    fmt = spec.format or "%Y-%m-%d"
+    return _strict(value, spec.format or "%Y-%m-%d", "date").date()
+
+
+def _time(spec: FieldSpec, value: str) -> time:
+    return _strict(value, spec.format or "%H:%M", "time").time()
+
+
+def _strict(value: str, fmt: str, what: str) -> datetime:
     try:
-        parsed = datetime.strptime(value, fmt).date()
+        parsed = datetime.strptime(value, fmt)
     except ValueError:
         parsed = None
     # strptime also takes 2026-6-30: insist on the exact form so a shifted field is caught.
     if parsed is None or parsed.strftime(fmt) != value:
-        raise ValueError(f"is not a date in the form {_human(fmt)}, got {value!r}")
-    return parsed
-
-
-def _time(spec: FieldSpec, value: str) -> time:
-    fmt = spec.format or "%H:%M"
-    try:
-        parsed = datetime.strptime(value, fmt).time()
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.strftime(fmt) != value:
-        raise ValueError(f"is not a time in the form {_human(fmt)}, got {value!r}")
+        raise ValueError(f"is not a {what} in the form {_human(fmt)}, got {value!r}")
     return parsed
 
 

@@ -26,14 +26,9 @@ def load_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Payment
     `configs` maps adapter name to its settings, secrets already resolved from the
     environment. A name with no installed entry point raises AdapterNotFound.
     """
-    installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     adapters: dict[str, PaymentAdapter] = {}
     for name, config in configs.items():
-        if name not in installed:
-            raise AdapterNotFound(f"adapter {name!r} is configured but not installed; "
-                                  f"installed: {', '.join(sorted(installed)) or 'none'}")
-        factory = installed[name].load()
-        adapter = factory(config)
+        adapter = _factory(ENTRY_POINT_GROUP, name, "adapter")(config)
         if not isinstance(adapter, PaymentAdapter) or adapter.name != name:
             raise AdapterNotFound(f"entry point {name!r} did not build a payment adapter named {name!r}")
         adapters[name] = adapter
@@ -45,11 +40,14 @@ AGENCY_ENTRY_POINT_GROUP = "kokin.agencies"
 
 def load_agency_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, AgencyAdapter]:
     """Build each configured collection-agency adapter (entry points `kokin.agencies`)."""
-    installed = {ep.name: ep for ep in entry_points(group=AGENCY_ENTRY_POINT_GROUP)}
-    agencies: dict[str, AgencyAdapter] = {}
-    for name, config in configs.items():
-        if name not in installed:
-            raise AdapterNotFound(f"agency adapter {name!r} is configured but not installed; "
-                                  f"installed: {', '.join(sorted(installed)) or 'none'}")
-        agencies[name] = installed[name].load()(name, config)
-    return agencies
+    return {name: _factory(AGENCY_ENTRY_POINT_GROUP, name, "agency adapter")(name, config)
+            for name, config in configs.items()}
+
+
+def _factory(group: str, name: str, what: str) -> Any:
+    """The factory an installed entry point names; AdapterNotFound names what is installed instead."""
+    installed = {ep.name: ep for ep in entry_points(group=group)}
+    if name not in installed:
+        raise AdapterNotFound(f"{what} {name!r} is configured but not installed; "
+                              f"installed: {', '.join(sorted(installed)) or 'none'}")
+    return installed[name].load()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http
 import json
 import re
 import secrets
@@ -26,13 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
-from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from adapters.paypay.client import EMPTY
+from adapters.transport import mount_simulator
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _JST = timezone(timedelta(hours=9))
@@ -97,9 +96,7 @@ class PayPaySimulator:
 
     def mount(self, session: requests.Session, base_url: str) -> None:
         """Route `base_url` on this session to the simulator and refuse every other URL."""
-        session.mount("https://", _NoNetwork())
-        session.mount("http://", _NoNetwork())
-        session.mount(base_url.rstrip("/"), SimulatorTransport(self))
+        mount_simulator(session, base_url, self, content_type="application/json;charset=UTF-8")
 
     # -- what tests and the demo do ---------------------------------------------------------
 
@@ -334,48 +331,6 @@ class PayPaySimulator:
 
     def _now(self) -> int:
         return int(self._clock())
-
-
-class SimulatorTransport(BaseAdapter):
-    """A `requests` transport that hands each prepared request to a PayPaySimulator."""
-
-    def __init__(self, simulator: PayPaySimulator) -> None:
-        super().__init__()
-        self._simulator = simulator
-
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not isinstance(body, bytes):
-            raise requests.RequestException("the PayPay simulator takes whole bodies only")
-        headers = {key: value.decode("latin-1") if isinstance(value, bytes) else value
-                   for key, value in request.headers.items()}
-        status, document = self._simulator.handle(str(request.method), urlsplit(str(request.url)).path,
-                                                  headers, body)
-        response = requests.Response()
-        response.status_code = status
-        response.reason = http.HTTPStatus(status).phrase
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json;charset=UTF-8"})
-        response._content = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        response.encoding = "utf-8"
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-class _NoNetwork(BaseAdapter):
-    """Sandbox mode never leaves the process."""
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        raise requests.ConnectionError(f"sandbox mode: no network access to {request.url}")
-
-    def close(self) -> None:
-        pass
 
 
 def _jpy(money: Any) -> int | None:

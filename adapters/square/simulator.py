@@ -19,7 +19,6 @@ import base64
 import copy
 import hashlib
 import hmac
-import http
 import json
 import re
 import secrets
@@ -29,13 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import requests
-from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from adapters.square.adapter import CHECKOUT_UPDATED, FELICA_TYPES, PAYMENT_TYPES, SIGNATURE_HEADER
+from adapters.transport import mount_simulator
 
 _JST = timezone(timedelta(hours=9), "Asia/Tokyo")
 _KEEP = 1000  # recent requests kept, so a long demo stays small
@@ -94,9 +93,7 @@ class SquareSimulator:
 
     def mount(self, session: requests.Session, base_url: str) -> None:
         """Route `base_url` on this session to the simulator and refuse every other URL."""
-        session.mount("https://", _NoNetwork())
-        session.mount("http://", _NoNetwork())
-        session.mount(base_url.rstrip("/"), SimulatorTransport(self))
+        mount_simulator(session, base_url, self, content_type="application/json", with_query=True)
 
     # -- what tests and the demo do ---------------------------------------------------------
 
@@ -396,49 +393,6 @@ class SquareSimulator:
         checkout.data.update(fields)
         checkout.data["updated_at"] = _iso(self.clock())
         checkout.events.append((_event_id(), copy.deepcopy(checkout.data)))
-
-
-class SimulatorTransport(BaseAdapter):
-    """A `requests` transport that hands each prepared request to a SquareSimulator."""
-
-    def __init__(self, simulator: SquareSimulator) -> None:
-        super().__init__()
-        self._simulator = simulator
-
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not isinstance(body, bytes):
-            raise requests.RequestException("the Square simulator takes whole bodies only")
-        headers = {key: value.decode("latin-1") if isinstance(value, bytes) else value
-                   for key, value in request.headers.items()}
-        url = urlsplit(str(request.url))
-        path = url.path + (f"?{url.query}" if url.query else "")
-        status, document = self._simulator.handle(str(request.method), path, headers, body)
-        response = requests.Response()
-        response.status_code = status
-        response.reason = http.HTTPStatus(status).phrase
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response._content = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        response.encoding = "utf-8"
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-class _NoNetwork(BaseAdapter):
-    """Sandbox mode never leaves the process."""
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        raise requests.ConnectionError(f"sandbox mode: no network access to {request.url}")
-
-    def close(self) -> None:
-        pass
 
 
 def _request_view(checkout: Mapping[str, Any]) -> tuple[Any, ...]:
