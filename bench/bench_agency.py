@@ -1,6 +1,6 @@
 """Benchmark importing a collection agency's 確報 file on PostgreSQL against only parsing it.
 
-Usage: python bench/bench_agency.py [--records 1000000] [--seed 7] [--profile DIR]
+Usage: python bench/bench_agency.py [--records 1000000] [--seed 7] [--sql] [--profile DIR]
 
 Setup, not part of the figures (each step's time is printed): a fresh PostgreSQL database
 `kokin_bench_<hex>` on 127.0.0.1:5432 (dropped at the end), migrated and seeded; synthetic
@@ -40,10 +40,10 @@ After the 確報 import the database is checked and printed (figures, never asse
 carrying this import as final_import_id against N, reports without one, remittance dates,
 applied agency payments, paid slips, exceptions raised.
 
-With --profile DIR both imports (速報 and 確報) run under cProfile, their times then inflated by
-it; the stats are saved as DIR/sokuho.pstats and DIR/kakuho.pstats and the 確報's top entries
-printed, and each import's SQL statements are timed (SQLAlchemy cursor events, so not the
-staging COPY) and printed grouped.
+With --sql each import's SQL statements are timed (SQLAlchemy cursor events, so not the
+staging COPY; about a microsecond each) and printed grouped, slowest first. With --profile DIR
+as well, both imports (速報 and 確報) run under cProfile, their times then inflated by it; the
+stats are saved as DIR/sokuho.pstats and DIR/kakuho.pstats and the 確報's top entries printed.
 """
 from __future__ import annotations
 
@@ -171,25 +171,25 @@ def agency_file(agency: AgencyAdapter, payments: list[StorePayment], kind: str) 
 
 # -- one measured call in a fresh process -----------------------------------------------------------
 
-def run_phase(phase: str, path: Path, url: str, profile: str | None = None) -> dict[str, Any]:
+def run_phase(phase: str, path: Path, url: str, *, sql: bool = False, profile: str | None = None) -> dict[str, Any]:
     """Run `phase` ("parse" or "import") on the file at `path` in a fresh process; return its figures."""
     out = path.with_suffix(f".{phase}.json")
     command = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--url", url, "--out", str(out)]
-    if profile:
-        command += ["--profile", profile]
+    command += ["--sql"] if sql else []
+    command += ["--profile", profile] if profile else []
     subprocess.run(command, check=True)
     figures: dict[str, Any] = json.loads(out.read_text())
     out.unlink()
     return figures
 
 
-def child(phase: str, path: Path, url: str, out: Path, profile: str | None) -> None:
+def child(phase: str, path: Path, url: str, out: Path, sql: bool, profile: str | None) -> None:
     """The --phase process: read the file, time one call, write seconds, result and peak RSS as JSON."""
     agency = make_agency_adapter(ADAPTER, {})
     data = path.read_bytes()
     database = Database(url) if phase == "import" else None
     statements: list[list[Any]] = []
-    if profile and database is not None:
+    if sql and database is not None:
         _time_statements(database.engine, statements)
     figures: dict[str, Any] = {"rss_before_kib": _max_rss(), "statements": statements}
     profiler = cProfile.Profile() if profile else None
@@ -236,7 +236,50 @@ def _max_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: may include the parent's size
 
 
-# -- checks and report ------------------------------------------------------------------------------
+# -- the run ----------------------------------------------------------------------------------------
+
+def run(records: int, seed: int, sql: bool, profile: str | None) -> None:
+    print(f"[postgresql] {records:,} store payments, {ADAPTER}", flush=True)
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+    with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as folder:
+        preliminary, final = write_files(url, records, seed, Path(folder))
+        print("    importing the 速報 file (setup, a new payment per record)", flush=True)
+        sokuho = run_phase("import", preliminary, url, sql=sql, profile=profile and f"{profile}/sokuho.pstats")
+        print(f"    速報: booked {sokuho['booked']:,}, exceptions {sokuho['exceptions'] or 'none'}", flush=True)
+        _vacuum_analyze(url)
+        print("    parsing the 確報 file", flush=True)
+        parse = run_phase("parse", final, url)
+        print("    importing the 確報 file" + (" under cProfile" if profile else ""), flush=True)
+        kakuho = run_phase("import", final, url, sql=sql, profile=profile and f"{profile}/kakuho.pstats")
+        print(f"    確報: confirmed {kakuho['confirmed']:,}, booked {kakuho['booked']:,}, repeated "
+              f"{kakuho['repeated']:,}, exceptions {kakuho['exceptions'] or 'none'}", flush=True)
+        check(url, kakuho["import_id"], records)
+        again = run_phase("import", final, url)
+        print(f"    the 確報 file again: already_imported={again['already_imported']} in {again['seconds']:.1f} s",
+              flush=True)
+    summarise(sokuho, parse, kakuho)
+    if sql or profile:
+        print_statements("速報 import", sokuho["statements"])
+        print_statements("確報 import", kakuho["statements"])
+    if profile:
+        print_profile(f"{profile}/kakuho.pstats")
+
+
+def write_files(url: str, records: int, seed: int, folder: Path) -> tuple[Path, Path]:
+    """Set the database up and write the 速報 and 確報 files of `records` store payments; return their paths."""
+    agency = make_agency_adapter(ADAPTER, {})
+    began = time.perf_counter()
+    payments = store_payments(prepare(url, records), seed)
+    print(f"    set up {len(payments):,} slips to pay in {time.perf_counter() - began:.1f} s", flush=True)
+    paths = folder / "sokuho.dat", folder / "kakuho.dat"
+    for path, kind in zip(paths, ("preliminary", "final"), strict=True):
+        began = time.perf_counter()
+        path.write_bytes(agency_file(agency, payments, kind))
+        print(f"    wrote the {kind} file ({path.stat().st_size:,} bytes) in {time.perf_counter() - began:.1f} s",
+              flush=True)
+    return paths
+
 
 def check(url: str, import_id: int, expected: int) -> None:
     """Count what the 確報 import left (figures, not assertions)."""
@@ -259,10 +302,15 @@ def check(url: str, import_id: int, expected: int) -> None:
     database.dispose()
 
 
-def report(label: str, f: dict[str, Any]) -> None:
-    peak, grown = f["rss_peak_kib"] / 1024, (f["rss_peak_kib"] - f["rss_before_kib"]) / 1024
-    print(f"  {label:<20} {f['records']:>9,} records in {f['seconds']:7.2f} s = {f['records'] / f['seconds']:9,.0f} "
-          f"records/s   peak RSS {peak:7,.0f} MiB (+{grown:,.0f} MiB over the start)", flush=True)
+def summarise(sokuho: dict[str, Any], parse: dict[str, Any], kakuho: dict[str, Any]) -> None:
+    print("\nsummary")
+    for label, f in (("速報 import (setup)", sokuho), ("確報 parse only", parse), ("確報 import", kakuho)):
+        peak, grown = f["rss_peak_kib"] / 1024, (f["rss_peak_kib"] - f["rss_before_kib"]) / 1024
+        print(f"  {label:<20} {f['records']:>9,} records in {f['seconds']:7.2f} s = "
+              f"{f['records'] / f['seconds']:9,.0f} records/s   peak RSS {peak:7,.0f} MiB (+{grown:,.0f} MiB "
+              f"over the start)")
+    print(f"  ratio parse/import: {parse['seconds'] / kakuho['seconds']:.2f}   "
+          f"確報 import {kakuho['seconds']:.1f} s (goal: at most 20 s for 1,000,000 records)", flush=True)
 
 
 def print_statements(label: str, statements: list[list[Any]]) -> None:
@@ -273,7 +321,7 @@ def print_statements(label: str, statements: list[list[Any]]) -> None:
         group[0], group[1], group[2] = group[0] + 1, group[1] + seconds, group[2] + max(rows, 0)
     print(f"\n{label}: SQL statements, {sum(g[1] for g in groups.values()):.2f} s in all (calls, seconds, rows)")
     for text_, (calls, seconds, rows) in sorted(groups.items(), key=lambda item: -item[1][1])[:12]:
-        print(f"  {calls:>5,} {seconds:8.2f} s {rows:>10,.0f}  {text_}")
+        print(f"  {calls:>5,.0f} {seconds:8.2f} s {rows:>10,.0f}  {text_}")
 
 
 def print_profile(path: str) -> None:
@@ -282,62 +330,19 @@ def print_profile(path: str) -> None:
     stats.sort_stats("tottime").print_stats(20)
 
 
-def run(records: int, seed: int, profile: str | None) -> None:
-    agency = make_agency_adapter(ADAPTER, {})
-    if profile:
-        Path(profile).mkdir(parents=True, exist_ok=True)
-    print(f"[postgresql] {records:,} store payments, {ADAPTER}", flush=True)
-    with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as folder:
-        began = time.perf_counter()
-        slips = prepare(url, records)
-        payments = store_payments(slips, seed)
-        del slips
-        print(f"    set up {len(payments):,} slips to pay in {time.perf_counter() - began:.1f} s", flush=True)
-        preliminary, final = Path(folder) / "sokuho.dat", Path(folder) / "kakuho.dat"
-        for path, kind in ((preliminary, "preliminary"), (final, "final")):
-            began = time.perf_counter()
-            path.write_bytes(agency_file(agency, payments, kind))
-            print(f"    wrote the {kind} file ({path.stat().st_size:,} bytes) in {time.perf_counter() - began:.1f} s",
-                  flush=True)
-        del payments
-        print("    importing the 速報 file (setup, a new payment per record)", flush=True)
-        sokuho = run_phase("import", preliminary, url, profile and str(Path(profile) / "sokuho.pstats"))
-        print(f"    速報: booked {sokuho['booked']:,}, exceptions {sokuho['exceptions'] or 'none'}", flush=True)
-        _vacuum_analyze(url)
-        print("    parsing the 確報 file", flush=True)
-        parse = run_phase("parse", final, url)
-        print("    importing the 確報 file" + (" under cProfile" if profile else ""), flush=True)
-        kakuho = run_phase("import", final, url, profile and str(Path(profile) / "kakuho.pstats"))
-        print(f"    確報: confirmed {kakuho['confirmed']:,}, booked {kakuho['booked']:,}, repeated "
-              f"{kakuho['repeated']:,}, exceptions {kakuho['exceptions'] or 'none'}", flush=True)
-        check(url, kakuho["import_id"], records)
-        again = run_phase("import", final, url)
-        print(f"    the 確報 file again: already_imported={again['already_imported']} in {again['seconds']:.1f} s",
-              flush=True)
-    print("\nsummary")
-    report("速報 import (setup)", sokuho)
-    report("確報 parse only", parse)
-    report("確報 import", kakuho)
-    print(f"  ratio parse/import: {parse['seconds'] / kakuho['seconds']:.2f}   "
-          f"確報 import {kakuho['seconds']:.1f} s (goal: at most 20 s for 1,000,000 records)", flush=True)
-    if profile:
-        print_statements("速報 import", sokuho["statements"])
-        print_statements("確報 import", kakuho["statements"])
-        print_profile(str(Path(profile) / "kakuho.pstats"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="store payments, records per file")
     parser.add_argument("--seed", type=int, default=7, help="seed of the store payments")
-    parser.add_argument("--profile", metavar="DIR", help="run both imports under cProfile, stats saved in DIR")
+    parser.add_argument("--sql", action="store_true", help="time each import's SQL statements")
+    parser.add_argument("--profile", metavar="DIR", help="also run both imports under cProfile, stats saved in DIR")
     for name in ("--phase", "--file", "--url", "--out"):  # the measuring process (run_phase)
         parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        child(args.phase, Path(args.file), args.url, Path(args.out), args.profile)
+        child(args.phase, Path(args.file), args.url, Path(args.out), args.sql, args.profile)
     else:
-        run(args.records, args.seed, args.profile)
+        run(args.records, args.seed, args.sql, args.profile)
 
 
 if __name__ == "__main__":
