@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
 
@@ -83,33 +82,10 @@ def match(booked: Iterable[Booked], settled: Iterable[Settled], *, fee_of: Mappi
     return result
 
 
-@dataclass(frozen=True)
-class Remittance:
-    """One deposit expected from many payments (grouped remittance)."""
-
-    source: str  # agency or provider
-    on: date
-    expected: int
-    received: int
-    payments: int
-
-
-def remittance_finding(r: Remittance, fee_per_payment: int | None) -> str | None:
-    """None when the deposit is complete; fee_netted when short by exactly the fees; else remittance_mismatch."""
-    if r.received == r.expected:
+def remittance_finding(expected: int, received: int, payments: int, fee_per_payment: int | None) -> str | None:
+    """None when a grouped deposit is complete; fee_netted when short by exactly the fees; else remittance_mismatch."""
+    if received == expected:
         return None
-    if fee_per_payment and r.expected - r.received == fee_per_payment * r.payments:
+    if fee_per_payment and expected - received == fee_per_payment * payments:
         return "fee_netted"
     return "remittance_mismatch"
-
-
-def totals(rows: Iterable[Mapping[str, Any]], *keys: str) -> list[dict[str, Any]]:
-    """Count and sum `amount` (and `fee`) by the given keys, sorted by them: the run's figures."""
-    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        group = tuple(row[k] for k in keys)
-        figures = grouped.setdefault(group, {**dict(zip(keys, group, strict=True)), "count": 0, "amount": 0, "fee": 0})
-        figures["count"] += 1
-        figures["amount"] += int(row["amount"])
-        figures["fee"] += int(row.get("fee", 0))
-    return [grouped[k] for k in sorted(grouped, key=lambda g: tuple(str(v) for v in g))]

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
-from reconciliation.matching import rules, totals
+from reconciliation.matching import rules
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 PAID = ("succeeded", "partially_refunded", "refunded")
@@ -75,31 +75,28 @@ def day_window(business_date: date) -> tuple[datetime, datetime]:
 def reconcile_day(session: Session, municipality_code: str, business_date: date, *,
                   adapters: Mapping[str, PaymentAdapter] | None = None,
                   agency_fees: Mapping[str, int] | None = None) -> ReconSummary:
-    """Reconcile `business_date`; safe to repeat (exceptions once, the run record updated)."""
+    """Reconcile `business_date`; safe to repeat (exceptions once, the run record updated).
+
+    Set-based: the figures are GROUP BY queries and only the payments that are exceptions
+    come back to Python, so a day of a million payments costs a few scans of an index range.
+    """
     municipality = get_municipality(session, municipality_code)
     summary = ReconSummary(municipality_code, business_date)
-    rows = _payments_of_day(session, municipality.id, business_date)
+    _figures(session, municipality.id, business_date, summary)
+    findings = _ledger_findings(session, municipality.id, business_date)
     session.rollback()  # no transaction stays open while terminal providers are asked below
-    summary.payments = len(rows)
-    summary.revenue = sum(r["amount"] for r in rows if r["counts"])
-    summary.fees = sum(r["fee"] for r in rows)
-    summary.by_channel = totals([r for r in rows if r["counts"]], "channel")
-    summary.by_fund = totals([r for r in rows if r["counts"] and r["fund"]], "fund", "fiscal_year")
     with transaction(session):
-        summary.raised += raise_exceptions(session, municipality.id, list(_ledger_findings(rows)))
+        summary.raised += raise_exceptions(session, municipality.id, findings)
     summary.raised += check_agency_data(session, municipality_code, business_date, fees=agency_fees)
     summary.settlement["agency"] = f"速報/確報 within {rules()['agency'].settle_within_days} business days; " \
                                    "remittances against deposits"
     reports = {name: a.settlement_report(business_date) for name, a in (adapters or {}).items()
                if a.capabilities & Capability.TERMINAL and a.capabilities & Capability.SETTLEMENT_REPORT}
     if reports:
-        close = daily_close(session, municipality.id, business_date, reports)
-        summary.raised += close.raised
+        summary.raised += daily_close(session, municipality.id, business_date, reports).raised
         summary.settlement["emoney"] = "terminal settlement report of the day"
     for channel in ("card", "paypay"):
-        if not any(a.capabilities & Capability.SETTLEMENT_REPORT for a in (adapters or {}).values()
-                   if not a.capabilities & Capability.TERMINAL):
-            summary.settlement[channel] = "no settlement report from the provider's adapter yet"
+        summary.settlement[channel] = "no settlement report from the provider's adapter yet"
     summary.open_exceptions = Counter(dict(session.execute(
         select(ReconException.kind, func.count()).where(ReconException.municipality_id == municipality.id,
                                                         ReconException.business_date == business_date,
@@ -109,52 +106,62 @@ def reconcile_day(session: Session, municipality_code: str, business_date: date,
     return summary
 
 
-def _payments_of_day(session: Session, municipality_id: int, business_date: date) -> list[dict[str, Any]]:
-    """Every payment accepted on the day, with what the ledger and the slip say of it."""
+def _of_day(municipality_id: int, business_date: date) -> Any:
     start, end = day_window(business_date)
-    query = (select(Payment.id, Payment.channel, Payment.amount, Payment.fee_amount, Payment.applied,
-                    Payment.overpaid, Payment.accepted_at, Payment.sale_id, Slip.status.label("slip_status"),
-                    Slip.due_date, Slip.number, Assessment.amount.label("billed"), Assessment.fiscal_year,
-                    FundType.code.label("fund"), AgencyReport.id.label("agency_report_id"))
-             .outerjoin(Slip, Slip.id == Payment.slip_id)
-             .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
-             .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
-             .outerjoin(AgencyReport, AgencyReport.payment_id == Payment.id)
-             .where(Payment.municipality_id == municipality_id, Payment.status.in_(PAID),
-                    Payment.accepted_at >= start, Payment.accepted_at < end)
-             .order_by(Payment.accepted_at, Payment.id))
-    out = []
-    for row in session.execute(query):
-        out.append({"id": row.id, "channel": row.channel, "amount": int(row.amount), "fee": int(row.fee_amount),
-                    "applied": row.applied, "overpaid": row.overpaid, "sale": row.sale_id is not None,
-                    "counts": row.applied, "accepted_on": row.accepted_at.astimezone(TOKYO).date(),
-                    "slip_status": row.slip_status, "due_date": row.due_date, "slip": row.number,
-                    "billed": row.billed, "fiscal_year": row.fiscal_year, "fund": row.fund,
-                    "agency_report_id": row.agency_report_id})
-    return out
+    return and_(Payment.municipality_id == municipality_id, Payment.accepted_at >= start, Payment.accepted_at < end,
+                Payment.status.in_(PAID))
 
 
-def _ledger_findings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Payments set against the ward's assessments. Agency payments were judged when their file came in."""
+def _figures(session: Session, municipality_id: int, business_date: date, summary: ReconSummary) -> None:
+    """Counts and yen of the day: all payments, revenue (applied ones) by channel and by fund and year."""
+    of_day = _of_day(municipality_id, business_date)
+    payments, fees = session.execute(select(func.count(), func.coalesce(func.sum(Payment.fee_amount), 0))
+                                     .where(of_day)).one()
+    summary.payments, summary.fees = int(payments), int(fees)
+    summary.by_channel = [
+        {"channel": channel, "count": int(n), "amount": int(amount), "fee": int(fee)}
+        for channel, n, amount, fee in session.execute(
+            select(Payment.channel, func.count(), func.sum(Payment.amount), func.sum(Payment.fee_amount))
+            .where(of_day, Payment.applied).group_by(Payment.channel).order_by(Payment.channel))]
+    summary.revenue = sum(row["amount"] for row in summary.by_channel)
+    summary.by_fund = [
+        {"fund": fund, "fiscal_year": year, "count": int(n), "amount": int(amount), "fee": int(fee)}
+        for fund, year, n, amount, fee in session.execute(
+            select(FundType.code, Assessment.fiscal_year, func.count(), func.sum(Payment.amount),
+                   func.sum(Payment.fee_amount))
+            .join(Assessment, Assessment.id == Payment.assessment_id)
+            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .where(of_day, Payment.applied).group_by(FundType.code, Assessment.fiscal_year)
+            .order_by(FundType.code, Assessment.fiscal_year))]
+
+
+def _ledger_findings(session: Session, municipality_id: int, business_date: date) -> list[dict[str, Any]]:
+    """Payments set against the ward's assessments. Agency payments were judged when their file came in,
+    counter sales have no assessment; only the payments that are exceptions are read."""
+    late = Slip.due_date < business_date
+    void = Slip.status == "void"
+    changed = Payment.applied & (Payment.amount != Assessment.amount)
+    query = (select(Payment.id, Payment.channel, Payment.amount, Payment.overpaid, Slip.number, Slip.due_date,
+                    Assessment.amount.label("billed"), changed.label("changed"), void.label("void"), late.label("late"))
+             .join(Slip, Slip.id == Payment.slip_id).join(Assessment, Assessment.id == Payment.assessment_id)
+             .where(_of_day(municipality_id, business_date), Payment.overpaid | changed | void | late,
+                    ~exists().where(AgencyReport.payment_id == Payment.id))
+             .order_by(Payment.id))
     found = []
-    for row in rows:
-        if row["sale"] or row["agency_report_id"] is not None:
-            continue
-        subject = f"payment:{row['id']}"
-        common = dict(subject_key=subject, business_date=row["accepted_on"], amount=row["amount"],
-                      slip_number=row["slip"], payment_id=row["id"])
-        if row["overpaid"]:
-            found.append(dict(kind="double_payment", details={"channel": row["channel"], "reason": "the "
+    for row in session.execute(query):
+        common = dict(subject_key=f"payment:{row.id}", business_date=business_date, amount=int(row.amount),
+                      slip_number=row.number, payment_id=row.id)
+        if row.overpaid:
+            found.append(dict(kind="double_payment", details={"channel": row.channel, "reason": "the "
                               "instalment was already paid; a refund is requested"}, **common))
-        if row["applied"] and row["billed"] is not None and row["amount"] != row["billed"]:
-            found.append(dict(kind="amount_mismatch", details={"billed": row["billed"], "paid": row["amount"],
-                                                               "difference": row["amount"] - row["billed"]}, **common))
-        if row["slip_status"] == "void":
-            found.append(dict(kind="payment_on_void_slip", details={"channel": row["channel"]}, **common))
-        if row["due_date"] is not None and row["accepted_on"] > row["due_date"]:
+        if row.changed:
+            found.append(dict(kind="amount_mismatch", details={"billed": int(row.billed), "paid": int(row.amount),
+                                                               "difference": int(row.amount - row.billed)}, **common))
+        if row.void:
+            found.append(dict(kind="payment_on_void_slip", details={"channel": row.channel}, **common))
+        if row.late:
             found.append(dict(kind="paid_after_due_date", details={
-                "due_date": row["due_date"].isoformat(), "days_late": (row["accepted_on"] - row["due_date"]).days},
-                **common))
+                "due_date": row.due_date.isoformat(), "days_late": (business_date - row.due_date).days}, **common))
     return found
 
 

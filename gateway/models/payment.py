@@ -41,6 +41,7 @@ class Payment(Base):
         # Paid once per instalment, whichever of its slips (reissues) was paid.
         Index("uq_payments_applied_assessment", "assessment_id", unique=True,
               sqlite_where=text("applied"), postgresql_where=text("applied")),
+        Index("ix_payments_accepted", "municipality_id", "accepted_at"),  # a business date's payments
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -24,6 +24,7 @@ from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
+from reconciliation.matching import remittance_finding
 
 FINAL_WITHIN_BUSINESS_DAYS = 10  # 確報 typically 5-10 days after payment (domain document)
 
@@ -142,16 +143,8 @@ def check_agency_data(session: Session, municipality_code: str, as_of: date, *,
                  details={"adapter": r.adapter, "expected": r.expected, "received": r.received,
                           "payments": r.payments, "difference": r.difference})
             for r in expected_remittances(session, municipality_code, adapter=adapter, until=as_of)
-            if (kind := _remittance_kind(r, (fees or {}).get(r.adapter))) is not None])
+            if (kind := remittance_finding(r.expected, r.received, r.payments, (fees or {}).get(r.adapter)))])
     return raised
-
-
-def _remittance_kind(remittance: Remittance, fee_per_payment: int | None) -> str | None:
-    if remittance.difference == 0:
-        return None
-    if fee_per_payment and -remittance.difference == fee_per_payment * remittance.payments:
-        return "fee_netted"
-    return "remittance_mismatch"
 
 
 def _overdue_finals(session: Session, municipality_id: int, as_of: date) -> list[dict[str, object]]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,6 +47,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.payments import ProviderRejected, ProviderUnavailable, settle_attempt, transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
+from reconciliation.matching import Booked, Settled, match
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md).
 BRANDS = {
@@ -55,6 +57,7 @@ BRANDS = {
 # Brands whose payment can be voided the same day; transportation IC cannot be refunded at all.
 SAME_DAY_VOIDABLE = frozenset({"FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT"})
 MAX_QUANTITY = 20
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 @dataclass(frozen=True)
@@ -275,22 +278,22 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
         figures["sales"] += 1
         figures["amount"] += sale.total
     settled = {p.reference or p.provider_payment_id: p for report in settlements.values() for p in report}
-    differences = []
-    for reference, (sale, _attempt, device) in ours.items():
-        entry = settled.get(reference)
-        if entry is None:
-            differences.append(_difference("missing_in_settlement", sale, device, sale.total, None))
-        else:
-            by_terminal[device]["settled"] += 1
-            by_terminal[device]["settled_amount"] += entry.amount
-            if entry.amount != sale.total:
-                differences.append(_difference("amount_mismatch", sale, device, sale.total, entry.amount))
-    for reference, entry in settled.items():
-        if reference not in ours:
-            differences.append(dict(kind="missing_in_gateway", subject_key=f"settlement:{entry.provider_payment_id}",
-                                    business_date=business_date, amount=entry.amount,
-                                    details={"reference": reference, "provider_payment_id": entry.provider_payment_id,
-                                             "payment_type": entry.payment_type}))
+    found = match([Booked(sale.id, "emoney", reference, sale.total, business_date)
+                   for reference, (sale, _attempt, _device) in ours.items()],
+                  [Settled(key, p.amount, p.settled_at.astimezone(TOKYO).date(), p.provider_payment_id)
+                   for key, p in settled.items()])
+    for booked, entry in found.matched + found.amount_mismatch:
+        device = ours[booked.key][2]
+        by_terminal[device]["settled"] += 1
+        by_terminal[device]["settled_amount"] += entry.amount
+    sale_and_device = {key: (sale, device) for key, (sale, _attempt, device) in ours.items()}
+    differences = [_difference("missing_in_settlement", *sale_and_device[b.key], None)
+                   for b in found.missing_in_settlement]
+    differences += [_difference("amount_mismatch", *sale_and_device[b.key], s.amount) for b, s in found.amount_mismatch]
+    differences += [dict(kind="missing_in_gateway", subject_key=f"settlement:{s.ref}", business_date=business_date,
+                         amount=s.amount, details={"reference": s.key, "provider_payment_id": s.ref,
+                                                   "payment_type": settled[s.key].payment_type})
+                    for s in found.missing_in_gateway]
     with transaction(session):
         raised = raise_exceptions(session, municipality_id, differences)
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
@@ -300,7 +303,8 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
                       int(refunded or 0), raised)
 
 
-def _difference(kind: str, sale: Sale, device: str, ours: int, theirs: int | None) -> dict[str, Any]:
+def _difference(kind: str, sale: Sale, device: str, theirs: int | None) -> dict[str, Any]:
+    ours = sale.total
     return dict(kind=kind, subject_key=f"sale:{sale.id}", business_date=sale.business_date, amount=ours,
                 payment_id=None, details={"receipt_number": sale.receipt_number, "terminal": device,
                                           "recorded": ours, "settled": theirs, "brand": sale.brand})

@@ -1,0 +1,50 @@
+"""Matching is pure: records in, matches and exceptions out; the rules are data."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from reconciliation.matching import Booked, Settled, match, remittance_finding, rules
+
+DAY = date(2026, 7, 1)
+
+
+def _booked(pid: int, key: str, amount: int, channel: str = "card") -> Booked:
+    return Booked(pid, channel, key, amount, DAY)
+
+
+def test_matching_pairs_on_the_key_and_sorts_out_every_difference() -> None:
+    found = match([_booked(1, "a", 1_000), _booked(2, "b", 2_000), _booked(3, "c", 3_000), _booked(4, "d", 4_000)],
+                  [Settled("a", 1_000, DAY, "p-a"), Settled("b", 1_950, DAY, "p-b"), Settled("d", 3_990, DAY, "p-d"),
+                   Settled("z", 500, DAY, "p-z")], fee_of={"card": 50})
+
+    assert [(b.key, s.ref) for b, s in found.matched] == [("a", "p-a")]
+    assert [b.key for b, _ in found.fee_netted] == ["b"]  # short by exactly the fee
+    assert [b.key for b, _ in found.amount_mismatch] == ["d"]  # short by something else
+    assert [b.key for b in found.missing_in_settlement] == ["c"]
+    assert [s.ref for s in found.missing_in_gateway] == ["p-z"]
+
+
+def test_without_a_fee_rule_a_short_settlement_is_an_amount_mismatch() -> None:
+    found = match([_booked(1, "a", 1_000)], [Settled("a", 950, DAY, "p")])
+    assert found.fee_netted == [] and len(found.amount_mismatch) == 1
+
+
+@pytest.mark.parametrize(("expected", "received", "payments", "fee", "finding"), [
+    (10_000, 10_000, 3, 60, None),
+    (10_000, 9_820, 3, 60, "fee_netted"),
+    (10_000, 9_000, 3, 60, "remittance_mismatch"),
+    (10_000, 9_820, 3, None, "remittance_mismatch"),
+    (10_000, 10_100, 3, 60, "remittance_mismatch"),  # more than expected is a difference too
+])
+def test_a_grouped_deposit_is_complete_net_of_fees_or_different(expected: int, received: int, payments: int,
+                                                                 fee: int | None, finding: str | None) -> None:
+    assert remittance_finding(expected, received, payments, fee) == finding
+
+
+def test_every_channel_has_an_exact_amount_rule_and_a_settlement_window() -> None:
+    table = rules()
+    assert set(table) == {"agency", "emoney", "card", "paypay"}
+    assert all(rule.amount == "exact" and rule.settle_within_days >= 0 for rule in table.values())
+    assert table["agency"].remittance == "grouped"
