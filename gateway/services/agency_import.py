@@ -32,7 +32,9 @@ from sqlalchemy import (
     Table,
     and_,
     exists,
+    func,
     insert,
+    or_,
     select,
     tuple_,
     update,
@@ -204,10 +206,11 @@ def _known(scope: _Scope) -> Any:
 
 def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
     """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing."""
-    seen = session.execute(select(STAGE.c.kind, _reports.c.preliminary_import_id, _reports.c.final_import_id,
-                                  _reports.c.cancel_import_id).join_from(STAGE, _reports, _known(scope))).all()
-    column = {"preliminary": 1, "final": 2, "cancel": 3}
-    result.repeated += sum(1 for row in seen if row[column[row.kind]] is not None)
+    applied_before = or_(*(and_(STAGE.c.kind == kind, column.is_not(None)) for kind, column in (
+        ("preliminary", _reports.c.preliminary_import_id), ("final", _reports.c.final_import_id),
+        ("cancel", _reports.c.cancel_import_id))))
+    result.repeated += session.scalar(select(func.count()).select_from(STAGE).join(_reports, _known(scope))
+                                      .where(applied_before)) or 0
     confirmed = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
                                 .values(final_import_id=scope.import_id, remittance_on=STAGE.c.remittance_on))
