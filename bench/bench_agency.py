@@ -41,9 +41,9 @@ carrying this import as final_import_id against N, reports without one, remittan
 applied agency payments, paid slips, exceptions raised.
 
 With --sql each import's SQL statements are timed (SQLAlchemy cursor events, so not the
-staging COPY; about a microsecond each) and printed grouped, slowest first. With --profile DIR
-as well, both imports (速報 and 確報) run under cProfile, their times then inflated by it; the
-stats are saved as DIR/sokuho.pstats and DIR/kakuho.pstats and the 確報's top entries printed.
+staging COPY) and printed grouped, slowest first. --profile DIR implies --sql and also runs
+both imports (速報 and 確報) under cProfile, their times then inflated by it; the stats are
+saved as DIR/sokuho.pstats and DIR/kakuho.pstats and the 確報's top entries printed.
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -93,7 +94,7 @@ MARGIN = 1.005  # instalments loaded per slip wanted: about 0.1% are above the b
 
 # -- setup (not measured) -------------------------------------------------------------------------
 
-def prepare(url: str, records: int) -> list[Any]:
+def prepare(url: str, records: int) -> Sequence[Any]:
     """Migrate, seed, load instalments and issue slips until `records` carry a barcode; return those."""
     database = Database(url)
     migrate.upgrade(database.engine)
@@ -142,7 +143,7 @@ def _vacuum_analyze(url: str) -> None:
     print(f"    VACUUM ANALYZE in {time.perf_counter() - began:.1f} s", flush=True)
 
 
-def store_payments(slips: list[Any], seed: int) -> list[StorePayment]:
+def store_payments(slips: Sequence[Any], seed: int) -> list[StorePayment]:
     """One store payment per slip, before its due date, sorted by when it was made."""
     rng = random.Random(seed)
     codes, weights = [c for c, _ in CHAINS], [w for _, w in CHAINS]
@@ -206,7 +207,7 @@ def child(phase: str, path: Path, url: str, out: Path, sql: bool, profile: str |
                        booked=result.booked, confirmed=result.confirmed, repeated=result.repeated,
                        cancelled=result.cancelled, exceptions=dict(result.exceptions))
     figures["seconds"] = time.perf_counter() - began
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.disable()
         profiler.dump_stats(profile)
     if database is not None:
@@ -242,6 +243,7 @@ def run(records: int, seed: int, sql: bool, profile: str | None) -> None:
     print(f"[postgresql] {records:,} store payments, {ADAPTER}", flush=True)
     if profile:
         Path(profile).mkdir(parents=True, exist_ok=True)
+        sql = True
     with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as folder:
         preliminary, final = write_files(url, records, seed, Path(folder))
         print("    importing the 速報 file (setup, a new payment per record)", flush=True)
@@ -259,7 +261,7 @@ def run(records: int, seed: int, sql: bool, profile: str | None) -> None:
         print(f"    the 確報 file again: already_imported={again['already_imported']} in {again['seconds']:.1f} s",
               flush=True)
     summarise(sokuho, parse, kakuho)
-    if sql or profile:
+    if sql:
         print_statements("速報 import", sokuho["statements"])
         print_statements("確報 import", kakuho["statements"])
     if profile:
@@ -335,7 +337,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, help="store payments, records per file")
     parser.add_argument("--seed", type=int, default=7, help="seed of the store payments")
     parser.add_argument("--sql", action="store_true", help="time each import's SQL statements")
-    parser.add_argument("--profile", metavar="DIR", help="also run both imports under cProfile, stats saved in DIR")
+    parser.add_argument("--profile", metavar="DIR", help="--sql, and both imports under cProfile (stats saved in DIR)")
     for name in ("--phase", "--file", "--url", "--out"):  # the measuring process (run_phase)
         parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args()
