@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 MAX_ERRORS = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1 controls
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def convert(spec: FieldSpec, raw: str) -> Any:
         if not value.startswith(spec.prefix):
             raise ValueError(f"must start with {spec.prefix}, got {value[:len(spec.prefix) + 4]!r}")
         value = value.removeprefix(spec.prefix)
-    if any(unicodedata.category(c) == "Cc" for c in value):
+    if _CONTROL.search(value):
         raise ValueError("contains control characters")
     return _CONVERTERS[spec.type](spec, value)
 
@@ -163,6 +165,7 @@ def _time(spec: FieldSpec, value: str) -> time:
     return _strict(value, spec.format or "%H:%M", "time").time()
 
 
+@lru_cache(maxsize=8192)  # a file holds a few hundred dates and at most 1,440 minutes, over and over
 def _strict(value: str, fmt: str, what: str) -> datetime:
     try:
         parsed = datetime.strptime(value, fmt)

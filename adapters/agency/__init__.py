@@ -201,7 +201,8 @@ def barcode_problem(digits: str) -> str | None:
 
 def check_digit(digits: str) -> int:
     """Modulus 10, weights 3 and 1 from the right (GS1; domain/payment-slip-barcode.md)."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    backwards = digits[::-1]
+    total = 3 * sum(map(int, backwards[0::2])) + sum(map(int, backwards[1::2]))
     return (10 - total % 10) % 10
 
 
