@@ -51,6 +51,15 @@ def raise_exceptions(session: Session, municipality_id: int, exceptions: list[di
 
 
 
+def get_exception(session: Session, municipality_id: int, exception_id: int) -> ReconException:
+    """One exception of the municipality, or NotFound."""
+    found = session.scalar(select(ReconException).where(ReconException.id == exception_id,
+                                                        ReconException.municipality_id == municipality_id))
+    if found is None:
+        raise NotFound(f"exception {exception_id} does not exist", code="unknown_exception")
+    return found
+
+
 def _locked(session: Session, municipality_id: int, exception_id: int) -> ReconException:
     found = session.scalar(select(ReconException).where(ReconException.id == exception_id,
                                                         ReconException.municipality_id == municipality_id)

@@ -22,6 +22,7 @@ from gateway.services.exceptions import (
     comment_exception,
     comments_of,
     decide_resolution,
+    get_exception,
     list_exceptions,
     resolve_exception,
 )
@@ -254,10 +255,7 @@ def exceptions() -> Any:
 @roles(*RECONCILE)
 def exception_detail(exception_id: int) -> Any:
     session = _session()
-    item = next((e for e in list_exceptions(session, current_user.municipality_id, limit=100_000)
-                 if e.id == exception_id), None)
-    if item is None:
-        abort(404)
+    item = get_exception(session, current_user.municipality_id, exception_id)
     return render_template("staff/exception.html", item=item, comments=comments_of(session, exception_id),
                            resolutions=RESOLUTIONS, can_act=current_user.role in ACT)
 

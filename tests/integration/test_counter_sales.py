@@ -408,3 +408,24 @@ def test_the_daily_close_raises_each_difference_with_the_report_once(
 
     daily_close(session, clerk.municipality_id, TODAY, {"square": [*report, stranger]})
     assert _exceptions(session) == first  # nothing new the second time
+
+
+def test_a_void_during_a_square_outage_stands_and_the_janitor_refunds_it_later(
+        session: Session, adapters: dict[str, Any], square: SquareAdapter, clerk: StaffUser,
+        supervisor: StaffUser) -> None:
+    from gateway.services.refunds import resume_refunds
+
+    sale = _paid_sale(session, adapters, square, clerk, brand="FELICA_ID")
+    assert square.simulator is not None
+    square.simulator.simulate_outage(1, "connection")  # the refund's first call
+
+    result = void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY)
+
+    assert result.status == "voided"
+    refund = session.scalar(select(Refund).where(Refund.payment_id == _payment(session, sale.id).id))
+    assert refund is not None and refund.status == "processing"
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert resume_refunds(session, adapters, now=later) == {"refund succeeded": 1}
+    session.expire_all()
+    assert session.get(Refund, refund.id).status == "succeeded"
+    assert _payment(session, sale.id).status == "refunded"
