@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from markupsafe import Markup
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
 from gateway.errors import GatewayError
-from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment
+from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.services import counter as counter_service
 from gateway.services import sales as sales_service
 from gateway.services.exceptions import (
@@ -156,11 +157,19 @@ def _int(value: str | None) -> int:
         return 0
 
 
+def _own_sale(sale_id: int) -> Any:
+    """The sale, if it belongs to the signed-in user's municipality; 404 otherwise (never another's)."""
+    sale = _session().get(Sale, sale_id)
+    if sale is None or sale.municipality_id != current_user.municipality_id:
+        abort(404)
+    return sale
+
+
 @bp.route("/counter/sales/<int:sale_id>")
 @roles(*SELL)
 def show_sale(sale_id: int) -> Any:
     session = _session()
-    sale = sales_service.get_sale(session, sale_id)
+    sale = _own_sale(sale_id)
     attempt = sales_service.sale_attempt(session, sale_id)
     sandbox = _sandbox_terminal(attempt.adapter if attempt else None)
     return render_template("staff/sale.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
@@ -170,6 +179,7 @@ def show_sale(sale_id: int) -> Any:
 @bp.route("/counter/sales/<int:sale_id>/status")
 @roles(*SELL)
 def sale_status(sale_id: int) -> Any:
+    _own_sale(sale_id)
     sale = sales_service.follow_sale(_session(), _terminal_adapters(), sale_id)
     return jsonify({"status": sale.status, "receipt_number": sale.receipt_number})
 
@@ -177,6 +187,7 @@ def sale_status(sale_id: int) -> Any:
 @bp.route("/counter/sales/<int:sale_id>/cancel", methods=["POST"])
 @roles(*SELL)
 def cancel_sale(sale_id: int) -> Any:
+    _own_sale(sale_id)
     sales_service.cancel_sale(_session(), _terminal_adapters(), sale_id, actor=current_user.username)
     return redirect(url_for("staff.show_sale", sale_id=sale_id))
 
@@ -185,6 +196,7 @@ def cancel_sale(sale_id: int) -> Any:
 @roles(*SELL)
 def simulate_terminal(sale_id: int) -> Any:
     """Sandbox only: play the resident at the simulated terminal (complete, cancel, time out)."""
+    _own_sale(sale_id)
     attempt = sales_service.sale_attempt(_session(), sale_id)
     adapter = _sandbox_terminal(attempt.adapter if attempt else None)
     action = request.form.get("action", "")
@@ -207,7 +219,7 @@ def _sandbox_terminal(adapter_name: str | None) -> Any:
 @roles(*SELL, *CLOSE)
 def receipt(sale_id: int) -> Any:
     session = _session()
-    sale = sales_service.get_sale(session, sale_id)
+    sale = _own_sale(sale_id)
     if sale.status not in ("paid", "voided", "refund_requested"):
         abort(404)
     return render_template("staff/receipt.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
@@ -218,6 +230,7 @@ def receipt(sale_id: int) -> Any:
 @bp.route("/counter/sales/<int:sale_id>/void", methods=["POST"])
 @roles(*VOID)
 def void_sale(sale_id: int) -> Any:
+    _own_sale(sale_id)
     sale = sales_service.void_sale(_session(), _terminal_adapters(), sale_id, supervisor=current_user, today=_today())
     flash("取り消しました。" if sale.status == "voided" else "返金を依頼しました（会計課の承認待ち）。", "info")
     return redirect(url_for("staff.close"))
@@ -324,6 +337,10 @@ def refunds() -> Any:
 @roles(*APPROVE)
 def decide(refund_id: int) -> Any:
     """A second person approves or rejects a refund; the database refuses the requester's own approval."""
+    owner = _session().scalar(select(Payment.municipality_id).join(Refund, Refund.payment_id == Payment.id)
+                              .where(Refund.id == refund_id))
+    if owner != current_user.municipality_id:
+        abort(404)
     approve = request.form.get("decision") == "approve"
     refund = decide_refund(_session(), refund_id, approve=approve, decided_by=current_user.username)
     if approve and refund.status == "approved":

@@ -207,3 +207,33 @@ def test_a_short_password_is_refused_on_the_command_line(app, client: FlaskClien
     assert result.exit_code != 0
     assert result.output.strip().splitlines()[-1] == "Error: the password needs at least 10 characters"
     assert _log_in(client, "clerk4", "short").status_code == 401
+
+
+def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app, session: Session,  # type: ignore[no-untyped-def]
+                                                                              staff: dict[str, StaffUser]) -> None:
+    from gateway.services.reference import seed_reference_data
+
+    seed_reference_data(session, [{"code": "130001", "name": "東京都", "name_kana": "ﾄｳｷｮｳﾄ",
+                                   "company_code": "913000", "client_code": "13000",
+                                   "store_deadline_offset_days": 14, "pay_base_url": "http://127.0.0.1:5000",
+                                   "funds": []}])
+    create_user(session, "130001", "outsider", "counter_supervisor", PASSWORD, actor="test")
+    create_user(session, "130001", "outside-approver", "approver", PASSWORD, actor="test")
+    sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
+    refund = request_refund(session, payment_id, 300, reason="test", requested_by="someone")
+    client = app.test_client()
+    _log_in(client, "outsider")
+    token = _token(client, "/staff/close")
+
+    for path in (f"/staff/counter/sales/{sale_id}", f"/staff/counter/sales/{sale_id}/status",
+                 f"/staff/counter/sales/{sale_id}/receipt"):
+        assert client.get(path).status_code == 404, path
+    assert client.post(f"/staff/counter/sales/{sale_id}/void", data={"csrf_token": token}).status_code == 404
+    approver = app.test_client()
+    _log_in(approver, "outside-approver")
+    decided = approver.post(f"/staff/refunds/{refund.id}/decide",
+                            data={"csrf_token": _token(approver, "/staff/refunds"), "decision": "approve"})
+    assert decided.status_code == 404
+    session.expire_all()
+    assert get_sale(session, sale_id).status == "paid"
+    assert session.get(Refund, refund.id).status == "requested"
