@@ -65,7 +65,7 @@ class RemittanceSchema(StrictSchema):
 
 class ExceptionQuerySchema(StrictSchema):
     kind = fields.String(validate=validate.OneOf(EXCEPTION_KINDS))
-    status = fields.String(validate=validate.OneOf(["open", "resolved"]))
+    status = fields.String(validate=validate.OneOf(["open", "pending_approval", "resolved"]))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 

@@ -107,8 +107,8 @@ def resolve_exception(session: Session, municipality_id: int, exception_id: int,
         raise GatewayError("say why: a resolution needs a note", code="empty_note", status=422)
     with transaction(session):
         item = _locked(session, municipality_id, exception_id)
-        if item.status == "resolved":
-            raise Conflict(f"exception {exception_id} is resolved already", code="exception_resolved")
+        if item.status != "open":  # resolved, or a proposal waits for its second person
+            raise Conflict(f"exception {exception_id} is {item.status}", code="exception_not_open")
         item.resolution, item.resolution_note = resolution, note.strip()[:500]
         if RESOLUTIONS[resolution]:
             item.status, item.proposed_by, item.resolved_by = "pending_approval", actor[:100], None

@@ -160,30 +160,36 @@ def sale_attempt(session: Session, sale_id: int) -> PaymentAttempt | None:
 
 def follow_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int) -> Sale:
     """The sale as it stands; while it waits, ask the terminal (the polling fallback to webhooks)."""
-    sale = get_sale(session, sale_id)
-    attempt = sale_attempt(session, sale_id)
-    session.rollback()
-    if sale.status == "waiting" and attempt is not None and attempt.provider_ref:
-        adapter = adapters.get(attempt.adapter)
+    waiting, adapter_name, provider_ref = _terminal_state(session, sale_id)
+    if waiting and provider_ref:
+        adapter = adapters.get(adapter_name or "")
         if adapter is not None:
             try:
-                status = adapter.fetch_status(attempt.provider_ref)
+                status = adapter.fetch_status(provider_ref)
             except AdapterError:
                 return get_sale(session, sale_id)  # the screen asks again shortly
             settle_attempt(session, adapter.name, status, actor="counter:poll")
     return get_sale(session, sale_id)
 
 
-def cancel_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int, *, actor: str) -> Sale:
-    """Cancel a sale still waiting at the terminal (refused once the buyer is at the device)."""
+def _terminal_state(session: Session, sale_id: int) -> tuple[bool, str | None, str | None]:
+    """Whether the sale waits, and its attempt's adapter and provider ref; the read transaction ended
+    (plain values: nothing reloads lazily, so no transaction is open while the terminal is asked)."""
     sale = get_sale(session, sale_id)
     attempt = sale_attempt(session, sale_id)
+    state = (sale.status == "waiting", attempt.adapter if attempt else None, attempt.provider_ref if attempt else None)
     session.rollback()
-    if sale.status != "waiting" or attempt is None or not attempt.provider_ref:
+    return state
+
+
+def cancel_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int, *, actor: str) -> Sale:
+    """Cancel a sale still waiting at the terminal (refused once the buyer is at the device)."""
+    waiting, adapter_name, provider_ref = _terminal_state(session, sale_id)
+    if not waiting or not adapter_name or not provider_ref:
+        sale = get_sale(session, sale_id)
         raise Conflict(f"sale {sale.receipt_number} is {sale.status}", code="sale_not_waiting")
-    adapter = adapters[attempt.adapter]
     try:
-        adapter.cancel(attempt.provider_ref)
+        adapters[adapter_name].cancel(provider_ref)
     except PermanentError as exc:
         raise Conflict("the payment is under way on the terminal; let the resident finish or cancel there",
                        code="terminal_busy") from exc
@@ -252,7 +258,7 @@ class DailyClose:
 
 
 def daily_close(session: Session, municipality_id: int, business_date: date,
-                settlements: Mapping[str, list[SettledPayment]]) -> DailyClose:
+                settlements: Mapping[str, list[SettledPayment]], *, record: bool = True) -> DailyClose:
     """Sum the day's paid sales and compare them, terminal by terminal, with the provider's settlement report.
 
     `settlements` maps each terminal adapter's name to its settlement report for the day.
@@ -280,7 +286,13 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
         figures = by_terminal.setdefault(device, Tally())
         figures["sales"] += 1
         figures["amount"] += sale.total
-    settled = {p.reference or p.provider_payment_id: p for report in settlements.values() for p in report}
+    # One provider account may serve several municipalities: leave out what another one's attempts made.
+    others = set(session.scalars(select(PaymentAttempt.reference).join(Payment, Payment.id == PaymentAttempt.payment_id)
+                                 .where(Payment.municipality_id != municipality_id, Payment.sale_id.is_not(None),
+                                        PaymentAttempt.reference.in_([p.reference for r in settlements.values()
+                                                                      for p in r if p.reference]))))
+    settled = {p.reference or p.provider_payment_id: p for report in settlements.values() for p in report
+               if p.reference not in others}
     found = match([Booked(sale.id, "emoney", reference, sale.total, business_date)
                    for reference, (sale, _attempt, _device) in ours.items()],
                   [Settled(key, p.amount, p.settled_at.astimezone(TOKYO).date(), p.provider_payment_id)
@@ -297,8 +309,10 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
                          amount=s.amount, details={"reference": s.key, "provider_payment_id": s.ref,
                                                    "payment_type": settled[s.key].payment_type})
                     for s in found.missing_in_gateway]
-    with transaction(session):
-        raised = raise_exceptions(session, municipality_id, differences)
+    raised: Tally[str] = Tally()
+    if record:  # the nightly reconciliation records them; the screen only shows them (the day may go on)
+        with transaction(session):
+            raised = raise_exceptions(session, municipality_id, differences)
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
                               .join(Payment, Payment.id == Refund.payment_id).join(Sale, Sale.id == Payment.sale_id)
                               .where(Sale.municipality_id == municipality_id, Sale.business_date == business_date))

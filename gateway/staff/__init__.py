@@ -27,6 +27,7 @@ def init_staff(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in the staff blueprint only
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", not app.config.get("SANDBOX"))  # HTTPS only in production
     csrf.init_app(app)
     login_manager.init_app(app)
 

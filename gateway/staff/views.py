@@ -5,6 +5,7 @@ import functools
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -86,7 +87,9 @@ def roles(*allowed: str) -> Callable[[F], F]:
 @bp.errorhandler(GatewayError)
 def _gateway_error(exc: GatewayError) -> Any:
     flash(exc.message, "error")
-    return redirect(request.referrer or url_for("staff.home"))
+    back = urlsplit(request.referrer or "")
+    own = back.netloc == request.host and back.path.startswith("/staff")
+    return redirect(f"{back.path}?{back.query}" if own else url_for("staff.home"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -241,9 +244,10 @@ def void_sale(sale_id: int) -> Any:
 def close() -> Any:
     session = _session()
     day = _date(request.args.get("date")) or _today()
+    session.rollback()  # the user loader's read ends here: no transaction while the providers are asked
     reports = {name: adapter.settlement_report(day) for name, adapter in _terminal_adapters().items()
                if adapter.capabilities & Capability.TERMINAL and adapter.capabilities & Capability.SETTLEMENT_REPORT}
-    result = sales_service.daily_close(session, current_user.municipality_id, day, reports)
+    result = sales_service.daily_close(session, current_user.municipality_id, day, reports, record=False)
     return render_template("staff/close.html", close=result, day=day, brands=sales_service.BRANDS,
                            sales=sales_service.sales_of_day(session, current_user.municipality_id, day),
                            can_void=current_user.role in VOID)
@@ -346,8 +350,12 @@ def decide(refund_id: int) -> Any:
     if approve and refund.status == "approved":
         payment = _session().get(Payment, refund.payment_id)
         if payment is not None and payment.channel in ("card", "paypay", "emoney"):  # agencies: by transfer
-            execute_refund(_session(), _terminal_adapters(), refund_id, actor=current_user.username)
-    flash("承認しました。" if approve else "却下しました。", "info")
+            refund = execute_refund(_session(), _terminal_adapters(), refund_id, actor=current_user.username)
+    if refund.status == "failed":
+        flash("承認しましたが、決済事業者が返金を断りました（交通系ICなど）。現金または振込で返金してください。",
+              "error")
+    else:
+        flash("承認しました。" if approve else "却下しました。", "info")
     return redirect(url_for("staff.refunds"))
 
 

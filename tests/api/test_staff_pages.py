@@ -237,3 +237,32 @@ def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app,
     session.expire_all()
     assert get_sale(session, sale_id).status == "paid"
     assert session.get(Refund, refund.id).status == "requested"
+
+
+def test_the_close_screen_only_shows_differences_and_records_none(app, session: Session,  # type: ignore[no-untyped-def]
+                                                                  staff: dict[str, StaffUser]) -> None:
+    from gateway.models import ReconException
+
+    adapters = app.extensions["kokin.adapters"]
+    _, terminals = counter_terminals(session, staff["clerk"].municipality_id, "resident")
+    session.rollback()
+    sale = start_sale(session, adapters, user=staff["clerk"], counter_code="resident", terminal_id=terminals[0].id,
+                      lines=[SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
+    checkout = sale_attempt(session, sale.id).provider_ref
+    adapters["square"].simulator.simulate_device(checkout, "start")
+    adapters["square"].simulator.simulate_device(checkout, "complete")  # paid, not yet polled: still waiting here
+    client = app.test_client()
+    _log_in(client, "super")
+
+    page = client.get("/staff/close")
+
+    assert page.status_code == 200 and "missing_in_gateway" in page.text  # shown while the day goes on
+    assert session.scalar(select(func.count()).select_from(ReconException)) == 0  # recorded only by the night run
+
+
+def test_an_error_page_never_sends_the_browser_to_another_site(app, session: Session,  # type: ignore[no-untyped-def]
+                                                                staff: dict[str, StaffUser]) -> None:
+    client = app.test_client()
+    _log_in(client, "clerk")
+    answer = client.get("/staff/counter?counter=nowhere", headers={"Referer": "https://evil.example/staff/x"})
+    assert answer.status_code == 302 and "evil.example" not in answer.location

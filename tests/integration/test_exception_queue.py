@@ -114,3 +114,15 @@ def test_accounting_works_the_queue_on_the_page_and_an_auditor_only_reads(app, s
     assert refused.status_code == 403
     session.expire_all()
     assert session.get(ReconException, exception_id).status == "open"
+
+
+def test_a_proposal_waiting_for_its_second_person_cannot_be_replaced(session, exception_id) -> None:  # type: ignore[no-untyped-def]
+    municipality_id = session.scalar(select(Municipality.id))
+    resolve_exception(session, municipality_id, exception_id, "refund", "refund the app payment", actor="a")
+    for who, resolution in (("a", "booked_correctly"), ("q", "write_off")):
+        with pytest.raises(GatewayError) as refused:
+            resolve_exception(session, municipality_id, exception_id, resolution, "instead", actor=who)
+        assert refused.value.code == "exception_not_open"
+    session.expire_all()
+    item = session.get(ReconException, exception_id)
+    assert (item.status, item.resolution, item.proposed_by) == ("pending_approval", "refund", "a")
