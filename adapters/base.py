@@ -108,6 +108,7 @@ class SettledPayment:
     amount: int  # yen, gross
     payment_type: str  # the brand or method actually used
     settled_at: datetime
+    fee: int = 0  # yen the provider keeps out of its payout (public funds expect gross: an exception)
 
 
 WEBHOOK_TOLERANCE_SECONDS = 300  # a notification's signed time may be this far from now

@@ -22,13 +22,14 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from adapters.base import Capability, PaymentAdapter
+from adapters.base import Capability, PaymentAdapter, SettledPayment
 from gateway.db import transaction, utcnow
 from gateway.models import (
     AgencyReport,
     Assessment,
     FundType,
     Payment,
+    PaymentAttempt,
     ReconException,
     ReconRun,
     Slip,
@@ -39,7 +40,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
-from reconciliation.matching import rules
+from reconciliation.matching import Booked, Settled, match, rules
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 PAID = ("succeeded", "partially_refunded", "refunded")
@@ -57,13 +58,15 @@ class ReconSummary:
     raised: Counter[str] = field(default_factory=Counter)  # exceptions new in this run
     open_exceptions: Counter[str] = field(default_factory=Counter)  # of this date, however old
     settlement: dict[str, str] = field(default_factory=dict)  # channel -> how it was checked
+    providers: dict[str, dict[str, int]] = field(default_factory=dict)  # adapter -> recorded, settled, fees
     runs: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"municipality": self.municipality_code, "business_date": self.business_date.isoformat(),
                 "payments": self.payments, "revenue": self.revenue, "fees": self.fees,
                 "by_channel": self.by_channel, "by_fund": self.by_fund,
-                "open_exceptions": dict(sorted(self.open_exceptions.items())), "settlement": self.settlement}
+                "open_exceptions": dict(sorted(self.open_exceptions.items())), "settlement": self.settlement,
+                "providers": self.providers}
 
 
 def day_window(business_date: date) -> tuple[datetime, datetime]:
@@ -95,8 +98,16 @@ def reconcile_day(session: Session, municipality_code: str, business_date: date,
     if reports:
         summary.raised += daily_close(session, municipality.id, business_date, reports).raised
         summary.settlement["emoney"] = "terminal settlement report of the day"
-    for channel in ("card", "paypay"):
-        summary.settlement[channel] = "no settlement report from the provider's adapter yet"
+    for name, adapter in (adapters or {}).items():
+        if adapter.capabilities & Capability.SETTLEMENT_REPORT and not adapter.capabilities & Capability.TERMINAL:
+            report = adapter.settlement_report(business_date)
+            summary.providers[name] = _provider_figures(session, municipality.id, business_date, name, report)
+            with transaction(session):
+                summary.raised += raise_exceptions(session, municipality.id, _settlement_findings(
+                    session, municipality.id, business_date, name, report))
+            summary.settlement[name] = "the provider's settlement of the day (gross, fees apart)"
+    for name in sorted({"stripe", "paypay"} - set(summary.settlement)):
+        summary.settlement[name] = "no settlement report from the provider's adapter"
     summary.open_exceptions = Counter(dict(session.execute(
         select(ReconException.kind, func.count()).where(ReconException.municipality_id == municipality.id,
                                                         ReconException.business_date == business_date,
@@ -163,6 +174,53 @@ def _ledger_findings(session: Session, municipality_id: int, business_date: date
             found.append(dict(kind="paid_after_due_date", details={
                 "due_date": row.due_date.isoformat(), "days_late": (business_date - row.due_date).days}, **common))
     return found
+
+
+def _provider_figures(session: Session, municipality_id: int, business_date: date, adapter: str,
+                      report: list[SettledPayment]) -> dict[str, int]:
+    """What the gateway recorded through `adapter` on the day, and what the provider settled and kept."""
+    recorded = session.execute(select(func.count(), func.coalesce(func.sum(PaymentAttempt.amount), 0))
+                               .join(Payment, Payment.id == PaymentAttempt.payment_id)
+                               .where(PaymentAttempt.adapter == adapter, PaymentAttempt.status == "succeeded",
+                                      _of_day(municipality_id, business_date))).one()
+    return {"payments": int(recorded[0]), "recorded": int(recorded[1]), "settled": sum(s.amount for s in report),
+            "fees": sum(s.fee for s in report), "payout": sum(s.amount - s.fee for s in report)}
+
+
+def _settlement_findings(session: Session, municipality_id: int, business_date: date, adapter: str,
+                         report: list[SettledPayment]) -> list[dict[str, Any]]:
+    """The day's payments through `adapter` against what it says it settled; fees it keeps are netted."""
+    attempts = select(PaymentAttempt.reference, PaymentAttempt.amount, Payment.id, Payment.municipality_id).join(
+        Payment, Payment.id == PaymentAttempt.payment_id).where(PaymentAttempt.adapter == adapter,
+                                                                PaymentAttempt.status == "succeeded")
+    ours = {ref: (amount, pid) for ref, amount, pid, _ in session.execute(
+        attempts.where(_of_day(municipality_id, business_date)))}
+    others = {ref for ref, *_ in session.execute(attempts.where(
+        Payment.municipality_id != municipality_id, PaymentAttempt.reference.in_([s.reference for s in report
+                                                                                   if s.reference])))}
+    settled = [s for s in report if s.reference not in others]
+    found = match([Booked(pid, adapter, ref, int(amount), business_date) for ref, (amount, pid) in ours.items()],
+                  [Settled(s.reference or s.provider_payment_id, s.amount, business_date, s.provider_payment_id)
+                   for s in settled])
+    out: list[dict[str, Any]] = [
+        dict(kind="missing_in_settlement", subject_key=f"payment:{b.payment_id}", business_date=business_date,
+             amount=b.amount, payment_id=b.payment_id, details={"adapter": adapter, "reference": b.key})
+        for b in found.missing_in_settlement]
+    out += [dict(kind="missing_in_gateway", subject_key=f"settlement:{s.ref}", business_date=business_date,
+                 amount=s.amount, details={"adapter": adapter, "reference": s.key, "provider_payment_id": s.ref})
+            for s in found.missing_in_gateway]
+    out += [dict(kind="amount_mismatch", subject_key=f"settlement:payment:{b.payment_id}",
+                 business_date=business_date, amount=b.amount, payment_id=b.payment_id,
+                 details={"adapter": adapter, "recorded": b.amount, "settled": s.amount})
+            for b, s in found.amount_mismatch]
+    fees = sum(s.fee for s in settled if s.reference in ours)
+    if fees:
+        out.append(dict(kind="fee_netted", subject_key=f"fees:{adapter}:{business_date.isoformat()}",
+                        business_date=business_date, amount=fees,
+                        details={"adapter": adapter, "fees": fees, "payments": len(found.matched),
+                                 "reason": "the provider keeps its fee out of the payout; public funds are "
+                                           "budgeted gross: its invoice is due instead"}))
+    return out
 
 
 def _record_run(session: Session, municipality_id: int, summary: ReconSummary) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from adapters.base import (
     Capability,
@@ -47,6 +48,9 @@ _REFUND_OUTCOMES = {
 }
 
 
+_TOKYO = ZoneInfo("Asia/Tokyo")
+
+
 class StripeAdapter:
     """Stripe Checkout (mode=payment, card only, JPY) behind the payment-adapter protocol."""
 
@@ -59,6 +63,7 @@ class StripeAdapter:
         | Capability.CANCEL
         | Capability.REFUND
         | Capability.PARTIAL_REFUND
+        | Capability.SETTLEMENT_REPORT
     )
 
     def __init__(self, api: StripeApi, webhook_secret: str, *, simulator: StripeSimulator | None = None) -> None:
@@ -131,8 +136,29 @@ class StripeAdapter:
             raise
 
     def settlement_report(self, day: date) -> list[SettledPayment]:
-        """Not declared (no SETTLEMENT_REPORT): Stripe's settlement data is read by reconciliation later."""
-        raise PermanentError(f"{self.name} does not report settlements through this adapter")
+        """The card payments Stripe took on `day` (Asia/Tokyo) from its balance transactions.
+
+        Each carries the gross amount and the fee Stripe keeps out of the payout; the
+        reference is our attempt's, from the charge's metadata (set through the Checkout
+        Session's payment_intent_data.metadata).
+        """
+        start = datetime.combine(day, time(0), tzinfo=_TOKYO)
+        low, high = int(start.timestamp()), int((start + timedelta(days=1)).timestamp())
+        settled: list[SettledPayment] = []
+        after: str | None = None
+        while True:
+            page = self._api.list_charge_transactions(low, high, after)
+            for txn in page.get("data") or []:
+                source = txn.get("source")
+                charge = source if isinstance(source, Mapping) else {"id": source, "metadata": {}}
+                reference = (charge.get("metadata") or {}).get("reference")
+                settled.append(SettledPayment(
+                    provider_payment_id=str(charge.get("id")), reference=reference,
+                    amount=int(txn["amount"]), payment_type="card", fee=int(txn.get("fee") or 0),
+                    settled_at=datetime.fromtimestamp(int(txn["created"]), UTC)))
+                after = str(txn["id"])
+            if not page.get("has_more"):
+                return settled
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Refund `request.amount` yen of the session's payment; idempotent on the request's key.

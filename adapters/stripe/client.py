@@ -106,6 +106,16 @@ class StripeApi:
             )
         return refund.to_dict()
 
+    def list_charge_transactions(self, created_gte: int, created_lt: int,
+                                 starting_after: str | None = None) -> dict[str, Any]:
+        """One page (100) of charge balance transactions in [gte, lt), each with its charge expanded."""
+        params: dict[str, Any] = {"created": {"gte": created_gte, "lt": created_lt}, "type": "charge", "limit": 100,
+                                  "expand": ["data.source"]}
+        if starting_after:
+            params["starting_after"] = starting_after
+        with _translated("list balance transactions"):
+            return self._client.v1.balance_transactions.list(params=cast(Any, params)).to_dict()
+
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         """Return a refund as it stands now (a pending one settles later)."""
         with _translated("retrieve refund"):

@@ -28,6 +28,7 @@ from requests.structures import CaseInsensitiveDict
 from adapters.stripe import signature
 from adapters.stripe.simulator_objects import (
     ApiError,
+    balance_transaction,
     charge,
     checkout_session,
     event,
@@ -74,6 +75,7 @@ class StripeSimulator:
         self._events: dict[str, list[tuple[str, bytes]]] = {}  # session id -> [(type, body)]
         self._replays: dict[str, _Replay] = {}
         self._outages: list[Outage] = []
+        self.fee_per_mille = 36  # Stripe's standard card fee in Japan, 3.6%, kept out of the payout
         self.refunds_pending = False  # True: new refunds are `pending` until next retrieved, as bank-side ones
 
     def http_client(self) -> SimulatorHTTPClient:
@@ -198,6 +200,8 @@ class StripeSimulator:
             return self._create_session(params)
         if method == "POST" and path == "/v1/refunds":
             return self._create_refund(params)
+        if method == "GET" and path == "/v1/balance_transactions":
+            return self._balance_transactions(params, expand)
         if match := _SESSION_PATH.match(path):
             session = self._session_or_404(match.group(1))
             if method == "POST" and match.group(2):
@@ -213,6 +217,21 @@ class StripeSimulator:
                 found["status"] = "succeeded"  # the card network has answered by the next look
             return self._expanded(found, expand)
         raise ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
+
+    def _balance_transactions(self, params: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        """List balance transactions, oldest first, filtered by created[gte|lt] and type; 100 a page."""
+        created = params.get("created") or {}
+        low, high = int(created.get("gte", 0)), int(created.get("lt", 2**62))
+        found = sorted((o for o in self._objects.values() if o["object"] == "balance_transaction"
+                        and low <= o["created"] < high and params.get("type") in (None, o["type"])),
+                       key=lambda o: (o["created"], o["id"]))
+        after = params.get("starting_after")
+        if after:
+            found = found[[o["id"] for o in found].index(after) + 1:] if after in {o["id"] for o in found} else []
+        limit = int(params.get("limit", 10))
+        inner = [path.removeprefix("data.") for path in expand if path.startswith("data.")]
+        return {"object": "list", "url": "/v1/balance_transactions", "has_more": len(found) > limit,
+                "data": [self._expanded(o, inner) for o in found[:limit]]}
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
         now = self._clock()
@@ -285,6 +304,9 @@ class StripeSimulator:
             session["payment_intent"] = intent["id"]
         attempt = charge(_new_id("ch_", 24), intent, now, paid=paid, brand=brand, last4=last4)
         self._objects[attempt["id"]] = attempt
+        if paid:
+            txn = balance_transaction(attempt, now, fee_rate_per_mille=self.fee_per_mille)
+            self._objects[txn["id"]] = txn
         intent["latest_charge"] = attempt["id"]
         if paid:
             intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None)

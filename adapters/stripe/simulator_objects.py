@@ -219,6 +219,28 @@ def charge(
     }
 
 
+def balance_transaction(paid: Mapping[str, Any], now: datetime, *, fee_rate_per_mille: int) -> dict[str, Any]:
+    """The balance transaction of a paid charge: gross amount, Stripe's fee, and the net it pays out."""
+    fee = (paid["amount"] * fee_rate_per_mille + 500) // 1000
+    return {
+        "id": paid["balance_transaction"],
+        "object": "balance_transaction",
+        "amount": paid["amount"],
+        "available_on": int(now.timestamp()) + 4 * 86_400,
+        "created": int(now.timestamp()),
+        "currency": paid["currency"],
+        "description": None,
+        "fee": fee,
+        "fee_details": [{"amount": fee, "currency": paid["currency"], "description": "Stripe processing fees",
+                         "type": "stripe_fee"}],
+        "net": paid["amount"] - fee,
+        "reporting_category": "charge",
+        "source": paid["id"],
+        "status": "pending",
+        "type": "charge",
+    }
+
+
 def refund(
     refund_id: str, paid: Mapping[str, Any], amount: int, metadata: Mapping[str, str], now: datetime
 ) -> dict[str, Any]:

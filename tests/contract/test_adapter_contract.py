@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,6 +24,8 @@ from adapters.base import (
     SignatureError,
 )
 from tests.contract.conftest import ContractAdapter, ContractDriver
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 SIGNED_AT = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
 _serial = itertools.count(1)
@@ -280,3 +283,18 @@ def test_refunding_a_checkout_that_was_never_paid_is_a_permanent_error(adapter: 
 
     with pytest.raises(PermanentError):
         adapter.refund(RefundRequest(checkout.provider_ref, 3_000, "過誤納", "refund-unpaid"))
+
+
+def test_a_paid_checkout_is_in_the_settlement_report_of_its_day_with_its_reference(
+    adapter: PaymentAdapter, driver: ContractDriver
+) -> None:
+    require(adapter, Capability.SETTLEMENT_REPORT)
+    checkout, request = paid_checkout(adapter, driver, amount=3_040)
+    today = datetime.now(UTC).astimezone(TOKYO).date()
+
+    report = adapter.settlement_report(today)
+
+    ours = [entry for entry in report if entry.reference == request.reference]
+    assert len(ours) == 1
+    assert ours[0].amount == 3_040 and ours[0].fee >= 0 and ours[0].provider_payment_id
+    assert all(e.reference != request.reference for e in adapter.settlement_report(today - timedelta(days=1)))

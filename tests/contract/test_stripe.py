@@ -345,6 +345,7 @@ def test_the_adapter_declares_hosted_page_polling_webhooks_cancel_and_refunds(st
         | Capability.CANCEL
         | Capability.REFUND
         | Capability.PARTIAL_REFUND
+        | Capability.SETTLEMENT_REPORT
     )
     assert stripe_adapter.simulator is None
 

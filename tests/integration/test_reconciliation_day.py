@@ -194,6 +194,8 @@ def ward_day(app: Any, session: Session, slips: None, clerk: StaffUser) -> WardD
     assert square.simulator.simulate_device(stray.provider_ref, "complete") == "COMPLETED"
     (stray_payment,) = square.simulator.checkout(stray.provider_ref)["payment_ids"]
     plant("missing_in_gateway", f"settlement:{stray_payment}")
+    # Stripe keeps its fee out of the payout of the day's card payments; the ward budgets gross.
+    plant("fee_netted", f"fees:stripe:{TODAY.isoformat()}")
 
     day.adapters = {"square": cast(PaymentAdapter, DroppingReport(square, {lost_attempt.reference})),
                     "stripe": adapters["stripe"], "paypay": adapters["paypay"]}
@@ -246,7 +248,7 @@ def test_every_planted_anomaly_is_detected_exactly_once_and_the_totals_are_exact
     assert Counter(kind for kind, _, _ in found) == ward_day.planted
     # Every kind of the contract once; the ledger's kinds once more, planted online today.
     assert ward_day.planted == Counter(dict.fromkeys(EXCEPTION_KINDS, 1)) + Counter(
-        ["double_payment", "paid_after_due_date", "payment_on_void_slip", "amount_mismatch"])
+        ["double_payment", "paid_after_due_date", "payment_on_void_slip", "amount_mismatch", "fee_netted"])
     assert {(kind, subject) for kind, subject, on in found if on == TODAY} == ward_day.today
     # This run raised today's cases (the agency ones were raised when their files came in).
     assert summary.raised == Counter(kind for kind, _ in ward_day.today)
