@@ -50,9 +50,7 @@ def _municipality_codes(app: Flask) -> list[str]:
 
 def reconcile(app: Flask, business_date: date) -> dict[str, Any]:
     """Reconcile the business date of every configured municipality."""
-    # Imported here: reconciliation.run is written separately; until it exists this job
-    # fails with "No module named 'reconciliation.run'" recorded in its JobRun.
-    from reconciliation.run import reconcile_day
+    from reconciliation.run import reconcile_day  # here: the scheduler starts without loading the matching
 
     summary: dict[str, Any] = {}
     for code in _municipality_codes(app):

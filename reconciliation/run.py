@@ -30,6 +30,7 @@ from gateway.models import (
     FundType,
     Payment,
     PaymentAttempt,
+    ProviderSettlement,
     ReconException,
     ReconRun,
     Slip,
@@ -40,6 +41,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
+from gateway.services.settlements import READERS, stored_settlements
 from reconciliation.matching import Booked, Settled, match, rules
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -106,6 +108,8 @@ def reconcile_day(session: Session, municipality_code: str, business_date: date,
                 summary.raised += raise_exceptions(session, municipality.id, _settlement_findings(
                     session, municipality.id, business_date, name, report))
             summary.settlement[name] = "the provider's settlement of the day (gross, fees apart)"
+    for name in sorted(set(READERS) & set(adapters or {}) - set(summary.settlement)):
+        summary.settlement[name] = _check_stored_settlement(session, municipality.id, business_date, name, summary)
     for name in sorted({"stripe", "paypay"} - set(summary.settlement)):
         summary.settlement[name] = "no settlement report from the provider's adapter"
     summary.open_exceptions = Counter(dict(session.execute(
@@ -174,6 +178,25 @@ def _ledger_findings(session: Session, municipality_id: int, business_date: date
             found.append(dict(kind="paid_after_due_date", details={
                 "due_date": row.due_date.isoformat(), "days_late": (business_date - row.due_date).days}, **common))
     return found
+
+
+def _check_stored_settlement(session: Session, municipality_id: int, business_date: date, adapter: str,
+                             summary: ReconSummary) -> str:
+    """Payments through `adapter` whose settlement window closed today, against the imported reports."""
+    checked = business_date - timedelta(days=rules()[adapter].settle_within_days)
+    covered = session.scalar(select(func.max(ProviderSettlement.settled_on)).where(
+        ProviderSettlement.municipality_id == municipality_id, ProviderSettlement.adapter == adapter))
+    if covered is None or covered < checked:
+        session.rollback()
+        return f"no settlement report imported yet that covers {checked.isoformat()}"
+    references = list(session.scalars(select(PaymentAttempt.reference).join(
+        Payment, Payment.id == PaymentAttempt.payment_id).where(
+        PaymentAttempt.adapter == adapter, PaymentAttempt.status == "succeeded", _of_day(municipality_id, checked))))
+    report = stored_settlements(session, municipality_id, adapter, references, checked)
+    with transaction(session):
+        summary.raised += raise_exceptions(session, municipality_id, _settlement_findings(
+            session, municipality_id, checked, adapter, report))
+    return f"imported settlement report, payments of {checked.isoformat()} (window closed)"
 
 
 def _provider_figures(session: Session, municipality_id: int, business_date: date, adapter: str,

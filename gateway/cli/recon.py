@@ -9,6 +9,7 @@ import click
 from flask import current_app
 
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
+from gateway.services.settlements import import_settlement_file
 from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_receipts, write_atomically, write_export
 from reconciliation.run import reconcile_day, summary_csv, summary_json
 
@@ -82,3 +83,15 @@ def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> 
     for channel, how in sorted(summary.settlement.items()):
         click.echo(f"  settlement {channel}: {how}")
     click.echo(f"files in {folder}: " + ", ".join([*files, "receipts.dat", receipts.name]))
+
+
+@recon.command("settlement")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--adapter", "adapter_name", required=True, help="paypay: the settlement report PayPay lets you download")
+@municipality_option
+@operation
+def recon_settlement(file: Path, adapter_name: str, municipality_code: str | None) -> None:
+    """Import a provider's settlement report (validated in full, each payment stored once)."""
+    new, known = import_settlement_file(session(), resolve_municipality(municipality_code), adapter_name,
+                                        file.read_bytes(), filename=file.name, actor="cli")
+    click.echo(f"{file.name}: {new:,} settled payments stored, {known:,} stored before")

@@ -6,7 +6,13 @@ from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePr
 from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
-from gateway.models.recon import EXCEPTION_KINDS, RESOLUTIONS, ExceptionComment, ReconException
+from gateway.models.recon import (
+    EXCEPTION_KINDS,
+    RESOLUTIONS,
+    ExceptionComment,
+    ProviderSettlement,
+    ReconException,
+)
 from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
@@ -26,6 +32,7 @@ __all__ = [
     "AgencyDeposit",
     "ExceptionComment",
     "JobRun",
+    "ProviderSettlement",
     "ReconRun",
     "SchedulerJob",
     "AgencyImport",

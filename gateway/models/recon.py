@@ -65,3 +65,20 @@ class ExceptionComment(Base):
     author: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProviderSettlement(Base):
+    """A payment as a provider's settlement report lists it, imported from a file (PayPay)."""
+
+    __tablename__ = "provider_settlements"
+    __table_args__ = (UniqueConstraint("municipality_id", "adapter", "provider_payment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    adapter: Mapped[str] = mapped_column(String(40))
+    provider_payment_id: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(64), index=True)  # our attempt's reference
+    amount: Mapped[int] = mapped_column(BigInteger)  # yen, gross
+    fee: Mapped[int] = mapped_column(BigInteger)  # yen the provider keeps out of its payout
+    settled_on: Mapped[date] = mapped_column(Date, index=True)  # the payment's date (Asia/Tokyo)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

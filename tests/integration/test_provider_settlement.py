@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select, update
 
 from adapters.base import CheckoutRequest, SettledPayment
-from gateway.models import ReconException, Slip
+from gateway.models import Payment, ProviderSettlement, ReconException, Slip
 from gateway.services.ledger_import import import_ledger
 from gateway.services.payments import settle_attempt, start_payment
+from gateway.services.settlements import SettlementFileInvalid, import_settlement_file
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from reconciliation.reports import remittances
@@ -71,3 +73,57 @@ def test_card_payments_are_matched_with_stripes_settlement_and_its_fees_are_repo
     rows = [r for r in remittances(session, "131075").rows if r[0] == "stripe"]
     assert rows == [("stripe", TODAY.isoformat(), 2, kept.amount + lost.amount, figures["payout"],
                      figures["payout"] - kept.amount - lost.amount)]
+
+
+REPORT_HEADER = "merchant_payment_id,payment_id,paid_on,paid_time,amount,fee\n"
+
+
+def _paypay_payment(app, session, slip: Slip):  # type: ignore[no-untyped-def]
+    paypay = app.extensions["kokin.adapters"]["paypay"]
+    started = start_payment(session, {"paypay": paypay}, municipality_id=slip.municipality_id,
+                            slip_number=slip.number, channel="paypay", return_url="https://ward.test/r",
+                            cancel_url="https://ward.test/c", fee_schedules={}, actor="resident")
+    paypay.simulator.simulate_payment(started.attempt.provider_ref, "COMPLETED")
+    settle_attempt(session, "paypay", paypay.fetch_status(started.attempt.provider_ref), actor="test")
+    return started.attempt
+
+
+def test_a_paypay_settlement_report_is_stored_once_and_a_bad_one_not_at_all(app, session) -> None:  # type: ignore[no-untyped-def]
+    good = (REPORT_HEADER + "kk-a,PP-1,2026-07-01,10:15:00,3000,30\nkk-b,PP-2,2026-07-01,11:00:00,5000,50\n").encode()
+    assert import_settlement_file(session, "131075", "paypay", good, filename="r.csv", actor="t") == (2, 0)
+    assert import_settlement_file(session, "131075", "paypay", good, filename="r.csv", actor="t") == (0, 2)
+    bad = (REPORT_HEADER + "kk-c,PP-3,2026-07-01,10:15:00,3000,3001\nkk-d,PP-3,2026-02-30,10:15:00,100,0\n").encode()
+    with pytest.raises(SettlementFileInvalid) as rejected:
+        import_settlement_file(session, "131075", "paypay", bad, filename="bad.csv", actor="t")
+    errors = rejected.value.details["errors"]
+    assert any(e.startswith("line 2, field fee") for e in errors)
+    assert any(e.startswith("line 3, field paid_on") for e in errors)
+    assert session.scalar(select(func.count()).select_from(ProviderSettlement)) == 2
+
+
+def test_paypay_payments_are_matched_with_the_imported_report_once_their_window_closed(  # type: ignore[no-untyped-def]
+        app, session, cipher) -> None:
+    rows = list(itertools.islice(ward_rows("131075", 2026, 10), 20))
+    import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="l.csv")
+    issue_slips(session, "131075")
+    slips = session.scalars(select(Slip).where(Slip.barcode.is_not(None)).order_by(Slip.id).limit(2)).all()
+    settled, lost = _paypay_payment(app, session, slips[0]), _paypay_payment(app, session, slips[1])
+    paid_on = date(2026, 7, 1)  # a week before the run: PayPay's window (rules.toml) has closed
+    session.execute(update(Payment).where(Payment.id.in_([settled.payment_id, lost.payment_id]))
+                    .values(accepted_at=datetime(2026, 7, 1, 3, 0, tzinfo=UTC)))
+    session.commit()
+    adapters = {"paypay": app.extensions["kokin.adapters"]["paypay"]}
+    run_on = paid_on + timedelta(days=7)
+
+    before = reconcile_day(session, "131075", run_on, adapters=adapters)
+    report = (REPORT_HEADER + f"{settled.reference},PP-10,2026-07-01,12:00:00,{settled.amount},45\n"
+              "kk-not-ours,PP-11,2026-07-01,12:30:00,2500,25\n").encode()
+    import_settlement_file(session, "131075", "paypay", report, filename="paypay-0701.csv", actor="t")
+    after = reconcile_day(session, "131075", run_on, adapters=adapters)
+
+    assert before.raised == Counter() and before.settlement["paypay"].startswith("no settlement report imported")
+    assert after.raised == Counter(missing_in_settlement=1, missing_in_gateway=1, fee_netted=1)
+    found = {(e.kind, e.amount, e.business_date) for e in session.scalars(select(ReconException))}
+    assert found == {("missing_in_settlement", lost.amount, paid_on), ("missing_in_gateway", 2_500, paid_on),
+                     ("fee_netted", 45, paid_on)}
+    assert reconcile_day(session, "131075", run_on, adapters=adapters).raised == Counter()
