@@ -6,7 +6,7 @@ say what matches and what is an exception, and the run records the exceptions on
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -57,11 +57,10 @@ class Matching:
     missing_in_settlement: list[Booked] = field(default_factory=list)
     missing_in_gateway: list[Settled] = field(default_factory=list)
     amount_mismatch: list[tuple[Booked, Settled]] = field(default_factory=list)
-    fee_netted: list[tuple[Booked, Settled]] = field(default_factory=list)
 
 
-def match(booked: Iterable[Booked], settled: Iterable[Settled], *, fee_of: Mapping[str, int] | None = None) -> Matching:
-    """Match on key; an amount short by exactly the provider's fee for the payment is `fee_netted`."""
+def match(booked: Iterable[Booked], settled: Iterable[Settled]) -> Matching:
+    """Match on key and compare amounts exactly (a provider's fee is reported apart, as SettledPayment.fee)."""
     result = Matching()
     by_key = {s.key: s for s in settled}
     seen: set[str] = set()
@@ -73,8 +72,6 @@ def match(booked: Iterable[Booked], settled: Iterable[Settled], *, fee_of: Mappi
         seen.add(payment.key)
         if entry.amount == payment.amount:
             result.matched.append((payment, entry))
-        elif fee_of and payment.amount - entry.amount == fee_of.get(payment.channel, -1):
-            result.fee_netted.append((payment, entry))
         else:
             result.amount_mismatch.append((payment, entry))
     unknown = (s for k, s in by_key.items() if k not in seen)

@@ -8,7 +8,6 @@ Run it twice on the same inputs and it changes nothing and writes the same summa
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections import Counter
@@ -278,10 +277,6 @@ def summary_csv(summary: ReconSummary) -> bytes:
     for kind, count in sorted(summary.open_exceptions.items()):
         writer.writerow(["exception", kind, "", count, "", ""])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def run_record(session: Session, municipality_code: str, business_date: date) -> tuple[ReconRun | None,

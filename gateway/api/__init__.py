@@ -6,7 +6,7 @@ from flask_smorest import Api
 
 
 def register_api(app: Flask) -> None:
-    from gateway.api import agency, funds, payments, recon, slips
+    from gateway.api import agency, exceptions, funds, payments, recon, slips
 
     app.config.setdefault("API_SPEC_OPTIONS", {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -14,7 +14,7 @@ def register_api(app: Flask) -> None:
         "info": {"description": "Payment slips and payments of public funds. Amounts are integer yen."},
     })
     api = Api(app)
-    for blueprint in (funds.blp, slips.blp, payments.blp, agency.blp, agency.exceptions_blp, recon.blp):
+    for blueprint in (funds.blp, slips.blp, payments.blp, agency.blp, exceptions.blp, recon.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api
     from gateway.api import webhooks

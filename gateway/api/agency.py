@@ -14,16 +14,12 @@ from marshmallow import fields, validate
 from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import StrictSchema
 from gateway.errors import GatewayError, NotFound
-from gateway.models import EXCEPTION_KINDS, Municipality
+from gateway.models import Municipality
 from gateway.services.agency_checks import expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
-from gateway.services.exceptions import list_exceptions
 
 blp = Blueprint("agency", __name__, url_prefix="/agency", description="Collection agencies (速報/確報/取消)")
 blp.before_request(require_api_key)
-exceptions_blp = Blueprint("exceptions", __name__, url_prefix="/exceptions",
-                           description="Reconciliation exceptions for accounting staff")
-exceptions_blp.before_request(require_api_key)
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
@@ -61,26 +57,6 @@ class RemittanceSchema(StrictSchema):
     expected = fields.Integer(required=True)
     received = fields.Integer(required=True)
     difference = fields.Integer(required=True)
-
-
-class ExceptionQuerySchema(StrictSchema):
-    kind = fields.String(validate=validate.OneOf(EXCEPTION_KINDS))
-    status = fields.String(validate=validate.OneOf(["open", "pending_approval", "resolved"]))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-
-
-class ExceptionSchema(StrictSchema):
-    id = fields.Integer(required=True)
-    kind = fields.String(required=True)
-    subject_key = fields.String(required=True)
-    business_date = fields.Date(required=True)
-    amount = fields.Integer(allow_none=True)
-    slip_number = fields.String(allow_none=True)
-    payment_id = fields.Integer(allow_none=True)
-    agency_report_id = fields.Integer(allow_none=True)
-    details = fields.Dict(required=True)
-    status = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
 
 
 def _municipality_code() -> str:
@@ -127,12 +103,3 @@ def enter_deposit(deposit: dict[str, Any], adapter: str) -> Any:
 def list_remittances() -> Any:
     """Expected deposits per agency and planned date (from 確報 data) against what arrived."""
     return [{**vars(r), "difference": r.difference} for r in expected_remittances(session(), _municipality_code())]
-
-
-@exceptions_blp.route("")
-@exceptions_blp.arguments(ExceptionQuerySchema, location="query")
-@exceptions_blp.response(200, ExceptionSchema(many=True))
-def list_exception_queue(query: dict[str, Any]) -> Any:
-    """List exceptions, newest first; filter by kind and status."""
-    return list_exceptions(session(), g.municipality_id, kind=query.get("kind"), status=query.get("status"),
-                           limit=query["limit"])

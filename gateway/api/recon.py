@@ -8,8 +8,8 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from gateway.api.agency import ExceptionSchema
 from gateway.api.auth import require_api_key, session
+from gateway.api.exceptions import ExceptionSchema
 from gateway.api.schemas import StrictSchema
 from gateway.errors import GatewayError, NotFound
 from gateway.models import Municipality

@@ -4,7 +4,8 @@ Reconciliation reads them back for the payments whose settlement window has clos
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +20,7 @@ from gateway.services.events import record_event
 from gateway.services.reference import get_municipality
 
 READERS = {"paypay": read_settlement}
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 class SettlementFileInvalid(GatewayError):
@@ -62,4 +64,4 @@ def stored_settlements(session: Session, municipality_id: int, adapter: str, ref
         ProviderSettlement.municipality_id == municipality_id, ProviderSettlement.adapter == adapter,
         ProviderSettlement.reference.in_(references) | (ProviderSettlement.settled_on == day))).all()
     return [SettledPayment(s.provider_payment_id, s.reference, int(s.amount), adapter,
-                           s.created_at, fee=int(s.fee)) for s in found]
+                           datetime.combine(s.settled_on, time(0), tzinfo=TOKYO), fee=int(s.fee)) for s in found]
