@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import ClauseElement, DateTime, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -51,7 +51,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No ping on checkout: it is a round trip on every request. A connection the server has
+    # dropped fails its request instead (503 database_unavailable, the whole pool is
+    # invalidated, the next request connects afresh), and none lives longer than 30 minutes.
+    return create_engine(url, pool_recycle=1800, **kwargs)
 
 
 class Database:
@@ -85,3 +88,59 @@ def transaction(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+class Statements:
+    """Run prebuilt Core statements in the session's transaction, for hot paths.
+
+    On PostgreSQL they go straight to the driver: compiled once per statement, prepared on
+    the server, and a batch travels in one pipeline (one round trip; the transaction's
+    BEGIN rides along). Elsewhere they run through the session's connection one by one.
+    Parameters are passed as the driver takes them: aware datetimes, dicts for JSON
+    columns (wrapped here), plain values otherwise. Rows answer by column name.
+    """
+
+    # (id, dialect) -> (the statement, kept so that its id stays its own; SQL; default parameters)
+    _compiled: dict[tuple[int, str], tuple[Executable, str, dict[str, Any]]] = {}
+
+    def __init__(self, session: Session) -> None:
+        self._connection = session.connection()
+        dialect = self._connection.dialect
+        self.postgresql = dialect.name == "postgresql"
+        self._driver = self._connection.connection.driver_connection if self.postgresql else None
+
+    def first(self, statement: Executable, params: dict[str, Any]) -> Any | None:
+        """The first row the statement returns (None when it returns none)."""
+        return self.batch([(statement, params)])[0]
+
+    def batch(self, items: list[tuple[Executable, dict[str, Any]]]) -> list[Any | None]:
+        """Run the statements in order; the first row of each (None for no rows or no RETURNING)."""
+        if self._driver is None:
+            results = [self._connection.execute(statement, params) for statement, params in items]
+            return [result.first() if result.returns_rows else None for result in results]
+        from psycopg.pq import TransactionStatus
+        from psycopg.rows import namedtuple_row
+        from psycopg.types.json import Json
+
+        driver = self._driver
+
+        def send(statement: Executable, params: dict[str, Any]) -> Any:
+            sql, defaults = self._sql(statement)
+            values = {**defaults, **{k: Json(v) if isinstance(v, dict) else v for k, v in params.items()}}
+            cursor = driver.cursor(row_factory=namedtuple_row)
+            return cursor.execute(sql, values, prepare=True)
+
+        if len(items) == 1 and driver.info.transaction_status == TransactionStatus.INTRANS:
+            cursors = [send(*items[0])]  # nothing to ride along: a pipeline would only cost
+        else:
+            with driver.pipeline():
+                cursors = [send(statement, params) for statement, params in items]
+        return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
+
+    def _sql(self, statement: Executable) -> tuple[str, dict[str, Any]]:
+        key = (id(statement), self._connection.dialect.name)
+        found = self._compiled.get(key)
+        if found is None:
+            compiled = cast(ClauseElement, statement).compile(dialect=self._connection.dialect)
+            found = self._compiled[key] = (statement, str(compiled), dict(compiled.params))
+        return found[1], found[2]

@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,14 @@ def register_error_handlers(app: Flask) -> None:
             if header.lower() == "allow":
                 response.headers["Allow"] = value
         return response
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> tuple[Response, int]:
+        if exc.connection_invalidated:  # the server went away; the pool starts afresh
+            log.warning("database connection lost; the pool was refreshed")
+            return jsonify(error_body("database_unavailable",
+                                      "The database connection was lost; send the request again.")), 503
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, true, union_all, update
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from adapters.base import (
@@ -23,21 +25,20 @@ from adapters.base import (
     PermanentError,
     RetryableError,
 )
-from gateway.db import transaction, utcnow
+from gateway.db import Statements, transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
 from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
-from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Sale, Slip, table
-from gateway.services.events import record_event, record_events
+from gateway.models import Assessment, Event, Payment, PaymentAttempt, Refund, Sale, Slip, WebhookDelivery, table
+from gateway.services.events import record_event
 
 ONLINE_CHANNELS = ("card", "paypay")
 OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.EXPIRED: "expire",
                   Outcome.CANCELLED: "cancel", Outcome.UNKNOWN: "lose_track", Outcome.PENDING: "open"}
 
-# The settlement statements, built once (the webhook hot path).
+# The settlement statements, built once (the webhook hot path; see `Statements`).
 _attempts, _payments, _assessments, _slips = table(PaymentAttempt), table(Payment), table(Assessment), table(Slip)
-_sales = table(Sale)
-_refunds = table(Refund)
+_sales, _refunds, _events, _deliveries = table(Sale), table(Refund), table(Event), table(WebhookDelivery)
 _SETTLEMENT_COLUMNS = (_attempts.c.id, _attempts.c.status, _payments.c.id.label("payment_id"),
                        _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
                        _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount, _payments.c.sale_id)
@@ -53,6 +54,18 @@ _LOCK_SALE_FOR_SETTLEMENT = (
     .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
                  .join(_sales, _sales.c.id == _payments.c.sale_id))
     .where(*_OF_ATTEMPT).with_for_update())
+# A notification is recorded once per (adapter, event id), in the transaction of the change.
+_DELIVERY_VALUES: dict[str, Any] = dict(adapter=bindparam("p_adapter"), event_id=bindparam("p_event_id"),
+                        event_type=bindparam("p_event_type"), received_at=bindparam("p_received_at"))
+_RECORD_DELIVERY = {name: dialect.insert(_deliveries).values(**_DELIVERY_VALUES).on_conflict_do_nothing()
+                    .returning(_deliveries.c.id)
+                    for name, dialect in (("postgresql", postgresql_dialect), ("sqlite", sqlite_dialect))}
+# On PostgreSQL: record the delivery, then lock (in that order: the lock is taken only for a
+# first delivery, and a redelivery waits on the first one's row, never on its locks).
+_delivery = _RECORD_DELIVERY["postgresql"].cte("delivery")
+_locked = _LOCK_FOR_SETTLEMENT.lateral("locked")
+_DELIVER_AND_LOCK = (select(_delivery.c.id.label("delivery_id"), _locked)
+                     .select_from(_delivery.outerjoin(_locked, true())))
 _SALE_OUTCOMES = {"succeeded": "paid", "cancelled": "cancelled", "expired": "timed_out", "failed": "failed"}
 _SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
                    .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
@@ -60,11 +73,54 @@ _SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attemp
 _other = _payments.alias("other")
 _BOOKED = exists().where(_other.c.assessment_id == bindparam("p_assessment_id"), _other.c.applied)
 _BOOK_PAYMENT = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"))
-                 .values(status=bindparam("p_status"), accepted_at=bindparam("p_accepted_at"),
+                 .values(status=bindparam("p_payment_status"), accepted_at=bindparam("p_accepted_at"),
                          updated_at=bindparam("p_updated_at"), applied=~_BOOKED, overpaid=_BOOKED)
                  .returning(_payments.c.applied))
-_MARK_SLIP_PAID = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _slips.c.status == "issued")
+_APPLIED = exists().where(_other.c.id == bindparam("p_payment_id"), _other.c.applied)  # after _BOOK_PAYMENT
+_MARK_SLIP_PAID = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _slips.c.status == "issued", _APPLIED)
                    .values(status="paid"))
+_EVENT_COLUMNS = ("kind", "subject_type", "subject_id", "municipality_id", "actor", "data", "recorded_at")
+
+
+def _event_values(prefix: str) -> list[Any]:
+    return [bindparam(f"{prefix}{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS]
+
+
+_RECORD_EVENT = insert(_events).values(dict(zip(_EVENT_COLUMNS, _event_values("e_"), strict=True)))
+_RECORD_EVENT_IF_APPLIED = insert(_events).from_select(list(_EVENT_COLUMNS),
+                                                       select(*_event_values("e_")).where(_APPLIED))
+
+
+def _settle_success_in_one() -> Any:
+    """PostgreSQL: a success's writes as one statement (data-modifying CTEs), the same rules.
+
+    The attempt's update, the booking, the slip marked paid when the booking applied, and the
+    attempt's event (a_*) with the payment.applied event (e_*) when it applied. All parts
+    see one snapshot, so the slip and the event test the booking's RETURNING, not the table.
+    """
+    attempt = _SETTLE_ATTEMPT.returning(_attempts.c.id).cte("settled_attempt")
+    booked = _BOOK_PAYMENT.cte("booked")
+    applied = select(booked.c.applied).scalar_subquery()
+    slip = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _slips.c.status == "issued", applied)
+            .values(status="paid").returning(_slips.c.id).cte("paid_slip"))
+    events = (insert(_events).from_select(list(_EVENT_COLUMNS), union_all(
+        select(*_event_values("a_")), select(*_event_values("e_")).where(applied)))
+        .returning(_events.c.id).cte("recorded"))
+    return select(booked.c.applied).add_cte(attempt, slip, events)
+
+
+_SETTLE_SUCCESS_IN_ONE = _settle_success_in_one()
+_QUEUE_REFUND = (insert(_refunds).values(payment_id=bindparam("p_payment_id"), amount=bindparam("p_amount"),
+                                         reason="double payment (二重納付)", status="requested", requested_by="system",
+                                         created_at=bindparam("p_updated_at"), updated_at=bindparam("p_updated_at"))
+                 .returning(_refunds.c.id))
+_SALE_PAYMENT_SUCCEEDED = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"))
+                           .values(status=bindparam("p_payment_status"), accepted_at=bindparam("p_accepted_at"),
+                                   updated_at=bindparam("p_updated_at"), applied=True))
+_SALE_PAID = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"))
+              .values(status="paid", completed_at=bindparam("p_accepted_at")))
+_SALE_ENDED = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"), _sales.c.status == "waiting")
+               .values(status=bindparam("p_sale_status")))
 
 
 class ProviderUnavailable(GatewayError):
@@ -190,17 +246,53 @@ def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *
 
 def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *,
                           actor: str) -> tuple[int, bool]:
-    """`settle_attempt` inside the caller's transaction: the attempt's id and whether anything changed.
+    """`settle_attempt` inside the caller's transaction: the attempt's id and whether anything changed."""
+    settled = _settle(session, adapter_name, status, actor=actor, delivery=None)
+    assert settled is not None  # only a delivery can be a repeat
+    return settled
+
+
+def settle_delivery(session: Session, adapter_name: str, status: PaymentStatus, delivery: Delivery, *,
+                    actor: str) -> tuple[int, bool] | None:
+    """Record a provider notification and settle what it reports, in the caller's transaction.
+
+    None, with nothing changed, when (adapter, event id) was recorded before.
+    """
+    return _settle(session, adapter_name, status, actor=actor, delivery=delivery)
+
+
+def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str,
+            delivery: Delivery | None) -> tuple[int, bool] | None:
+    """Settle an attempt: its id and whether anything changed (None for a repeated delivery).
 
     One statement locks the attempt, its payment and the instalment (SELECT ... FOR UPDATE
     over the join), so settlements of payments of one instalment queue behind each other and
-    the next statement sees whether another payment was applied meanwhile. The partial
-    unique index on applied payments stays the guarantee; the lock only keeps it from firing.
-    This is the webhook hot path: Core statements, no ORM loads.
+    the writes see whether another payment was applied meanwhile. The partial unique index
+    on applied payments stays the guarantee; the lock only keeps it from firing.
+
+    With `delivery`, the notification is recorded first (on PostgreSQL in the statement that
+    locks) and None is returned, nothing changed, when it was recorded before.
+
+    This is the webhook hot path: prebuilt Core statements, no ORM loads, and on PostgreSQL
+    three round trips for a success (deliver and lock; the writes as one statement; commit).
     """
-    conn = session.connection()
-    params = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
-    row = conn.execute(_LOCK_FOR_SETTLEMENT, params).first() or conn.execute(_LOCK_SALE_FOR_SETTLEMENT, params).first()
+    sql = Statements(session)
+    params: dict[str, Any] = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
+    if delivery is None:
+        row = sql.first(_LOCK_FOR_SETTLEMENT, params)
+    else:
+        params |= {"p_event_id": delivery.event_id, "p_event_type": delivery.event_type[:100],
+                   "p_received_at": utcnow()}
+        if sql.postgresql:
+            row = sql.first(_DELIVER_AND_LOCK, params)
+            if row is None:
+                return None
+            row = row if row.id is not None else None
+        else:
+            if sql.first(_RECORD_DELIVERY[session.get_bind().dialect.name], params) is None:
+                return None
+            row = sql.first(_LOCK_FOR_SETTLEMENT, params)
+    row = row or sql.first(_LOCK_SALE_FOR_SETTLEMENT, params)
     if row is None:
         raise NotFound("no such payment attempt")
     event = OUTCOME_EVENTS[status.outcome]
@@ -208,61 +300,82 @@ def settle_in_transaction(session: Session, adapter_name: str, status: PaymentSt
         return row.id, False  # already there, or an older report arriving late: the state stands
     new_status = ATTEMPT.next(row.status, event)
     now = utcnow()
-    conn.execute(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_status": new_status, "p_card_brand": status.card_brand,
-                                   "p_card_last4": status.card_last4, "p_updated_at": now})
-    events = [dict(kind=f"attempt.{event}", subject_type="payment_attempt", subject_id=str(row.id),
-                   municipality_id=row.municipality_id, actor=actor,
-                   data={"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
+    accepted_at = status.paid_at or now
+    writes = [(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_status": new_status, "p_card_brand": status.card_brand,
+                                 "p_card_last4": status.card_last4, "p_updated_at": now}),
+              _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor,
+                     {"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
     if row.sale_id is not None:
-        events += _settle_sale(conn, row, new_status, status.paid_at or now, now, actor=actor)
+        writes += _sale_writes(row, new_status, accepted_at, now, actor)
     elif new_status == "succeeded":
-        events.append(_record_success(conn, row, status.paid_at or now, now, actor=actor))
-    record_events(session, events)
+        if row.payment_status != "open":
+            # A payment has one attempt and no cancel path yet, so this cannot happen today. When
+            # either arrives, a success here must become an overpayment, never be dropped.
+            raise IllegalTransition(f"payment {row.payment_id} is {row.payment_status}; a success cannot be applied",
+                                    details={"payment_id": row.payment_id})
+        booking = {"p_payment_id": row.payment_id, "p_assessment_id": row.assessment_id, "p_slip_id": row.slip_id,
+                   "p_payment_status": PAYMENT.next(row.payment_status, "succeed"), "p_accepted_at": accepted_at,
+                   "p_updated_at": now}
+        applied_event = _event(row, "payment.applied", "payment", row.payment_id, now, actor,
+                               {"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id})[1]
+        if sql.postgresql:  # one statement, one round trip
+            attempt_writes = {**writes[0][1], **{f"a_{k[2:]}": v for k, v in writes[1][1].items()}}
+            booking_row = sql.first(_SETTLE_SUCCESS_IN_ONE, {**attempt_writes, **booking, **applied_event})
+        else:
+            booked = len(writes)
+            writes += [(_BOOK_PAYMENT, booking), (_MARK_SLIP_PAID, booking),
+                       (_RECORD_EVENT_IF_APPLIED, {**applied_event, "p_payment_id": row.payment_id})]
+            booking_row = sql.batch(writes)[booked]
+        assert booking_row is not None
+        if not booking_row.applied:
+            _queue_double_payment(sql, row, now, actor)
+        return row.id, True
+    sql.batch(writes)
     return row.id, True
 
 
-def _settle_sale(conn: Connection, row: Row[*tuple[Any, ...]], attempt_status: str, accepted_at: datetime,
-                 now: datetime, *, actor: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Delivery:
+    """A provider notification: recorded once per (adapter, event id)."""
+
+    event_id: str
+    event_type: str
+
+
+def record_delivery(session: Session, adapter_name: str, delivery: Delivery) -> bool:
+    """Record a notification that changes nothing; False when it was recorded before."""
+    return Statements(session).first(_RECORD_DELIVERY[session.get_bind().dialect.name], {
+        "p_adapter": adapter_name, "p_event_id": delivery.event_id, "p_event_type": delivery.event_type[:100],
+        "p_received_at": utcnow()}) is not None
+
+
+def _event(row: Any, kind: str, subject_type: str, subject_id: int, now: datetime, actor: str,
+           data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    return _RECORD_EVENT, {"e_kind": kind, "e_subject_type": subject_type, "e_subject_id": str(subject_id),
+                           "e_municipality_id": row.municipality_id, "e_actor": actor, "e_data": data,
+                           "e_recorded_at": now}
+
+
+def _sale_writes(row: Any, attempt_status: str, accepted_at: datetime, now: datetime,
+                 actor: str) -> list[tuple[Any, dict[str, Any]]]:
     """Follow the terminal's outcome on the sale; a success reported late still wins over a time-out."""
     sale_status = _SALE_OUTCOMES.get(attempt_status)
     if sale_status is None:
         return []
+    params = {"p_payment_id": row.payment_id, "p_sale_id": row.sale_id, "p_accepted_at": accepted_at,
+              "p_updated_at": now, "p_sale_status": sale_status}
     if attempt_status == "succeeded":
-        conn.execute(update(_payments).where(_payments.c.id == row.payment_id)
-                     .values(status=PAYMENT.next(row.payment_status, "succeed"), accepted_at=accepted_at,
-                             updated_at=now, applied=True))
-        conn.execute(update(_sales).where(_sales.c.id == row.sale_id).values(status="paid", completed_at=accepted_at))
+        params["p_payment_status"] = PAYMENT.next(row.payment_status, "succeed")
+        writes = [(_SALE_PAYMENT_SUCCEEDED, params), (_SALE_PAID, params)]
     else:
-        conn.execute(update(_sales).where(_sales.c.id == row.sale_id, _sales.c.status == "waiting")
-                     .values(status=sale_status))
-    return [dict(kind=f"sale.{sale_status}", subject_type="sale", subject_id=str(row.sale_id),
-                 municipality_id=row.municipality_id, actor=actor,
-                 data={"payment_id": row.payment_id, "amount": row.amount})]
+        writes = [(_SALE_ENDED, params)]
+    return writes + [_event(row, f"sale.{sale_status}", "sale", row.sale_id, now, actor,
+                            {"payment_id": row.payment_id, "amount": row.amount})]
 
 
-
-def _record_success(conn: Connection, row: Row[*tuple[Any, ...]], accepted_at: datetime, now: datetime, *,
-                    actor: str) -> dict[str, Any]:
-    """Mark the payment succeeded and book it to its instalment, once; keep any second payment.
-
-    Returns the event to record. The caller holds the instalment's row lock.
-    """
-    if row.payment_status != "open":
-        # A payment has one attempt and no cancel path yet, so this cannot happen today. When
-        # either arrives, a success here must become an overpayment, never be dropped.
-        raise IllegalTransition(f"payment {row.payment_id} is {row.payment_status}; a success cannot be applied",
-                                details={"payment_id": row.payment_id})
-    applied = conn.execute(_BOOK_PAYMENT, {"p_payment_id": row.payment_id, "p_assessment_id": row.assessment_id,
-                                           "p_status": PAYMENT.next(row.payment_status, "succeed"),
-                                           "p_accepted_at": accepted_at, "p_updated_at": now}).scalar_one()
-    if applied:
-        conn.execute(_MARK_SLIP_PAID, {"p_slip_id": row.slip_id})
-        return dict(kind="payment.applied", subject_type="payment", subject_id=str(row.payment_id),
-                    municipality_id=row.municipality_id, actor=actor,
-                    data={"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id})
-    refund_id = conn.execute(insert(_refunds).values(
-        payment_id=row.payment_id, amount=row.amount, reason="double payment (二重納付)", status="requested",
-        requested_by="system", created_at=now, updated_at=now).returning(_refunds.c.id)).scalar_one()
-    return dict(kind="payment.double_payment", subject_type="payment", subject_id=str(row.payment_id),
-                municipality_id=row.municipality_id, actor=actor,
-                data={"amount": row.amount, "refund_id": refund_id})
+def _queue_double_payment(sql: Statements, row: Any, now: datetime, actor: str) -> None:
+    """Keep a second payment of a booked instalment as an overpayment, its refund requested."""
+    refund = sql.first(_QUEUE_REFUND, {"p_payment_id": row.payment_id, "p_amount": row.amount, "p_updated_at": now})
+    assert refund is not None
+    sql.batch([_event(row, "payment.double_payment", "payment", row.payment_id, now, actor,
+                      {"amount": row.amount, "refund_id": refund.id})])

@@ -5,14 +5,13 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
-from gateway.db import transaction, utcnow
+from gateway.db import transaction
 from gateway.errors import GatewayError
-from gateway.models import PaymentAttempt, WebhookDelivery, table
-from gateway.services.payments import ProviderUnavailable, settle_in_transaction
+from gateway.models import PaymentAttempt, WebhookDelivery
+from gateway.services.payments import Delivery, ProviderUnavailable, record_delivery, settle_delivery
 
 
 class InvalidSignature(GatewayError):
@@ -42,13 +41,14 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
         provider_ref = provider_ref or _provider_ref(session, adapter.name, event.reference)
         session.rollback()  # end the read before calling the provider
     status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
+    delivery = Delivery(event.event_id, event.type)
     with transaction(session):
-        if not _first_delivery(session, adapter.name, event.event_id, event.type):
-            return "duplicate"
         if status is None:
-            return "ignored"
-        _, changed = settle_in_transaction(session, adapter.name, status, actor=f"webhook:{adapter.name}")
-    return "applied" if changed else "unchanged"
+            return "ignored" if record_delivery(session, adapter.name, delivery) else "duplicate"
+        settled = settle_delivery(session, adapter.name, status, delivery, actor=f"webhook:{adapter.name}")
+    if settled is None:
+        return "duplicate"
+    return "applied" if settled[1] else "unchanged"
 
 
 def _provider_ref(session: Session, adapter_name: str, reference: str | None) -> str | None:
@@ -80,13 +80,3 @@ def _current_status(adapter: PaymentAdapter, provider_ref: str, event: WebhookEv
         return adapter.fetch_status(provider_ref)
     except RetryableError as exc:  # the provider retries the delivery; nothing is recorded yet
         raise ProviderUnavailable(f"{adapter.name} is not answering; deliver again later") from exc
-
-
-def _first_delivery(session: Session, adapter_name: str, event_id: str, event_type: str) -> bool:
-    """Record the delivery; False when (adapter, event id) was recorded before."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.connection().execute(
-        dialect_insert(table(WebhookDelivery))
-        .values(adapter=adapter_name, event_id=event_id, event_type=event_type[:100], received_at=utcnow())
-        .on_conflict_do_nothing().returning(table(WebhookDelivery).c.id))
-    return result.first() is not None
