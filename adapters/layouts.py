@@ -225,7 +225,7 @@ def _fields(spec: RecordSpec, line: int, raws: list[str | None], checked: bool =
     values: dict[str, Any] = {}
     errors: list[LineError] = []
     for fspec, raw in zip(spec.fields, raws, strict=True):
-        if raw is None:
+        if raw is None or fspec.type == "filler":  # fillers carry nothing: not in the values
             continue
         try:
             values[fspec.name] = convert(fspec, raw, checked=checked)
@@ -294,6 +294,7 @@ def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
             return
     by_kind = {spec.kind: spec for spec in layout.records.values()}
     cuts = {spec.kind: _offsets(spec, layout.kind_length) for spec in layout.records.values()}
+    compiled = {spec.kind: _compiled(spec, cuts[spec.kind]) for spec in layout.records.values()}
     records = data.split(b"\r\n")
     if records[-1] == b"":
         records.pop()
@@ -306,8 +307,11 @@ def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
         if spec is None:
             yield LineError(number, "record_kind", f"unknown record kind {kind!r}")
             continue
-        result = _fixed_fields(layout, spec, number, raw, cuts[kind])
-        yield from result if isinstance(result, list) else [result]
+        result = _fixed_fields(layout, spec, number, raw, cuts[kind], compiled[kind])
+        if isinstance(result, list):
+            yield from result
+        else:
+            yield result
 
 
 def _fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
@@ -331,10 +335,15 @@ def _fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
 TRUNCATED = LineError(0, None, "the file does not end with CRLF: truncated?")
 
 
-def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes,
-                  cuts: tuple[tuple[int, int], ...]) -> Record | list[LineError]:
+def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cuts: tuple[tuple[int, int], ...],
+                  compiled: _Compiled) -> Record | list[LineError]:
     if raw.isascii():  # the common case: decode once, cut by offsets (bytes and characters agree)
         text = raw.decode("ascii")
+        if text.isprintable():  # ASCII without control characters: the compiled converters
+            try:
+                return Record(number, spec.name, {name: conv(text[start:end]) for name, conv, start, end in compiled})
+            except ValueError:
+                pass  # a field is wrong: the full path below names every one
         return _fields(spec, number, [text[start:end] for start, end in cuts], not _CONTROL.search(text))
     raws: list[str | None] = []
     errors: list[LineError] = []
@@ -350,6 +359,53 @@ def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes,
             raws.append(None)
     result = _fields(spec, number, raws)
     return errors + result if isinstance(result, list) else (errors or result)
+
+
+_Compiled = tuple[tuple[str, Callable[[str], Any], int, int], ...]  # (field, converter, start, end)
+
+
+@lru_cache(maxsize=64)
+def _compiled(spec: RecordSpec, cuts: tuple[tuple[int, int], ...]) -> _Compiled:
+    return tuple((f.name, _fast_converter(f), start, end)
+                 for f, (start, end) in zip(spec.fields, cuts, strict=True) if f.type != "filler")
+
+
+_UNSEEN = object()
+
+
+def _fast_converter(spec: FieldSpec) -> Callable[[str], Any]:
+    """`convert` specialised once for one field, for text known to hold no control characters.
+
+    The same value, or the same ValueError: a cheap test takes the common case (a digits
+    field filled with digits; a date, time or short text seen before in this field) and
+    everything else goes through `convert` itself.
+    """
+    def full(raw: str) -> Any:
+        return convert(spec, raw, checked=True)
+
+    if (spec.type == "digits" and spec.length and spec.prefix is None and not spec.null_values
+            and (spec.max_bytes is None or spec.max_bytes >= spec.length)):
+        width = spec.length
+
+        def digits(raw: str) -> Any:
+            return raw if len(raw) == width and raw.isascii() and raw.isdigit() else full(raw)
+        return digits
+    if spec.type == "code" and spec.prefix is None and not spec.null_values and spec.max_bytes is None:
+        def code(raw: str) -> Any:  # letters and digits filling the field: no spaces to strip
+            return raw if raw.isascii() and raw.isalnum() else full(raw)
+        return code
+    if spec.type in ("date", "time") or (spec.type == "text" and (spec.length or spec.max_bytes or 99) <= 8):
+        seen: dict[str, Any] = {}  # a file holds a few hundred dates and at most 1,440 minutes, over and over
+
+        def repeated(raw: str) -> Any:
+            value = seen.get(raw, _UNSEEN)
+            if value is _UNSEEN:
+                value = full(raw)  # raises for a bad value: only good ones are remembered
+                if len(seen) < 100_000:
+                    seen[raw] = value
+            return value
+        return repeated
+    return full
 
 
 def _offsets(spec: RecordSpec, start: int) -> tuple[tuple[int, int], ...]:

@@ -13,8 +13,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import requests
 
@@ -35,9 +36,12 @@ DEFAULT_CHAINS: dict[str, str] = {
 BARCODE_AI = "91"
 
 
-@dataclass(frozen=True, slots=True)
-class AgencyReport:
-    """One data record: a store or app accepted the slip whose barcode it carries."""
+class AgencyReport(NamedTuple):
+    """One data record: a store or app accepted the slip whose barcode it carries.
+
+    A named tuple, not a dataclass: a 確報 file carries a million of them, and a tuple is
+    made in a third of the time.
+    """
 
     record: int  # record number in the file, 1-based (the header is record 1 in fixed files)
     kind: ReportKind
@@ -54,8 +58,18 @@ class AgencyReport:
     @property
     def match_key(self) -> str:
         """The store payment this record speaks of: the same for its 速報, 確報 and 取消."""
-        text = f"{self.barcode}|{self.paid_on:%Y%m%d}|{self.paid_time:%H%M}|{self.store_code}"
+        text = f"{self.barcode}|{_day_digits(self.paid_on)}|{_time_digits(self.paid_time)}|{self.store_code}"
         return hashlib.sha256(text.encode("ascii", "replace")).hexdigest()[:32]
+
+
+@lru_cache(maxsize=4096)  # a file holds a few hundred days and at most 1,440 minutes, over and over
+def _day_digits(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+@lru_cache(maxsize=4096)
+def _time_digits(moment: time) -> str:
+    return moment.strftime("%H%M")
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class AgencyAdapter:
 
     def __post_init__(self) -> None:
         self.layout: Layout = layouts.load_layout(self.layout_name, LAYOUT_DIR)
+        self._chains_seen: dict[str, tuple[str, str]] = {}
 
     def read(self, data: bytes) -> AgencyFile:
         """Validate the whole file and return its reports; raise AgencyFileRejected listing every error."""
@@ -167,16 +182,23 @@ class AgencyAdapter:
         if barcode is not None and amount is not None and amount != int(barcode[37:43]):
             errors.append(LineError(line, "amount", f"{amount:,} yen differs from the barcode's "
                                                     f"{int(barcode[37:43]):,} yen"))
-        if kind == "final" and "remittance_on" in values and values["remittance_on"] is None:
+        remittance_on = values.get("remittance_on")
+        if kind == "final" and remittance_on is None and "remittance_on" in values:
             errors.append(LineError(line, "remittance_on", "a 確報 must name its planned remittance date"))
         if kind is None or barcode is None:
             return None
-        chain = values["chain_code"].lstrip("0").zfill(3)
-        return AgencyReport(
-            record=line, kind=kind, barcode=barcode, amount=amount if amount is not None else int(barcode[37:43]),
-            paid_on=values["paid_on"], paid_time=values["paid_time"], store_code=values["store_code"],
-            chain_code=chain, channel=self.chains.get(chain, f"chain {chain}"),
-            remittance_on=values.get("remittance_on"), accounting_on=values.get("accounting_on"))
+        chain, channel = self._chain(values["chain_code"])
+        return AgencyReport(line, kind, barcode, int(barcode[37:43]) if amount is None else amount,
+                            values["paid_on"], values["paid_time"], values["store_code"], chain, channel,
+                            remittance_on, values.get("accounting_on"))
+
+    def _chain(self, code: str) -> tuple[str, str]:
+        """The chain code normalised to at least 3 digits, and its name from the chain table."""
+        found = self._chains_seen.get(code)
+        if found is None:
+            chain = code.lstrip("0").zfill(3)
+            found = self._chains_seen[code] = (chain, self.chains.get(chain, f"chain {chain}"))
+        return found
 
     def _header_errors(self, header: Record | None) -> list[LineError]:
         if header is None or self.client_code is None or "client_code" not in header.values:
@@ -201,8 +223,9 @@ def barcode_problem(digits: str) -> str | None:
 
 def check_digit(digits: str) -> int:
     """Modulus 10, weights 3 and 1 from the right (GS1; domain/payment-slip-barcode.md)."""
-    backwards = digits[::-1]
-    total = 3 * sum(map(int, backwards[0::2])) + sum(map(int, backwards[1::2]))
+    codes = digits.encode("ascii")  # digit values are the byte values less 48 (b"0")
+    threes, ones = codes[-1::-2], codes[-2::-2]  # weight 3 from the rightmost digit
+    total = 3 * (sum(threes) - 48 * len(threes)) + sum(ones) - 48 * len(ones)
     return (10 - total % 10) % 10
 
 

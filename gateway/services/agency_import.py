@@ -33,9 +33,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
-    func,
     insert,
-    or_,
     select,
     tuple_,
     update,
@@ -99,8 +97,8 @@ STAGE = Table(
     Column("remittance_on", Date),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
-STAGE_INDEXES = ("CREATE INDEX ix_agency_stage_match_key ON agency_stage (match_key)",
-                 "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)")
+# The new store payments are read in this order, once the known ones have left the stage.
+STAGE_ORDER_INDEX = "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)"
 _reports, _payments, _slips = table(ReportRow), table(Payment), table(Slip)
 NEW_CHUNK = 20_000  # new store payments decided and written at a time
 
@@ -113,6 +111,11 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
     """
     municipality = get_municipality(session, municipality_code)
     municipality_id, client_code = municipality.id, municipality.client_code
+    digest = hashlib.sha256(data).hexdigest()
+    before = _imported_before(session, municipality_id, agency.name, digest)
+    session.rollback()
+    if before is not None:  # the same bytes were validated and applied then: no need to read them again
+        return AgencyImportResult(agency.name, before.records, before.total_amount, already_imported=True)
     try:
         agency_file = agency.read(data)
     except AgencyFileRejected as exc:
@@ -123,15 +126,15 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
                                               f"client {client_code}"])
     result = AgencyImportResult(agency.name, len(agency_file.reports), agency_file.total_amount)
     with transaction(session):
-        import_id = _claim_import(session, municipality_id, agency, agency_file, data, filename, source, actor)
+        import_id = _claim_import(session, municipality_id, agency, agency_file, digest, filename, source, actor)
         if import_id is None:
             result.already_imported = True
             return result
         result.import_id = import_id
         _stage(session, agency_file.reports, progress or NoProgress())
         scope = _Scope(municipality_id, client_code, agency.name, import_id)
-        _apply_to_known(session, scope, result)
-        _apply_new(session, scope, result)
+        if _apply_to_known(session, scope, result):
+            _apply_new(session, scope, result)
         session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
@@ -151,11 +154,18 @@ class _Scope:
     import_id: int
 
 
+def _imported_before(session: Session, municipality_id: int, adapter: str, digest: str) -> Any | None:
+    imports = table(AgencyImport)
+    return session.execute(select(imports.c.records, imports.c.total_amount)
+                           .where(imports.c.municipality_id == municipality_id, imports.c.adapter == adapter,
+                                  imports.c.sha256 == digest)).first()
+
+
 def _claim_import(session: Session, municipality_id: int, agency: AgencyAdapter, agency_file: AgencyFile,
-                  data: bytes, filename: str, source: str, actor: str) -> int | None:
+                  digest: str, filename: str, source: str, actor: str) -> int | None:
     """Insert the import row; None when these bytes were imported before (or are being, concurrently)."""
     values = dict(municipality_id=municipality_id, adapter=agency.name, filename=filename[:255],
-                  sha256=hashlib.sha256(data).hexdigest(), source=source, created_on=agency_file.created_on,
+                  sha256=digest, source=source, created_on=agency_file.created_on,
                   records=len(agency_file.reports), total_amount=agency_file.total_amount, new_records=0,
                   imported_by=actor[:100], imported_at=utcnow())
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -169,24 +179,26 @@ def _stage(session: Session, reports: list[AgencyReport], progress: Progress) ->
     _drop_stage(session)
     STAGE.create(connection)
     progress.start("staging the records", len(reports))
-    for start in range(0, len(reports), 10_000):
-        rows = [_stage_row(seq, report) for seq, report in enumerate(reports[start:start + 10_000], start=start)]
-        if connection.dialect.name == "postgresql":
+    postgresql = connection.dialect.name == "postgresql"
+    for start in range(0, len(reports), STAGE_CHUNK):
+        chunk = reports[start:start + STAGE_CHUNK]
+        if postgresql:
             driver = connection.connection.driver_connection
             assert driver is not None
             columns = ", ".join(c.name for c in STAGE.columns)
             with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write("".join([_copy_line(seq, report) for seq, report in enumerate(chunk, start=start)]))
         else:
             names = [c.name for c in STAGE.columns]
-            connection.execute(insert(STAGE), [dict(zip(names, row, strict=True)) for row in rows])
-        progress.advance(len(rows))
-    for ddl in STAGE_INDEXES:  # after the load: cheaper than keeping them up to date during it
-        connection.exec_driver_sql(ddl)
-    if connection.dialect.name == "postgresql":
+            connection.execute(insert(STAGE), [dict(zip(names, _stage_row(seq, report), strict=True))
+                                               for seq, report in enumerate(chunk, start=start)])
+        progress.advance(len(chunk))
+    if postgresql:
         connection.exec_driver_sql("ANALYZE agency_stage")  # temporary tables get no autovacuum statistics
     progress.finish()
+
+
+STAGE_CHUNK = 50_000
 
 
 def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
@@ -194,6 +206,22 @@ def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
     return (seq, report.record, report.kind, report.match_key, report.barcode, report.barcode[13:29],
             int(report.barcode[29]), report.amount, paid_at, report.paid_on, report.store_code, report.chain_code,
             report.channel, report.remittance_on)
+
+
+def _copy_line(seq: int, report: AgencyReport) -> str:
+    """`_stage_row` in COPY's text format (the store's time is Japan's: +09:00, no summer time)."""
+    remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
+    day = report.paid_on.isoformat()
+    return (f"{seq}\t{report.record}\t{report.kind}\t{report.match_key}\t{report.barcode}\t{report.barcode[13:29]}\t"
+            f"{report.barcode[29]}\t{report.amount}\t{day} {report.paid_time.isoformat()}+09:00\t{day}\t"
+            f"{_copy_text(report.store_code)}\t{_copy_text(report.chain_code)}\t{_copy_text(report.channel)}\t"
+            f"{remittance}\n")
+
+
+def _copy_text(value: str) -> str:
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _drop_stage(session: Session) -> None:
@@ -205,30 +233,40 @@ def _known(scope: _Scope) -> Any:
                 _reports.c.match_key == STAGE.c.match_key)
 
 
-def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
-    """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing."""
-    applied_before = or_(*(and_(STAGE.c.kind == kind, column.is_not(None)) for kind, column in (
-        ("preliminary", _reports.c.preliminary_import_id), ("final", _reports.c.final_import_id),
-        ("cancel", _reports.c.cancel_import_id))))
-    result.repeated += session.scalar(select(func.count()).select_from(STAGE).join(_reports, _known(scope))
-                                      .where(applied_before)) or 0
+def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult) -> bool:
+    """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing.
+
+    Returns whether records of payments not seen before may remain; the records of known
+    payments then leave the stage, so what stays is new. A record whose
+    UPDATE found its column already set (an earlier file's), or that the file holds twice, is
+    a repeat: the known records less the ones that changed a row.
+    """
     confirmed = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
                                 .values(final_import_id=scope.import_id, remittance_on=STAGE.c.remittance_on))
-    result.confirmed += cast(CursorResult[Any], confirmed).rowcount
-    session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "preliminary",
-                                           _reports.c.preliminary_import_id.is_(None))
-                    .values(preliminary_import_id=scope.import_id))
+    confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
+    preliminary = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "preliminary",
+                                                         _reports.c.preliminary_import_id.is_(None))
+                                  .values(preliminary_import_id=scope.import_id))
     cancelled = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "cancel",
                                                        _reports.c.cancel_import_id.is_(None))
                                 .values(cancel_import_id=scope.import_id)
                                 .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
                                            _reports.c.paid_on, _reports.c.payment_id)).all()
+    changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)
+    new = changed < result.records  # else every record changed a row: nothing new, nothing repeated
+    if new:
+        # The chunks of new payments read the stage alone (a NOT EXISTS per chunk was planned as
+        # a nested loop over every report written so far, before statistics existed: quadratic).
+        known = cast(CursorResult[Any], session.execute(delete(STAGE).where(exists().where(_known(scope))))).rowcount
+        result.repeated += known - changed
+    result.confirmed += confirmed_rows
     result.cancelled += len(cancelled)
     _raise(session, scope, result, [
         _exception("preliminary_cancelled", row.id, row.paid_on, row.amount, row.slip_number, row.payment_id,
                    {"reason": "the store voided a payment it had reported (速報取消); the booking stands "
                               "until a person decides"}) for row in cancelled])
+    return new
 
 
 @dataclass
@@ -246,10 +284,7 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> N
     In chunks of about NEW_CHUNK payments (keyset over store time and match key), so memory
     stays flat however large the file; a chunk's writes are visible to the next one.
     """
-    # The records of known payments were applied above: drop them from the stage once, so the
-    # chunks below read the stage alone (a NOT EXISTS per chunk was planned as a nested loop
-    # over every report written so far, before statistics exist: quadratic).
-    session.execute(delete(STAGE).where(exists().where(_known(scope))))
+    session.connection().exec_driver_sql(STAGE_ORDER_INDEX)  # over the new records only
     order = (STAGE.c.paid_at, STAGE.c.match_key, STAGE.c.seq)
     last: tuple[Any, str] | None = None
     while True:

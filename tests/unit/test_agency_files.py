@@ -7,7 +7,6 @@ names the record, field and message it must be rejected with.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
 from datetime import date, datetime, time
 
 import pytest
@@ -204,8 +203,8 @@ def test_the_same_slip_paid_again_elsewhere_has_another_match_key() -> None:
 def test_another_store_or_time_gives_another_match_key(change: dict) -> None:
     report = make_agency_adapter(FIXED, {}).read(GOOD_FIXED_FILE.read_bytes()).reports[0]
     assert isinstance(report, AgencyReport)
-    assert replace(report, **change).match_key != report.match_key
-    assert replace(report, kind="final", remittance_on=date(2026, 7, 13)).match_key == report.match_key
+    assert report._replace(**change).match_key != report.match_key
+    assert report._replace(kind="final", remittance_on=date(2026, 7, 13)).match_key == report.match_key
 
 
 # --- pulling over HTTP ------------------------------------------------------------------
