@@ -204,12 +204,18 @@ def _human(fmt: str | None) -> str:
         .replace("%H", "HH").replace("%M", "MM")
 
 
-def read(layout: Layout, data: bytes) -> tuple[list[Record], list[LineError]]:
-    """Read every record of `data`; return the records and every error found (capped)."""
-    reader = _read_csv if layout.format == "csv" else _read_fixed
+def read(layout: Layout, data: bytes, *, first: int = 1,
+         whole: bool = True) -> tuple[list[Record], list[LineError]]:
+    """Read every record of `data`; return the records and every error found (capped).
+
+    A fixed-width file can also be read in pieces cut after a CRLF: `first` numbers the
+    piece's first record, and `whole=False` leaves the checks of the file as a whole
+    (`fixed_file_problem`) to the caller.
+    """
+    items = _read_csv(layout, data) if layout.format == "csv" else _read_fixed(layout, data, first, whole)
     records: list[Record] = []
     errors: list[LineError] = []
-    for item in reader(layout, data):
+    for item in items:
         if isinstance(item, LineError):
             errors.append(item)
             if len(errors) >= MAX_ERRORS:
@@ -285,9 +291,9 @@ def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:
     return None
 
 
-def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterator[Record | LineError]:
     assert layout.record_length is not None
-    problem = _fixed_file_problem(layout, data)
+    problem = fixed_file_problem(layout, data) if whole else None
     if problem is not None:
         yield problem
         if problem is not TRUNCATED:  # a truncated file is still read: its last record is named
@@ -298,7 +304,7 @@ def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
     records = data.split(b"\r\n")
     if records[-1] == b"":
         records.pop()
-    for number, raw in enumerate(records, start=1):
+    for number, raw in enumerate(records, start=first):
         if len(raw) != layout.record_length:
             yield LineError(number, None, f"record is {len(raw)} bytes, expected {layout.record_length}")
             continue
@@ -314,7 +320,7 @@ def _read_fixed(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
             yield result
 
 
-def _fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
+def fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
     """Return the one error that makes reading a fixed-width file record by record pointless."""
     if not data:
         return LineError(0, None, "the file is empty")

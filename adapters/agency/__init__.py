@@ -9,8 +9,14 @@ slips or payments: matching is the gateway's.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Mapping
+import itertools
+import multiprocessing
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, time
 from functools import lru_cache
@@ -113,33 +119,72 @@ class AgencyAdapter:
         self.layout: Layout = layouts.load_layout(self.layout_name, LAYOUT_DIR)
         self._chains_seen: dict[str, tuple[str, str]] = {}
 
-    def read(self, data: bytes) -> AgencyFile:
-        """Validate the whole file and return its reports; raise AgencyFileRejected listing every error."""
-        records, errors = layouts.read(self.layout, data)
-        # A record with a bad field is left out of `records`: checking the order, count and
+    def read(self, data: bytes, *, workers: int = 1) -> AgencyFile:
+        """Validate the whole file and return its reports; raise AgencyFileRejected listing every error.
+
+        A large fixed-width file is read by up to `workers` processes, each a run of its
+        records; the checks that need the whole file (order, count, total) come after, on
+        what they found. The result, errors included, is the same as read by one.
+        """
+        # Forked readers share the file's bytes without copying them; fork only a process that
+        # runs no other thread (the command line, not a threaded server), which forks safely.
+        pieces = _pieces(self.layout, data, workers if threading.active_count() == 1 else 1)
+        with paused_gc():
+            if len(pieces) == 1:
+                parts = [self._part(*layouts.read(self.layout, data))]
+            else:
+                problem = layouts.fixed_file_problem(self.layout, data)
+                if problem is not None and problem is not layouts.TRUNCATED:
+                    raise AgencyFileRejected(self.name, [replace(problem, unit="record")])
+                with ProcessPoolExecutor(len(pieces), mp_context=multiprocessing.get_context("fork")) as pool:
+                    parts = [_rows(part) for part in pool.map(_read_piece, itertools.repeat(self),
+                                                              *zip(*pieces, strict=True))]
+                if problem is not None:
+                    parts[0].layout_errors.insert(0, problem)
+            return self._file(parts)
+
+    def _part(self, records: list[Record], layout_errors: list[LineError]) -> _Part:
+        """What the records of one run of the file hold: reports, the other records, errors."""
+        part = _Part(layout_errors, first_values=records[0].values if records else None)
+        runs = part.runs
+        for record in records:
+            if runs and runs[-1][0] == record.kind:
+                runs[-1][2] += 1
+            else:
+                runs.append([record.kind, record.line, 1])
+            if record.kind == "data":
+                part.data += 1
+                report = self._report(record, part.report_errors)
+                if report is not None:
+                    part.reports.append(report)
+            else:
+                part.others.append(record)
+        return part
+
+    def _file(self, parts: list[_Part]) -> AgencyFile:
+        errors = [e for part in parts for e in part.layout_errors]
+        # A record with a bad field is left out of the records: checking the order, count and
         # total without it would report faults the file does not have. Those come once the
         # record errors are fixed.
         complete = not any(e.line for e in errors)
+        runs = _joined([run for part in parts for run in part.runs])
         if self.layout.format == "fixed" and complete:
-            errors += _structure_errors(records)
-        reports: list[AgencyReport] = []
-        for record in records:
-            if record.kind == "data":
-                report = self._report(record, errors)
-                if report is not None:
-                    reports.append(report)
-        header = next((r for r in records if r.kind == "header"), None)
-        trailer = next((r for r in records if r.kind == "trailer"), None)
+            errors += _structure_errors(runs)
+        errors += [e for part in parts for e in part.report_errors]
+        reports = list(itertools.chain.from_iterable(part.reports for part in parts))
+        others = [record for part in parts for record in part.others]
+        header = next((r for r in others if r.kind == "header"), None)
+        trailer = next((r for r in others if r.kind == "trailer"), None)
         errors += self._header_errors(header)
         if complete:
-            errors += _trailer_errors(trailer, reports, records)
+            errors += _trailer_errors(trailer, reports, sum(part.data for part in parts))
         if not reports and not errors:
             errors.append(LineError(0, None, "the file has no data records"))
         if errors:
             named = [replace(e, unit="record") for e in errors]  # agencies number records
             raise AgencyFileRejected(self.name, sorted(named, key=lambda e: (e.line, e.field or "")))
         values = header.values if header is not None else {}
-        created = values.get("created_on") or (records[0].values.get("created_on") if records else None)
+        created = values.get("created_on") or (parts[0].first_values or {}).get("created_on")
         return AgencyFile(self.name, created, values.get("agency_code"), values.get("client_code"), reports)
 
     def pull(self, http: requests.Session | None = None) -> bytes:
@@ -229,31 +274,48 @@ def check_digit(digits: str) -> int:
     return (10 - total % 10) % 10
 
 
-def _structure_errors(records: list[Record]) -> list[LineError]:
-    """Header first, then data, one trailer, one end record last (fixed files)."""
+def _structure_errors(runs: list[list[Any]]) -> list[LineError]:
+    """Header first, then data, one trailer, one end record last (fixed files).
+
+    `runs`: [kind, first record number, count] of consecutive records of a kind, in order.
+    """
     errors: list[LineError] = []
     order = {"header": 0, "data": 1, "trailer": 2, "end": 3}
-    kinds = [r.kind for r in records]
     for name in ("header", "trailer", "end"):
-        if kinds.count(name) > 1:
-            second = [r for r in records if r.kind == name][1]
-            errors.append(LineError(second.line, "record_kind", f"a second {name} record"))
-        elif name not in kinds and records:
+        seen, second = 0, None
+        for kind, first, count in runs:
+            if kind == name:
+                if second is None and seen + count >= 2:
+                    second = first if seen else first + 1
+                seen += count
+        if second is not None:
+            errors.append(LineError(second, "record_kind", f"a second {name} record"))
+        elif not seen and runs:
             errors.append(LineError(0, None, f"the file has no {name} record"))
     last = -1
-    for record in records:
-        rank = order[record.kind]
+    for kind, first, count in runs:
+        rank = order[kind]
         if rank < last:
-            errors.append(LineError(record.line, "record_kind", f"a {record.kind} record after the "
-                                                                f"{[k for k, v in order.items() if v == last][0]}"))
+            before = [k for k, v in order.items() if v == last][0]
+            errors += [LineError(first + i, "record_kind", f"a {kind} record after the {before}") for i in range(count)]
         last = max(last, rank)
     return errors
 
 
-def _trailer_errors(trailer: Record | None, reports: list[AgencyReport], records: list[Record]) -> list[LineError]:
+def _joined(runs: list[list[Any]]) -> list[list[Any]]:
+    """Runs of the file's pieces as runs of the file: a run cut between two pieces is one again."""
+    joined: list[list[Any]] = []
+    for kind, first, count in runs:
+        if joined and joined[-1][0] == kind and joined[-1][1] + joined[-1][2] == first:
+            joined[-1][2] += count
+        else:
+            joined.append([kind, first, count])
+    return joined
+
+
+def _trailer_errors(trailer: Record | None, reports: list[AgencyReport], data: int) -> list[LineError]:
     if trailer is None:
         return []
-    data = sum(1 for r in records if r.kind == "data")
     errors = []
     count, total = trailer.values.get("record_count"), trailer.values.get("total_amount")
     if count is not None and count != data:
@@ -262,6 +324,76 @@ def _trailer_errors(trailer: Record | None, reports: list[AgencyReport], records
         errors.append(LineError(trailer.line, "total_amount", f"says {total:,} yen, the data records add up to "
                                                               f"{sum(r.amount for r in reports):,} yen"))
     return errors
+
+
+PARALLEL_MIN_RECORDS = 100_000  # below this, starting processes costs more than it saves
+
+
+@dataclass
+class _Part:
+    """What one run of a file's records holds (read in this process or another)."""
+
+    layout_errors: list[LineError]
+    first_values: dict[str, Any] | None = None
+    reports: list[AgencyReport] = field(default_factory=list)
+    others: list[Record] = field(default_factory=list)  # header, trailer, end
+    runs: list[list[Any]] = field(default_factory=list)  # [kind, first record number, count]
+    report_errors: list[LineError] = field(default_factory=list)
+    data: int = 0  # data records read
+    columns: list[tuple[Any, ...]] = field(default_factory=list)  # the reports, in transit
+
+
+def _pieces(layout: Layout, data: bytes, workers: int) -> list[tuple[int, bytes]]:
+    """Cut a large fixed-width file after a CRLF into `workers` runs: [(first record number, bytes)]."""
+    if layout.format != "fixed" or workers < 2 or len(data) < PARALLEL_MIN_RECORDS * (layout.record_length or 1):
+        return [(1, data)]
+    pieces: list[tuple[int, bytes]] = []
+    start, first = 0, 1
+    for n in range(1, workers):
+        cut = data.find(b"\r\n", len(data) * n // workers)
+        if cut < 0:
+            break
+        cut += 2
+        pieces.append((first, data[start:cut]))
+        first += data.count(b"\r\n", start, cut)
+        start = cut
+    if start < len(data):
+        pieces.append((first, data[start:]))
+    return pieces
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a file's records are made, and restore it.
+
+    A million records are millions of small objects without cycles; left on, the collector
+    walks them again and again as they pile up: it took 40% of the time of reading a
+    million-record file.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_piece(adapter: AgencyAdapter, first: int, piece: bytes) -> _Part:
+    """Read one run of a fixed-width file's records (in a worker process).
+
+    The reports travel back as columns, a tuple per field: pickled and unpickled in a
+    fifth of the time of as many small tuples (`_rows` makes them reports again).
+    """
+    part = adapter._part(*layouts.read(adapter.layout, piece, first=first, whole=False))
+    part.columns, part.reports = list(zip(*part.reports, strict=True)), []
+    return part
+
+
+def _rows(part: _Part) -> _Part:
+    if part.columns:
+        part.reports, part.columns = list(map(AgencyReport._make, zip(*part.columns, strict=True))), []
+    return part
 
 
 def make_agency_adapter(name: str, options: Mapping[str, Any]) -> AgencyAdapter:

@@ -14,6 +14,7 @@ records of payments not seen before are decided one by one in Python.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,13 +36,14 @@ from sqlalchemy import (
     exists,
     insert,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport
+from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport, paused_gc
 from gateway.barcode import BarcodeError, decode
 from gateway.db import UTCDateTime, transaction, utcnow
 from gateway.errors import GatewayError
@@ -101,11 +103,17 @@ STAGE = Table(
 STAGE_ORDER_INDEX = "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)"
 _reports, _payments, _slips = table(ReportRow), table(Payment), table(Slip)
 NEW_CHUNK = 20_000  # new store payments decided and written at a time
+# The import's joins of the staged file with the reports fit in memory at a million records
+# (about 80 MB); with the default 4 MB they spilled to disk in 16 batches: twice the time.
+IMPORT_WORK_MEM = "256MB"
 
 
 def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, municipality_code: str,
-                       filename: str, source: str, actor: str, progress: Progress | None = None) -> AgencyImportResult:
+                       filename: str, source: str, actor: str, progress: Progress | None = None,
+                       workers: int | None = None) -> AgencyImportResult:
     """Validate `data` in full, then apply it atomically; the same file or record twice applies once.
+
+    A large file is read by `workers` processes (default: one per core).
 
     Raises AgencyFileInvalid (every error with its record and field; nothing applied).
     """
@@ -117,7 +125,7 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
     if before is not None:  # the same bytes were validated and applied then: no need to read them again
         return AgencyImportResult(agency.name, before.records, before.total_amount, already_imported=True)
     try:
-        agency_file = agency.read(data)
+        agency_file = agency.read(data, workers=workers or os.cpu_count() or 1)
     except AgencyFileRejected as exc:
         raise AgencyFileInvalid(agency.name, exc.errors) from exc
     if agency_file.client_code is not None and agency_file.client_code != client_code:
@@ -125,7 +133,9 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
                                               f"{agency_file.client_code}, municipality {municipality_code} is "
                                               f"client {client_code}"])
     result = AgencyImportResult(agency.name, len(agency_file.reports), agency_file.total_amount)
-    with transaction(session):
+    with paused_gc(), transaction(session):
+        if session.get_bind().dialect.name == "postgresql":  # one hash join over the whole file, in memory
+            session.execute(text(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
         import_id = _claim_import(session, municipality_id, agency, agency_file, digest, filename, source, actor)
         if import_id is None:
             result.already_imported = True

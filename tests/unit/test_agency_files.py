@@ -14,7 +14,7 @@ import requests
 import responses
 from responses import matchers
 
-from adapters.agency import AgencyFileRejected, AgencyReport, check_digit, make_agency_adapter
+from adapters.agency import AgencyFileRejected, AgencyReport, _pieces, check_digit, make_agency_adapter
 from adapters.agency import simulator as sim
 from adapters.base import RetryableError
 from tests.agency_corpus import (
@@ -320,3 +320,28 @@ def test_a_payment_on_28_december_is_reported_after_the_new_year_closure_and_rem
     (remitted,) = [r[7] for reports in files.values() for r in reports if r[0] == "final"]
     assert (remitted.year, remitted.month) == (2027, 1)
     assert remitted > date(2026, 12, 28)
+
+
+# --- a large file read by several processes ----------------------------------------------
+
+def _outcome(data: bytes, workers: int) -> object:
+    try:
+        return make_agency_adapter(FIXED, {"client_code": CLIENT_CODE}).read(data, workers=workers)
+    except AgencyFileRejected as exc:
+        return [str(e) for e in exc.errors]
+
+
+FIXED_CASES = [case["file"] for case in MANIFEST if case["adapter"] == FIXED]
+
+
+@pytest.mark.parametrize("name", ["good", *FIXED_CASES])
+def test_a_file_read_in_pieces_by_several_processes_reads_as_in_one(name: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every fixed corpus file, cut into pieces as a large file would be: the same reports, or the same errors."""
+    data = GOOD_FIXED_FILE.read_bytes() if name == "good" else (BAD_DIR / name).read_bytes()
+    alone = _outcome(data, workers=1)
+    monkeypatch.setattr("adapters.agency.PARALLEL_MIN_RECORDS", 1)  # these files are small: cut them anyway
+    monkeypatch.setattr("adapters.agency.threading.active_count", lambda: 1)  # as on the command line
+    if data.count(b"\r\n") >= 3:  # a file of two records or fewer stays whole
+        assert len(_pieces(make_agency_adapter(FIXED, {}).layout, data, 3)) > 1
+
+    assert _outcome(data, workers=3) == alone
