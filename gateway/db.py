@@ -125,6 +125,9 @@ class Statements:
         driver = self._driver
 
         def send(statement: Executable, params: dict[str, Any]) -> Any:
+            for name, value in params.items():  # what UTCDateTime refuses through the session
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    raise ValueError(f"{name}: naive datetimes are refused: attach a timezone")
             sql, defaults = self._sql(statement)
             values = {**defaults, **{k: Json(v) if isinstance(v, dict) else v for k, v in params.items()}}
             cursor = driver.cursor(row_factory=namedtuple_row)

@@ -1,12 +1,14 @@
 """Run the Alembic migrations in migrations/ (the schema is never built with create_all)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 HEAD_FILE = MIGRATIONS_DIR / "HEAD"
@@ -21,17 +23,44 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` on `engine`'s database."""
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction for Alembic, committed at the end.
+
+    On SQLite, foreign keys are off while migrating: changing a table's constraints rebuilds
+    it (copy, drop, rename), and dropping a table that other rows reference fails with them
+    on. Every reference is checked before the commit instead, and the connection is thrown
+    away after, so none with foreign keys off goes back to the pool.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        try:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
+                connection.commit()
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration left {len(broken)} broken reference(s), first: "
+                                           f"{tuple(broken[0])}; nothing was changed")
+        finally:
+            if sqlite:
+                connection.invalidate()
 
 
 def script_head(engine: Engine) -> str:

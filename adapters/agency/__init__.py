@@ -126,8 +126,8 @@ class AgencyAdapter:
         records; the checks that need the whole file (order, count, total) come after, on
         what they found. The result, errors included, is the same as read by one.
         """
-        # Forked readers share the file's bytes without copying them; fork only a process that
-        # runs no other thread (the command line, not a threaded server), which forks safely.
+        # Readers are forked (no interpreter to start, no modules to import again), so only from a
+        # process that runs no other thread: the command line, not a threaded server.
         pieces = _pieces(self.layout, data, workers if threading.active_count() == 1 else 1)
         with paused_gc():
             if len(pieces) == 1:
@@ -141,6 +141,10 @@ class AgencyAdapter:
                                                               *zip(*pieces, strict=True))]
                 if problem is not None:
                     parts[0].layout_errors.insert(0, problem)
+                if any(len(part.layout_errors) >= layouts.MAX_ERRORS for part in parts):
+                    # each piece stopped at its own limit: the file is refused anyway, and read
+                    # whole it names the same first errors as it always has
+                    parts = [self._part(*layouts.read(self.layout, data))]
             return self._file(parts)
 
     def _part(self, records: list[Record], layout_errors: list[LineError]) -> _Part:

@@ -113,7 +113,7 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
                        workers: int | None = None) -> AgencyImportResult:
     """Validate `data` in full, then apply it atomically; the same file or record twice applies once.
 
-    A large file is read by `workers` processes (default: one per core).
+    A large file is read by `workers` processes (default: one per core this process may use).
 
     Raises AgencyFileInvalid (every error with its record and field; nothing applied).
     """
@@ -125,7 +125,7 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
     if before is not None:  # the same bytes were validated and applied then: no need to read them again
         return AgencyImportResult(agency.name, before.records, before.total_amount, already_imported=True)
     try:
-        agency_file = agency.read(data, workers=workers or os.cpu_count() or 1)
+        agency_file = agency.read(data, workers=workers or len(os.sched_getaffinity(0)))
     except AgencyFileRejected as exc:
         raise AgencyFileInvalid(agency.name, exc.errors) from exc
     if agency_file.client_code is not None and agency_file.client_code != client_code:

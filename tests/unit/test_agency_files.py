@@ -345,3 +345,17 @@ def test_a_file_read_in_pieces_by_several_processes_reads_as_in_one(name: str, m
         assert len(_pieces(make_agency_adapter(FIXED, {}).layout, data, 3)) > 1
 
     assert _outcome(data, workers=3) == alone
+
+
+def test_a_file_with_too_many_errors_names_the_same_errors_read_in_pieces(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    records = (BAD_DIR / "fixed_payment_time_2460.dat").read_bytes().split(b"\r\n")
+    bad = records[3]  # record 4: paid_time 2460
+    data = b"\r\n".join([records[0], *[bad] * 1_000, *records[-3:]])
+    alone = _outcome(data, workers=1)
+    monkeypatch.setattr("adapters.agency.PARALLEL_MIN_RECORDS", 1)
+    monkeypatch.setattr("adapters.agency.threading.active_count", lambda: 1)
+
+    in_pieces = _outcome(data, workers=4)
+
+    assert isinstance(alone, list) and len(alone) == 201 and "stopped reading" in alone[0]
+    assert in_pieces == alone
