@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -99,7 +99,15 @@ STAGE = Table(
     Column("remittance_on", Date),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
-# The new store payments are read in this order, once the known ones have left the stage.
+# Every record's key: what the records of payments seen before need (a 確報 of a million of them
+# stages four columns, not fourteen). Only the records of new payments go on to STAGE.
+KEYS = Table(
+    "agency_keys", _stage_metadata,
+    Column("seq", Integer), Column("kind", String(12)), Column("match_key", String(32)),
+    Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+# The new store payments are read in this order.
 STAGE_ORDER_INDEX = "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)"
 _reports, _payments, _slips = table(ReportRow), table(Payment), table(Slip)
 NEW_CHUNK = 20_000  # new store payments decided and written at a time
@@ -141,10 +149,13 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
             result.already_imported = True
             return result
         result.import_id = import_id
-        _stage(session, agency_file.reports, progress or NoProgress())
+        _stage_keys(session, agency_file.reports, progress or NoProgress())
         scope = _Scope(municipality_id, client_code, agency.name, import_id)
         if _apply_to_known(session, scope, result):
-            _apply_new(session, scope, result)
+            new = session.scalars(select(KEYS.c.seq).order_by(KEYS.c.seq)).all()
+            if new:
+                _stage(session, [(seq, agency_file.reports[seq]) for seq in new])
+                _apply_new(session, scope, result)
         session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
@@ -183,29 +194,55 @@ def _claim_import(session: Session, municipality_id: int, agency: AgencyAdapter,
     return session.execute(statement.returning(table(AgencyImport).c.id)).scalar()
 
 
-def _stage(session: Session, reports: list[AgencyReport], progress: Progress) -> None:
-    """Put the file's records in a temporary table (COPY on PostgreSQL, executemany on SQLite)."""
-    connection = session.connection()
+def _stage_keys(session: Session, reports: list[AgencyReport], progress: Progress) -> None:
+    """Put every record's key in a temporary table (COPY on PostgreSQL, executemany on SQLite)."""
     _drop_stage(session)
-    STAGE.create(connection)
+    KEYS.create(session.connection())
     progress.start("staging the records", len(reports))
-    postgresql = connection.dialect.name == "postgresql"
     for start in range(0, len(reports), STAGE_CHUNK):
-        chunk = reports[start:start + STAGE_CHUNK]
-        if postgresql:
-            driver = connection.connection.driver_connection
-            assert driver is not None
-            columns = ", ".join(c.name for c in STAGE.columns)
-            with driver.cursor().copy(f"COPY agency_stage ({columns}) FROM STDIN") as copy:
-                copy.write("".join([_copy_line(seq, report) for seq, report in enumerate(chunk, start=start)]))
-        else:
-            names = [c.name for c in STAGE.columns]
-            connection.execute(insert(STAGE), [dict(zip(names, _stage_row(seq, report), strict=True))
-                                               for seq, report in enumerate(chunk, start=start)])
+        chunk = list(enumerate(reports[start:start + STAGE_CHUNK], start=start))
+        _copy(session, KEYS, chunk, _keys_row, _keys_line)
         progress.advance(len(chunk))
-    if postgresql:
-        connection.exec_driver_sql("ANALYZE agency_stage")  # temporary tables get no autovacuum statistics
+    _analyze(session, KEYS)
     progress.finish()
+
+
+def _stage(session: Session, records: list[tuple[int, AgencyReport]]) -> None:
+    """Put the records of payments not seen before in full in a temporary table, indexed for reading in order."""
+    STAGE.create(session.connection())
+    for start in range(0, len(records), STAGE_CHUNK):
+        _copy(session, STAGE, records[start:start + STAGE_CHUNK], _stage_row, _copy_line)
+    session.connection().exec_driver_sql(STAGE_ORDER_INDEX)
+    _analyze(session, STAGE)
+
+
+def _copy(session: Session, stage: Table, records: list[tuple[int, AgencyReport]],
+          row: Callable[[int, AgencyReport], tuple[Any, ...]], line: Callable[[int, AgencyReport], str]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        columns = ", ".join(c.name for c in stage.columns)
+        with driver.cursor().copy(f"COPY {stage.name} ({columns}) FROM STDIN") as copy:
+            copy.write("".join([line(seq, report) for seq, report in records]))
+    else:
+        names = [c.name for c in stage.columns]
+        connection.execute(insert(stage), [dict(zip(names, row(seq, report), strict=True))
+                                           for seq, report in records])
+
+
+def _analyze(session: Session, stage: Table) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"ANALYZE {stage.name}")  # temporary tables get no autovacuum
+
+
+def _keys_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
+    return (seq, report.kind, report.match_key, report.remittance_on)
+
+
+def _keys_line(seq: int, report: AgencyReport) -> str:
+    remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
+    return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\n"
 
 
 STAGE_CHUNK = 50_000
@@ -236,11 +273,12 @@ def _copy_text(value: str) -> str:
 
 def _drop_stage(session: Session) -> None:
     STAGE.drop(session.connection(), checkfirst=True)
+    KEYS.drop(session.connection(), checkfirst=True)
 
 
 def _known(scope: _Scope) -> Any:
     return and_(_reports.c.municipality_id == scope.municipality_id, _reports.c.adapter == scope.adapter,
-                _reports.c.match_key == STAGE.c.match_key)
+                _reports.c.match_key == KEYS.c.match_key)
 
 
 def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult) -> bool:
@@ -251,14 +289,14 @@ def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult)
     UPDATE found its column already set (an earlier file's), or that the file holds twice, is
     a repeat: the known records less the ones that changed a row.
     """
-    confirmed = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "final",
+    confirmed = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
-                                .values(final_import_id=scope.import_id, remittance_on=STAGE.c.remittance_on))
+                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on))
     confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
-    preliminary = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "preliminary",
+    preliminary = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "preliminary",
                                                          _reports.c.preliminary_import_id.is_(None))
                                   .values(preliminary_import_id=scope.import_id))
-    cancelled = session.execute(update(_reports).where(_known(scope), STAGE.c.kind == "cancel",
+    cancelled = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "cancel",
                                                        _reports.c.cancel_import_id.is_(None))
                                 .values(cancel_import_id=scope.import_id)
                                 .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
@@ -266,9 +304,10 @@ def _apply_to_known(session: Session, scope: _Scope, result: AgencyImportResult)
     changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)
     new = changed < result.records  # else every record changed a row: nothing new, nothing repeated
     if new:
-        # The chunks of new payments read the stage alone (a NOT EXISTS per chunk was planned as
-        # a nested loop over every report written so far, before statistics existed: quadratic).
-        known = cast(CursorResult[Any], session.execute(delete(STAGE).where(exists().where(_known(scope))))).rowcount
+        # What stays is new: only those records are staged in full, and the chunks of new payments
+        # read that stage alone (a NOT EXISTS per chunk was planned as a nested loop over every
+        # report written so far, before statistics existed: quadratic).
+        known = cast(CursorResult[Any], session.execute(delete(KEYS).where(exists().where(_known(scope))))).rowcount
         result.repeated += known - changed
     result.confirmed += confirmed_rows
     result.cancelled += len(cancelled)
@@ -294,7 +333,6 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> N
     In chunks of about NEW_CHUNK payments (keyset over store time and match key), so memory
     stays flat however large the file; a chunk's writes are visible to the next one.
     """
-    session.connection().exec_driver_sql(STAGE_ORDER_INDEX)  # over the new records only
     order = (STAGE.c.paid_at, STAGE.c.match_key, STAGE.c.seq)
     last: tuple[Any, str] | None = None
     while True:
