@@ -301,10 +301,10 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
     new_status = ATTEMPT.next(row.status, event)
     now = utcnow()
     accepted_at = status.paid_at or now
+    attempt_data = {"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status}
     writes = [(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_status": new_status, "p_card_brand": status.card_brand,
                                  "p_card_last4": status.card_last4, "p_updated_at": now}),
-              _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor,
-                     {"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
+              _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor, attempt_data)]
     if row.sale_id is not None:
         writes += _sale_writes(row, new_status, accepted_at, now, actor)
     elif new_status == "succeeded":
@@ -319,8 +319,10 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
         applied_event = _event(row, "payment.applied", "payment", row.payment_id, now, actor,
                                {"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id})[1]
         if sql.postgresql:  # one statement, one round trip
-            attempt_writes = {**writes[0][1], **{f"a_{k[2:]}": v for k, v in writes[1][1].items()}}
-            booking_row = sql.first(_SETTLE_SUCCESS_IN_ONE, {**attempt_writes, **booking, **applied_event})
+            attempt_event = _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor, attempt_data,
+                                   prefix="a_")[1]
+            booking_row = sql.first(_SETTLE_SUCCESS_IN_ONE, {**writes[0][1], **attempt_event, **booking,
+                                                             **applied_event})
         else:
             booked = len(writes)
             writes += [(_BOOK_PAYMENT, booking), (_MARK_SLIP_PAID, booking),
@@ -350,10 +352,11 @@ def record_delivery(session: Session, adapter_name: str, delivery: Delivery) -> 
 
 
 def _event(row: Any, kind: str, subject_type: str, subject_id: int, now: datetime, actor: str,
-           data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    return _RECORD_EVENT, {"e_kind": kind, "e_subject_type": subject_type, "e_subject_id": str(subject_id),
-                           "e_municipality_id": row.municipality_id, "e_actor": actor, "e_data": data,
-                           "e_recorded_at": now}
+           data: dict[str, Any], prefix: str = "e_") -> tuple[Any, dict[str, Any]]:
+    """An event's insert and parameters; `prefix` names them for a statement holding two events."""
+    values = dict(kind=kind, subject_type=subject_type, subject_id=str(subject_id),
+                  municipality_id=row.municipality_id, actor=actor, data=data, recorded_at=now)
+    return _RECORD_EVENT, {prefix + name: value for name, value in values.items()}
 
 
 def _sale_writes(row: Any, attempt_status: str, accepted_at: datetime, now: datetime,

@@ -19,6 +19,7 @@ from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from reconciliation.reports import remittances
 from reconciliation.run import reconcile_day
+from tests.card import pay_by_card
 
 TODAY = datetime.now(ZoneInfo("Asia/Tokyo")).date()
 
@@ -35,13 +36,7 @@ class Dropping:
 
 
 def _card_payment(app, session, slip: Slip):  # type: ignore[no-untyped-def]
-    stripe = app.extensions["kokin.adapters"]["stripe"]
-    started = start_payment(session, {"card": stripe}, municipality_id=slip.municipality_id, slip_number=slip.number,
-                            channel="card", return_url="https://ward.test/r", cancel_url="https://ward.test/c",
-                            fee_schedules=app.config["FEE_SCHEDULES"], actor="resident")
-    stripe.simulator.simulate_payment(started.attempt.provider_ref, "paid")
-    settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")
-    return started.attempt
+    return pay_by_card(app, session, slip).attempt
 
 
 def test_card_payments_are_matched_with_stripes_settlement_and_its_fees_are_reported_as_netted(  # type: ignore[no-untyped-def]

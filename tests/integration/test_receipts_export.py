@@ -18,7 +18,6 @@ from gateway.layouts import LayoutError
 from gateway.models import Assessment, Payment, Slip
 from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import settle_attempt, start_payment
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
 from reconciliation.receipts import (
@@ -29,6 +28,7 @@ from reconciliation.receipts import (
     load_receipts_layout,
     write_export,
 )
+from tests.card import pay_by_card
 
 CODE = "131075"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -74,14 +74,8 @@ def payments(app, session, cipher) -> dict[str, int]:  # type: ignore[no-untyped
     return ids
 
 
-def _pay_by_card(app, session, slip: Slip) -> int:  # type: ignore[no-untyped-def]
-    stripe = app.extensions["kokin.adapters"]["stripe"]
-    started = start_payment(session, {"card": stripe}, municipality_id=slip.municipality_id, slip_number=slip.number,
-                            channel="card", return_url="https://ward.test/r", cancel_url="https://ward.test/c",
-                            fee_schedules=app.config["FEE_SCHEDULES"], actor="resident")
-    stripe.simulator.simulate_payment(started.attempt.provider_ref, "paid")
-    settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")
-    return started.payment.id
+def _pay_by_card(app, session, slip: Slip):  # type: ignore[no-untyped-def]
+    return pay_by_card(app, session, slip).payment.id
 
 
 def _pay_at_a_store(app, session, store_payments: list[StorePayment]) -> None:  # type: ignore[no-untyped-def]
