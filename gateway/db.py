@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ClauseElement, DateTime, Engine, Executable, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -55,6 +56,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # dropped fails its request instead (503 database_unavailable, the whole pool is
     # invalidated, the next request connects afresh), and none lives longer than 30 minutes.
     return create_engine(url, pool_recycle=1800, **kwargs)
+
+
+def call_in_autocommit(engine: Engine, sql: str, params: dict[str, Any]) -> Any | None:
+    """PostgreSQL: one statement as its own transaction on a pooled connection, one round trip.
+
+    For a statement that is a whole transaction (a function doing all the writes): the
+    connection is switched to autocommit for the call, so no BEGIN or COMMIT is sent. The
+    statement is prepared on the connection; the first row answers by column name (None for
+    none). A connection the server has dropped is discarded with the whole pool and raised as
+    a DBAPIError with `connection_invalidated`, as the session's statements raise it (the API
+    answers 503 database_unavailable). Database errors (an SQLSTATE the statement raised) come
+    as psycopg raises them.
+    """
+    import psycopg
+    from psycopg.rows import namedtuple_row
+
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    assert driver is not None
+    try:
+        driver.autocommit = True
+        try:
+            return driver.cursor(row_factory=namedtuple_row).execute(sql, params, prepare=True).fetchone()
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+    except psycopg.OperationalError as exc:
+        if not (driver.broken or driver.closed):
+            raise
+        pooled.invalidate(exc)
+        engine.dispose()  # its siblings went with it: the pool starts afresh
+        raise OperationalError(sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
+    finally:
+        pooled.close()
 
 
 class Database:

@@ -50,6 +50,10 @@ class Machine:
     def allows(self, state: str, event: str) -> bool:
         return any(t.source == state and t.event == event for t in self.transitions)
 
+    def moves(self, event: str) -> dict[str, str]:
+        """Where `event` leads from each state that allows it: {source: target}."""
+        return {t.source: t.target for t in self.transitions if t.event == event}
+
     def mermaid(self) -> str:
         lines = ["stateDiagram-v2", f"    [*] --> {self.initial}"]
         lines += [f"    {t.source} --> {t.target}: {t.event}" for t in self.transitions]

@@ -6,13 +6,15 @@ locks the attempt (SELECT ... FOR UPDATE).
 """
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import NotImplementedType
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, true, union_all, update
+from sqlalchemy import Engine, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -25,7 +27,7 @@ from adapters.base import (
     PermanentError,
     RetryableError,
 )
-from gateway.db import Statements, transaction, utcnow
+from gateway.db import Statements, call_in_autocommit, transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
 from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
@@ -33,6 +35,7 @@ from gateway.models import Assessment, Event, Payment, PaymentAttempt, Refund, S
 from gateway.services.events import record_event
 
 ONLINE_CHANNELS = ("card", "paypay")
+_REFUND_REASON = "double payment (二重納付)"  # of the refund queued for a double payment
 OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.EXPIRED: "expire",
                   Outcome.CANCELLED: "cancel", Outcome.UNKNOWN: "lose_track", Outcome.PENDING: "open"}
 
@@ -60,12 +63,6 @@ _DELIVERY_VALUES: dict[str, Any] = dict(adapter=bindparam("p_adapter"), event_id
 _RECORD_DELIVERY = {name: dialect.insert(_deliveries).values(**_DELIVERY_VALUES).on_conflict_do_nothing()
                     .returning(_deliveries.c.id)
                     for name, dialect in (("postgresql", postgresql_dialect), ("sqlite", sqlite_dialect))}
-# On PostgreSQL: record the delivery, then lock (in that order: the lock is taken only for a
-# first delivery, and a redelivery waits on the first one's row, never on its locks).
-_delivery = _RECORD_DELIVERY["postgresql"].cte("delivery")
-_locked = _LOCK_FOR_SETTLEMENT.lateral("locked")
-_DELIVER_AND_LOCK = (select(_delivery.c.id.label("delivery_id"), _locked)
-                     .select_from(_delivery.outerjoin(_locked, true())))
 _SALE_OUTCOMES = {"succeeded": "paid", "cancelled": "cancelled", "expired": "timed_out", "failed": "failed"}
 _SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
                    .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
@@ -82,36 +79,17 @@ _MARK_SLIP_PAID = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _
 _EVENT_COLUMNS = ("kind", "subject_type", "subject_id", "municipality_id", "actor", "data", "recorded_at")
 
 
-def _event_values(prefix: str) -> list[Any]:
-    return [bindparam(f"{prefix}{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS]
+def _event_values() -> list[Any]:
+    return [bindparam(f"e_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS]
 
 
-_RECORD_EVENT = insert(_events).values(dict(zip(_EVENT_COLUMNS, _event_values("e_"), strict=True)))
+_RECORD_EVENT = insert(_events).values(dict(zip(_EVENT_COLUMNS, _event_values(), strict=True)))
 _RECORD_EVENT_IF_APPLIED = insert(_events).from_select(list(_EVENT_COLUMNS),
-                                                       select(*_event_values("e_")).where(_APPLIED))
+                                                       select(*_event_values()).where(_APPLIED))
 
 
-def _settle_success_in_one() -> Any:
-    """PostgreSQL: a success's writes as one statement (data-modifying CTEs), the same rules.
-
-    The attempt's update, the booking, the slip marked paid when the booking applied, and the
-    attempt's event (a_*) with the payment.applied event (e_*) when it applied. All parts
-    see one snapshot, so the slip and the event test the booking's RETURNING, not the table.
-    """
-    attempt = _SETTLE_ATTEMPT.returning(_attempts.c.id).cte("settled_attempt")
-    booked = _BOOK_PAYMENT.cte("booked")
-    applied = select(booked.c.applied).scalar_subquery()
-    slip = (update(_slips).where(_slips.c.id == bindparam("p_slip_id"), _slips.c.status == "issued", applied)
-            .values(status="paid").returning(_slips.c.id).cte("paid_slip"))
-    events = (insert(_events).from_select(list(_EVENT_COLUMNS), union_all(
-        select(*_event_values("a_")), select(*_event_values("e_")).where(applied)))
-        .returning(_events.c.id).cte("recorded"))
-    return select(booked.c.applied).add_cte(attempt, slip, events)
-
-
-_SETTLE_SUCCESS_IN_ONE = _settle_success_in_one()
 _QUEUE_REFUND = (insert(_refunds).values(payment_id=bindparam("p_payment_id"), amount=bindparam("p_amount"),
-                                         reason="double payment (二重納付)", status="requested", requested_by="system",
+                                         reason=_REFUND_REASON, status="requested", requested_by="system",
                                          created_at=bindparam("p_updated_at"), updated_at=bindparam("p_updated_at"))
                  .returning(_refunds.c.id))
 _SALE_PAYMENT_SUCCEEDED = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"))
@@ -270,29 +248,22 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
     the writes see whether another payment was applied meanwhile. The partial unique index
     on applied payments stays the guarantee; the lock only keeps it from firing.
 
-    With `delivery`, the notification is recorded first (on PostgreSQL in the statement that
-    locks) and None is returned, nothing changed, when it was recorded before.
+    With `delivery`, the notification is recorded first and None is returned, nothing
+    changed, when it was recorded before.
 
-    This is the webhook hot path: prebuilt Core statements, no ORM loads, and on PostgreSQL
-    three round trips for a success (deliver and lock; the writes as one statement; commit).
+    Prebuilt Core statements, no ORM loads, the writes sent together. On PostgreSQL a
+    webhook for an instalment payment takes `settle_delivery_in_database` instead: these
+    same steps as one function call (migration 0008), kept in step by the suite running
+    every settlement test on both databases.
     """
     sql = Statements(session)
     params: dict[str, Any] = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
-    if delivery is None:
-        row = sql.first(_LOCK_FOR_SETTLEMENT, params)
-    else:
+    if delivery is not None:
         params |= {"p_event_id": delivery.event_id, "p_event_type": delivery.event_type[:100],
                    "p_received_at": utcnow()}
-        if sql.postgresql:
-            row = sql.first(_DELIVER_AND_LOCK, params)
-            if row is None:
-                return None
-            row = row if row.id is not None else None
-        else:
-            if sql.first(_RECORD_DELIVERY[session.get_bind().dialect.name], params) is None:
-                return None
-            row = sql.first(_LOCK_FOR_SETTLEMENT, params)
-    row = row or sql.first(_LOCK_SALE_FOR_SETTLEMENT, params)
+        if sql.first(_RECORD_DELIVERY[session.get_bind().dialect.name], params) is None:
+            return None
+    row = sql.first(_LOCK_FOR_SETTLEMENT, params) or sql.first(_LOCK_SALE_FOR_SETTLEMENT, params)
     if row is None:
         raise NotFound("no such payment attempt")
     event = OUTCOME_EVENTS[status.outcome]
@@ -318,22 +289,77 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
                    "p_updated_at": now}
         applied_event = _event(row, "payment.applied", "payment", row.payment_id, now, actor,
                                {"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id})[1]
-        if sql.postgresql:  # one statement, one round trip
-            attempt_event = _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor, attempt_data,
-                                   prefix="a_")[1]
-            booking_row = sql.first(_SETTLE_SUCCESS_IN_ONE, {**writes[0][1], **attempt_event, **booking,
-                                                             **applied_event})
-        else:
-            booked = len(writes)
-            writes += [(_BOOK_PAYMENT, booking), (_MARK_SLIP_PAID, booking),
-                       (_RECORD_EVENT_IF_APPLIED, {**applied_event, "p_payment_id": row.payment_id})]
-            booking_row = sql.batch(writes)[booked]
+        booked = len(writes)
+        writes += [(_BOOK_PAYMENT, booking), (_MARK_SLIP_PAID, booking),
+                   (_RECORD_EVENT_IF_APPLIED, {**applied_event, "p_payment_id": row.payment_id})]
+        booking_row = sql.batch(writes)[booked]
         assert booking_row is not None
         if not booking_row.applied:
             _queue_double_payment(sql, row, now, actor)
         return row.id, True
     sql.batch(writes)
     return row.id, True
+
+
+def settle_notification(session: Session, adapter_name: str, status: PaymentStatus, delivery: Delivery, *,
+                        actor: str) -> tuple[int, bool] | None:
+    """Record a provider notification and settle what it reports, in a transaction of its own.
+
+    The attempt's id and whether anything changed; None, nothing changed, for a repeat. On
+    PostgreSQL an instalment payment's notification is one function call (one round trip);
+    anything else, and everything on SQLite, is `settle_delivery` in a session transaction.
+    """
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        settled = settle_delivery_in_database(bind, adapter_name, status, delivery, actor=actor)
+        if settled is not NotImplemented:
+            return settled
+    with transaction(session):
+        return settle_delivery(session, adapter_name, status, delivery, actor=actor)
+
+
+# PostgreSQL: `_settle` of a delivery, for an instalment payment, as one function call (migration 0008).
+_SETTLE_DELIVERY_CALL = (
+    "SELECT outcome, attempt_id, double_payment FROM kokin_settle_delivery("
+    "%(adapter)s, %(event_id)s, %(event_type)s, %(now)s, %(provider_ref)s, %(event)s, %(moves)s::jsonb, "
+    "%(payment_from)s, %(payment_to)s, %(card_brand)s, %(card_last4)s, %(provider_status)s, %(accepted_at)s, "
+    "%(now)s, %(actor)s, %(refund_reason)s)")
+_DECLINED, _NOT_OPEN = "KK001", "KK002"  # the function's SQLSTATEs
+_MOVES = {event: json.dumps(ATTEMPT.moves(event)) for event in OUTCOME_EVENTS.values()}  # as the function takes them
+
+
+def settle_delivery_in_database(engine: Engine, adapter_name: str, status: PaymentStatus, delivery: Delivery, *,
+                                actor: str) -> tuple[int, bool] | None | NotImplementedType:
+    """PostgreSQL: `settle_delivery` in its own transaction, as one round trip.
+
+    The whole transaction is the `kokin_settle_delivery` function, called in autocommit:
+    the same statements as `_settle`, in the same order, with the same locks. The rules
+    stay here: the function is given the moves the attempt's machine allows for the event
+    and the payment's move on success. NotImplemented, nothing written, when the attempt is
+    not an instalment payment's (a counter sale, or none): settle those with `settle_delivery`.
+    """
+    import psycopg
+
+    event = OUTCOME_EVENTS[status.outcome]
+    now = utcnow()
+    params = {"adapter": adapter_name, "event_id": delivery.event_id, "event_type": delivery.event_type[:100],
+              "provider_ref": status.provider_ref, "event": event, "moves": _MOVES[event],
+              "payment_from": "open", "payment_to": PAYMENT.next("open", "succeed"),
+              "card_brand": status.card_brand, "card_last4": status.card_last4, "provider_status": status.raw_status,
+              "accepted_at": status.paid_at or now, "now": now, "actor": actor, "refund_reason": _REFUND_REASON}
+    try:
+        row = call_in_autocommit(engine, _SETTLE_DELIVERY_CALL, params)
+    except psycopg.Error as exc:
+        if exc.sqlstate == _DECLINED:
+            return NotImplemented
+        if exc.sqlstate == _NOT_OPEN:
+            raise IllegalTransition(exc.diag.message_primary or "a success cannot be applied",
+                                    details={"payment_id": int(exc.diag.message_detail or 0)}) from exc
+        raise
+    assert row is not None
+    if row.outcome == "duplicate":
+        return None
+    return row.attempt_id, row.outcome == "applied"
 
 
 @dataclass(frozen=True)
@@ -352,11 +378,11 @@ def record_delivery(session: Session, adapter_name: str, delivery: Delivery) -> 
 
 
 def _event(row: Any, kind: str, subject_type: str, subject_id: int, now: datetime, actor: str,
-           data: dict[str, Any], prefix: str = "e_") -> tuple[Any, dict[str, Any]]:
-    """An event's insert and parameters; `prefix` names them for a statement holding two events."""
+           data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """An event's insert and its parameters."""
     values = dict(kind=kind, subject_type=subject_type, subject_id=str(subject_id),
                   municipality_id=row.municipality_id, actor=actor, data=data, recorded_at=now)
-    return _RECORD_EVENT, {prefix + name: value for name, value in values.items()}
+    return _RECORD_EVENT, {f"e_{name}": value for name, value in values.items()}
 
 
 def _sale_writes(row: Any, attempt_status: str, accepted_at: datetime, now: datetime,

@@ -11,7 +11,12 @@ from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableEr
 from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.models import PaymentAttempt, WebhookDelivery
-from gateway.services.payments import Delivery, ProviderUnavailable, record_delivery, settle_delivery
+from gateway.services.payments import (
+    Delivery,
+    ProviderUnavailable,
+    record_delivery,
+    settle_notification,
+)
 
 
 class InvalidSignature(GatewayError):
@@ -42,10 +47,10 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
         session.rollback()  # end the read before calling the provider
     status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
     delivery = Delivery(event.event_id, event.type)
-    with transaction(session):
-        if status is None:
+    if status is None:
+        with transaction(session):
             return "ignored" if record_delivery(session, adapter.name, delivery) else "duplicate"
-        settled = settle_delivery(session, adapter.name, status, delivery, actor=f"webhook:{adapter.name}")
+    settled = settle_notification(session, adapter.name, status, delivery, actor=f"webhook:{adapter.name}")
     if settled is None:
         return "duplicate"
     return "applied" if settled[1] else "unchanged"

@@ -4,6 +4,10 @@ On PostgreSQL the full check of the issue: 50 parallel successful payments of on
 across card and PayPay, give one applied payment and 49 recorded overpayments (each with a
 refund requested), nothing lost; repeated over 100 slips. SQLite serialises writers, so it
 runs a smaller version of the same check.
+
+Run twice: settled as the poller and janitor settle (`settle_attempt`, in the caller's
+session transaction), and as a webhook settles (`settle_notification`: on PostgreSQL one
+call of the `kokin_settle_delivery` function, each report its own notification).
 """
 from __future__ import annotations
 
@@ -15,21 +19,23 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adapters.base import Outcome, PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.models import Municipality, Payment, PaymentAttempt, Refund, Slip
+from gateway.models import Event, Municipality, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import settle_attempt, start_payment
+from gateway.services.payments import Delivery, settle_attempt, settle_notification, start_payment
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 # (slips, payments per slip, threads): the issue's size on PostgreSQL, a smaller one on SQLite.
 SIZES = {"postgresql": (100, 50, 15), "sqlite": (10, 20, 8)}  # 15 = the engine's default pool (5 + 10)
+# The same check settled as webhooks: fewer slips (the contention is per slip), still 50 payments each.
+NOTIFICATION_SIZES = {"postgresql": (20, 50, 15), "sqlite": (5, 20, 8)}
 
 
 def _issue_slips(session: Session, cipher: DataCipher, count: int) -> list[Slip]:
@@ -68,8 +74,12 @@ def _open_and_pay(app: Flask, session: Session, slip: Slip, payments: int) -> li
     return reports
 
 
-def _settle_concurrently(database: Database, reports: list[list[tuple[str, PaymentStatus]]], threads: int) -> None:
-    """Settle every slip's reports from `threads` threads that meet at a barrier before each slip."""
+def _settle_concurrently(database: Database, reports: list[list[tuple[str, PaymentStatus]]], threads: int,
+                         via: str) -> None:
+    """Settle every slip's reports from `threads` threads that meet at a barrier before each slip.
+
+    `via` "poll": `settle_attempt`; "notification": `settle_notification`, one event id a report.
+    """
     barrier = threading.Barrier(threads)
     errors: list[BaseException] = []
 
@@ -83,7 +93,13 @@ def _settle_concurrently(database: Database, reports: list[list[tuple[str, Payme
                     return
                 try:
                     for adapter_name, status in slip_reports[index::threads]:
-                        settle_attempt(session, adapter_name, status, actor=f"poller-{index}")
+                        if via == "poll":
+                            settle_attempt(session, adapter_name, status, actor=f"poller-{index}")
+                        else:
+                            delivery = Delivery(f"evt-{status.provider_ref}", "payment.succeeded")
+                            settled = settle_notification(session, adapter_name, status, delivery,
+                                                          actor=f"webhook-{index}")
+                            assert settled is not None and settled[1], "a first notification changes its attempt"
                 except BaseException as exc:
                     errors.append(exc)
                     barrier.abort()
@@ -112,15 +128,17 @@ def _state_of(session: Session, slip_ids: list[int]) -> dict[int, dict[str, Any]
     return state
 
 
-@pytest.mark.slow  # 95-115 s on PostgreSQL (5,000 payments, 2 shared cores); ~3 s on SQLite
+@pytest.mark.slow  # poll: 95-115 s on PostgreSQL (5,000 payments, 2 shared cores); ~3 s on SQLite
+@pytest.mark.parametrize("via", ["poll", "notification"])
 def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other_as_an_overpayment(
-        app: Flask, database: Database, cipher: DataCipher) -> None:
-    slip_count, per_slip, threads = SIZES[database.engine.dialect.name]
+        app: Flask, database: Database, cipher: DataCipher, via: str) -> None:
+    sizes = SIZES if via == "poll" else NOTIFICATION_SIZES
+    slip_count, per_slip, threads = sizes[database.engine.dialect.name]
     with database.session() as session:
         slips = _issue_slips(session, cipher, slip_count)
         reports = [_open_and_pay(app, session, slip, per_slip) for slip in slips]
 
-    _settle_concurrently(database, reports, threads)
+    _settle_concurrently(database, reports, threads, via)
 
     with database.session() as session:
         municipality_id = session.scalar(select(Municipality.id).where(Municipality.code == CODE))
@@ -146,3 +164,16 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
                 assert "double payment" in refund.reason
             reread = session.get(Slip, slip.id, populate_existing=True)
             assert reread is not None and reread.status == "paid"
+        # every change audited once: one success per attempt, one booking per slip, each overpayment
+        kinds = Counter(session.scalars(select(Event.kind).where(Event.kind.in_(
+            ("attempt.succeed", "payment.applied", "payment.double_payment")))))
+        assert kinds == {"attempt.succeed": slip_count * per_slip, "payment.applied": slip_count,
+                         "payment.double_payment": slip_count * (per_slip - 1)}
+        every = [p for found in state.values() for p in found["payments"]]
+        booked = set(session.scalars(select(Event.subject_id).where(Event.kind == "payment.applied")))
+        assert booked == {str(p.id) for p in every if p.applied}
+        doubles = {(e.subject_id, e.data["refund_id"])
+                   for e in session.scalars(select(Event).where(Event.kind == "payment.double_payment"))}
+        assert doubles == {(str(r.payment_id), r.id) for found in state.values() for r in found["refunds"]}
+        deliveries = session.scalar(select(func.count()).select_from(WebhookDelivery))
+        assert deliveries == (slip_count * per_slip if via == "notification" else 0)
