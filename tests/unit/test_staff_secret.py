@@ -35,3 +35,25 @@ def test_sandbox_keeps_one_secret_in_the_instance_folder(tmp_path: Path, monkeyp
     first, second = create_app(config), create_app(config)
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] and len(first.config["SECRET_KEY"]) >= 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_sessions_are_signed_by_one_serializer_per_key_and_a_rotated_key_is_honoured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOKIN_DATA_KEYS", Fernet.generate_key().decode())
+    monkeypatch.setenv("KOKIN_SECRET_KEY", "the-first-long-random-secret")
+    app = create_app(_production(tmp_path))
+    interface = app.session_interface
+    first = interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app) is first  # built once, not per request
+    cookie = first.dumps({"_user_id": "7"})
+
+    app.config["SECRET_KEY_FALLBACKS"] = ["the-first-long-random-secret"]
+    app.config["SECRET_KEY"] = app.secret_key = "the-second-long-random-secret"
+    rotated = interface.get_signing_serializer(app)
+
+    assert rotated is not first
+    assert rotated.loads(cookie) == {"_user_id": "7"}  # the old key still verifies during rotation
+    assert rotated.dumps({"a": 1}) != first.dumps({"a": 1})  # new cookies carry the new key
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    with pytest.raises(Exception, match="[Ss]ignature"):
+        interface.get_signing_serializer(app).loads(cookie)  # once the old key is retired, refused
