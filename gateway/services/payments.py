@@ -311,6 +311,10 @@ def settle_notification(session: Session, adapter_name: str, status: PaymentStat
     """
     bind = session.get_bind()
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        # The call runs on a connection of its own: end the session's transaction first, as
+        # `transaction` below would commit it, so the call never waits on this session's locks.
+        if session.in_transaction():
+            session.commit()
         settled = settle_delivery_in_database(bind, adapter_name, status, delivery, actor=actor)
         if settled is not NotImplemented:
             return settled
@@ -324,7 +328,7 @@ _SETTLE_DELIVERY_CALL = (
     "%(adapter)s, %(event_id)s, %(event_type)s, %(now)s, %(provider_ref)s, %(event)s, %(moves)s::jsonb, "
     "%(payment_from)s, %(payment_to)s, %(card_brand)s, %(card_last4)s, %(provider_status)s, %(accepted_at)s, "
     "%(now)s, %(actor)s, %(refund_reason)s)")
-_DECLINED, _NOT_OPEN = "KK001", "KK002"  # the function's SQLSTATEs
+_DECLINED, _NOT_OPEN = "KK001", "KK002"  # the function's SQLSTATEs (nothing written)
 _MOVES = {event: json.dumps(ATTEMPT.moves(event)) for event in OUTCOME_EVENTS.values()}  # as the function takes them
 
 
@@ -340,6 +344,8 @@ def settle_delivery_in_database(engine: Engine, adapter_name: str, status: Payme
     """
     import psycopg
 
+    if status.paid_at is not None and status.paid_at.tzinfo is None:  # as UTCDateTime refuses them
+        raise ValueError("paid_at: naive datetimes are refused: attach a timezone")
     event = OUTCOME_EVENTS[status.outcome]
     now = utcnow()
     params = {"adapter": adapter_name, "event_id": delivery.event_id, "event_type": delivery.event_type[:100],
@@ -350,13 +356,15 @@ def settle_delivery_in_database(engine: Engine, adapter_name: str, status: Payme
     try:
         row = call_in_autocommit(engine, _SETTLE_DELIVERY_CALL, params)
     except psycopg.Error as exc:
-        if exc.sqlstate == _DECLINED:
+        if exc.sqlstate == _DECLINED:  # only if the attempt changed kind under the check: never today
             return NotImplemented
         if exc.sqlstate == _NOT_OPEN:
             raise IllegalTransition(exc.diag.message_primary or "a success cannot be applied",
                                     details={"payment_id": int(exc.diag.message_detail or 0)}) from exc
         raise
     assert row is not None
+    if row.outcome == "declined":
+        return NotImplemented
     if row.outcome == "duplicate":
         return None
     return row.attempt_id, row.outcome == "applied"

@@ -10,9 +10,11 @@ application's statements do, so a booking sees a booking committed while it wait
 lock. The rules stay in the application: the caller passes the moves the attempt's state
 machine allows for the event and the payment's move on success.
 
-It declines with SQLSTATE KK001 (nothing written) when the attempt is not an instalment
+It answers `declined`, having written nothing, when the attempt is not an instalment
 payment's (a counter sale, or no such attempt): the application settles those itself. It
-raises KK002 when a success meets a payment that is not open (nothing written).
+raises KK002 when a success meets a payment that is not open, and KK001 if the attempt
+stopped being an instalment payment's between the check and the lock (an attempt's kind
+never changes today); either way nothing is written.
 
 The attempts table keeps a quarter of each page free, so an attempt's one settlement update
 stays on its page (HOT) and touches none of its four indexes. Pages written from now on.
@@ -47,6 +49,12 @@ DECLARE
     v_refund integer;
 BEGIN
     double_payment := false;
+    PERFORM FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
+      WHERE a.adapter = p_adapter AND a.provider_ref = p_provider_ref AND p.assessment_id IS NOT NULL;
+    IF NOT FOUND THEN  -- a counter sale's attempt, or none: the application settles it
+        outcome := 'declined';
+        RETURN;
+    END IF;
     INSERT INTO webhook_deliveries (adapter, event_id, event_type, received_at)
     VALUES (p_adapter, p_event_id, p_event_type, p_received_at)
     ON CONFLICT DO NOTHING;

@@ -154,3 +154,16 @@ def test_a_success_for_a_payment_that_is_not_open_is_refused_and_nothing_is_writ
     assert _written(session) == before
     attempt = session.scalar(select(PaymentAttempt))
     assert attempt is not None and attempt.status == "pending" and payment.status == "cancelled"
+
+
+def test_a_naive_payment_time_is_refused_before_anything_is_sent(
+        app: Flask, database: Database, session: Session, cipher: DataCipher) -> None:
+    (slip,) = _issue_slips(session, cipher, 1)
+    (adapter_name, status), = _open_and_pay(app, session, slip, 1)
+    naive = PaymentStatus(status.provider_ref, Outcome.SUCCEEDED, paid_at=datetime(2026, 6, 1, 12, 0))
+    before = _written(session)
+
+    with pytest.raises(ValueError, match="naive datetimes are refused"):
+        settle_delivery_in_database(database.engine, adapter_name, naive, Delivery("evt-z", "t"),
+                                    actor="webhook:test")
+    assert _written(session) == before
