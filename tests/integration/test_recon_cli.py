@@ -12,9 +12,9 @@ from sqlalchemy import select
 from gateway.cli import cli
 from gateway.models import Slip
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import settle_attempt, start_payment
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from tests.card import pay_by_card
 
 TODAY = datetime.now(ZoneInfo("Asia/Tokyo")).date()
 
@@ -24,12 +24,7 @@ def test_a_rerun_writes_byte_identical_files_and_counts_the_run(app, session, ci
     import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="l.csv")
     issue_slips(session, "131075")
     slip = session.scalar(select(Slip).where(Slip.barcode.is_not(None)).order_by(Slip.id))
-    stripe = app.extensions["kokin.adapters"]["stripe"]
-    started = start_payment(session, {"card": stripe}, municipality_id=slip.municipality_id, slip_number=slip.number,
-                            channel="card", return_url="https://w/r", cancel_url="https://w/c",
-                            fee_schedules=app.config["FEE_SCHEDULES"], actor="resident")
-    stripe.simulator.simulate_payment(started.attempt.provider_ref, "paid")
-    settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")
+    pay_by_card(app, session, slip)
     runner = app.test_cli_runner()
 
     first = runner.invoke(cli, ["recon", "run", "--date", TODAY.isoformat(), "--out-dir", str(tmp_path / "a")])
