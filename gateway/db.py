@@ -58,6 +58,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_recycle=1800, **kwargs)
 
 
+def refuse_naive_datetimes(params: dict[str, Any]) -> None:
+    """What UTCDateTime refuses through the session, refused on the paths straight to the driver."""
+    for name, value in params.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError(f"{name}: naive datetimes are refused: attach a timezone")
+
+
 def call_in_autocommit(engine: Engine, sql: str, params: dict[str, Any]) -> Any | None:
     """PostgreSQL: one statement as its own transaction on a pooled connection, one round trip.
 
@@ -69,11 +76,13 @@ def call_in_autocommit(engine: Engine, sql: str, params: dict[str, Any]) -> Any 
     invalidated and raised as a DBAPIError with `connection_invalidated`, as the session's
     statements raise it (the API answers 503 database_unavailable; a provider delivers
     again). Other pooled connections the server dropped fail their own next call the same
-    way. Database errors (an SQLSTATE the statement raised) come as psycopg raises them.
+    way. Database errors (an SQLSTATE the statement raised) come as psycopg raises them;
+    naive datetimes are refused before anything is sent.
     """
     import psycopg
     from psycopg.rows import namedtuple_row
 
+    refuse_naive_datetimes(params)
     pooled = engine.raw_connection()
     driver = pooled.driver_connection
     assert driver is not None
@@ -161,9 +170,7 @@ class Statements:
         driver = self._driver
 
         def send(statement: Executable, params: dict[str, Any]) -> Any:
-            for name, value in params.items():  # what UTCDateTime refuses through the session
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    raise ValueError(f"{name}: naive datetimes are refused: attach a timezone")
+            refuse_naive_datetimes(params)
             sql, defaults = self._sql(statement)
             values = {**defaults, **{k: Json(v) if isinstance(v, dict) else v for k, v in params.items()}}
             cursor = driver.cursor(row_factory=namedtuple_row)

@@ -344,8 +344,6 @@ def settle_delivery_in_database(engine: Engine, adapter_name: str, status: Payme
     """
     import psycopg
 
-    if status.paid_at is not None and status.paid_at.tzinfo is None:  # as UTCDateTime refuses them
-        raise ValueError("paid_at: naive datetimes are refused: attach a timezone")
     event = OUTCOME_EVENTS[status.outcome]
     now = utcnow()
     params = {"adapter": adapter_name, "event_id": delivery.event_id, "event_type": delivery.event_type[:100],
