@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from gateway.db import utcnow
 from gateway.models import Payment, WebhookDelivery
 from gateway.services.apikeys import create_api_key
-from tests.integration.test_paid_once_concurrency import _issue_slips, _open_and_pay
+from tests.card import issue_slips_to_pay, open_and_pay
 
 pytestmark = pytest.mark.skipif(os.environ.get("KOKIN_TEST_DATABASE", "sqlite") != "postgresql",
                                 reason="a server that drops connections is PostgreSQL's")
@@ -45,8 +45,8 @@ def test_a_dropped_connection_is_one_clear_503_and_then_the_service_recovers(app
 def test_a_notification_meeting_a_dropped_connection_is_refused_whole_and_applies_when_redelivered(  # type: ignore[no-untyped-def]
         app, session, client, cipher) -> None:
     """The webhook's one-call settlement (its own pooled connection) fails and recovers the same way."""
-    (slip,) = _issue_slips(session, cipher, 1)
-    (_, status), = _open_and_pay(app, session, slip, 1)
+    (slip,) = issue_slips_to_pay(session, cipher, 1)
+    (_, status), = open_and_pay(app, session, slip, 1)
     stripe = app.extensions["kokin.adapters"]["stripe"]
     headers, body = [d for d in stripe.simulator.events_for(status.provider_ref, utcnow())
                      if json.loads(d[1])["type"] == "checkout.session.completed"][0]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 from typing import Any
 
 import pytest
@@ -22,56 +21,17 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adapters.base import Outcome, PaymentStatus
+from adapters.base import PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.db import Database
 from gateway.models import Event, Municipality, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
-from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import Delivery, settle_attempt, settle_notification, start_payment
-from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
+from gateway.services.payments import Delivery, settle_attempt, settle_notification
+from tests.card import CODE, issue_slips_to_pay, open_and_pay
 
-CODE = "131075"
 # (slips, payments per slip, threads): the issue's size on PostgreSQL, a smaller one on SQLite.
 SIZES = {"postgresql": (100, 50, 15), "sqlite": (10, 20, 8)}  # 15 = the engine's default pool (5 + 10)
 # The same check settled as webhooks: fewer slips (the contention is per slip), still 50 payments each.
 NOTIFICATION_SIZES = {"postgresql": (20, 50, 15), "sqlite": (5, 20, 8)}
-
-
-def _issue_slips(session: Session, cipher: DataCipher, count: int) -> list[Slip]:
-    rows = [dict(municipality_code=CODE, assessment_id=f"ONCE-{n:04d}", fund_code="02", fiscal_year=2026,
-                 installment=1, payer_ref=f"{n + 1:010d}", payer_name="墨田　太郎", amount=2_000 + 100 * n,
-                 due_date=date(2026, 6, 1)) for n in range(count)]
-    import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="once.csv")
-    assert issue_slips(session, CODE).issued == count
-    return list(session.scalars(select(Slip).order_by(Slip.id)).unique())
-
-
-def _open_and_pay(app: Flask, session: Session, slip: Slip, payments: int) -> list[tuple[str, PaymentStatus]]:
-    """Open `payments` payments of the slip, alternating card and PayPay, and have each provider take the money.
-
-    Returns what each provider now reports, (adapter name, status), ready to be settled.
-    """
-    adapters = app.extensions["kokin.adapters"]
-    by_channel = {channel: adapters[name] for channel, name in app.config["CHANNEL_ADAPTERS"].items()}
-    reports = []
-    for n in range(payments):
-        channel = ("card", "paypay")[n % 2]
-        started = start_payment(session, by_channel, municipality_id=slip.municipality_id, slip_number=slip.number,
-                                channel=channel, return_url="https://pay.example/return",
-                                cancel_url="https://pay.example/cancel", fee_schedules=app.config["FEE_SCHEDULES"],
-                                actor="resident")
-        adapter = by_channel[channel]
-        ref = started.attempt.provider_ref
-        assert ref is not None and started.attempt.status == "pending"
-        if channel == "card":
-            adapter.simulator.simulate_payment(ref, "paid")
-        else:
-            adapter.simulator.simulate_payment(ref, "COMPLETED")
-        status = adapter.fetch_status(ref)
-        assert status.outcome is Outcome.SUCCEEDED
-        reports.append((adapter.name, status))
-    return reports
 
 
 def _settle_concurrently(database: Database, reports: list[list[tuple[str, PaymentStatus]]], threads: int,
@@ -135,8 +95,8 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
     sizes = SIZES if via == "poll" else NOTIFICATION_SIZES
     slip_count, per_slip, threads = sizes[database.engine.dialect.name]
     with database.session() as session:
-        slips = _issue_slips(session, cipher, slip_count)
-        reports = [_open_and_pay(app, session, slip, per_slip) for slip in slips]
+        slips = issue_slips_to_pay(session, cipher, slip_count)
+        reports = [open_and_pay(app, session, slip, per_slip) for slip in slips]
 
     _settle_concurrently(database, reports, threads, via)
 

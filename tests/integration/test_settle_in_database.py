@@ -28,7 +28,7 @@ from gateway.services.payments import (
     settle_delivery_in_database,
     settle_notification,
 )
-from tests.integration.test_paid_once_concurrency import _issue_slips, _open_and_pay
+from tests.card import issue_slips_to_pay, open_and_pay
 
 pytestmark = pytest.mark.skipif(os.environ.get("KOKIN_TEST_DATABASE", "sqlite") != "postgresql",
                                 reason="the settlement function is PostgreSQL's")
@@ -94,13 +94,13 @@ def _state(session: Session, slip: Slip) -> dict[str, Any]:
 
 def test_the_function_and_the_application_leave_the_same_rows(app: Flask, database: Database,
                                                               session: Session, cipher: DataCipher) -> None:
-    by_app, by_function = _issue_slips(session, cipher, 2)
+    by_app, by_function = issue_slips_to_pay(session, cipher, 2)
     outcomes: dict[str, list[Any]] = {"application": [], "function": []}
-    for notification in _notifications(_open_and_pay(app, session, by_app, 2), "app"):
+    for notification in _notifications(open_and_pay(app, session, by_app, 2), "app"):
         with transaction(session):
             settled = settle_delivery(session, *notification[:2], notification[2], actor="webhook:test")
         outcomes["application"].append(settled and settled[1])
-    for notification in _notifications(_open_and_pay(app, session, by_function, 2), "fn"):
+    for notification in _notifications(open_and_pay(app, session, by_function, 2), "fn"):
         settled = settle_delivery_in_database(database.engine, *notification[:2], notification[2],
                                               actor="webhook:test")
         assert settled is not NotImplemented
@@ -139,8 +139,8 @@ def test_an_attempt_that_is_not_an_instalments_is_declined_and_nothing_is_writte
 
 def test_a_success_for_a_payment_that_is_not_open_is_refused_and_nothing_is_written(
         app: Flask, database: Database, session: Session, cipher: DataCipher) -> None:
-    (slip,) = _issue_slips(session, cipher, 1)
-    (adapter_name, status), = _open_and_pay(app, session, slip, 1)
+    (slip,) = issue_slips_to_pay(session, cipher, 1)
+    (adapter_name, status), = open_and_pay(app, session, slip, 1)
     with transaction(session):
         session.execute(update(Payment).values(status="cancelled"))
     before = _written(session)
@@ -158,8 +158,8 @@ def test_a_success_for_a_payment_that_is_not_open_is_refused_and_nothing_is_writ
 
 def test_a_naive_payment_time_is_refused_before_anything_is_sent(
         app: Flask, database: Database, session: Session, cipher: DataCipher) -> None:
-    (slip,) = _issue_slips(session, cipher, 1)
-    (adapter_name, status), = _open_and_pay(app, session, slip, 1)
+    (slip,) = issue_slips_to_pay(session, cipher, 1)
+    (adapter_name, status), = open_and_pay(app, session, slip, 1)
     naive = PaymentStatus(status.provider_ref, Outcome.SUCCEEDED, paid_at=datetime(2026, 6, 1, 12, 0))
     before = _written(session)
 
