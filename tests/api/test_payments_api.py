@@ -1,6 +1,8 @@
 """Paying a slip through the API and the providers' notifications, on the sandbox simulators."""
 from __future__ import annotations
 
+import json
+import random
 from datetime import date, timedelta
 from typing import Any
 
@@ -8,12 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.db import utcnow
-from gateway.models import Event, Payment, Refund, Slip, WebhookDelivery
+from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
+from tests.card import issue_slips_to_pay, open_card_payment
 
 CODE = "131075"
 RESIDENT_TAX = dict(municipality_code=CODE, assessment_id="01-2026-0000000001", fund_code="01", fiscal_year=2026,
@@ -187,3 +190,40 @@ def test_a_refund_needs_a_second_person_and_goes_through_the_provider(app, clien
     session.expire_all()
     payment = session.get(Payment, payment.id)
     assert payment.refunded_amount == 2_000 and payment.status == "partially_refunded"
+
+
+def test_notifications_delivered_in_any_order_reach_the_same_final_state(app, client, session, cipher) -> None:  # type: ignore[no-untyped-def]
+    """A declined card and then a paid one: five Stripe events, delivered in shuffled orders.
+
+    Whatever arrives first, the attempt ends succeeded, the instalment is booked once and the
+    slip is paid; the failure reports arriving after the success change nothing, and every
+    event delivered again is a duplicate. One slip per order (on PostgreSQL through the
+    settlement function, on SQLite through the application's statements).
+    """
+    stripe = app.extensions["kokin.adapters"]["stripe"]
+    orders = 6
+    slips = issue_slips_to_pay(session, cipher, orders)
+    rng = random.Random(3)
+    for n, slip in enumerate(slips):
+        ref = open_card_payment(app, session, slip).attempt.provider_ref
+        stripe.simulator.simulate_payment(ref, "declined")
+        stripe.simulator.simulate_payment(ref, "paid")
+        deliveries = stripe.simulator.events_for(ref, utcnow())
+        assert [json.loads(body)["type"] for _, body in deliveries] == [
+            "charge.failed", "payment_intent.payment_failed", "charge.succeeded", "payment_intent.succeeded",
+            "checkout.session.completed"]
+        shuffled = deliveries[::-1] if n == 0 else rng.sample(deliveries, len(deliveries))
+        answers = [client.post("/webhooks/stripe", data=body, headers=h).json["received"] for h, body in shuffled]
+        assert answers.count("duplicate") == 0 and "applied" in answers, answers
+        again = [client.post("/webhooks/stripe", data=body, headers=h).json["received"] for h, body in deliveries]
+        assert again == ["duplicate"] * len(deliveries)
+
+    session.expire_all()
+    payments = session.scalars(select(Payment).order_by(Payment.id)).all()
+    assert [(p.slip_id, p.status, p.applied, p.overpaid) for p in payments] == [
+        (slip.id, "succeeded", True, False) for slip in slips]
+    assert {a.status for a in session.scalars(select(PaymentAttempt))} == {"succeeded"}
+    assert {session.get(Slip, slip.id).status for slip in slips} == {"paid"}
+    booked = session.scalars(select(Event.subject_id).where(Event.kind == "payment.applied")).all()
+    assert sorted(booked) == sorted(str(p.id) for p in payments)
+    assert _count(session, WebhookDelivery) == 5 * orders and _count(session, Refund) == 0
