@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ClauseElement, DateTime, Engine, Executable, create_engine, event
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -63,43 +62,6 @@ def refuse_naive_datetimes(params: dict[str, Any]) -> None:
     for name, value in params.items():
         if isinstance(value, datetime) and value.tzinfo is None:
             raise ValueError(f"{name}: naive datetimes are refused: attach a timezone")
-
-
-def call_in_autocommit(engine: Engine, sql: str, params: dict[str, Any]) -> Any | None:
-    """PostgreSQL: one statement as its own transaction on a pooled connection, one round trip.
-
-    For a statement that is a whole transaction (a function doing all the writes): the
-    connection is switched to autocommit for the call, so no BEGIN or COMMIT is sent. The
-    statement is prepared on the connection; the first row answers by column name (None for
-    none). Straight through psycopg, not a SQLAlchemy Connection: that costs 90 us of CPU a
-    call more (measured), a third of the call. A connection the server has dropped is
-    invalidated and raised as a DBAPIError with `connection_invalidated`, as the session's
-    statements raise it (the API answers 503 database_unavailable; a provider delivers
-    again). Other pooled connections the server dropped fail their own next call the same
-    way. Database errors (an SQLSTATE the statement raised) come as psycopg raises them;
-    naive datetimes are refused before anything is sent.
-    """
-    import psycopg
-    from psycopg.rows import namedtuple_row
-
-    refuse_naive_datetimes(params)
-    pooled = engine.raw_connection()
-    driver = pooled.driver_connection
-    assert driver is not None
-    try:
-        driver.autocommit = True
-        try:
-            return driver.cursor(row_factory=namedtuple_row).execute(sql, params, prepare=True).fetchone()
-        finally:
-            if not driver.closed:
-                driver.autocommit = False
-    except psycopg.OperationalError as exc:
-        if not (driver.broken or driver.closed):
-            raise
-        pooled.invalidate(exc)
-        raise OperationalError(sql, None, exc, hide_parameters=True, connection_invalidated=True) from exc
-    finally:
-        pooled.close()
 
 
 class Database:

@@ -17,14 +17,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, SettledPayment
 from gateway.db import transaction, utcnow
 from gateway.models import (
-    AgencyReport,
     Assessment,
     FundType,
     Payment,
@@ -150,33 +149,21 @@ def _figures(session: Session, municipality_id: int, business_date: date, summar
 
 
 def _ledger_findings(session: Session, municipality_id: int, business_date: date) -> list[dict[str, Any]]:
-    """Payments set against the ward's assessments. Agency payments were judged when their file came in,
-    counter sales have no assessment; only the payments that are exceptions are read."""
-    late = Slip.due_date < business_date
-    void = Slip.status == "void"
-    changed = Payment.applied & (Payment.amount != Assessment.amount)
-    query = (select(Payment.id, Payment.channel, Payment.amount, Payment.overpaid, Slip.number, Slip.due_date,
-                    Assessment.amount.label("billed"), changed.label("changed"), void.label("void"), late.label("late"))
+    """Applied payments of the day whose instalment the ledger has changed since: the amounts differ.
+
+    What a payment booked (a double payment, a void slip, lateness, an amount that differed
+    when it came) was decided and raised when it was booked (`domain.booking.decide`);
+    counter sales have no assessment; only the payments that are exceptions are read.
+    """
+    query = (select(Payment.id, Payment.amount, Slip.number, Assessment.amount.label("billed"))
              .join(Slip, Slip.id == Payment.slip_id).join(Assessment, Assessment.id == Payment.assessment_id)
-             .where(_of_day(municipality_id, business_date), Payment.overpaid | changed | void | late,
-                    ~exists().where(AgencyReport.payment_id == Payment.id))
+             .where(_of_day(municipality_id, business_date), Payment.applied, Payment.amount != Assessment.amount)
              .order_by(Payment.id))
-    found = []
-    for row in session.execute(query):
-        common = dict(subject_key=f"payment:{row.id}", business_date=business_date, amount=int(row.amount),
-                      slip_number=row.number, payment_id=row.id)
-        if row.overpaid:
-            found.append(dict(kind="double_payment", details={"channel": row.channel, "reason": "the "
-                              "instalment was already paid; a refund is requested"}, **common))
-        if row.changed:
-            found.append(dict(kind="amount_mismatch", details={"billed": int(row.billed), "paid": int(row.amount),
-                                                               "difference": int(row.amount - row.billed)}, **common))
-        if row.void:
-            found.append(dict(kind="payment_on_void_slip", details={"channel": row.channel}, **common))
-        if row.late:
-            found.append(dict(kind="paid_after_due_date", details={
-                "due_date": row.due_date.isoformat(), "days_late": (business_date - row.due_date).days}, **common))
-    return found
+    return [dict(kind="amount_mismatch", subject_key=f"payment:{row.id}", business_date=business_date,
+                 amount=int(row.amount), slip_number=row.number, payment_id=row.id,
+                 details={"billed": int(row.billed), "paid": int(row.amount),
+                          "difference": int(row.amount - row.billed)})
+            for row in session.execute(query)]
 
 
 def _check_stored_settlement(session: Session, municipality_id: int, business_date: date, adapter: str,

@@ -12,7 +12,8 @@ from adapters.base import Outcome, PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.models import Slip
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import StartedPayment, settle_attempt, start_payment
+from gateway.services.outcomes import settle_attempt
+from gateway.services.payments import StartedPayment, start_payment
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
 

@@ -34,7 +34,8 @@ from gateway.public.present import (
     yen,
 )
 from gateway.services import idempotency
-from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, settle_attempt, start_payment
+from gateway.services.outcomes import settle_attempt
+from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, start_payment
 from gateway.services.slips import get_slip_by_token
 
 log = logging.getLogger(__name__)

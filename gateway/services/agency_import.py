@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport, paused_gc
+from domain.booking import Booking, Flag, Instalment, decide
 from gateway.barcode import BarcodeError, decode
 from gateway.db import UTCDateTime, transaction, utcnow
 from gateway.errors import GatewayError
@@ -51,12 +52,12 @@ from gateway.models import (
     AgencyImport,
     Assessment,
     Payment,
-    Refund,
     Slip,
     table,
 )
 from gateway.models import AgencyReport as ReportRow
 from gateway.progress import NoProgress, Progress
+from gateway.services.booking import Booked, record_bookings
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
@@ -109,7 +110,7 @@ KEYS = Table(
 )
 # The new store payments are read in this order.
 STAGE_ORDER_INDEX = "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)"
-_reports, _payments, _slips = table(ReportRow), table(Payment), table(Slip)
+_reports, _payments, _slips, _assessments = table(ReportRow), table(Payment), table(Slip), table(Assessment)
 NEW_CHUNK = 20_000  # new store payments decided and written at a time
 # The import's joins of the staged file with the reports fit in memory at a million records
 # (about 80 MB); with the default 4 MB they spilled to disk in 16 batches: twice the time.
@@ -371,7 +372,8 @@ def _slips_of(session: Session, scope: _Scope, numbers: set[str]) -> dict[tuple[
         chunk = ordered[start:start + 5_000]
         for row in session.execute(select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status,
                                           _slips.c.amount, _slips.c.assessment_id, _slips.c.due_date,
-                                          _slips.c.store_deadline)
+                                          _slips.c.store_deadline, _assessments.c.amount.label("billed"))
+                                   .join(_assessments, _assessments.c.id == _slips.c.assessment_id)
                                    .where(_slips.c.municipality_id == scope.municipality_id,
                                           _slips.c.number.in_(chunk))).mappings():
             found[(row["number"], row["reissue"])] = dict(row)
@@ -393,67 +395,50 @@ def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int
 
 @dataclass
 class _Decision:
+    """A new store payment as booked, and the exceptions its agency records raise besides the booking's."""
+
     new: _NewReport
     slip: dict[str, Any] | None
-    applied: bool = False
-    overpaid: bool = False
+    booking: Booking
     exceptions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _decide(scope: _Scope, new: _NewReport, slips: dict[tuple[str, int], dict[str, Any]],
             booked: set[int]) -> _Decision:
-    """What to book for one new store payment, and which exceptions it raises (at most one of lateness)."""
+    """What to book for one new store payment (`decide`), and what the agency's records raise besides."""
     row = new.first
-    slip = None
-    try:
-        barcode = decode(row.barcode)
-    except BarcodeError as exc:
-        decision = _Decision(new, None, exceptions=[("unknown_slip", {"reason": str(exc)})])
-    else:
-        if barcode.client_code != scope.client_code:
-            reason = f"barcode of client {barcode.client_code}, not this municipality's {scope.client_code}"
-            decision = _Decision(new, None, exceptions=[("unknown_slip", {"reason": reason})])
-        else:
-            slip = slips.get((row.slip_number, row.reissue))
-            decision = _Decision(new, slip)
-            if slip is None:
-                decision.exceptions.append(("unknown_slip", {"reason": f"no slip {row.slip_number} issue "
-                                                                       f"{row.reissue}"}))
+    slip, unknown = _slip_of(scope, row, slips)
+    instalment = None if slip is None else Instalment(
+        billed=slip["billed"], due_date=slip["due_date"], store_deadline=slip["store_deadline"],
+        slip_void=slip["status"] == "void", booked=slip["assessment_id"] in booked)
+    booking = decide(row.amount, row.paid_on, instalment, unknown_reason=unknown)
+    if booking.applied and slip is not None:
+        booked.add(slip["assessment_id"])  # a later payment of it in this file is a double payment
+    decision = _Decision(new, slip, booking)
     if "final" in new.kinds and "preliminary" not in new.kinds:
         decision.exceptions.append(("final_without_preliminary", {"reason": "a 確報 came before any 速報; "
                                                                             "booked from the 確報"}))
     if "cancel" in new.kinds:
         decision.exceptions.append(("preliminary_cancelled", {"reason": "the store voided a payment it had "
                                                                         "reported (速報取消)"}))
-    if slip is not None:
-        _book(decision, slip, row, booked)
     return decision
 
 
-def _book(decision: _Decision, slip: dict[str, Any], row: Any, booked: set[int]) -> None:
-    if slip["status"] == "void":
-        decision.exceptions.append(("payment_on_void_slip", {"reason": "paid with a slip that was reissued or "
-                                                                       "voided", "slip_status": "void"}))
-    if row.amount != slip["amount"]:
-        decision.exceptions.append(("amount_mismatch", {"billed": slip["amount"], "paid": row.amount,
-                                                        "difference": row.amount - slip["amount"]}))
-    elif slip["assessment_id"] in booked:
-        decision.overpaid = True
-        decision.exceptions.append(("double_payment", {"reason": "the instalment was already paid; a refund "
-                                                                 "is requested"}))
-    else:
-        decision.applied = True
-        booked.add(slip["assessment_id"])
-    deadline, due = slip["store_deadline"], slip["due_date"]
-    if deadline is not None and row.paid_on > deadline:
-        decision.exceptions.append(("paid_after_store_deadline", {"store_deadline": deadline.isoformat()}))
-    elif row.paid_on > due:
-        decision.exceptions.append(("paid_after_due_date", {"due_date": due.isoformat(),
-                                                            "days_late": (row.paid_on - due).days}))
+def _slip_of(scope: _Scope, row: Any, slips: dict[tuple[str, int], dict[str, Any]]) -> tuple[dict[str, Any] | None,
+                                                                                          str]:
+    """The slip a record's barcode names, or None and why it is unknown."""
+    try:
+        barcode = decode(row.barcode)
+    except BarcodeError as exc:
+        return None, str(exc)
+    if barcode.client_code != scope.client_code:
+        return None, f"barcode of client {barcode.client_code}, not this municipality's {scope.client_code}"
+    slip = slips.get((row.slip_number, row.reissue))
+    return slip, "" if slip is not None else f"no slip {row.slip_number} issue {row.reissue}"
 
 
 def _write(session: Session, scope: _Scope, decisions: list[_Decision], result: AgencyImportResult) -> None:
-    """Insert payments, the reports pointing at them, refunds for double payments, exceptions."""
+    """Insert payments and the reports pointing at them, then record the bookings (`record_bookings`)."""
     now = utcnow()
     to_pay = [d for d in decisions if d.slip is not None]
     payment_ids: dict[int, int] = {}
@@ -461,27 +446,24 @@ def _write(session: Session, scope: _Scope, decisions: list[_Decision], result: 
         ids = session.execute(insert(_payments).returning(_payments.c.id, sort_by_parameter_order=True), [dict(
             municipality_id=scope.municipality_id, slip_id=d.slip["id"], assessment_id=d.slip["assessment_id"],
             channel="agency", status="succeeded", amount=d.new.first.amount, fee_amount=0, refunded_amount=0,
-            applied=d.applied, overpaid=d.overpaid, accepted_at=d.new.first.paid_at, created_at=now,
+            applied=d.booking.applied, overpaid=d.booking.overpaid, accepted_at=d.new.first.paid_at, created_at=now,
             updated_at=now) for d in to_pay if d.slip is not None]).scalars().all()
         payment_ids = {id(d): pid for d, pid in zip(to_pay, ids, strict=True)}
     report_ids = session.execute(insert(_reports).returning(_reports.c.id, sort_by_parameter_order=True), [
         _report_values(scope, d, payment_ids.get(id(d)), now) for d in decisions]).scalars().all()
-    paid_slips = [d.slip["id"] for d in to_pay if d.applied and d.slip is not None]
-    for start in range(0, len(paid_slips), 5_000):
-        session.execute(update(_slips).where(_slips.c.id.in_(paid_slips[start:start + 5_000]),
-                                             _slips.c.status == "issued").values(status="paid"))
-    refunds = [dict(payment_id=payment_ids[id(d)], amount=d.new.first.amount, reason="double payment (二重納付)",
-                    status="requested", requested_by="system", created_at=now, updated_at=now)
-               for d in to_pay if d.overpaid]
-    if refunds:
-        session.execute(insert(table(Refund)), refunds)
-    result.booked += sum(1 for d in to_pay if d.applied)
+    booked = [_booked(d, payment_ids.get(id(d)), report_id) for d, report_id in zip(decisions, report_ids, strict=True)]
+    result.exceptions.update(record_bookings(session, scope.municipality_id, booked, now=now))
+    result.booked += sum(1 for d in to_pay if d.booking.applied)
     result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
     result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
-    _raise(session, scope, result, [
-        _exception(kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
-                   payment_ids.get(id(d)), details)
-        for d, report_id in zip(decisions, report_ids, strict=True) for kind, details in d.exceptions])
+
+
+def _booked(decision: _Decision, payment_id: int | None, report_id: int) -> Booked:
+    """The booking of a record's payment; its exceptions are raised on the report."""
+    row = decision.new.first
+    return Booked(decision.booking, payment_id, None if decision.slip is None else decision.slip["assessment_id"],
+                  row.amount, row.paid_on, row.slip_number, f"agency_report:{report_id}", agency_report_id=report_id,
+                  also=tuple(Flag(kind, details) for kind, details in decision.exceptions))
 
 
 def _report_values(scope: _Scope, decision: _Decision, payment_id: int | None, now: datetime) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from adapters.base import AdapterError, Capability, Outcome, PaymentAdapter, PaymentStatus
 from gateway.db import utcnow
 from gateway.models import PaymentAttempt
-from gateway.services.payments import settle_attempt, transition_attempt
+from gateway.services.outcomes import settle_attempt
+from gateway.services.payments import transition_attempt
 
 OPEN_STATES = ("created", "pending", "unknown")
 EXPIRY_GRACE = timedelta(minutes=10)  # providers settle a last-second payment within this

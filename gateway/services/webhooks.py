@@ -11,12 +11,8 @@ from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableEr
 from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.models import PaymentAttempt, WebhookDelivery
-from gateway.services.payments import (
-    Delivery,
-    ProviderUnavailable,
-    record_delivery,
-    settle_notification,
-)
+from gateway.services.outcomes import Delivery, record_delivery, settle_notification
+from gateway.services.payments import ProviderUnavailable
 
 
 class InvalidSignature(GatewayError):

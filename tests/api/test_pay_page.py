@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import settle_attempt
+from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips, reissue_slip
 from gateway.services.synthetic import ledger_file_bytes
 

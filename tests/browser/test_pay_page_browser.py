@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from gateway.models import PaymentAttempt, Slip
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import settle_attempt
+from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes
 

@@ -133,7 +133,8 @@ def test_every_planted_anomaly_is_surfaced_exactly_once_and_reruns_add_nothing(a
 
 
 def test_a_double_payment_by_app_of_a_slip_paid_by_card_is_kept_and_queued_for_refund(app, session, slips) -> None:  # type: ignore[no-untyped-def]
-    from gateway.services.payments import settle_attempt, start_payment
+    from gateway.services.outcomes import settle_attempt
+    from gateway.services.payments import start_payment
     slip = slips[0]
     adapters = app.extensions["kokin.adapters"]
     started = start_payment(session, {"card": adapters["stripe"]}, municipality_id=slip.municipality_id,

@@ -32,7 +32,7 @@ from gateway.models import (
 )
 from gateway.services import sales as sales_service
 from gateway.services.counter import counter_terminals, create_user, fee_on, set_fee
-from gateway.services.payments import settle_attempt
+from gateway.services.outcomes import settle_attempt
 from gateway.services.sales import BRANDS, SaleLineRequest, cancel_sale, daily_close, follow_sale, start_sale, void_sale
 from gateway.services.webhooks import receive_webhook
 

@@ -10,7 +10,8 @@ from gateway.db import transaction, utcnow
 from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip
 from gateway.services.janitor import settle_stale_attempts
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import ProviderUnavailable, settle_attempt, start_payment
+from gateway.services.outcomes import settle_attempt
+from gateway.services.payments import ProviderUnavailable, start_payment
 from gateway.services.refunds import decide_refund, execute_refund, request_refund, resume_refunds
 from gateway.services.slips import issue_slips
 from gateway.services.synthetic import ledger_file_bytes

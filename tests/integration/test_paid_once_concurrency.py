@@ -6,8 +6,8 @@ refund requested), nothing lost; repeated over 100 slips. SQLite serialises writ
 runs a smaller version of the same check.
 
 Run twice: settled as the poller and janitor settle (`settle_attempt`, in the caller's
-session transaction), and as a webhook settles (`settle_notification`: on PostgreSQL one
-call of the `kokin_settle_delivery` function, each report its own notification).
+session transaction), and as a webhook settles (`settle_notification`: each report its own
+notification, recorded in the settlement's transaction).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from adapters.base import PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.db import Database
 from gateway.models import Event, Municipality, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
-from gateway.services.payments import Delivery, settle_attempt, settle_notification
+from gateway.services.outcomes import Delivery, settle_attempt, settle_notification
 from tests.card import CODE, issue_slips_to_pay, open_and_pay
 
 # (slips, payments per slip, threads): the issue's size on PostgreSQL, a smaller one on SQLite.
@@ -132,8 +132,8 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
         every = [p for found in state.values() for p in found["payments"]]
         booked = set(session.scalars(select(Event.subject_id).where(Event.kind == "payment.applied")))
         assert booked == {str(p.id) for p in every if p.applied}
-        doubles = {(e.subject_id, e.data["refund_id"])
+        doubles = {(e.subject_id, e.data["refund_requested"])
                    for e in session.scalars(select(Event).where(Event.kind == "payment.double_payment"))}
-        assert doubles == {(str(r.payment_id), r.id) for found in state.values() for r in found["refunds"]}
+        assert doubles == {(str(r.payment_id), True) for found in state.values() for r in found["refunds"]}
         deliveries = session.scalar(select(func.count()).select_from(WebhookDelivery))
         assert deliveries == (slip_count * per_slip if via == "notification" else 0)

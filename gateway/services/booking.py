@@ -1,0 +1,113 @@
+"""Record what `domain.booking.decide` says of money received: for every channel, one writer.
+
+Two ways to run the same writes: `record_bookings` for a file's payments (set-based, any
+number of them, in the caller's transaction) and `booking_writes` for one notification
+(prebuilt statements for `Statements.batch`, sent with the settlement's other writes in
+one round trip). Both mark every issued slip of an applied instalment paid (whichever of
+its slips the money came through: a reissue is paid too), request the refund of a double
+payment, and raise the exceptions the decision flags, each once ((kind, subject) is
+unique; a repeat is dropped by the database).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Executable, bindparam, exists, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from domain.booking import Booking, Flag, Instalment
+from gateway.models import Assessment, Payment, ReconException, Refund, Slip, table
+from gateway.services.exceptions import raise_exceptions
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+DOUBLE_PAYMENT_REFUND_REASON = "double payment (二重納付)"
+_slips, _assessments, _payments = table(Slip), table(Assessment), table(Payment)
+_refunds, _exceptions = table(Refund), table(ReconException)
+_applied = _payments.alias("applied")
+# An instalment's state as `decide` needs it, read (after the instalment is locked) with the slip.
+BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id, _applied.c.applied).label("booked")
+INSTALMENT_COLUMNS = (_assessments.c.amount.label("billed"), _slips.c.due_date, _slips.c.store_deadline,
+                      _slips.c.status.label("slip_status"), BOOKED)
+
+
+def instalment_of(row: Any) -> Instalment:
+    """The Instalment of a row read with INSTALMENT_COLUMNS."""
+    return Instalment(billed=row.billed, due_date=row.due_date, store_deadline=row.store_deadline,
+                      slip_void=row.slip_status == "void", booked=bool(row.booked))
+
+
+def paid_on(accepted_at: datetime) -> date:
+    """The business date (Asia/Tokyo) of a payment accepted at `accepted_at`."""
+    return accepted_at.astimezone(TOKYO).date()
+
+
+@dataclass(frozen=True)
+class Booked:
+    """A payment as booked: the decision and what its exceptions are about."""
+
+    booking: Booking
+    payment_id: int | None
+    assessment_id: int | None
+    amount: int
+    paid_on: date
+    slip_number: str | None
+    subject_key: str  # what an exception is raised on, e.g. payment:12, agency_report:34
+    agency_report_id: int | None = None
+    also: tuple[Flag, ...] = ()  # what the channel's own records raise besides (e.g. a 速報 cancelled)
+
+
+def record_bookings(session: Session, municipality_id: int, booked: Sequence[Booked], *,
+                    now: datetime) -> Counter[str]:
+    """Write what the bookings imply, set-based, in the caller's transaction; the new exceptions by kind."""
+    applied = sorted({b.assessment_id for b in booked if b.booking.applied and b.assessment_id is not None})
+    for start in range(0, len(applied), 5_000):
+        session.execute(update(_slips).where(_slips.c.assessment_id.in_(applied[start:start + 5_000]),
+                                             _slips.c.status == "issued").values(status="paid"))
+    refunds = [_refund_row(b, now) for b in booked if b.booking.refund]
+    if refunds:
+        session.execute(insert(_refunds), refunds)
+    return raise_exceptions(session, municipality_id, [row for b in booked for row in _exception_rows(b)])
+
+
+# One notification's writes, prebuilt (see `Statements`).
+_PAY_SLIPS = (update(_slips).where(_slips.c.assessment_id == bindparam("b_assessment_id"), _slips.c.status == "issued")
+              .values(status="paid"))
+_REFUND_COLUMNS = ("payment_id", "amount", "reason", "status", "requested_by", "created_at", "updated_at")
+_REQUEST_REFUND = insert(_refunds).values({name: bindparam(f"r_{name}") for name in _REFUND_COLUMNS})
+_EXCEPTION_COLUMNS = ("municipality_id", "kind", "subject_key", "business_date", "amount", "slip_number",
+                      "payment_id", "agency_report_id", "details", "status", "created_at")
+_RAISE = {name: dialect.insert(_exceptions).values({c: bindparam(f"x_{c}", type_=_exceptions.c[c].type)
+                                                    for c in _EXCEPTION_COLUMNS}).on_conflict_do_nothing()
+          for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+
+
+def booking_writes(dialect: str, municipality_id: int, booked: Booked, *,
+                   now: datetime) -> list[tuple[Executable, dict[str, Any]]]:
+    """`record_bookings` of one payment as statements to send with the settlement's other writes."""
+    writes: list[tuple[Executable, dict[str, Any]]] = []
+    if booked.booking.applied and booked.assessment_id is not None:
+        writes.append((_PAY_SLIPS, {"b_assessment_id": booked.assessment_id}))
+    if booked.booking.refund:
+        writes.append((_REQUEST_REFUND, {f"r_{k}": v for k, v in _refund_row(booked, now).items()}))
+    for row in _exception_rows(booked):
+        values = {"municipality_id": municipality_id, "status": "open", "created_at": now, **row}
+        writes.append((_RAISE[dialect], {f"x_{c}": values[c] for c in _EXCEPTION_COLUMNS}))
+    return writes
+
+
+def _refund_row(booked: Booked, now: datetime) -> dict[str, Any]:
+    return dict(payment_id=booked.payment_id, amount=booked.amount, reason=DOUBLE_PAYMENT_REFUND_REASON,
+                status="requested", requested_by="system", created_at=now, updated_at=now)
+
+
+def _exception_rows(booked: Booked) -> list[dict[str, Any]]:
+    return [dict(kind=flag.kind, subject_key=booked.subject_key, business_date=booked.paid_on, amount=booked.amount,
+                 slip_number=booked.slip_number, payment_id=booked.payment_id,
+                 agency_report_id=booked.agency_report_id, details=flag.details)
+            for flag in (*booked.booking.flags, *booked.also)]
