@@ -220,3 +220,21 @@ def test_a_bad_statement_line_rejects_the_whole_deposit_file(app, session, line,
         import_deposits(session, MUNICIPALITY, data, agencies=app.extensions["kokin.agencies"], entered_by="clerk")
     assert any(e.startswith(where) for e in rejected.value.details["errors"]), rejected.value.details
     assert session.scalar(select(func.count()).select_from(AgencyDeposit)) == 0
+
+
+def test_a_store_payment_with_a_reissued_slips_old_sheet_pays_the_instalment_and_its_reissue(  # type: ignore[no-untyped-def]
+        app, session, slips) -> None:
+    from gateway.services.slips import reissue_slip
+
+    old = slips[0]
+    reissued = reissue_slip(session, old.municipality_id, old.number, reason="lost", actor="clerk")
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    files = files_by_day(agency, schedule([_paid_before_due(old)]), client_code=CLIENT)
+    for day in sorted(files):
+        _import(session, app, "agency-fixed120", files[day], filename=f"{day}.dat")
+
+    payment = session.scalars(select(Payment).where(Payment.assessment_id == old.assessment_id)).one()
+    assert payment.applied and not payment.overpaid and payment.slip_id == old.id
+    assert dict(session.execute(select(Slip.reissue, Slip.status).where(Slip.number == old.number)).all()) == {
+        old.reissue: "void", reissued.reissue: "paid"}
+    assert session.scalars(select(ReconException.kind)).all() == ["payment_on_void_slip"]
