@@ -22,7 +22,7 @@ from flask import Flask
 from adapters.agency import AgencyAdapter
 from gateway.db import Database
 
-JobFunc = Callable[[Flask, date], dict[str, Any]]
+JobFunc = Callable[[Flask, date], dict[str, Any]]  # run(app, business_date) -> JSON-able summary
 
 
 @dataclass(frozen=True)
