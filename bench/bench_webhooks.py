@@ -194,9 +194,9 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
     from gateway.config import load_settings
     from gateway.db import Database, utcnow
     from gateway.models import Assessment, FundType, Municipality, Payment, PaymentAttempt, Slip
+    from gateway.sandbox.ward import ward_rows
     from gateway.services.reference import seed_reference_data
     from gateway.services.slips import issue_slips
-    from gateway.services.synthetic import ward_rows
 
     database = Database(url)
     migrate.upgrade(database.engine)
