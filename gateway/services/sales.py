@@ -42,9 +42,10 @@ from gateway.models import (
     StaffUser,
     Terminal,
 )
-from gateway.services.counter import catalogue, counter_terminals
+from gateway.services.counters import counter_terminals
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
+from gateway.services.fee_items import catalogue
 from gateway.services.payments import ProviderRejected, ProviderUnavailable, settle_attempt, transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 from reconciliation.matching import Booked, Settled, match
