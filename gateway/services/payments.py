@@ -28,9 +28,9 @@ from adapters.base import (
     RetryableError,
 )
 from gateway.db import Statements, call_in_autocommit, transaction, utcnow
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, IllegalTransition, NotFound, ProviderRejected, ProviderUnavailable
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
+from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import Assessment, Event, Payment, PaymentAttempt, Refund, Sale, Slip, WebhookDelivery, table
 from gateway.services.events import record_event
 
@@ -99,16 +99,6 @@ _SALE_PAID = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"))
               .values(status="paid", completed_at=bindparam("p_accepted_at")))
 _SALE_ENDED = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"), _sales.c.status == "waiting")
                .values(status=bindparam("p_sale_status")))
-
-
-class ProviderUnavailable(GatewayError):
-    code = "provider_unavailable"
-    status = 503
-
-
-class ProviderRejected(GatewayError):
-    code = "provider_rejected"
-    status = 502
 
 
 def adapters_by_channel(adapters: Mapping[str, PaymentAdapter],

@@ -7,11 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import transaction, utcnow
+from gateway.errors import ProviderUnavailable
 from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.janitor import settle_stale_attempts
 from gateway.services.ledger_import import import_ledger
-from gateway.services.payments import ProviderUnavailable, settle_attempt, start_payment
+from gateway.services.payments import settle_attempt, start_payment
 from gateway.services.refunds import decide_refund, execute_refund, request_refund, resume_refunds
 from gateway.services.slips import issue_slips
 

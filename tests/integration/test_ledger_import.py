@@ -22,10 +22,10 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway import barcode
 from gateway.cli import cli
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import LineError
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
-from gateway.services.ledger_import import ImportResult, LedgerFileRejected, import_ledger
+from gateway.services.ledger_import import ImportResult, import_ledger
 from gateway.services.slips import get_slip, issue_slips
 from tests.integration.ledger_corpus import CSV, FIXED, MUNICIPALITY, ledger_state
 

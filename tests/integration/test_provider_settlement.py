@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from adapters.base import CheckoutRequest, SettledPayment
+from gateway.errors import SettlementFileInvalid
 from gateway.models import Payment, ProviderSettlement, ReconException, Slip
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.payments import settle_attempt, start_payment
-from gateway.services.settlements import SettlementFileInvalid, import_settlement_file
+from gateway.services.settlements import import_settlement_file
 from gateway.services.slips import issue_slips
 from reconciliation.reports import remittances
 from reconciliation.run import reconcile_day

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from adapters.base import Outcome, PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.db import Database, transaction
-from gateway.errors import NotFound
-from gateway.lifecycle import IllegalTransition
+from gateway.errors import IllegalTransition, NotFound
 from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
 from gateway.services.payments import (
     Delivery,
