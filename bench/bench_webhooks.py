@@ -124,7 +124,7 @@ def bare_app() -> Any:
 def stripe_process(pipe: Any, port: int) -> None:
     """Serve one StripeSimulator over HTTP on 127.0.0.1:port; create and pay sessions on request."""
     from adapters.stripe.simulator import StripeSimulator
-    from adapters.stripe.transport import decode_form
+    from adapters.stripe.simulator_wire import decode_form
 
     simulator = StripeSimulator(WEBHOOK_SECRET)
     served = [0]
