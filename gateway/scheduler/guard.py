@@ -139,4 +139,5 @@ def list_runs(session: Session, business_date: date | None = None, limit: int = 
 
 
 def database(app: Flask) -> Database:
+    """The app's database, for the jobs' own sessions (they run outside any request)."""
     return app.extensions["kokin.db"]

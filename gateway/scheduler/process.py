@@ -55,6 +55,7 @@ def catch_up(app: Flask, registry: Mapping[str, Job], now: datetime | None = Non
             outcomes[(job.name, day)] = run_guarded(app, job.name, day, job.run)
     return outcomes
 
+
 class Leadership:
     """A PostgreSQL session-level advisory lock on a connection of its own, held while leading.
 
