@@ -100,7 +100,7 @@ class InvalidSignature(GatewayError):
 
 
 class IllegalTransition(GatewayError):
-    """An event the state machine (gateway/lifecycle.py) does not allow from the current state."""
+    """An event that the payment, attempt or refund state machine does not allow in the current state."""
 
     code = "illegal_transition"
     status = 409
