@@ -1,14 +1,17 @@
-"""Sandbox wiring shared by the simulators that sit behind our own `requests` clients.
+"""Sandbox wiring shared by every provider's simulator: each sits behind a `requests` session.
 
-A simulator answers `handle(method, path, headers, body) -> (status, JSON document)`;
-`mount_simulator` routes the provider's base URL on a session to it and refuses every other
-URL, so sandbox mode runs the production HTTP code and never leaves the process.
+A simulator answers `handle(method, path, headers, body)` with `(status, JSON document)`,
+or with a Reply when the provider's own headers and formatting matter (Stripe's
+Request-Id and Idempotent-Replayed). `mount_simulator` routes the provider's base URL on a
+session to it and refuses every other URL, so sandbox mode runs the production HTTP code
+(our thin clients, or the provider's SDK on that session) and never leaves the process.
 """
 from __future__ import annotations
 
 import http
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -17,9 +20,18 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A simulator's answer as the provider formats it: status, JSON text and headers."""
+
+    status: int
+    text: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
 class HandlesRequests(Protocol):
     def handle(self, method: str, path: str, headers: Mapping[str, str],
-               body: bytes) -> tuple[int, dict[str, Any]]: ...
+               body: bytes) -> tuple[int, dict[str, Any]] | Reply: ...
 
 
 def mount_simulator(session: requests.Session, base_url: str, simulator: HandlesRequests, *,
@@ -50,12 +62,14 @@ class _SimulatorTransport(BaseAdapter):
                    for key, value in request.headers.items()}
         url = urlsplit(str(request.url))
         path = url.path + (f"?{url.query}" if self._with_query and url.query else "")
-        status, document = self._simulator.handle(str(request.method), path, headers, body)
+        answer = self._simulator.handle(str(request.method), path, headers, body)
+        if not isinstance(answer, Reply):
+            answer = Reply(answer[0], json.dumps(answer[1], ensure_ascii=False))
         response = requests.Response()
-        response.status_code = status
-        response.reason = http.HTTPStatus(status).phrase
-        response.headers = CaseInsensitiveDict({"Content-Type": self._content_type})
-        response._content = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        response.status_code = answer.status
+        response.reason = http.HTTPStatus(answer.status).phrase
+        response.headers = CaseInsensitiveDict({"Content-Type": self._content_type, **answer.headers})
+        response._content = answer.text.encode("utf-8")
         response.encoding = "utf-8"
         response.url = request.url or ""
         response.request = request

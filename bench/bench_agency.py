@@ -83,11 +83,11 @@ from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow
 from gateway.models import AgencyReport, Assessment, FundType, Municipality, Payment, ReconException, Slip
+from gateway.sandbox.agency import CHAINS
+from gateway.sandbox.ward import ward_rows
 from gateway.services.agency_import import import_agency_file
-from gateway.services.agency_sandbox import CHAINS
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ward_rows
 
 ADAPTER = "agency-fixed120"
 CLIENT_CODE = "13107"  # municipality 131075 at the agency (gateway/defaults.toml)

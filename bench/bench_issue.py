@@ -31,9 +31,9 @@ from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow
 from gateway.models import Assessment, FundType, Municipality
+from gateway.sandbox.ward import ward_rows
 from gateway.services import slips as slip_service
 from gateway.services.reference import seed_reference_data
-from gateway.services.synthetic import ward_rows
 
 MUNICIPALITY = "131075"
 FISCAL_YEAR = 2026

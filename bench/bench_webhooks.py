@@ -127,7 +127,7 @@ def bare_app() -> Any:
 def stripe_process(pipe: Any, port: int) -> None:
     """Serve one StripeSimulator over HTTP on 127.0.0.1:port; create and pay sessions on request."""
     from adapters.stripe.simulator import StripeSimulator
-    from adapters.stripe.transport import decode_form
+    from adapters.stripe.simulator_wire import decode_form
 
     simulator = StripeSimulator(WEBHOOK_SECRET)
     served = [0]
@@ -197,9 +197,9 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
     from gateway.config import load_settings
     from gateway.db import Database, utcnow
     from gateway.models import Assessment, FundType, Municipality, Payment, PaymentAttempt, Slip
+    from gateway.sandbox.ward import ward_rows
     from gateway.services.reference import seed_reference_data
     from gateway.services.slips import issue_slips
-    from gateway.services.synthetic import ward_rows
 
     database = Database(url)
     migrate.upgrade(database.engine)

@@ -1,18 +1,31 @@
-"""One error family and one envelope: {"error": {"code", "message", "details"}}."""
+"""The error catalogue and its one envelope: {"error": {"code", "message", "details"}}.
+
+Every expected failure is a GatewayError: its `code` is part of the API (clients branch on
+it; never rename one, add a new one) and its `status` the HTTP answer. The classes are
+grouped by what failed; each documents when it is raised. Anything that is not a
+GatewayError is unexpected: logged, and answered with a generic 500 that leaks nothing.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+if TYPE_CHECKING:
+    from gateway.layouts import LineError
+
 log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
-    """An expected failure with a stable snake_case code."""
+    """An expected failure with a stable snake_case code (API: never renamed) and an HTTP status.
+
+    Raised as is with `code=` and `status=` for a one-off refusal; a failure that callers
+    catch by type, or that several places raise, has a class in the catalogue below.
+    """
 
     code = "gateway_error"
     status = 400
@@ -28,24 +41,138 @@ class GatewayError(Exception):
             self.status = status
 
 
-class NotFound(GatewayError):
-    code = "not_found"
-    status = 404
+# -- The general kinds; raised with a more precise `code=` where one helps the client -------
 
 
 class ValidationFailed(GatewayError):
+    """The request is well formed but its values are not acceptable."""
+
     code = "validation_failed"
     status = 422
 
 
+class NotFound(GatewayError):
+    """The thing named does not exist, or not for this municipality."""
+
+    code = "not_found"
+    status = 404
+
+
 class Conflict(GatewayError):
+    """The thing exists but its state forbids the request (a paid slip, a decided refund)."""
+
     code = "conflict"
     status = 409
 
 
 class Unauthorized(GatewayError):
+    """No credentials, or credentials nobody issued (API keys)."""
+
     code = "unauthorized"
     status = 401
+
+
+# -- Requests: idempotency and provider notifications ----------------------------------------
+
+
+class IdempotencyConflict(GatewayError):
+    """An Idempotency-Key used again with a different request body."""
+
+    code = "idempotency_conflict"
+    status = 422
+
+
+class IdempotencyInProgress(GatewayError):
+    """The first request with this Idempotency-Key has not finished; send it again later."""
+
+    code = "idempotency_in_progress"
+    status = 409
+
+
+class InvalidSignature(GatewayError):
+    """A provider notification whose signature or token does not verify."""
+
+    code = "invalid_signature"
+    status = 400
+
+
+# -- Payments, attempts and refunds at the providers -----------------------------------------
+
+
+class IllegalTransition(GatewayError):
+    """An event that the payment, attempt or refund state machine does not allow in the current state."""
+
+    code = "illegal_transition"
+    status = 409
+
+
+class ProviderUnavailable(GatewayError):
+    """The provider could not be reached or failed transiently; the same call may succeed later."""
+
+    code = "provider_unavailable"
+    status = 503
+
+
+class ProviderRejected(GatewayError):
+    """The provider refused the request for good (not a decline: a decline is a result)."""
+
+    code = "provider_rejected"
+    status = 502
+
+
+# -- Files in: each is validated whole and applied whole, or not at all ----------------------
+
+
+class LedgerFileRejected(GatewayError):
+    """An assessments or status-changes file from the core system with errors; nothing applied."""
+
+    code = "ledger_file_rejected"
+    status = 422
+
+    def __init__(self, errors: list[LineError]) -> None:
+        super().__init__(f"ledger file rejected with {len(errors)} error(s); nothing was applied",
+                         details={"errors": [str(e) for e in errors]})
+        self.errors = errors
+
+
+class AgencyFileInvalid(GatewayError):
+    """A collection-agency (or eLTAX) file with errors; nothing applied."""
+
+    code = "agency_file_rejected"
+    status = 422
+
+    def __init__(self, adapter: str, errors: list[Any]) -> None:
+        super().__init__(f"{adapter} file rejected with {len(errors)} error(s); nothing was applied",
+                         details={"errors": [str(e) for e in errors]})
+        self.errors = errors
+
+
+class DepositFileRejected(GatewayError):
+    """A bank deposits file with errors; nothing recorded."""
+
+    code = "deposit_file_rejected"
+    status = 422
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__(f"deposit file rejected with {len(errors)} error(s); nothing was recorded",
+                         details={"errors": [str(e) for e in errors]})
+
+
+class SettlementFileInvalid(GatewayError):
+    """A provider's settlement report that cannot be read; nothing stored."""
+
+    code = "settlement_file_rejected"
+    status = 422
+
+
+# -- Files out ---------------------------------------------------------------------------------
+
+
+class ReceiptsNotWritable(GatewayError):
+    """A receipt whose value the layout cannot hold (too long, out of range, not encodable)."""
+
+    code = "receipts_not_writable"
+    status = 422
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

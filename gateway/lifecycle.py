@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError
-
-
-class IllegalTransition(GatewayError):
-    code = "illegal_transition"
-    status = 409
+from gateway.errors import IllegalTransition
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from adapters import layouts
 from adapters.layouts import Layout, LayoutError
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import NotFound, ReceiptsNotWritable
 from gateway.models import Assessment, FundType, Municipality, Payment
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -113,13 +113,6 @@ class ExportResult:
     def sidecar(self, filename: str) -> bytes:
         """Return the `sha256sum` line for the file saved as `filename`."""
         return f"{self.sha256}  {filename}\n".encode("ascii")
-
-
-class ReceiptsNotWritable(GatewayError):
-    """A receipt whose value the layout cannot hold (too long, out of range, not encodable)."""
-
-    code = "receipts_not_writable"
-    status = 422
 
 
 def load_receipts_layout(name_or_path: str) -> Layout:

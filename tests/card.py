@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from adapters.base import Outcome, PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.models import Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import StartedPayment, start_payment
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 

@@ -1,4 +1,9 @@
-"""PayPay dynamic QR adapter: client (signed HTTP), adapter (translation), simulator (sandbox)."""
+"""PayPay dynamic QR adapter.
+
+client (signed HTTP on `requests`), adapter (translation to adapters.base), factory
+(make_adapter from settings), simulator (an in-process PayPay for sandbox mode, tests and
+the demo), settlement (the settlement report file).
+"""
 from __future__ import annotations
 
 from adapters.paypay.adapter import WEBHOOK_TOKEN_HEADER, PayPayAdapter

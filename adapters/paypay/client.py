@@ -105,7 +105,7 @@ class PayPayClient:
     def __init__(self, *, base_url: str, api_key: str, api_secret: str, merchant_id: str,
                  session: requests.Session | None = None, clock: Callable[[], float] = time.time,
                  nonce_factory: Callable[[], str] = random_nonce,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._api_secret = api_secret

@@ -25,11 +25,9 @@ from adapters.base import (
     SettledPayment,
     WebhookEvent,
 )
-from adapters.stripe.client import DEFAULT_MAX_NETWORK_RETRIES, StripeApi
+from adapters.stripe.client import StripeApi
 from adapters.stripe.signature import verify_signature
-from adapters.stripe.simulator import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET, StripeSimulator
-
-SANDBOX_API_BASE = "https://api.stripe.test"  # never resolved: the simulator answers in-process
+from adapters.stripe.simulator import StripeSimulator
 
 # Session-level events decide an outcome on their own. A `payment_intent.payment_failed`
 # does not: on Checkout a declined card leaves the session open and the resident may try
@@ -231,54 +229,6 @@ def parse_event(body: bytes) -> WebhookEvent:
         outcome=outcome,
         occurred_at=_time(event.get("created")),
     )
-
-
-def make_adapter(config: Mapping[str, Any]) -> StripeAdapter:
-    """Build the Stripe adapter from resolved settings (the `kokin.adapters` entry point).
-
-    Keys: `sandbox` (bool: talk only to an in-process StripeSimulator, reachable as
-    `adapter.simulator`), `secret_key` and `webhook_secret` (values, required unless
-    sandbox), optional `api_base` and `max_network_retries`. Raises ValueError at start-up
-    for a missing secret or a live key in sandbox mode.
-    """
-    sandbox = _flag(config.get("sandbox", False))
-    retries = config.get("max_network_retries")
-    if sandbox:
-        secret_key = str(config.get("secret_key") or SANDBOX_SECRET_KEY)
-        if secret_key.startswith(("sk_live_", "rk_live_")):
-            raise ValueError("stripe: sandbox mode was given a live secret key")
-        simulator = StripeSimulator(str(config.get("webhook_secret") or SANDBOX_WEBHOOK_SECRET))
-        api = StripeApi(
-            secret_key,
-            api_base=config.get("api_base") or SANDBOX_API_BASE,
-            http_client=simulator.http_client(),
-            max_network_retries=int(retries or 0),  # retry sleeps would only slow tests down
-        )
-        return StripeAdapter(api, simulator.webhook_secret, simulator=simulator)
-    api = StripeApi(
-        _required(config, "secret_key"),
-        api_base=config.get("api_base"),
-        max_network_retries=DEFAULT_MAX_NETWORK_RETRIES if retries is None else int(retries),
-    )
-    return StripeAdapter(api, _required(config, "webhook_secret"))
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"stripe: sandbox must be true or false, not {value!r}")
-
-
-def _required(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"stripe: {key} is required outside sandbox mode")
-    return value
 
 
 def _session_id(provider_ref: str) -> str:

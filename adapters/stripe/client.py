@@ -1,7 +1,7 @@
 """A thin client for the part of Stripe's API the adapter uses, on the official SDK.
 
-Every call goes through `stripe.StripeClient`; sandbox mode hands the SDK an HTTP client
-that answers from the simulator, so both modes run the same SDK code. SDK exceptions are
+Every call goes through `stripe.StripeClient` and its RequestsClient; sandbox mode hands it
+a `requests` session mounted on the simulator, so both modes run the same SDK code. SDK exceptions are
 translated to RetryableError / PermanentError here and nowhere else. Returned objects are
 plain dicts of Stripe's JSON.
 """
@@ -12,10 +12,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
+import requests
 import stripe
 
 from adapters.base import PermanentError, RetryableError
 
+PRODUCTION_BASE_URL = stripe.DEFAULT_API_BASE
+SANDBOX_BASE_URL = "https://api.stripe.test"  # never resolved: the simulator answers in-process
 DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (s): a resident is waiting for the redirect
 DEFAULT_MAX_NETWORK_RETRIES = 1  # the SDK retries with the same Idempotency-Key, so it is safe
 SESSION_EXPAND = ["payment_intent.latest_charge"]  # card brand/last4 live on the charge
@@ -29,17 +32,17 @@ class StripeApi:
         secret_key: str,
         *,
         api_base: str | None = None,
-        http_client: stripe.HTTPClient | None = None,
+        session: requests.Session | None = None,
         max_network_retries: int = DEFAULT_MAX_NETWORK_RETRIES,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         # Telemetry would send Stripe this host's platform string and write an id file
         # under ~/.config; a ward's server has no reason to do either.
         stripe.enable_telemetry = False
         self._client = stripe.StripeClient(
             secret_key,
-            base_addresses={"api": api_base or stripe.DEFAULT_API_BASE},
-            http_client=http_client or stripe.RequestsClient(timeout=timeout),
+            base_addresses={"api": api_base or PRODUCTION_BASE_URL},
+            http_client=stripe.RequestsClient(timeout=timeout, session=session),
             max_network_retries=max_network_retries,
         )
 

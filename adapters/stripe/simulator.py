@@ -1,11 +1,11 @@
 """An in-process Stripe for sandbox mode and tests: Checkout Sessions, refunds, signed events.
 
-The SDK reaches it through `SimulatorHTTPClient` (see transport.py), so the adapter runs
-its production code path. It answers with JSON shaped like Stripe's documented objects
-(`checkout.session`, `payment_intent`, `charge`, `refund`, `event`), honours idempotency
-keys as Stripe does, and signs webhook deliveries exactly as Stripe does. Tests and the demo
-play the resident with `simulate_payment`. Nothing here touches the network; the hosted
-page URL (`https://checkout.stripe.test/...`) is never fetched.
+The SDK reaches it through a `requests` session mounted on it (adapters/transport.py), so
+the adapter runs its production code path, the SDK's RequestsClient included. It answers with
+JSON shaped like Stripe's documented objects (`checkout.session`, `payment_intent`, `charge`,
+`refund`, `event`), honours idempotency keys and signs webhook deliveries exactly as Stripe
+does. Tests and the demo play the resident with `simulate_payment`. Nothing here touches the
+network; the hosted page URL (`https://checkout.stripe.test/...`) is never fetched.
 
 State lives in memory, per simulator: in sandbox mode each process has its own.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import stripe
+import requests
 from requests.structures import CaseInsensitiveDict
 
 from adapters.stripe import signature
@@ -36,7 +36,8 @@ from adapters.stripe.simulator_objects import (
     refund,
     validate_checkout,
 )
-from adapters.stripe.transport import SimulatorHTTPClient
+from adapters.stripe.simulator_wire import Wire
+from adapters.transport import mount_simulator
 
 # Placeholders that only the simulator accepts; real keys come from the environment.
 SANDBOX_SECRET_KEY = "sk_test_kokin_sandbox"  # noqa: S105
@@ -78,9 +79,9 @@ class StripeSimulator:
         self.fee_per_mille = 36  # Stripe's standard card fee in Japan, 3.6%, kept out of the payout
         self.refunds_pending = False  # True: new refunds are `pending` until next retrieved, as bank-side ones
 
-    def http_client(self) -> SimulatorHTTPClient:
-        """Return an SDK HTTP client answered by this simulator."""
-        return SimulatorHTTPClient(self)
+    def mount(self, session: requests.Session, base_url: str) -> None:
+        """Route `base_url` on this session to the simulator and refuse every other URL."""
+        mount_simulator(session, base_url, Wire(self), with_query=True)
 
     # -- what tests and the demo do -------------------------------------------------------
 
@@ -162,7 +163,7 @@ class StripeSimulator:
             if self._outages:
                 outage = self._outages.pop(0)
                 if outage == "connection":
-                    raise stripe.APIConnectionError("simulated network failure", should_retry=True)
+                    raise requests.ConnectionError("simulated network failure")
                 status = 500 if outage == "server_error" else 429
                 return status, response_headers, _error_body(_OUTAGE_ERRORS[outage])
             try:

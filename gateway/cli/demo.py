@@ -15,15 +15,16 @@ from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.cli.demo_payments import pay_some_slips
 from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
-from gateway.services.agency_sandbox import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
+from gateway.sandbox.agency import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.apikeys import create_api_key
-from gateway.services.counter import counter_terminals, create_user
+from gateway.services.counters import counter_terminals
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
 from gateway.services.reference import seed_reference_data
 from gateway.services.sales import BRANDS, SaleLineRequest, daily_close, follow_sale, sale_attempt, start_sale
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from gateway.services.staff_accounts import create_user
 from reconciliation.receipts import DEFAULT_LAYOUT, export_receipts, write_atomically, write_export
 from reconciliation.run import reconcile_day, summary_csv
 

@@ -11,8 +11,9 @@ import click
 from flask import current_app
 
 from gateway.cli.base import operation, session
-from reconciliation.jobs import JOBS
-from reconciliation.scheduler import TOKYO, list_runs, run_all_due, serve, tokyo_today
+from gateway.scheduler.guard import TOKYO, list_runs, run_all_due, tokyo_today
+from gateway.scheduler.jobs import JOBS
+from gateway.scheduler.process import serve
 
 
 @click.group("scheduler")

@@ -7,7 +7,7 @@ import click
 
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
 from gateway.models import ROLES
-from gateway.services.counter import create_user
+from gateway.services.staff_accounts import create_user
 
 PASSWORD_ENV = "KOKIN_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.calendar import business_day_after
 from gateway.db import transaction
-from gateway.errors import GatewayError
+from gateway.errors import DepositFileRejected, GatewayError
 from gateway.layouts import LineError, load_layout, read
 from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.events import record_event
@@ -90,15 +89,6 @@ def _insert_deposit(session: Session, municipality_id: int, adapter: str, deposi
                      data={"adapter": adapter, "deposited_on": deposited_on.isoformat(), "amount": amount},
                      actor=entered_by)
     return new is not None
-
-
-class DepositFileRejected(GatewayError):
-    code = "deposit_file_rejected"
-    status = 422
-
-    def __init__(self, errors: list[Any]) -> None:
-        super().__init__(f"deposit file rejected with {len(errors)} error(s); nothing was recorded",
-                         details={"errors": [str(e) for e in errors]})
 
 
 def import_deposits(session: Session, municipality_code: str, data: bytes, *, agencies: Collection[str],

@@ -47,7 +47,7 @@ from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, Agenc
 from domain.booking import Booking, Flag, Instalment, decide
 from gateway.barcode import BarcodeError, decode
 from gateway.db import UTCDateTime, transaction, utcnow
-from gateway.errors import GatewayError
+from gateway.errors import AgencyFileInvalid
 from gateway.models import (
     AgencyImport,
     Assessment,
@@ -63,16 +63,6 @@ from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-class AgencyFileInvalid(GatewayError):
-    code = "agency_file_rejected"
-    status = 422
-
-    def __init__(self, adapter: str, errors: list[Any]) -> None:
-        super().__init__(f"{adapter} file rejected with {len(errors)} error(s); nothing was applied",
-                         details={"errors": [str(e) for e in errors]})
-        self.errors = errors
 
 
 @dataclass

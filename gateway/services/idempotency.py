@@ -16,20 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.db import transaction, utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, IdempotencyConflict, IdempotencyInProgress
 from gateway.models import IdempotencyKey
 
 RETENTION = timedelta(hours=48)  # the contract promises at least 24 h
-
-
-class IdempotencyConflict(GatewayError):
-    code = "idempotency_conflict"
-    status = 422
-
-
-class IdempotencyInProgress(GatewayError):
-    code = "idempotency_in_progress"
-    status = 409
 
 
 @dataclass(frozen=True)

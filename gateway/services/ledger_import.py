@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.identifiers import is_valid_municipality_code, municipality_check_digit
 from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, load_layout, read
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip
@@ -21,16 +21,6 @@ from gateway.services.events import record_event, record_events
 
 PRESCRIPTION_YEARS = 5  # a claim's due date is never further than this past its fiscal year
 LOOKUP_CHUNK = 500
-
-
-class LedgerFileRejected(GatewayError):
-    code = "ledger_file_rejected"
-    status = 422
-
-    def __init__(self, errors: list[LineError]) -> None:
-        super().__init__(f"ledger file rejected with {len(errors)} error(s); nothing was applied",
-                         details={"errors": [str(e) for e in errors]})
-        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -17,23 +17,13 @@ from sqlalchemy.orm import Session
 
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
 from gateway.db import transaction, utcnow
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
 from gateway.fees import system_fee
 from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.services.events import record_event
 
 ONLINE_CHANNELS = ("card", "paypay")
-
-
-class ProviderUnavailable(GatewayError):
-    code = "provider_unavailable"
-    status = 503
-
-
-class ProviderRejected(GatewayError):
-    code = "provider_rejected"
-    status = 502
 
 
 def adapters_by_channel(adapters: Mapping[str, PaymentAdapter],

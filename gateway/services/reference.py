@@ -10,8 +10,9 @@ from gateway.db import transaction
 from gateway.errors import NotFound
 from gateway.identifiers import is_valid_municipality_code
 from gateway.models import CHANNELS, FundType, Municipality
-from gateway.services.counter import seed_counters
+from gateway.services.counters import seed_counters
 from gateway.services.events import record_event
+from gateway.services.fee_items import seed_fee_items
 
 
 class ReferenceDataError(RuntimeError):
@@ -45,6 +46,7 @@ def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) 
                     added.append(f"fund {muni.code}/{fund['code']} {fund['name']}")
             session.flush()
             added += seed_counters(session, muni, config)
+            added += seed_fee_items(session, muni, config)
     return added
 
 

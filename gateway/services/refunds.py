@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from adapters.base import Capability, Outcome, PaymentAdapter, PermanentError, RefundRequest, RetryableError
 from gateway.db import transaction, utcnow
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound, ProviderUnavailable
 from gateway.lifecycle import PAYMENT, REFUND
 from gateway.models import Payment, PaymentAttempt, Refund
 from gateway.services.events import record_event
-from gateway.services.payments import ProviderUnavailable
 
 OPEN_REFUNDS = ("requested", "approved", "processing", "failed")
 

@@ -28,7 +28,7 @@ from adapters.base import (
     SettledPayment,
 )
 from gateway.db import transaction
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
 from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import (
     Counter,
@@ -42,11 +42,12 @@ from gateway.models import (
     StaffUser,
     Terminal,
 )
-from gateway.services.counter import catalogue, counter_terminals
+from gateway.services.counters import counter_terminals
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
+from gateway.services.fee_items import catalogue
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import ProviderRejected, ProviderUnavailable, transition_attempt
+from gateway.services.payments import transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 from reconciliation.matching import Booked, Settled, match
 

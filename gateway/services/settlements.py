@@ -14,18 +14,13 @@ from sqlalchemy.orm import Session
 from adapters.base import SettledPayment
 from adapters.paypay.settlement import SettlementFileRejected, read_settlement
 from gateway.db import transaction
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, SettlementFileInvalid
 from gateway.models import ProviderSettlement, table
 from gateway.services.events import record_event
 from gateway.services.reference import get_municipality
 
 READERS = {"paypay": read_settlement}
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-class SettlementFileInvalid(GatewayError):
-    code = "settlement_file_rejected"
-    status = 422
 
 
 def import_settlement_file(session: Session, municipality_code: str, adapter: str, data: bytes, *,

@@ -9,15 +9,10 @@ from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
 from gateway.db import transaction
-from gateway.errors import GatewayError
+from gateway.errors import InvalidSignature
 from gateway.models import PaymentAttempt, WebhookDelivery
 from gateway.services.outcomes import Delivery, record_delivery, settle_notification
 from gateway.services.payments import ProviderUnavailable
-
-
-class InvalidSignature(GatewayError):
-    code = "invalid_signature"
-    status = 400
 
 
 def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,

@@ -17,7 +17,8 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from gateway.errors import GatewayError
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
-from gateway.services import counter as counter_service
+from gateway.services import counters as counter_service
+from gateway.services import fee_items as fee_service
 from gateway.services import sales as sales_service
 from gateway.services.exceptions import (
     assign_exception,
@@ -29,6 +30,7 @@ from gateway.services.exceptions import (
     resolve_exception,
 )
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
+from gateway.services.staff_accounts import authenticate
 from gateway.staff import csrf
 from reconciliation import reports as reports_module
 
@@ -95,7 +97,7 @@ def _gateway_error(exc: GatewayError) -> Any:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     if request.method == "POST":
-        user = counter_service.authenticate(_session(), request.form.get("username", ""),
+        user = authenticate(_session(), request.form.get("username", ""),
                                             request.form.get("password", ""))
         if user is None:
             flash("ユーザー名またはパスワードが違います。", "error")
@@ -128,7 +130,7 @@ def counter() -> Any:
     session = _session()
     code = request.args.get("counter") or current_user.counter_code or "resident"
     counter_row, terminals = counter_service.counter_terminals(session, current_user.municipality_id, code)
-    items = counter_service.catalogue(session, current_user.municipality_id, code, _today())
+    items = fee_service.catalogue(session, current_user.municipality_id, code, _today())
     return render_template("staff/counter.html", counter=counter_row, terminals=terminals, items=items,
                            brands=sales_service.BRANDS,
                            counters=counter_service.list_counters(session, current_user.municipality_id))
@@ -367,11 +369,11 @@ def fees() -> Any:
         valid_from = _date(request.form.get("valid_from"))
         if valid_from is None:
             raise GatewayError("choose the date the new fee applies from", code="invalid_date", status=422)
-        counter_service.set_fee(session, current_user.municipality_id, request.form.get("item", ""),
+        fee_service.set_fee(session, current_user.municipality_id, request.form.get("item", ""),
                                 _quantity(request.form.get("fee", "")), valid_from, actor=current_user.username,
                                 today=_today())
         flash("手数料を登録しました。", "info")
         return redirect(url_for("staff.fees"))
-    history = counter_service.fee_history(session, current_user.municipality_id)
+    history = fee_service.fee_history(session, current_user.municipality_id)
     return render_template("staff/fees.html", history=history)
 

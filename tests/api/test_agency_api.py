@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from adapters.agency.simulator import StorePayment, files_by_day, schedule, write_file
 from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Payment, ReconException, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 CLIENT_CODE = "13107"

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.models import Payment, PaymentAttempt, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips, reissue_slip
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 PAYER_NAME = "墨田　花子"

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from gateway.db import utcnow
 from gateway.models import Event, Payment, PaymentAttempt, ReconException, Refund, Slip, WebhookDelivery
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 from tests.card import issue_slips_to_pay, open_card_payment
 
 CODE = "131075"

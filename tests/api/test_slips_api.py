@@ -11,10 +11,10 @@ import zxingcpp
 from PIL import Image
 
 from gateway import barcode as gs1
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 
 CODE = "131075"
 CONTRACT_FIELDS = {"number", "barcode", "amount", "due_date", "store_deadline", "reissue", "status",

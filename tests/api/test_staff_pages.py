@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from gateway.cli import cli
 from gateway.models import FeePrice, Payment, Refund, StaffUser
-from gateway.services.counter import counter_terminals, create_user, fee_on
+from gateway.services.counters import counter_terminals
+from gateway.services.fee_items import fee_on
 from gateway.services.refunds import request_refund
 from gateway.services.sales import SaleLineRequest, follow_sale, get_sale, sale_attempt, start_sale
+from gateway.services.staff_accounts import create_user
 
 CODE = "131075"
 PASSWORD = "staff-pass-2026!"  # noqa: S105 - throwaway test accounts

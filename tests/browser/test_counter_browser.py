@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.services.counter import create_user
+from gateway.services.staff_accounts import create_user
 
 CODE = "131075"
 USERNAME = "clerk"

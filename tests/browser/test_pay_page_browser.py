@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from gateway.models import PaymentAttempt, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 RESIDENT_TAX = dict(municipality_code=CODE, assessment_id="01-2026-0000000001", fund_code="01", fiscal_year=2026,

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 import responses
 import stripe
 
 from adapters.base import CheckoutRequest, Outcome, PermanentError, RefundRequest, RetryableError
 from adapters.stripe import StripeAdapter, StripeSimulator, make_adapter
-from adapters.stripe.client import StripeApi
+from adapters.stripe.client import SANDBOX_BASE_URL, StripeApi
 from tests.contract.stripe_payloads import NOW, SECRET, checkout_request
 
 
@@ -110,10 +111,16 @@ def test_an_expired_session_can_no_longer_be_paid(sandbox: StripeAdapter) -> Non
     sandbox.cancel(checkout.provider_ref)  # again: already expired is fine
 
 
+def _simulated_api(simulator: StripeSimulator) -> StripeApi:
+    session = requests.Session()
+    simulator.mount(session, SANDBOX_BASE_URL)
+    return StripeApi("sk_test_x", api_base=SANDBOX_BASE_URL, session=session, max_network_retries=0)
+
+
 def test_a_session_expires_on_its_own_after_24_hours() -> None:
     now = [datetime(2026, 4, 1, 9, 0, tzinfo=UTC)]
     simulator = StripeSimulator(SECRET, clock=lambda: now[0])
-    adapter = StripeAdapter(StripeApi("sk_test_x", http_client=simulator.http_client(), max_network_retries=0), SECRET)
+    adapter = StripeAdapter(_simulated_api(simulator), SECRET)
     checkout = adapter.create_checkout(checkout_request())
 
     now[0] += timedelta(hours=23, minutes=59)

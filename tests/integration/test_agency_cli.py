@@ -16,9 +16,9 @@ from adapters.agency.simulator import StorePayment, files_by_day, schedule, writ
 from gateway import create_app
 from gateway.cli import cli
 from gateway.models import AgencyImport, AgencyReport, Payment, ReconException, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 CLIENT_CODE = "13107"

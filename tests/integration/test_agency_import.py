@@ -13,18 +13,18 @@ from sqlalchemy import func, select
 
 from adapters.agency import make_agency_adapter
 from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
+from gateway.errors import AgencyFileInvalid, DepositFileRejected
 from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
+from gateway.sandbox.agency import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.agency_checks import (
-    DepositFileRejected,
     check_agency_data,
     expected_remittances,
     import_deposits,
 )
-from gateway.services.agency_import import AgencyFileInvalid, import_agency_file
-from gateway.services.agency_sandbox import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
+from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from tests.agency_corpus import BAD_DIR
 
 MUNICIPALITY = "131075"

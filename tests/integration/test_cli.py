@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from gateway.cli import cli
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 
 
 def test_db_upgrade_twice_reports_nothing_to_do_the_second_time(app) -> None:  # type: ignore[no-untyped-def]

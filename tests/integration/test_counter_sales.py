@@ -31,9 +31,11 @@ from gateway.models import (
     WebhookDelivery,
 )
 from gateway.services import sales as sales_service
-from gateway.services.counter import counter_terminals, create_user, fee_on, set_fee
+from gateway.services.counters import counter_terminals
+from gateway.services.fee_items import fee_on, set_fee
 from gateway.services.outcomes import settle_attempt
 from gateway.services.sales import BRANDS, SaleLineRequest, cancel_sale, daily_close, follow_sale, start_sale, void_sale
+from gateway.services.staff_accounts import create_user
 from gateway.services.webhooks import receive_webhook
 
 BACKEND = os.environ.get("KOKIN_TEST_DATABASE", "sqlite")

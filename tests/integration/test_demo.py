@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from gateway.cli import cli
 from gateway.models import ReconException, Sale, Slip
-from gateway.services.agency_sandbox import ANOMALY_KINDS
+from gateway.sandbox.agency import ANOMALY_KINDS
 
 
 def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothing(app, session) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import GatewayError
 from gateway.models import Event, Municipality, ReconException
-from gateway.services.counter import create_user
 from gateway.services.exceptions import (
     assign_exception,
     comment_exception,
@@ -19,6 +18,7 @@ from gateway.services.exceptions import (
     raise_exceptions,
     resolve_exception,
 )
+from gateway.services.staff_accounts import create_user
 
 PASSWORD = "queue-pass-2026"
 

@@ -7,14 +7,15 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import transaction, utcnow
+from gateway.errors import ProviderUnavailable
 from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.janitor import settle_stale_attempts
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import ProviderUnavailable, start_payment
+from gateway.services.payments import start_payment
 from gateway.services.refunds import decide_refund, execute_refund, request_refund, resume_refunds
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 ROW = dict(municipality_code="131075", assessment_id="01-2026-0000000009", fund_code="01", fiscal_year=2026,
            installment=1, payer_ref="0000000009", payer_name="", amount=8_000, due_date=date(2026, 6, 30))

@@ -15,11 +15,12 @@ import pytest
 
 from gateway.cli import cli
 from gateway.config import load_settings
+from gateway.errors import LedgerFileRejected
 from gateway.layouts import MAX_ERRORS
-from gateway.services.ledger_import import LedgerFileRejected, import_ledger
+from gateway.sandbox.ward import ward_rows
+from gateway.services.ledger_import import import_ledger
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ward_rows
 from tests.integration.ledger_corpus import (
     AMENDED,
     BAD_DIR,

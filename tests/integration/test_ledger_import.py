@@ -1,6 +1,6 @@
 """Importing the ward's assessments (調定): the good path, amendments, idempotence, concurrency.
 
-Files come from the synthetic ward (gateway.services.synthetic) in both shipped layouts.
+Files come from the synthetic ward (gateway.sandbox.ward) in both shipped layouts.
 Everything is read back from the database with SQL of its own, never through the import's
 own result alone.
 """
@@ -22,11 +22,11 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway import barcode
 from gateway.cli import cli
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import LineError
-from gateway.services.ledger_import import ImportResult, LedgerFileRejected, import_ledger
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
+from gateway.services.ledger_import import ImportResult, import_ledger
 from gateway.services.slips import get_slip, issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from tests.integration.ledger_corpus import CSV, FIXED, MUNICIPALITY, ledger_state
 
 PAYERS = 300

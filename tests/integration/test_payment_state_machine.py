@@ -37,12 +37,12 @@ from gateway.db import Database
 from gateway.errors import GatewayError
 from gateway.lifecycle import ATTEMPT, PAYMENT, REFUND, Machine
 from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import start_payment
 from gateway.services.refunds import decide_refund, execute_refund, refundable, request_refund
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 
 CODE = "131075"
 STAFF = ("tanaka", "suzuki", "sato")

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from gateway import barcode as gs1
 from gateway.crypto import DataCipher
 from gateway.models import Slip
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 
 
 def test_every_printed_barcode_scans_as_gs1_and_decodes_to_the_slip_as_issued(

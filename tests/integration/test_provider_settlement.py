@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from adapters.base import CheckoutRequest, SettledPayment
+from gateway.errors import SettlementFileInvalid
 from gateway.models import Payment, ProviderSettlement, ReconException, Slip
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import start_payment
-from gateway.services.settlements import SettlementFileInvalid, import_settlement_file
+from gateway.services.settlements import import_settlement_file
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from reconciliation.reports import remittances
 from reconciliation.run import reconcile_day
 from tests.card import pay_by_card

@@ -16,10 +16,10 @@ from gateway.cli import cli
 from gateway.db import transaction
 from gateway.layouts import LayoutError
 from gateway.models import Assessment, Payment, Slip
+from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes
 from reconciliation.receipts import (
     LAYOUT_DIR,
     ReceiptsNotWritable,

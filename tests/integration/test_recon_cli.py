@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from gateway.cli import cli
 from gateway.models import Slip
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 from tests.card import pay_by_card
 
 TODAY = datetime.now(ZoneInfo("Asia/Tokyo")).date()

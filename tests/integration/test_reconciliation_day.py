@@ -24,15 +24,16 @@ from adapters.base import CheckoutRequest, PaymentAdapter, SettledPayment
 from adapters.square import SquareAdapter
 from gateway.db import transaction
 from gateway.models import EXCEPTION_KINDS, Assessment, Payment, ReconException, Sale, Slip, StaffUser
+from gateway.sandbox.agency import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services import sales as sales_service
-from gateway.services.agency_sandbox import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
-from gateway.services.counter import counter_terminals, create_user
+from gateway.services.counters import counter_terminals
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import StartedPayment, start_payment
 from gateway.services.sales import SaleLineRequest, follow_sale, start_sale
 from gateway.services.slips import issue_slips, reissue_slip
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
+from gateway.services.staff_accounts import create_user
 from reconciliation.run import PAID, ReconSummary, day_window, reconcile_day, run_record, summary_csv
 
 MUNICIPALITY = "131075"

@@ -20,9 +20,10 @@ from sqlalchemy import make_url, select
 from gateway.cli import cli
 from gateway.db import transaction
 from gateway.models import Event, JobRun, SchedulerJob
+from gateway.scheduler.guard import run_all_due, run_guarded
+from gateway.scheduler.jobs import JOBS, Job
+from gateway.scheduler.process import Leadership, serve
 from gateway.services.events import record_event
-from reconciliation.jobs import JOBS, Job
-from reconciliation.scheduler import Leadership, run_all_due, run_guarded, serve
 
 BACKEND = os.environ.get("KOKIN_TEST_DATABASE", "sqlite")
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +165,7 @@ import json, sys, time
 from datetime import date
 from pathlib import Path
 from gateway import create_app
-from reconciliation.scheduler import run_all_due
+from gateway.scheduler.guard import run_all_due
 from tests.integration.test_scheduler import TEST_JOBS
 url, workdir, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 app = create_app({"DATABASE_URL": url, "TESTING": True, "INSTANCE_PATH": str(workdir / name)})
@@ -209,7 +210,7 @@ LEADER = """
 import sys, time
 from pathlib import Path
 from sqlalchemy import make_url
-from reconciliation.scheduler import Leadership
+from gateway.scheduler.process import Leadership
 leadership = Leadership(make_url(sys.argv[1]))
 print("leader" if leadership.try_acquire() else "standby", flush=True)
 while not Path(sys.argv[2]).exists():

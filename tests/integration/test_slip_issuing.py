@@ -13,9 +13,9 @@ from gateway.crypto import DataCipher
 from gateway.errors import Conflict
 from gateway.identifiers import is_valid_slip_number
 from gateway.models import Event, Municipality, Slip
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import get_slip, issue_slips, reissue_slip
-from gateway.services.synthetic import ledger_file_bytes, ward_rows
 
 CODE = "131075"
 

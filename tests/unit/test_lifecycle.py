@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import IllegalTransition
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, MACHINES, PAYMENT, REFUND, IllegalTransition, document
+from gateway.lifecycle import ATTEMPT, MACHINES, PAYMENT, REFUND, document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "states.md"
 

@@ -22,7 +22,7 @@ from flask import Flask
 from adapters.agency import AgencyAdapter
 from gateway.db import Database
 
-JobFunc = Callable[[Flask, date], dict[str, Any]]
+JobFunc = Callable[[Flask, date], dict[str, Any]]  # run(app, business_date) -> JSON-able summary
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def pull_agencies(app: Flask, business_date: date) -> dict[str, Any]:
     (so it is retried) after the others were imported.
     """
     from adapters.base import RetryableError
-    from gateway.services.agency_import import AgencyFileInvalid, import_agency_file
+    from gateway.errors import AgencyFileInvalid
+    from gateway.services.agency_import import import_agency_file
 
     agencies: dict[str, AgencyAdapter] = app.extensions["kokin.agencies"]
     summary: dict[str, Any] = {"imported": {}, "skipped_without_pull_url": []}

@@ -1,0 +1,60 @@
+"""The error catalogue: every code is API, so each class keeps its code and HTTP status."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import gateway
+import reconciliation
+from gateway import errors
+from gateway.errors import GatewayError
+
+CATALOGUE = {
+    "GatewayError": ("gateway_error", 400),
+    "ValidationFailed": ("validation_failed", 422),
+    "NotFound": ("not_found", 404),
+    "Conflict": ("conflict", 409),
+    "Unauthorized": ("unauthorized", 401),
+    "IdempotencyConflict": ("idempotency_conflict", 422),
+    "IdempotencyInProgress": ("idempotency_in_progress", 409),
+    "InvalidSignature": ("invalid_signature", 400),
+    "IllegalTransition": ("illegal_transition", 409),
+    "ProviderUnavailable": ("provider_unavailable", 503),
+    "ProviderRejected": ("provider_rejected", 502),
+    "LedgerFileRejected": ("ledger_file_rejected", 422),
+    "AgencyFileInvalid": ("agency_file_rejected", 422),
+    "DepositFileRejected": ("deposit_file_rejected", 422),
+    "SettlementFileInvalid": ("settlement_file_rejected", 422),
+    "ReceiptsNotWritable": ("receipts_not_writable", 422),
+}
+
+
+def _catalogued() -> dict[str, type[GatewayError]]:
+    return {name: cls for name, cls in inspect.getmembers(errors, inspect.isclass)
+            if issubclass(cls, GatewayError) and cls.__module__ == errors.__name__}
+
+
+def test_the_catalogue_holds_exactly_the_listed_errors() -> None:
+    assert sorted(_catalogued()) == sorted(CATALOGUE)
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_each_error_keeps_its_code_and_status(name: str) -> None:
+    cls = _catalogued()[name]
+
+    assert (cls.code, cls.status) == CATALOGUE[name]
+    assert cls.__doc__, "each error says when it is raised"
+
+
+def test_no_gateway_error_is_defined_outside_the_catalogue() -> None:
+    def subclasses(cls: type[GatewayError]) -> set[type[GatewayError]]:
+        return {sub for direct in cls.__subclasses__() for sub in {direct} | subclasses(direct)}
+
+    for package in (gateway, reconciliation):  # load every module that could define one
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
+
+    assert {cls.__module__ for cls in subclasses(GatewayError)} == {errors.__name__}
