@@ -38,7 +38,7 @@ postgres:
 lint:
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/ruff check gateway adapters reconciliation migrations tests bench
+	$(BIN)/ruff check domain gateway adapters reconciliation migrations tests bench
 
 bench: install postgres
 	$(PYTHON) bench/bench_issue.py

@@ -81,11 +81,11 @@ from bench_issue import MUNICIPALITY, fresh_database  # bench/ is on sys.path wh
 from sqlalchemy import func, select, text
 
 from adapters.agency.simulator import business_day_after, planned_remittance
+from domain.identifiers import make_slip_number
 from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database
 from gateway.fees import system_fee
-from gateway.identifiers import make_slip_number
 from gateway.models import FundType, Municipality, ReconException
 from gateway.services.reference import seed_reference_data
 

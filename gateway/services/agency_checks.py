@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.calendar import business_day_after
+from domain.calendar import business_day_after
 from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.layouts import LineError, load_layout, read

@@ -44,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport, paused_gc
-from gateway.barcode import BarcodeError, decode
+from domain.barcode import BarcodeError, decode
 from gateway.db import UTCDateTime, transaction, utcnow
 from gateway.errors import GatewayError
 from gateway.models import (

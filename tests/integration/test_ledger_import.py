@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gateway import barcode
+from domain import barcode
 from gateway.cli import cli
 from gateway.errors import GatewayError
 from gateway.layouts import LineError

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.barcode import BarcodeError, SlipBarcode, decode, encode, is_valid
-from gateway.identifiers import (
+from domain.barcode import BarcodeError, SlipBarcode, decode, encode, is_valid
+from domain.identifiers import (
     is_valid_municipality_code,
     is_valid_slip_number,
     make_slip_number,

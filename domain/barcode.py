@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from gateway.identifiers import is_valid_slip_number, mod10_weight31
+from domain.identifiers import is_valid_slip_number, mod10_weight31
 
 APPLICATION_IDENTIFIER = "91"
 BARCODE_LENGTH = 44
