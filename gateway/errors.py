@@ -8,24 +8,15 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from domain.errors import DomainError
+
 log = logging.getLogger(__name__)
 
 
-class GatewayError(Exception):
-    """An expected failure with a stable snake_case code."""
+class GatewayError(DomainError):
+    """An expected failure outside the pure core (see domain.errors), with a stable snake_case code."""
 
     code = "gateway_error"
-    status = 400
-
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
-                 code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
-        if status:
-            self.status = status
 
 
 class NotFound(GatewayError):
@@ -59,8 +50,8 @@ def _http_code(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     """Render every error in the contract's envelope; unexpected ones leak nothing."""
 
-    @app.errorhandler(GatewayError)
-    def _gateway(exc: GatewayError) -> tuple[Response, int]:
+    @app.errorhandler(DomainError)
+    def _gateway(exc: DomainError) -> tuple[Response, int]:
         return jsonify(error_body(exc.code, exc.message, exc.details)), exc.status
 
     @app.errorhandler(HTTPException)

@@ -27,10 +27,10 @@ from adapters.base import (
     PermanentError,
     RetryableError,
 )
+from domain.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
 from gateway.db import Statements, call_in_autocommit, transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, PAYMENT, IllegalTransition
 from gateway.models import Assessment, Event, Payment, PaymentAttempt, Refund, Sale, Slip, WebhookDelivery, table
 from gateway.services.events import record_event
 

@@ -27,9 +27,9 @@ from adapters.base import (
     RetryableError,
     SettledPayment,
 )
+from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import transaction
 from gateway.errors import Conflict, GatewayError, NotFound
-from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import (
     Counter,
     FeeItem,

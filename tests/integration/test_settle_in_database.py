@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from adapters.base import Outcome, PaymentStatus
+from domain.lifecycle import IllegalTransition
 from gateway.crypto import DataCipher
 from gateway.db import Database, transaction
 from gateway.errors import NotFound
-from gateway.lifecycle import IllegalTransition
 from gateway.models import Event, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
 from gateway.services.payments import (
     Delivery,

@@ -2,16 +2,16 @@
 
 Every transition names the event it records in the event record; an illegal transition
 raises IllegalTransition. `mermaid()` draws a machine for the docs (docs/states.md is
-generated from this module by `python -m gateway.lifecycle`).
+generated from this module by `python -m domain.lifecycle`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError
+from domain.errors import DomainError
 
 
-class IllegalTransition(GatewayError):
+class IllegalTransition(DomainError):
     code = "illegal_transition"
     status = 409
 
@@ -127,8 +127,8 @@ MACHINES = (PAYMENT, ATTEMPT, REFUND)
 
 def document() -> str:
     """Return the Markdown page of every machine's diagram."""
-    parts = ["# Payment states", "", "Generated from `gateway/lifecycle.py` by "
-             "`python -m gateway.lifecycle > docs/states.md`; do not edit by hand.", ""]
+    parts = ["# Payment states", "", "Generated from `domain/lifecycle.py` by "
+             "`python -m domain.lifecycle > docs/states.md`; do not edit by hand.", ""]
     for machine in MACHINES:
         parts += [f"## {machine.name}", "", "```mermaid", machine.mermaid(), "```", ""]
     return "\n".join(parts)
