@@ -25,9 +25,9 @@ from typing import Any, Literal, NamedTuple
 
 import requests
 
-from adapters import layouts
 from adapters.base import RetryableError
-from adapters.layouts import Layout, LineError, Record
+from domain import layouts
+from domain.layouts import Layout, LineError, Record
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 ReportKind = Literal["preliminary", "final", "cancel"]

@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 
 import holidays
 
-from adapters import layouts
 from adapters.agency import AgencyAdapter, ReportKind
+from domain import layouts
 
 _HOLIDAYS = holidays.country_holidays("JP", years=range(2020, 2041))
 

@@ -12,9 +12,9 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from domain.errors import DomainError
+from domain.layouts import LayoutError
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.layouts import LayoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

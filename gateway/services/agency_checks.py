@@ -17,9 +17,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from domain.calendar import business_day_after
+from domain.layouts import LineError, read
 from gateway.db import transaction
 from gateway.errors import GatewayError
-from gateway.layouts import LineError, load_layout, read
+from gateway.layouts import load_layout
 from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions

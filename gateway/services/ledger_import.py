@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.identifiers import is_valid_municipality_code, municipality_check_digit
+from domain.layouts import MAX_ERRORS, Layout, LineError, Record, read
 from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError
-from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, load_layout, read
+from gateway.layouts import load_layout
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events

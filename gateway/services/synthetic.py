@@ -78,7 +78,8 @@ def _annual(rng: random.Random, plan: FundPlan) -> int:
 
 def ledger_file_bytes(rows: list[dict[str, object]], layout_name: str, created_on: date) -> bytes:
     """Return `rows` as a ledger file in the layout (with header, trailer and end if fixed)."""
-    from gateway.layouts import csv_header, encode_fixed, load_layout, write_csv_line
+    from domain.layouts import csv_header, encode_fixed, write_csv_line
+    from gateway.layouts import load_layout
 
     layout = load_layout(layout_name)
     if layout.format == "csv":

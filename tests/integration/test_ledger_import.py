@@ -21,9 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from domain import barcode
+from domain.layouts import LineError
 from gateway.cli import cli
 from gateway.errors import GatewayError
-from gateway.layouts import LineError
 from gateway.services.ledger_import import ImportResult, LedgerFileRejected, import_ledger
 from gateway.services.slips import get_slip, issue_slips
 from gateway.services.synthetic import ledger_file_bytes, ward_rows
