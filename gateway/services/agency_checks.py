@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from domain.calendar import business_day_after
 from domain.layouts import LineError, read
+from domain.matching import remittance_finding
 from gateway.db import transaction
 from gateway.errors import GatewayError
 from gateway.layouts import load_layout
@@ -25,7 +26,6 @@ from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
-from reconciliation.matching import remittance_finding
 
 FINAL_WITHIN_BUSINESS_DAYS = 10  # 確報 typically 5-10 days after payment (domain document)
 

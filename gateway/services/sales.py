@@ -28,6 +28,7 @@ from adapters.base import (
     SettledPayment,
 )
 from domain.lifecycle import ATTEMPT, PAYMENT
+from domain.matching import Booked, Settled, match
 from gateway.db import transaction
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.models import (
@@ -47,7 +48,6 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.payments import ProviderRejected, ProviderUnavailable, settle_attempt, transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
-from reconciliation.matching import Booked, Settled, match
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md).
 BRANDS = {

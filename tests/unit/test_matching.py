@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from reconciliation.matching import Booked, Settled, match, remittance_finding, rules
+from domain.matching import Booked, Settled, match, remittance_finding, rules
 
 DAY = date(2026, 7, 1)
 

@@ -1,7 +1,8 @@
-"""Matching as pure functions over plain records; the rules are data (rules.toml).
+"""Matching as pure functions over plain records; the rules are data (matching.toml).
 
-Nothing here touches the database: reconciliation.run gathers the records, these functions
-say what matches and what is an exception, and the run records the exceptions once.
+Nothing here touches the database: reconciliation.run and the counter's daily close gather
+the records, these functions say what matches and what is an exception, and the callers
+record the exceptions once.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-RULES_FILE = Path(__file__).with_name("rules.toml")
+RULES_FILE = Path(__file__).with_name("matching.toml")
 
 
 @dataclass(frozen=True)
