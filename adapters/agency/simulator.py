@@ -12,28 +12,12 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-
-import holidays
+from datetime import date, datetime
 
 from adapters.agency import AgencyAdapter, ReportKind
+from domain import barcode as gs1
 from domain import layouts
-
-_HOLIDAYS = holidays.country_holidays("JP", years=range(2020, 2041))
-
-
-def is_business_day(day: date) -> bool:
-    """Weekdays that are not public holidays and not 29 December - 3 January (bank closure)."""
-    closed = (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)
-    return day.weekday() < 5 and day not in _HOLIDAYS and not closed
-
-
-def business_day_after(day: date, days: int = 1) -> date:
-    """The `days`-th business day after `day`."""
-    while days > 0:
-        day += timedelta(days=1)
-        days -= is_business_day(day)
-    return day
+from domain.calendar import business_day_after
 
 
 @dataclass(frozen=True)
@@ -48,7 +32,7 @@ class StorePayment:
 
     @property
     def amount(self) -> int:
-        return int(self.barcode[37:43])
+        return int(self.barcode[gs1.AMOUNT_FIELD])
 
 
 @dataclass(frozen=True)
