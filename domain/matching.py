@@ -13,6 +13,8 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
+from domain.calendar import business_day_after
+
 RULES_FILE = Path(__file__).with_name("matching.toml")
 
 
@@ -87,3 +89,8 @@ def remittance_finding(expected: int, received: int, payments: int, fee_per_paym
     if fee_per_payment and expected - received == fee_per_payment * payments:
         return "fee_netted"
     return "remittance_mismatch"
+
+
+def final_due_by(paid_on: date) -> date:
+    """Return the last business day by which a store payment's 確報 is due (the agency rule's window)."""
+    return business_day_after(paid_on, rules()["agency"].settle_within_days)
