@@ -9,7 +9,7 @@ writes. Regenerate with
     python -m tests.agency_corpus
 
 The bytes are built here by hand from the layouts as documented (CONTRACT.md: header,
-trailer and end record; domain/collection-agency-data.md, A: the data record, B: the CSV),
+trailer and end record; shared/domain/collection-agency-data.md, A: the data record, B: the CSV),
 not with the simulator's writer, so that the corpus does not inherit its mistakes. The
 barcode check digit is the one implementation, domain.identifiers.mod10_weight31: the
 published vectors in tests/unit/test_barcode.py pin it, which a second copy here could not

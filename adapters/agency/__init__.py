@@ -1,6 +1,6 @@
 """Collection agencies (収納代行): the slip barcode paid at a store or in a bill-payment app.
 
-The money and the data travel separately (domain/collection-agency-data.md): the agency
+The money and the data travel separately (shared/domain/collection-agency-data.md): the agency
 reports each payment as 速報 (preliminary), 確報 (final) and rarely 速報取消 (cancellation of
 a preliminary), in files, and remits the money later. An `AgencyAdapter` reads one
 agency's files, whose layout is a table (adapters/agency/layouts/*.toml), validates a file

@@ -1,6 +1,6 @@
 """A collection agency in sandbox mode: turn store payments into the files it would send.
 
-Timing as in domain/collection-agency-data.md: a 速報 file the next business day, the 確報
+Timing as in shared/domain/collection-agency-data.md: a 速報 file the next business day, the 確報
 5-10 days after payment, the planned remittance about 10 days after payment on a business
 day, and payments from 25 December held until the first business days of January. What
 each payment's records are (a 速報 only, a 確報 without 速報, a 取消 too) is the caller's
