@@ -78,7 +78,8 @@ from bench_issue import (  # bench/ is on sys.path when run
 from sqlalchemy import Engine, event, func, insert, select, text
 
 from adapters.agency import AgencyAdapter, make_agency_adapter
-from adapters.agency.simulator import Scheduled, StorePayment, business_day_after, planned_remittance, write_file
+from adapters.agency.simulator import Scheduled, StorePayment, planned_remittance, write_file
+from domain.calendar import business_day_after
 from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow

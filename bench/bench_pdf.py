@@ -27,8 +27,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from gateway.barcode import SlipBarcode, encode
-from gateway.identifiers import make_slip_number
+from domain.barcode import SlipBarcode, encode
+from domain.identifiers import make_slip_number
 from gateway.rendering import slip_pdf
 from gateway.rendering.slip_pdf import PrintableSlip, render_slips
 

@@ -80,12 +80,13 @@ import psycopg
 from bench_issue import MUNICIPALITY, fresh_database  # bench/ is on sys.path when run
 from sqlalchemy import func, select, text
 
-from adapters.agency.simulator import business_day_after, planned_remittance
+from adapters.agency.simulator import planned_remittance
+from domain.calendar import business_day_after
+from domain.identifiers import make_slip_number
 from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database
 from gateway.fees import system_fee
-from gateway.identifiers import make_slip_number
 from gateway.models import FundType, Municipality, ReconException
 from gateway.services.reference import seed_reference_data
 

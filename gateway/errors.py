@@ -14,31 +14,27 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+# IllegalTransition (illegal_transition, 409), an event a state machine does not allow in the
+# current state, is defined in the pure core, of the same family, and named in the catalogue too.
+from domain.errors import DomainError
+from domain.errors import IllegalTransition as IllegalTransition
+
 if TYPE_CHECKING:
-    from gateway.layouts import LineError
+    from domain.layouts import LineError
 
 log = logging.getLogger(__name__)
 
 
-class GatewayError(Exception):
+class GatewayError(DomainError):
     """An expected failure with a stable snake_case code (API: never renamed) and an HTTP status.
 
     Raised as is with `code=` and `status=` for a one-off refusal; a failure that callers
-    catch by type, or that several places raise, has a class in the catalogue below.
+    catch by type, or that several places raise, has a class in the catalogue below. Its
+    root, DomainError, is pure: the domain's own refusals (IllegalTransition) are of the
+    same family.
     """
 
     code = "gateway_error"
-    status = 400
-
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
-                 code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
-        if status:
-            self.status = status
 
 
 # -- The general kinds; raised with a more precise `code=` where one helps the client -------
@@ -97,13 +93,6 @@ class InvalidSignature(GatewayError):
 
 
 # -- Payments, attempts and refunds at the providers -----------------------------------------
-
-
-class IllegalTransition(GatewayError):
-    """An event that the payment, attempt or refund state machine does not allow in the current state."""
-
-    code = "illegal_transition"
-    status = 409
 
 
 class ProviderUnavailable(GatewayError):
@@ -186,8 +175,8 @@ def _http_code(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     """Render every error in the contract's envelope; unexpected ones leak nothing."""
 
-    @app.errorhandler(GatewayError)
-    def _gateway(exc: GatewayError) -> tuple[Response, int]:
+    @app.errorhandler(DomainError)
+    def _gateway(exc: DomainError) -> tuple[Response, int]:
         return jsonify(error_body(exc.code, exc.message, exc.details)), exc.status
 
     @app.errorhandler(HTTPException)

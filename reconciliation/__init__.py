@@ -1,1 +1,1 @@
-"""Nightly reconciliation: matching (pure functions), runs, reports and exports."""
+"""Nightly reconciliation: runs (over domain.matching), reports and exports."""

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters import layouts
-from adapters.layouts import Layout, LayoutError
+from domain import layouts
+from domain.layouts import Layout, LayoutError
 from gateway.errors import NotFound, ReceiptsNotWritable
 from gateway.models import Assessment, FundType, Municipality, Payment
 

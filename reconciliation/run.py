@@ -1,7 +1,7 @@
 """Reconcile one business date: what the gateway recorded, what providers and agencies report, the ledger.
 
 `reconcile_day` gathers the day's payments (every channel), checks them against the ward's
-assessments and the channel's settlement data (rules.toml), raises each exception once
+assessments and the channel's settlement data (domain/matching.toml), raises each exception once
 (recon_exceptions is unique per kind and subject) and records the run with its figures.
 Run it twice on the same inputs and it changes nothing and writes the same summary.
 """
@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, SettledPayment
+from domain.matching import Booked, Settled, match, rules
 from gateway.db import transaction, utcnow
 from gateway.models import (
     Assessment,
@@ -40,7 +41,6 @@ from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
 from gateway.services.settlements import READERS, stored_settlements
-from reconciliation.matching import Booked, Settled, match, rules
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 PAID = ("succeeded", "partially_refunded", "refunded")

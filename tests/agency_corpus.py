@@ -9,16 +9,18 @@ writes. Regenerate with
     python -m tests.agency_corpus
 
 The bytes are built here by hand from the layouts as documented (CONTRACT.md: header,
-trailer and end record; domain/collection-agency-data.md, A: the data record, B: the CSV),
-not with the simulator's writer, so that the corpus does not inherit its mistakes. Even
-the barcode check digit is worked here (mod 10, weights 3/1 from the right) and checked
-against the published vectors by the tests. Each bad file is a good file with one fault.
+trailer and end record; shared/domain/collection-agency-data.md, A: the data record, B: the CSV),
+not with the simulator's writer, so that the corpus does not inherit its mistakes. The
+barcode check digit is the one implementation, domain.identifiers.mod10_weight31: the
+published vectors in tests/unit/test_barcode.py pin it, which a second copy here could not
+do better. Each bad file is a good file with one fault.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from domain.identifiers import mod10_weight31
 from tests import corpus
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "agency"
@@ -39,17 +41,11 @@ RECORD_LENGTH = 120
 
 # --- the barcode -----------------------------------------------------------------------
 
-def mod10_check(digits: str) -> int:
-    """GS1 modulus 10: weight 3 on the rightmost digit, then 1, 3, ... leftwards."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
-    return (10 - total % 10) % 10
-
-
 def barcode(slip: str, amount: int, *, deadline: str = "260731", reissue: int = 0, ai: str = "91") -> str:
     """AI 91 + company code + client code + 16-digit slip number + reissue + YYMMDD + 0 + amount + check."""
     body = f"{ai}{COMPANY_CODE}{CLIENT_CODE}{slip}{reissue}{deadline}0{amount:06d}"
     assert len(body) == 43 and len(slip) == 16, body
-    return body + str(mod10_check(body))
+    return body + str(mod10_weight31(body))
 
 
 # --- one payment's record --------------------------------------------------------------
@@ -214,7 +210,7 @@ def spoilt(**changes: object) -> Rec:
 
 
 def _with_check(body43: str) -> str:
-    return body43 + str(mod10_check(body43))
+    return body43 + str(mod10_weight31(body43))
 
 
 def _fixed_cases() -> list[Case]:

@@ -1,6 +1,6 @@
 """Collection agencies (収納代行): the slip barcode paid at a store or in a bill-payment app.
 
-The money and the data travel separately (domain/collection-agency-data.md): the agency
+The money and the data travel separately (shared/domain/collection-agency-data.md): the agency
 reports each payment as 速報 (preliminary), 確報 (final) and rarely 速報取消 (cancellation of
 a preliminary), in files, and remits the money later. An `AgencyAdapter` reads one
 agency's files, whose layout is a table (adapters/agency/layouts/*.toml), validates a file
@@ -25,9 +25,10 @@ from typing import Any, Literal, NamedTuple
 
 import requests
 
-from adapters import layouts
 from adapters.base import RetryableError
-from adapters.layouts import Layout, LineError, Record
+from domain import barcode as gs1
+from domain import layouts
+from domain.layouts import Layout, LineError, Record
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 ReportKind = Literal["preliminary", "final", "cancel"]
@@ -39,7 +40,6 @@ DEFAULT_CHAINS: dict[str, str] = {
     "530": "PayB", "750": "J-Coin", "780": "au PAY", "800": "d払い", "810": "LINE Pay", "820": "PayPay",
     "830": "楽天銀行", "840": "Bank Pay",
 }
-BARCODE_AI = "91"
 
 
 class AgencyReport(NamedTuple):
@@ -221,23 +221,24 @@ class AgencyAdapter:
                                                        f"known: {', '.join(sorted(self.data_types))}"))
         barcode = values.get("barcode")
         if barcode is not None:
-            problem = barcode_problem(barcode)
-            if not problem and self.client_code is not None and barcode[8:13] != self.client_code:
-                problem = f"is for client {barcode[8:13]}, this ward is {self.client_code} at {self.name}"
+            problem = gs1.problem(barcode)
+            client = barcode[gs1.CLIENT_CODE_FIELD]
+            if not problem and self.client_code is not None and client != self.client_code:
+                problem = f"is for client {client}, this ward is {self.client_code} at {self.name}"
             if problem:
                 errors.append(LineError(line, "barcode", problem))
                 barcode = None
         amount = values.get("amount")
-        if barcode is not None and amount is not None and amount != int(barcode[37:43]):
+        if barcode is not None and amount is not None and amount != int(barcode[gs1.AMOUNT_FIELD]):
             errors.append(LineError(line, "amount", f"{amount:,} yen differs from the barcode's "
-                                                    f"{int(barcode[37:43]):,} yen"))
+                                                    f"{int(barcode[gs1.AMOUNT_FIELD]):,} yen"))
         remittance_on = values.get("remittance_on")
         if kind == "final" and remittance_on is None and "remittance_on" in values:
             errors.append(LineError(line, "remittance_on", "a 確報 must name its planned remittance date"))
         if kind is None or barcode is None:
             return None
         chain, channel = self._chain(values["chain_code"])
-        return AgencyReport(line, kind, barcode, int(barcode[37:43]) if amount is None else amount,
+        return AgencyReport(line, kind, barcode, int(barcode[gs1.AMOUNT_FIELD]) if amount is None else amount,
                             values["paid_on"], values["paid_time"], values["store_code"], chain, channel,
                             remittance_on, values.get("accounting_on"))
 
@@ -256,26 +257,6 @@ class AgencyAdapter:
             return [LineError(header.line, "client_code", f"the file is for client {header.values['client_code']}, "
                                                           f"this ward is {self.client_code} at {self.name}")]
         return []
-
-
-def barcode_problem(digits: str) -> str | None:
-    """Say what is wrong with a 44-digit slip barcode (AI 91, check digit), or None."""
-    if len(digits) != 44 or not digits.isdigit():
-        return f"must be 44 digits, got {len(digits)}"
-    if not digits.startswith(BARCODE_AI):
-        return f"application identifier must be {BARCODE_AI}, got {digits[:2]}"
-    expected = check_digit(digits[:43])
-    if int(digits[43]) != expected:
-        return f"check digit is {digits[43]}, expected {expected}"
-    return None
-
-
-def check_digit(digits: str) -> int:
-    """Modulus 10, weights 3 and 1 from the right (GS1; domain/payment-slip-barcode.md)."""
-    codes = digits.encode("ascii")  # digit values are the byte values less 48 (b"0")
-    threes, ones = codes[-1::-2], codes[-2::-2]  # weight 3 from the rightmost digit
-    total = 3 * (sum(threes) - 48 * len(threes)) + sum(ones) - 48 * len(ones)
-    return (10 - total % 10) % 10
 
 
 def _structure_errors(runs: list[list[Any]]) -> list[LineError]:

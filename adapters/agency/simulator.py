@@ -1,6 +1,6 @@
 """A collection agency in sandbox mode: turn store payments into the files it would send.
 
-Timing as in domain/collection-agency-data.md: a 速報 file the next business day, the 確報
+Timing as in shared/domain/collection-agency-data.md: a 速報 file the next business day, the 確報
 5-10 days after payment, the planned remittance about 10 days after payment on a business
 day, and payments from 25 December held until the first business days of January. What
 each payment's records are (a 速報 only, a 確報 without 速報, a 取消 too) is the caller's
@@ -12,28 +12,12 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-import holidays
-
-from adapters import layouts
 from adapters.agency import AgencyAdapter, ReportKind
-
-_HOLIDAYS = holidays.country_holidays("JP", years=range(2020, 2041))
-
-
-def is_business_day(day: date) -> bool:
-    """Weekdays that are not public holidays and not 29 December - 3 January (bank closure)."""
-    closed = (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)
-    return day.weekday() < 5 and day not in _HOLIDAYS and not closed
-
-
-def business_day_after(day: date, days: int = 1) -> date:
-    """The `days`-th business day after `day`."""
-    while days > 0:
-        day += timedelta(days=1)
-        days -= is_business_day(day)
-    return day
+from domain import barcode as gs1
+from domain import layouts
+from domain.calendar import business_day_after
 
 
 @dataclass(frozen=True)
@@ -48,7 +32,7 @@ class StorePayment:
 
     @property
     def amount(self) -> int:
-        return int(self.barcode[37:43])
+        return int(self.barcode[gs1.AMOUNT_FIELD])
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from adapters import layouts
 from adapters.base import SettledPayment
-from adapters.layouts import LineError
+from domain import layouts
+from domain.layouts import LineError
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 TOKYO = ZoneInfo("Asia/Tokyo")

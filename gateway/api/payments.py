@@ -6,6 +6,7 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 from flask_smorest import Blueprint
 
+from domain.errors import DomainError
 from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import PaymentCreateSchema, PaymentSchema, payment_dict
 from gateway.errors import GatewayError, NotFound
@@ -40,7 +41,7 @@ def create_payment(args: dict[str, Any]) -> Any:
                                 slip_number=args["slip_number"], channel=args["channel"],
                                 return_url=args["return_url"], cancel_url=args.get("cancel_url") or args["return_url"],
                                 fee_schedules=current_app.config["FEE_SCHEDULES"], actor=f"api:{g.api_key_name}")
-    except GatewayError as exc:
+    except DomainError as exc:
         if exc.status >= 500:
             idempotency.release(session(), claim.key_id)
         else:

@@ -11,10 +11,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
+from domain.errors import DomainError
+from domain.layouts import LayoutError
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.errors import GatewayError
-from gateway.layouts import LayoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,7 @@ def operation(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except GatewayError as exc:
+        except DomainError as exc:
             for line in exc.details.get("errors", []):
                 click.echo(f"  {line}", err=True)
             raise click.ClickException(exc.message) from exc

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from adapters.base import PermanentError, RetryableError
+from domain.errors import DomainError
 from gateway.errors import GatewayError, NotFound
 from gateway.fees import system_fee
 from gateway.models import Municipality, Payment, PaymentAttempt, Slip
@@ -99,7 +100,7 @@ def start(token: str, channel: str) -> Any:
         return _error(slip, f"slip_{slip.status}", 409)
     try:
         attempt = _start_once(slip, channel, request.form["nonce"])
-    except GatewayError as exc:
+    except DomainError as exc:
         if exc.status >= 500:
             log.warning("pay page: %s payment of slip %s not started: %s", channel, slip.id, exc.code)
         return _error(slip, exc.code, exc.status)
@@ -195,7 +196,7 @@ def _start_once(slip: Slip, channel: str, nonce: str) -> PaymentAttempt:
             channel=channel, return_url=url_for("public.result", token=slip.pay_token, _external=True, **lang),
             cancel_url=url_for("public.show_slip", token=slip.pay_token, _external=True, **lang),
             fee_schedules=current_app.config["FEE_SCHEDULES"], actor="public:pay-page")
-    except GatewayError as exc:
+    except DomainError as exc:
         if exc.status >= 500:
             idempotency.release(session, claim.key_id)  # a retry of the same form may try again
         else:
@@ -223,5 +224,5 @@ def _poll(adapter_name: str, provider_ref: str) -> None:
     _session().rollback()  # no transaction open across the provider call
     try:
         settle_attempt(_session(), adapter_name, adapter.fetch_status(provider_ref), actor="public:result")
-    except (RetryableError, PermanentError, GatewayError) as exc:
+    except (RetryableError, PermanentError, DomainError) as exc:
         log.warning("pay page: could not check %s attempt %s: %s", adapter_name, provider_ref, exc)

@@ -13,7 +13,7 @@ import barcode
 from barcode.writer import ImageWriter, SVGWriter, mm2px
 from PIL import Image, ImageDraw, ImageFont
 
-from gateway.barcode import BarcodeError, is_valid
+from domain.barcode import BarcodeError, is_valid
 from gateway.rendering.slip_pdf import BAR_HEIGHT_MM, MODULE_WIDTH_MM, QUIET_ZONE_MM
 
 PNG_DPI = 300  # the module is then exactly 2 dots wide

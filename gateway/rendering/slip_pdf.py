@@ -25,7 +25,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from gateway.barcode import MAX_BARCODE_AMOUNT, BarcodeError, decode
+from domain.barcode import MAX_BARCODE_AMOUNT, BarcodeError, decode
 
 FONT_FAMILY = "IPAexGothic"
 FONT_ENV_VAR = "KOKIN_SLIP_FONT"

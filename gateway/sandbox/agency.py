@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyAdapter
 from adapters.agency.simulator import StorePayment, files_by_day, schedule
-from gateway.barcode import compose, decode, issuer_prefix
-from gateway.identifiers import make_slip_number
+from domain.barcode import compose, decode, issuer_prefix
+from domain.identifiers import make_slip_number
 from gateway.models import Slip
 from gateway.progress import NoProgress, Progress
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit

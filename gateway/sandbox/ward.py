@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from gateway.calendar import next_business_day
+from domain.calendar import next_business_day
 
 SURNAMES = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
             "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水")
@@ -78,7 +78,8 @@ def _annual(rng: random.Random, plan: FundPlan) -> int:
 
 def ledger_file_bytes(rows: list[dict[str, object]], layout_name: str, created_on: date) -> bytes:
     """Return `rows` as a ledger file in the layout (with header, trailer and end if fixed)."""
-    from gateway.layouts import csv_header, encode_fixed, load_layout, write_csv_line
+    from domain.layouts import csv_header, encode_fixed, write_csv_line
+    from gateway.layouts import load_layout
 
     layout = load_layout(layout_name)
     if layout.format == "csv":

@@ -15,17 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.calendar import business_day_after
+from domain.layouts import LineError, read
+from domain.matching import final_due_by, remittance_finding, rules
 from gateway.db import transaction
 from gateway.errors import DepositFileRejected, GatewayError
-from gateway.layouts import LineError, load_layout, read
+from gateway.layouts import load_layout
 from gateway.models import AgencyDeposit, AgencyReport, table
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
-from reconciliation.matching import remittance_finding
-
-FINAL_WITHIN_BUSINESS_DAYS = 10  # 確報 typically 5-10 days after payment (domain document)
 
 
 @dataclass(frozen=True)
@@ -138,9 +136,9 @@ def check_agency_data(session: Session, municipality_code: str, as_of: date, *,
 
 
 def _overdue_finals(session: Session, municipality_id: int, as_of: date) -> list[dict[str, object]]:
-    """速報 with no 確報 (and no 取消) FINAL_WITHIN_BUSINESS_DAYS business days after payment."""
+    """速報 with no 確報 (and no 取消) by final_due_by(), the agency rule's business days after payment."""
     # Business days are counted on the calendar: paid on P, overdue once as_of is past P + N business days.
-    earliest_overdue = as_of - timedelta(days=FINAL_WITHIN_BUSINESS_DAYS)  # a cheap bound for the query
+    earliest_overdue = as_of - timedelta(days=rules()["agency"].settle_within_days)  # a cheap bound for the query
     rows = session.execute(select(AgencyReport.id, AgencyReport.paid_on, AgencyReport.amount,
                                   AgencyReport.slip_number, AgencyReport.payment_id, AgencyReport.adapter)
                            .where(AgencyReport.municipality_id == municipality_id,
@@ -150,5 +148,5 @@ def _overdue_finals(session: Session, municipality_id: int, as_of: date) -> list
     return [dict(kind="final_overdue", subject_key=f"agency_report:{row.id}", business_date=row.paid_on,
                  amount=row.amount, slip_number=row.slip_number, payment_id=row.payment_id, agency_report_id=row.id,
                  details={"adapter": row.adapter, "paid_on": row.paid_on.isoformat(),
-                          "final_due_by": business_day_after(row.paid_on, FINAL_WITHIN_BUSINESS_DAYS).isoformat()})
-            for row in rows if business_day_after(row.paid_on, FINAL_WITHIN_BUSINESS_DAYS) < as_of]
+                          "final_due_by": final_due_by(row.paid_on).isoformat()})
+            for row in rows if final_due_by(row.paid_on) < as_of]

@@ -44,8 +44,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, AgencyReport, paused_gc
+from domain.barcode import BarcodeError, decode
 from domain.booking import Booking, Flag, Instalment, decide
-from gateway.barcode import BarcodeError, decode
 from gateway.db import UTCDateTime, transaction, utcnow
 from gateway.errors import AgencyFileInvalid
 from gateway.models import (

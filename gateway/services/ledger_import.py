@@ -10,11 +10,12 @@ from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from domain.identifiers import is_valid_municipality_code, municipality_check_digit
+from domain.layouts import MAX_ERRORS, Layout, LineError, Record, read
 from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
-from gateway.identifiers import is_valid_municipality_code, municipality_check_digit
-from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, load_layout, read
+from gateway.layouts import load_layout
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events

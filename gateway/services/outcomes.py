@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from adapters.base import Outcome, PaymentStatus
 from domain.booking import Booking, Instalment, decide
+from domain.errors import IllegalTransition
+from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import Statements, transaction, utcnow
-from gateway.errors import IllegalTransition, NotFound
-from gateway.lifecycle import ATTEMPT, PAYMENT
+from gateway.errors import NotFound
 from gateway.models import Assessment, Event, Payment, PaymentAttempt, Sale, Slip, WebhookDelivery, table
 from gateway.services.booking import INSTALMENT_COLUMNS, Booked, booking_writes, instalment_of, paid_on
 

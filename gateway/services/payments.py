@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
+from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.services.events import record_event
 

@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.identifiers import is_valid_municipality_code
 from gateway.db import transaction
 from gateway.errors import NotFound
-from gateway.identifiers import is_valid_municipality_code
 from gateway.models import CHANNELS, FundType, Municipality
 from gateway.services.counters import seed_counters
 from gateway.services.events import record_event

@@ -9,9 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, Outcome, PaymentAdapter, PermanentError, RefundRequest, RetryableError
+from domain.errors import DomainError
+from domain.lifecycle import PAYMENT, REFUND
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderUnavailable
-from gateway.lifecycle import PAYMENT, REFUND
 from gateway.models import Payment, PaymentAttempt, Refund
 from gateway.services.events import record_event
 
@@ -110,7 +111,7 @@ def resume_refunds(session: Session, adapters: Mapping[str, PaymentAdapter], *,
     for refund_id in waiting:
         try:
             refund = execute_refund(session, adapters, refund_id, actor="janitor")
-        except GatewayError as exc:
+        except DomainError as exc:
             results[f"refund {exc.code}"] += 1
             continue
         results[f"refund {refund.status}"] += 1

@@ -27,9 +27,10 @@ from adapters.base import (
     RetryableError,
     SettledPayment,
 )
+from domain.lifecycle import ATTEMPT, PAYMENT
+from domain.matching import Booked, Settled, match
 from gateway.db import transaction
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
-from gateway.lifecycle import ATTEMPT, PAYMENT
 from gateway.models import (
     Counter,
     FeeItem,
@@ -49,7 +50,6 @@ from gateway.services.fee_items import catalogue
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
-from reconciliation.matching import Booked, Settled, match
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md).
 BRANDS = {

@@ -12,11 +12,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway import barcode as gs1
-from gateway.calendar import store_deadline
+from domain import barcode as gs1
+from domain.calendar import store_deadline
+from domain.identifiers import make_slip_number
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound
-from gateway.identifiers import make_slip_number
 from gateway.models import Assessment, FundType, IssueRun, Municipality, Slip, SlipNumberSeries
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event

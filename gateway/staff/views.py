@@ -15,6 +15,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
+from domain.errors import DomainError
 from gateway.errors import GatewayError
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.services import counters as counter_service
@@ -86,8 +87,8 @@ def roles(*allowed: str) -> Callable[[F], F]:
     return decorate
 
 
-@bp.errorhandler(GatewayError)
-def _gateway_error(exc: GatewayError) -> Any:
+@bp.errorhandler(DomainError)
+def _gateway_error(exc: DomainError) -> Any:
     flash(exc.message, "error")
     back = urlsplit(request.referrer or "")
     own = back.netloc == request.host and back.path.startswith("/staff")

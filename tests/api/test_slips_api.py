@@ -10,7 +10,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from gateway import barcode as gs1
+from domain import barcode as gs1
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger

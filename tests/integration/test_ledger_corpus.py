@@ -13,10 +13,10 @@ from datetime import date
 
 import pytest
 
+from domain.layouts import MAX_ERRORS
 from gateway.cli import cli
 from gateway.config import load_settings
 from gateway.errors import LedgerFileRejected
-from gateway.layouts import MAX_ERRORS
 from gateway.sandbox.ward import ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.reference import seed_reference_data
@@ -250,7 +250,7 @@ def gap(layout: str, data: bytes, line: int | None, field: str | None, id: str, 
     return pytest.param(layout, data, line, field, id=id)
 
 
-LENIENT_DATE = "gateway/layouts convert(): strptime takes months and days without their leading zero"
+LENIENT_DATE = "domain/layouts convert(): strptime takes months and days without their leading zero"
 GAPS = [
     gap(CSV, standard_csv(csv_line(dict(GOOD, due_date="2026-6-30"))), 4, "due_date",
         "csv-date-without-leading-zero", LENIENT_DATE),

@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gateway import barcode
+from domain import barcode
+from domain.layouts import LineError
 from gateway.cli import cli
 from gateway.errors import GatewayError, LedgerFileRejected
-from gateway.layouts import LineError
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import ImportResult, import_ledger
 from gateway.services.slips import get_slip, issue_slips

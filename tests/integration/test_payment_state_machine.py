@@ -32,10 +32,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.base import Outcome, PaymentStatus
+from domain.errors import DomainError
+from domain.lifecycle import ATTEMPT, PAYMENT, REFUND, Machine
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.errors import GatewayError
-from gateway.lifecycle import ATTEMPT, PAYMENT, REFUND, Machine
 from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
@@ -103,10 +103,10 @@ class SlipPool:
 
 
 def _code_of(call: Any) -> str | None:
-    """Run `call`; return the GatewayError code it raised, or None when it succeeded."""
+    """Run `call`; return the error code it raised, or None when it succeeded."""
     try:
         call()
-    except GatewayError as exc:
+    except DomainError as exc:
         return exc.code
     return None
 

@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import barcode as gs1
+from domain import barcode as gs1
 from gateway.crypto import DataCipher
 from gateway.models import Slip
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows

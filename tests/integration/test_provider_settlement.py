@@ -105,7 +105,7 @@ def test_paypay_payments_are_matched_with_the_imported_report_once_their_window_
     issue_slips(session, "131075")
     slips = session.scalars(select(Slip).where(Slip.barcode.is_not(None)).order_by(Slip.id).limit(2)).all()
     settled, lost = _paypay_payment(app, session, slips[0]), _paypay_payment(app, session, slips[1])
-    paid_on = date(2026, 7, 1)  # a week before the run: PayPay's window (rules.toml) has closed
+    paid_on = date(2026, 7, 1)  # a week before the run: PayPay's window (domain/matching.toml) has closed
     session.execute(update(Payment).where(Payment.id.in_([settled.payment_id, lost.payment_id]))
                     .values(accepted_at=datetime(2026, 7, 1, 3, 0, tzinfo=UTC)))
     session.commit()

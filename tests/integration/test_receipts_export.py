@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from adapters import layouts
 from adapters.agency.simulator import StorePayment, files_by_day, schedule
+from domain import layouts
+from domain.layouts import LayoutError
 from gateway.cli import cli
 from gateway.db import transaction
-from gateway.layouts import LayoutError
 from gateway.models import Assessment, Payment, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file

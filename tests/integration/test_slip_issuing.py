@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway import barcode as gs1
-from gateway.calendar import is_business_day
+from domain import barcode as gs1
+from domain.calendar import is_business_day
+from domain.identifiers import is_valid_slip_number
 from gateway.crypto import DataCipher
 from gateway.errors import Conflict
-from gateway.identifiers import is_valid_slip_number
 from gateway.models import Event, Municipality, Slip
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger

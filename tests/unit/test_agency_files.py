@@ -14,9 +14,10 @@ import requests
 import responses
 from responses import matchers
 
-from adapters.agency import AgencyFileRejected, AgencyReport, _pieces, check_digit, make_agency_adapter
+from adapters.agency import AgencyFileRejected, AgencyReport, _pieces, make_agency_adapter
 from adapters.agency import simulator as sim
 from adapters.base import RetryableError
+from domain.identifiers import mod10_weight31
 from tests.agency_corpus import (
     BAD_DIR,
     CLIENT_CODE,
@@ -40,21 +41,11 @@ from tests.agency_corpus import (
     fixed_file,
     fixed_header,
     fixed_trailer,
-    mod10_check,
     standard_csv,
     standard_fixed,
 )
 
 MANIFEST: list[dict] = tomllib.loads(MANIFEST_FILE.read_text("utf-8"))["case"]
-
-# From shared/domain/payment-slip-barcode.md, each verified independently there.
-SHARED_VECTORS = [
-    ("9191234501234567890123456789010103310123000", 3),
-    ("9194238617895391785393569273010307311031290", 3),
-    ("9191234500000000000000452087500401310029500", 4),
-    ("9192902321942000000000003755439999999999999", 9),
-]
-
 
 def _describe(errors: list) -> str:  # type: ignore[type-arg]
     return "\n".join(f"  {e}" for e in errors)
@@ -86,12 +77,6 @@ def test_the_corpus_has_at_least_24_bad_files_covering_both_layouts() -> None:
     assert set(adapters) == {FIXED, CSV}
 
 
-@pytest.mark.parametrize(("body", "check"), SHARED_VECTORS)
-def test_the_corpus_works_the_published_check_digits(body: str, check: int) -> None:
-    assert mod10_check(body) == check
-    assert check_digit(body) == check
-
-
 def test_corpus_barcodes_put_each_field_where_the_guideline_puts_it() -> None:
     digits = barcode("2600000000000015", 12_300, deadline="260731", reissue=1)
     assert len(digits) == 44 and digits.isdigit()
@@ -103,7 +88,7 @@ def test_corpus_barcodes_put_each_field_where_the_guideline_puts_it() -> None:
     assert digits[30:36] == "260731"
     assert digits[36] == "0"  # stamp flag: never for public funds
     assert digits[37:43] == "012300"
-    assert int(digits[43]) == mod10_check(digits[:43])
+    assert int(digits[43]) == mod10_weight31(digits[:43])
 
 
 def test_every_record_of_the_good_fixed_file_is_120_bytes_and_ends_in_crlf() -> None:

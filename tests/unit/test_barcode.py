@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.barcode import BarcodeError, SlipBarcode, decode, encode, is_valid
-from gateway.identifiers import (
+from domain.barcode import BarcodeError, SlipBarcode, decode, encode, is_valid, problem
+from domain.identifiers import (
     is_valid_municipality_code,
     is_valid_slip_number,
     make_slip_number,
@@ -134,6 +134,20 @@ def test_a_slip_number_with_a_wrong_check_digit_is_refused() -> None:
 def test_decoding_rejects_malformed_digits(digits: str, reason: str) -> None:
     with pytest.raises(BarcodeError, match=reason):
         decode(digits)
+
+
+@pytest.mark.parametrize(
+    ("digits", "reason"),
+    [
+        ("919123450123456789012345678901010331012300", "must be 44 digits, got 42"),
+        ("919123450123456789012345678901010331012300a3", "must be 44 digits, got 44"),
+        ("9" * 44, "application identifier must be 91, got 99"),
+        ("91912345012345678901234567890101033101230004", "check digit is 4, expected 3"),
+        ("91912345012345678901234567890101033101230003", None),
+    ],
+)
+def test_a_scanned_barcode_s_problem_is_named_for_a_person(digits: str, reason: str | None) -> None:
+    assert problem(digits) == reason
 
 
 def test_decoding_rejects_a_slip_number_with_a_bad_check_digit() -> None:

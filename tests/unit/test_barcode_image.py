@@ -10,7 +10,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from gateway.barcode import BarcodeError, SlipBarcode, encode
+from domain.barcode import BarcodeError, SlipBarcode, encode
 from gateway.rendering import slip_pdf
 from gateway.rendering.barcode_image import PNG_DPI, barcode_png, barcode_svg
 

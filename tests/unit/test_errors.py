@@ -21,7 +21,6 @@ CATALOGUE = {
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
     "InvalidSignature": ("invalid_signature", 400),
-    "IllegalTransition": ("illegal_transition", 409),
     "ProviderUnavailable": ("provider_unavailable", 503),
     "ProviderRejected": ("provider_rejected", 502),
     "LedgerFileRejected": ("ledger_file_rejected", 422),
@@ -58,3 +57,11 @@ def test_no_gateway_error_is_defined_outside_the_catalogue() -> None:
             importlib.import_module(module.name)
 
     assert {cls.__module__ for cls in subclasses(GatewayError)} == {errors.__name__}
+
+
+def test_the_pure_core_refuses_an_illegal_transition_with_its_own_stable_code() -> None:
+    from domain.errors import DomainError, IllegalTransition
+
+    assert (IllegalTransition.code, IllegalTransition.status) == ("illegal_transition", 409)
+    assert issubclass(IllegalTransition, DomainError) and issubclass(GatewayError, DomainError)
+    assert errors.IllegalTransition is IllegalTransition  # named in the catalogue, defined in the core

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import IllegalTransition
+from domain.errors import DomainError
+from domain.lifecycle import ATTEMPT, MACHINES, PAYMENT, REFUND, IllegalTransition, document
+from gateway.errors import GatewayError
 from gateway.fees import system_fee
-from gateway.lifecycle import ATTEMPT, MACHINES, PAYMENT, REFUND, document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "states.md"
 
@@ -41,6 +42,11 @@ def test_an_illegal_transition_raises_with_a_stable_code() -> None:
         PAYMENT.next("refunded", "succeed")
     assert caught.value.code == "illegal_transition"
     assert caught.value.details == {"machine": "payment", "state": "refunded", "event": "succeed"}
+
+
+def test_an_illegal_transition_is_in_the_gateway_s_one_error_family_and_answers_409() -> None:
+    assert issubclass(IllegalTransition, DomainError) and issubclass(GatewayError, DomainError)
+    assert IllegalTransition("x").status == 409
 
 
 def test_money_accepted_late_still_counts() -> None:

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from reconciliation.matching import Booked, Settled, match, remittance_finding, rules
+from domain.matching import Booked, Settled, final_due_by, match, remittance_finding, rules
 
 DAY = date(2026, 7, 1)
 
@@ -47,3 +47,16 @@ def test_every_channel_has_an_exact_amount_rule_and_a_settlement_window() -> Non
     assert set(table) == {"agency", "emoney", "card", "paypay"}
     assert all(rule.amount == "exact" and rule.settle_within_days >= 0 for rule in table.values())
     assert table["agency"].remittance == "grouped"
+
+
+@pytest.mark.parametrize(
+    ("paid_on", "due_by"),
+    [
+        (date(2026, 7, 1), date(2026, 7, 15)),  # ten business days: two weekends in between
+        (date(2026, 12, 25), date(2027, 1, 15)),  # the year-end closure and Coming of Age Day do not count
+    ],
+)
+def test_a_store_payment_s_final_report_is_due_the_agency_rule_s_business_days_later(paid_on: date,
+                                                                                      due_by: date) -> None:
+    assert rules()["agency"].settle_within_days == 10
+    assert final_due_by(paid_on) == due_by

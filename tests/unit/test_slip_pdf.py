@@ -19,8 +19,8 @@ from PIL import Image
 from reportlab.lib.units import mm
 from reportlab.pdfbase.ttfonts import TTFont
 
-from gateway.barcode import BarcodeError, SlipBarcode, decode, encode
-from gateway.identifiers import make_slip_number
+from domain.barcode import BarcodeError, SlipBarcode, decode, encode
+from domain.identifiers import make_slip_number
 from gateway.rendering import slip_pdf
 from gateway.rendering.slip_pdf import PrintableSlip, barcode_symbol, render_slips
 

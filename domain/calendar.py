@@ -35,8 +35,8 @@ def store_deadline(due_date: date, offset_days: int) -> date:
     return next_business_day(due_date + timedelta(days=offset_days))
 
 
-def business_day_after(day: date, days: int) -> date:
-    """The `days`-th business day after `day`."""
+def business_day_after(day: date, days: int = 1) -> date:
+    """Return the `days`-th business day after `day`."""
     while days > 0:
         day += timedelta(days=1)
         days -= is_business_day(day)

@@ -1,7 +1,8 @@
-"""Matching as pure functions over plain records; the rules are data (rules.toml).
+"""Matching as pure functions over plain records; the rules are data (matching.toml).
 
-Nothing here touches the database: reconciliation.run gathers the records, these functions
-say what matches and what is an exception, and the run records the exceptions once.
+Nothing here touches the database: reconciliation.run and the counter's daily close gather
+the records, these functions say what matches and what is an exception, and the callers
+record the exceptions once.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-RULES_FILE = Path(__file__).with_name("rules.toml")
+from domain.calendar import business_day_after
+
+RULES_FILE = Path(__file__).with_name("matching.toml")
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,8 @@ def remittance_finding(expected: int, received: int, payments: int, fee_per_paym
     if fee_per_payment and expected - received == fee_per_payment * payments:
         return "fee_netted"
     return "remittance_mismatch"
+
+
+def final_due_by(paid_on: date) -> date:
+    """Return the last business day by which a store payment's 確報 is due (the agency rule's window)."""
+    return business_day_after(paid_on, rules()["agency"].settle_within_days)

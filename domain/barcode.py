@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from gateway.identifiers import is_valid_slip_number, mod10_weight31
+from domain.identifiers import is_valid_slip_number, mod10_weight31
 
 APPLICATION_IDENTIFIER = "91"
 BARCODE_LENGTH = 44
 MAX_BARCODE_AMOUNT = 300_000  # stores and apps refuse slips above this
 NO_DEADLINE = "999999"
+# Where each field sits in the 44 digits (the guideline's layout), for readers that need one
+# field of many barcodes without decoding them all.
+COMPANY_CODE_FIELD = slice(2, 8)
+CLIENT_CODE_FIELD = slice(8, 13)
+SLIP_NUMBER_FIELD = slice(13, 29)
+REISSUE_FIELD = 29
+STORE_DEADLINE_FIELD = slice(30, 36)
+STAMP_FLAG_FIELD = 36
+AMOUNT_FIELD = slice(37, 43)
 
 
 class BarcodeError(ValueError):
@@ -86,13 +95,19 @@ def _deadline_digits(store_deadline: date | None) -> str:
 
 def is_valid(digits: str) -> bool:
     """Tell whether `digits` is 44 digits starting with AI 91 and ending in its check digit."""
-    return (
-        len(digits) == BARCODE_LENGTH
-        and digits.isascii()
-        and digits.isdigit()
-        and digits.startswith(APPLICATION_IDENTIFIER)
-        and mod10_weight31(digits[:-1]) == int(digits[-1])
-    )
+    return problem(digits) is None
+
+
+def problem(digits: str) -> str | None:
+    """Say what is wrong with 44 scanned digits (length, AI 91, check digit), or None if nothing."""
+    if len(digits) != BARCODE_LENGTH or not digits.isascii() or not digits.isdigit():
+        return f"must be {BARCODE_LENGTH} digits, got {len(digits)}"
+    if not digits.startswith(APPLICATION_IDENTIFIER):
+        return f"application identifier must be {APPLICATION_IDENTIFIER}, got {digits[:2]}"
+    expected = mod10_weight31(digits[:-1])
+    if int(digits[-1]) != expected:
+        return f"check digit is {digits[-1]}, expected {expected}"
+    return None
 
 
 def decode(digits: str) -> SlipBarcode:
@@ -105,10 +120,10 @@ def decode(digits: str) -> SlipBarcode:
         raise BarcodeError(f"barcode must start with AI 91, got {digits[:2]!r}")
     if mod10_weight31(digits[:-1]) != int(digits[-1]):
         raise BarcodeError("barcode check digit does not match")
-    slip_number = digits[13:29]
+    slip_number = digits[SLIP_NUMBER_FIELD]
     if not is_valid_slip_number(slip_number):
         raise BarcodeError(f"slip number {slip_number} in the barcode has a bad check digit")
-    raw_deadline = digits[30:36]
+    raw_deadline = digits[STORE_DEADLINE_FIELD]
     deadline = None
     if raw_deadline != NO_DEADLINE:
         try:
@@ -116,11 +131,11 @@ def decode(digits: str) -> SlipBarcode:
         except ValueError as exc:
             raise BarcodeError(f"store deadline {raw_deadline} is not a date") from exc
     return SlipBarcode(
-        company_code=digits[2:8],
-        client_code=digits[8:13],
+        company_code=digits[COMPANY_CODE_FIELD],
+        client_code=digits[CLIENT_CODE_FIELD],
         slip_number=slip_number,
-        reissue=int(digits[29]),
+        reissue=int(digits[REISSUE_FIELD]),
         store_deadline=deadline,
-        stamp_flag=int(digits[36]),
-        amount=int(digits[37:43]),
+        stamp_flag=int(digits[STAMP_FLAG_FIELD]),
+        amount=int(digits[AMOUNT_FIELD]),
     )

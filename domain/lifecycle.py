@@ -2,13 +2,13 @@
 
 Every transition names the event it records in the event record; an illegal transition
 raises IllegalTransition. `mermaid()` draws a machine for the docs (docs/states.md is
-generated from this module by `python -m gateway.lifecycle`).
+generated from this module by `python -m domain.lifecycle`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import IllegalTransition
+from domain.errors import IllegalTransition
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ MACHINES = (PAYMENT, ATTEMPT, REFUND)
 
 def document() -> str:
     """Return the Markdown page of every machine's diagram."""
-    parts = ["# Payment states", "", "Generated from `gateway/lifecycle.py` by "
-             "`python -m gateway.lifecycle > docs/states.md`; do not edit by hand.", ""]
+    parts = ["# Payment states", "", "Generated from `domain/lifecycle.py` by "
+             "`python -m domain.lifecycle > docs/states.md`; do not edit by hand.", ""]
     for machine in MACHINES:
         parts += [f"## {machine.name}", "", "```mermaid", machine.mermaid(), "```", ""]
     return "\n".join(parts)

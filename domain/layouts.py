@@ -2,8 +2,10 @@
 
 A layout names its encoding, its record kinds and each field's type and size. Reading
 validates every field and returns either the records or every error with its line and
-field; nothing here knows what the records mean. The ward ledger's layouts live in
-gateway/layouts/, the collection agencies' in adapters/agency/layouts/.
+field; nothing here knows what the records mean. The tables live with their owners, who
+pass their folder to load_layout(): the ward ledger's in gateway/layouts/, the receipts
+feed's in reconciliation/layouts/, the collection agencies' in adapters/agency/layouts/ and
+PayPay's settlement report in adapters/paypay/layouts/.
 """
 from __future__ import annotations
 
