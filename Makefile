@@ -26,11 +26,17 @@ demo: install
 test: install postgres
 	$(MAKE) --no-print-directory test-sqlite test-postgresql lint
 
+# The suite runs on one pytest-xdist worker per core (each with a database of its own);
+# `make test PYTEST_WORKERS=0` runs it in one process. worksteal: a worker that runs out of
+# tests takes some from another's queue, so one slow module does not hold up the end.
+PYTEST_WORKERS ?= auto
+PYTEST := $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+
 test-sqlite:
-	KOKIN_TEST_DATABASE=sqlite $(PYTHON) -m pytest -q
+	KOKIN_TEST_DATABASE=sqlite $(PYTEST)
 
 test-postgresql:
-	KOKIN_TEST_DATABASE=postgresql $(PYTHON) -m pytest -q
+	KOKIN_TEST_DATABASE=postgresql $(PYTEST)
 
 postgres:
 	@bash scripts/postgres.sh
