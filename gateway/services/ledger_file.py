@@ -29,7 +29,6 @@ from gateway.layouts import Layout, LineError, Record, read
 
 PRESCRIPTION_YEARS = 5  # a claim's due date is never further than this past its fiscal year
 PIECE_BYTES = 4 << 20  # about 40,000 records: a piece's rows and text stay a few tens of MB
-PARALLEL_MIN_BYTES = 2 * PIECE_BYTES  # smaller files are read in this process
 
 
 @dataclass(frozen=True)
