@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import hmac
+import itertools
 import multiprocessing
 import os
 import threading
@@ -277,6 +278,61 @@ def _copy_text(value: str) -> str:
     if "\\" not in value:  # the layouts refuse control characters (tabs, line ends) in every field
         return value
     return value.replace("\\", "\\\\")
+
+
+NAME_CHUNK = 20_000  # stored names compared at a time
+_Named = tuple[int, bytes | None, bytes]  # (line, the stored name's token or None, the staged name's digest)
+
+
+def changed_names(rows: Iterator[_Named], cipher: DataCipher, *, name_key: bytes,
+                  workers: int) -> list[int]:
+    """Return the lines whose stored name (a token, or None) differs from the staged name's digest.
+
+    Decrypting is the cost (a re-sent million-row file holds a million known names): large
+    batches are compared by up to `workers` forked processes, as the file was read.
+    """
+    chunks = _chunks(rows, NAME_CHUNK)
+    first = next(chunks, None)
+    if first is None:
+        return []
+    second = next(chunks, None)
+    if second is None or workers < 2 or threading.active_count() > 1:
+        batches = (b for b in (first, second) if b is not None)
+        return [line for batch in itertools.chain(batches, chunks) for line in _compare(cipher, name_key, batch)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_start_comparer, initargs=(cipher, name_key)) as pool:
+        waiting: deque[Future[list[int]]] = deque()
+        changed: list[int] = []
+        for batch in itertools.chain((first, second), chunks):
+            waiting.append(pool.submit(_compare_in_worker, batch))
+            if len(waiting) > workers + 1:
+                changed += waiting.popleft().result()
+        while waiting:
+            changed += waiting.popleft().result()
+    return changed
+
+
+def _chunks(rows: Iterator[_Named], size: int) -> Iterator[list[_Named]]:
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
+
+
+_comparer: tuple[DataCipher, bytes] | None = None
+
+
+def _start_comparer(cipher: DataCipher, name_key: bytes) -> None:
+    global _comparer
+    _comparer = (cipher, name_key)
+
+
+def _compare_in_worker(batch: list[_Named]) -> list[int]:
+    assert _comparer is not None
+    return _compare(*_comparer, batch)
+
+
+def _compare(cipher: DataCipher, name_key: bytes, batch: list[_Named]) -> list[int]:
+    return [line for line, stored, staged in batch
+            if name_digest(name_key, cipher.decrypt(stored) if stored else "") != staged]
 
 
 def default_workers() -> int:

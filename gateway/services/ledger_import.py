@@ -48,9 +48,9 @@ from gateway.services.ledger_file import (
     STAGE_COLUMNS,
     Piece,
     References,
+    changed_names,
     default_workers,
     municipality_problem,
-    name_digest,
     read_pieces,
 )
 
@@ -149,7 +149,7 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     _find_known(session)
     _reject_conflicts(session)
     result = ImportResult(filename, layout.name, records, total)
-    _find_payer_changes(session, cipher, name_key)
+    _find_payer_changes(session, cipher, name_key, workers)
     ledger_import = LedgerImport(sha256=digest, filename=filename[:255], layout=layout.name, records=records,
                                  total_amount=total, created=0, amended=0, unchanged=0)
     session.add(ledger_import)
@@ -360,12 +360,13 @@ def _reject_conflicts(session: Session) -> None:
         raise LedgerFileRejected(errors)
 
 
-def _find_payer_changes(session: Session, cipher: DataCipher, name_key: bytes) -> None:
+def _find_payer_changes(session: Session, cipher: DataCipher, name_key: bytes, workers: int) -> None:
     """Mark the known lines whose payer name alone changed (stored names decrypted, compared by keyed digest)."""
     query = select(KNOWN.c.line, KNOWN.c.payer_name_enc, STAGE.c.name_digest) \
         .join(STAGE, STAGE.c.line == KNOWN.c.line).where(KNOWN.c.change.is_(None))
-    changed = [line for line, stored, staged in _stream(session, query)
-               if name_digest(name_key, cipher.decrypt(bytes(stored)) if stored else "") != bytes(staged)]
+    rows = ((line, None if stored is None else bytes(stored), bytes(staged))
+            for line, stored, staged in _stream(session, query))
+    changed = changed_names(rows, cipher, name_key=name_key, workers=workers)
     for start in range(0, len(changed), CHUNK):
         session.execute(update(KNOWN).where(KNOWN.c.line.in_(changed[start:start + CHUNK])).values(change="payer"))
 

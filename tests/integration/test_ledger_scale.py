@@ -166,3 +166,23 @@ def test_more_errors_than_the_cap_across_pieces_stop_where_a_whole_read_stops(sm
     assert whole[0] == LineError(0, None, f"more than {MAX_ERRORS} errors; stopped reading")
     assert [e.line for e in whole if e.line] == list(range(2, MAX_ERRORS + 2))
     assert whole == again.value.errors
+
+
+def test_changed_payer_names_among_many_known_ones_are_found_by_the_worker_processes(small_pieces, monkeypatch,
+                                                                                     database, session,
+                                                                                     cipher) -> None:
+    monkeypatch.setattr(ledger_file, "NAME_CHUNK", 100)
+    _import(session, cipher, file_of(ROWS), name="first.csv")
+    renamed = {3: "佐藤　新", len(ROWS) - 1: "鈴木　改"}
+    again = [dict(r, payer_name=renamed[i]) if i in renamed else r for i, r in enumerate(ROWS)]
+    small_pieces.clear()
+
+    result = _import(session, cipher, file_of(again), name="renamed.csv")
+
+    assert small_pieces == [2, 2], "read, then names compared, by two worker processes"
+    assert (result.created, result.amended, result.payer_updated, result.unchanged) == (0, 0, 2, len(ROWS) - 2)
+    for index, name in renamed.items():
+        (raw, revision), = _rows(database, "SELECT payer_name_enc, revision FROM assessments "
+                                           "WHERE source_key = :k AND installment = :i",
+                                 k=ROWS[index]["assessment_id"], i=ROWS[index]["installment"])
+        assert (cipher.decrypt(bytes(raw)), revision) == (name, 1)
