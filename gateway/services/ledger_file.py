@@ -26,7 +26,7 @@ from typing import Any
 from adapters.layouts import TRUNCATED, fixed_file_problem
 from gateway.crypto import DataCipher
 from gateway.identifiers import is_valid_municipality_code, municipality_check_digit
-from gateway.layouts import Layout, LineError, Record, read
+from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, read
 
 PRESCRIPTION_YEARS = 5  # a claim's due date is never further than this past its fiscal year
 PIECE_BYTES = 4 << 20  # about 40,000 records: a piece's rows and text stay a few tens of MB
@@ -225,6 +225,75 @@ def _check(context: _Context, record: Record, checked: dict[str, str | None]) ->
     if not date(year, 4, 1) <= due <= date(year + 1 + PRESCRIPTION_YEARS, 3, 31):
         errors.append(LineError(line, "due_date", f"{due} is outside fiscal year {year} "
                                 f"and its {PRESCRIPTION_YEARS}-year limitation period"))
+    return errors
+
+
+@dataclass
+class FileCheck:
+    """What the whole file's checks need from its pieces."""
+
+    layout_errors: list[LineError] = field(default_factory=list)
+    row_errors: list[LineError] = field(default_factory=list)
+    header_mismatches: list[LineError] = field(default_factory=list)
+    others: list[Record] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # the record kinds, a run of data records as one
+    headers: int = 0
+    records: int = 0
+    total: int = 0
+    capped: bool = False
+
+    def add(self, piece: Piece) -> bool:
+        """Take in one piece; False once the layout errors reached the cap (reading stops there)."""
+        room = MAX_ERRORS - len(self.layout_errors)
+        errors = piece.layout_errors
+        if len(errors) >= room:  # the file read whole would have stopped at the cap's error
+            stop = errors[room - 1].line if room > 0 else 0
+            self.layout_errors += errors[:room]
+            self.layout_errors.append(LineError(0, None, f"more than {MAX_ERRORS} errors; stopped reading"))
+            self.row_errors += [e for e in piece.row_errors if e.line < stop]
+            self.capped = True
+            return False
+        self.layout_errors += errors
+        self.row_errors += piece.row_errors
+        self.header_mismatches += piece.header_mismatches
+        self.others += piece.others
+        for kind, count in piece.kinds:
+            self.headers += count if kind == "header" else 0
+            if not (self.kinds and self.kinds[-1] == kind == "data"):
+                self.kinds += [kind] * (1 if kind == "data" else count)
+        self.records += piece.records
+        self.total += piece.total
+        return True
+
+
+def envelope_errors(check: FileCheck, references: References, *, counts_comparable: bool) -> list[LineError]:
+    """Check header first, trailer and end last, and the trailer's count and total.
+
+    When records were already refused, the count and total cannot be compared: the refused
+    records are missing from them and a mismatch would only repeat those errors.
+    """
+    kinds = check.kinds
+    errors: list[LineError] = []
+    if not kinds or kinds[0] != "header":
+        errors.append(LineError(1, "record_kind", "the first record must be the header (kind 1)"))
+    if check.headers > 1:
+        errors.append(LineError(0, None, "more than one header record"))
+    if kinds[-2:] != ["trailer", "end"]:
+        errors.append(LineError(0, None, "the file must end with a trailer (kind 8) and an end record "
+                                         "(kind 9): truncated file?"))
+        return errors
+    header, trailer = check.others[0], check.others[-2]
+    if counts_comparable and trailer.values["record_count"] != check.records:
+        errors.append(LineError(trailer.line, "record_count",
+                                f"trailer says {trailer.values['record_count']:,} records, file has "
+                                f"{check.records:,}"))
+    if counts_comparable and trailer.values["total_amount"] != check.total:
+        errors.append(LineError(trailer.line, "total_amount",
+                                f"trailer says {trailer.values['total_amount']:,} yen, records add up to "
+                                f"{check.total:,}"))
+    if header.kind == "header":
+        problem = municipality_problem(header.values["municipality_code"], references.municipalities)
+        errors += [LineError(header.line, "municipality_code", problem)] if problem else check.header_mismatches
     return errors
 
 

@@ -40,17 +40,18 @@ from adapters.agency import paused_gc
 from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError
-from gateway.layouts import MAX_ERRORS, Layout, LineError, Record, load_layout
+from gateway.layouts import Layout, LineError, load_layout
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip, table
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events
 from gateway.services.ledger_file import (
     STAGE_COLUMNS,
+    FileCheck,
     Piece,
     References,
     changed_names,
     default_workers,
-    municipality_problem,
+    envelope_errors,
     read_pieces,
 )
 
@@ -188,51 +189,13 @@ def _references(session: Session) -> References:
 
 # -- reading and staging --------------------------------------------------------------------------
 
-@dataclass
-class _FileCheck:
-    """What the whole file's checks need from its pieces."""
-
-    layout_errors: list[LineError] = field(default_factory=list)
-    row_errors: list[LineError] = field(default_factory=list)
-    header_mismatches: list[LineError] = field(default_factory=list)
-    others: list[Record] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)  # the record kinds, a run of data records as one
-    headers: int = 0
-    records: int = 0
-    total: int = 0
-    capped: bool = False
-
-    def add(self, piece: Piece) -> bool:
-        """Take in one piece; False once the layout errors reached the cap (reading stops there)."""
-        room = MAX_ERRORS - len(self.layout_errors)
-        errors = piece.layout_errors
-        if len(errors) >= room:  # the file read whole would have stopped at the cap's error
-            stop = errors[room - 1].line if room > 0 else 0
-            self.layout_errors += errors[:room]
-            self.layout_errors.append(LineError(0, None, f"more than {MAX_ERRORS} errors; stopped reading"))
-            self.row_errors += [e for e in piece.row_errors if e.line < stop]
-            self.capped = True
-            return False
-        self.layout_errors += errors
-        self.row_errors += piece.row_errors
-        self.header_mismatches += piece.header_mismatches
-        self.others += piece.others
-        for kind, count in piece.kinds:
-            self.headers += count if kind == "header" else 0
-            if not (self.kinds and self.kinds[-1] == kind == "data"):
-                self.kinds += [kind] * (1 if kind == "data" else count)
-        self.records += piece.records
-        self.total += piece.total
-        return True
-
-
 def _stage_file(session: Session, cipher: DataCipher, layout: Layout, data: bytes, references: References,
                 name_key: bytes, progress: Progress, workers: int) -> tuple[int, int]:
     """Read, check and stage every record; return (records, total), or raise LedgerFileRejected with every error."""
     _drop_stage(session)
     STAGE.create(session.connection())
     copy = session.get_bind().dialect.name == "postgresql"
-    check = _FileCheck()
+    check = FileCheck()
     progress.start("reading the file", data.count(b"\n"))
     for piece in read_pieces(layout, data, references, cipher, name_key=name_key, copy=copy,
                              workers=workers):
@@ -243,7 +206,7 @@ def _stage_file(session: Session, cipher: DataCipher, layout: Layout, data: byte
     progress.finish()
     errors = check.layout_errors
     if layout.format == "fixed" and not check.capped and not any(e.line == 0 for e in errors):
-        errors = errors + _envelope_errors(check, references, counts_comparable=not errors)
+        errors = errors + envelope_errors(check, references, counts_comparable=not errors)
     errors = errors + check.row_errors + _duplicates(session)
     if not errors and not check.records:
         errors.append(LineError(0, None, "the file holds no assessment records"))
@@ -276,37 +239,6 @@ def _analyze(session: Session, stage: Table) -> None:
 def _drop_stage(session: Session) -> None:
     KNOWN.drop(session.connection(), checkfirst=True)
     STAGE.drop(session.connection(), checkfirst=True)
-
-
-def _envelope_errors(check: _FileCheck, references: References, *, counts_comparable: bool) -> list[LineError]:
-    """Check header first, trailer and end last, and the trailer's count and total.
-
-    When records were already refused, the count and total cannot be compared: the refused
-    records are missing from them and a mismatch would only repeat those errors.
-    """
-    kinds = check.kinds
-    errors: list[LineError] = []
-    if not kinds or kinds[0] != "header":
-        errors.append(LineError(1, "record_kind", "the first record must be the header (kind 1)"))
-    if check.headers > 1:
-        errors.append(LineError(0, None, "more than one header record"))
-    if kinds[-2:] != ["trailer", "end"]:
-        errors.append(LineError(0, None, "the file must end with a trailer (kind 8) and an end record "
-                                         "(kind 9): truncated file?"))
-        return errors
-    header, trailer = check.others[0], check.others[-2]
-    if counts_comparable and trailer.values["record_count"] != check.records:
-        errors.append(LineError(trailer.line, "record_count",
-                                f"trailer says {trailer.values['record_count']:,} records, file has "
-                                f"{check.records:,}"))
-    if counts_comparable and trailer.values["total_amount"] != check.total:
-        errors.append(LineError(trailer.line, "total_amount",
-                                f"trailer says {trailer.values['total_amount']:,} yen, records add up to "
-                                f"{check.total:,}"))
-    if header.kind == "header":
-        problem = municipality_problem(header.values["municipality_code"], references.municipalities)
-        errors += [LineError(header.line, "municipality_code", problem)] if problem else check.header_mismatches
-    return errors
 
 
 def _duplicates(session: Session) -> list[LineError]:
