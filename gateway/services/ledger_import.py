@@ -132,6 +132,9 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",
                            code="ledger_conflict", status=409) from exc
+    finally:
+        if session.get_bind().dialect.name == "sqlite":
+            _forget_stage(session)
 
 
 def _already_imported(previous: LedgerImport) -> ImportResult:
@@ -141,12 +144,13 @@ def _already_imported(previous: LedgerImport) -> ImportResult:
 
 def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, digest: str, filename: str,
             progress: Progress, workers: int) -> ImportResult:
-    if session.get_bind().dialect.name == "postgresql":
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if not sqlite:
         session.execute(text(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
-    else:
-        _begin_immediate(session)
     references, name_key = _references(session), os.urandom(32)
     records, total = _stage_file(session, cipher, layout, data, references, name_key, progress, workers)
+    if sqlite:
+        _hold_the_write_lock(session)
     _find_known(session)
     _reject_conflicts(session)
     result = ImportResult(filename, layout.name, records, total)
@@ -162,22 +166,33 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
                  data={"file": result.filename, "sha256": digest, "records": result.records,
                        "total_amount": result.total_amount, "created": result.created,
                        "amended": result.amended, "voided_slips": result.voided_slips})
-    # The staging tables go with the transaction: PostgreSQL drops them at commit (or rollback);
-    # SQLite would keep them for the connection's life (a rollback does take them away).
+    # The staging tables go with the transaction: PostgreSQL drops them at commit or rollback;
+    # SQLite would keep them for the connection's life.
     _drop_stage(session)
     return result
 
 
-def _begin_immediate(session: Session) -> None:
-    """SQLite: hold the write lock from the start (a second import waits for it, up to the busy timeout).
+def _hold_the_write_lock(session: Session) -> None:
+    """SQLite: take the write lock before the ledger is read, so that the import reads what it then writes.
 
-    The import reads the ledger and then writes it in one transaction; begun the usual way,
-    a second import that committed in between makes the write fail at once ("database is
-    locked": its snapshot is stale), not wait.
+    Reading and staging the file (the long part) wrote only temporary tables, which lock no
+    other writer: that is committed first. Begun the usual way, the reads that follow would
+    see a snapshot that another import's commit makes stale, and the first write would fail
+    at once ("database is locked") instead of waiting for the lock.
     """
     driver = session.connection().connection.driver_connection
-    if driver is not None and not driver.in_transaction:
-        driver.execute("BEGIN IMMEDIATE")
+    assert driver is not None
+    if driver.in_transaction:
+        driver.commit()
+    driver.execute("BEGIN IMMEDIATE")
+
+
+def _forget_stage(session: Session) -> None:
+    """SQLite: drop the staging tables of an import that failed (committed before its rollback)."""
+    try:
+        _drop_stage(session)
+    finally:
+        session.rollback()
 
 
 def _references(session: Session) -> References:
