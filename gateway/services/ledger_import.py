@@ -1,45 +1,67 @@
-"""Import assessments (調定) from the core system: validate the whole file, then apply it atomically."""
+"""Import assessments (調定) from the core system: validate the whole file, then apply it atomically.
+
+Set-based, for a ward's million-record file: the file is read in pieces (ledger_file) into a
+temporary staging table (COPY on PostgreSQL, executemany on SQLite) inside the import's one
+transaction; duplicates, keys already known (through the unique index on municipality, key
+and instalment) and changes are found by a few statements over the stage, and applied by a
+few more. Any error rolls the whole transaction back: nothing is applied, the stage is gone.
+"""
 from __future__ import annotations
 
 import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from domain.identifiers import is_valid_municipality_code, municipality_check_digit
-from domain.layouts import MAX_ERRORS, Layout, LineError, Record, read
+from adapters.agency import paused_gc
+from domain.layouts import Layout, LineError
 from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import load_layout
-from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip
+from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip, table
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events
+from gateway.services.ledger_file import (
+    STAGE_COLUMNS,
+    FileCheck,
+    Piece,
+    References,
+    changed_names,
+    default_workers,
+    envelope_errors,
+    read_pieces,
+)
 
-PRESCRIPTION_YEARS = 5  # a claim's due date is never further than this past its fiscal year
-LOOKUP_CHUNK = 500
+CHUNK = 5_000  # rows read back, or keys in one IN list, at a time
+# The import's joins of the staged file with the ledger fit in memory at a million records;
+# with the default 4 MB they spill to disk in batches.
+IMPORT_WORK_MEM = "256MB"
 
 
-@dataclass(frozen=True)
-class LedgerRow:
-    line: int
-    municipality_code: str
-    assessment_id: str
-    fund_code: str
-    fiscal_year: int
-    installment: int
-    payer_ref: str
-    payer_name: str
-    amount: int
-    due_date: date
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.municipality_code, self.assessment_id, self.installment)
 
 
 @dataclass
@@ -57,13 +79,36 @@ class ImportResult:
     amendments: list[str] = field(default_factory=list)
 
 
+_metadata = MetaData()
+STAGE = Table(  # the file's records, one per line; municipality and fund ids None where the line is in error
+    "ledger_stage", _metadata,
+    Column("line", Integer), Column("municipality_code", String(6)), Column("municipality_id", Integer),
+    Column("source_key", String(32)), Column("fund_type_id", Integer), Column("fiscal_year", Integer),
+    Column("installment", Integer), Column("payer_ref", String(20)), Column("payer_name_enc", LargeBinary),
+    Column("name_digest", LargeBinary), Column("amount", BigInteger), Column("due_date", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+assert tuple(c.name for c in STAGE.columns) == STAGE_COLUMNS
+KNOWN = Table(  # the staged lines whose key the ledger already holds, with what it holds and what changes
+    "ledger_known", _metadata,
+    Column("line", Integer, primary_key=True), Column("assessment_id", Integer), Column("municipality_id", Integer),
+    Column("fund_type_id", Integer), Column("fiscal_year", Integer), Column("amount", BigInteger),
+    Column("due_date", Date), Column("payer_name_enc", LargeBinary), Column("revision", Integer),
+    Column("change", String(8)),  # amended, payer, or None: unchanged
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+_assessments, _revisions, _slips = table(Assessment), table(AssessmentRevision), table(Slip)
+
+
 def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename: str,
-                  layout_name: str = "kokin-csv", progress: Progress | None = None) -> ImportResult:
+                  layout_name: str = "kokin-csv", progress: Progress | None = None,
+                  workers: int | None = None) -> ImportResult:
     """Validate every line of `data`, then apply it in one transaction.
 
     Idempotent: the same bytes again change nothing; a changed amount or due date for a
     known assessment is an amendment that voids its unpaid slip. Raises LedgerFileRejected
-    listing every error (line and field) and then nothing has been applied.
+    listing every error (line and field) and then nothing has been applied. A large file
+    is read by `workers` processes (default: one per core this process may use).
     """
     progress = progress or NoProgress()
     layout = load_layout(layout_name)  # a mistyped layout is an error even for a known file
@@ -71,23 +116,18 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
     previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
     if previous is not None:
         return _already_imported(previous)
-    rows = validate_ledger_file(session, layout, data)
-    existing = _load_existing(session, rows, progress)
-    errors = _conflicts(rows, existing)
-    if errors:
-        raise LedgerFileRejected(errors)
-    result = ImportResult(filename, layout.name, len(rows), sum(r.amount for r in rows))
     try:
-        with transaction(session):
-            _apply(session, cipher, rows, existing, digest, result, progress)
+        with paused_gc(), transaction(session):
+            return _import(session, cipher, layout, data, digest, filename, progress, workers or default_workers())
     except IntegrityError as exc:
-        session.rollback()
         previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
         if previous is not None:  # a concurrent import of the same file won
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",
                            code="ledger_conflict", status=409) from exc
-    return result
+    finally:
+        if session.get_bind().dialect.name == "sqlite":
+            _forget_stage(session)
 
 
 def _already_imported(previous: LedgerImport) -> ImportResult:
@@ -95,215 +135,291 @@ def _already_imported(previous: LedgerImport) -> ImportResult:
                         unchanged=previous.records, already_imported=True)
 
 
-def validate_ledger_file(session: Session, layout: Layout, data: bytes) -> list[LedgerRow]:
-    """Return the file's rows, or raise LedgerFileRejected with every error found. Writes nothing."""
-    records, errors = read(layout, data)
-    data_records = [r for r in records if r.kind == "data"]
-    municipalities = {m.code: m for m in session.scalars(select(Municipality))}
-    # The envelope is checked only when the file could be read to its end record by record.
-    if layout.format == "fixed" and len(errors) <= MAX_ERRORS and not any(e.line == 0 for e in errors):
-        errors += _check_envelope(records, data_records, municipalities, counts_comparable=not errors)
-    funds = {(f.municipality_id, f.code): f.active for f in session.scalars(select(FundType))}
-    rows: list[LedgerRow] = []
-    seen: dict[tuple[str, str, int], int] = {}
-    for record in data_records:
-        row = LedgerRow(line=record.line, **{k: v for k, v in record.values.items() if k != "filler"})
-        row_errors = _check_row(row, municipalities, funds)
-        if row.key in seen:
-            row_errors.append(LineError(row.line, "assessment_id", f"duplicate of line {seen[row.key]} "
-                                        f"(same assessment {row.assessment_id}, instalment {row.installment})"))
-        seen.setdefault(row.key, row.line)
-        errors += row_errors
-        rows.append(row)
-    if not errors and not rows:
-        errors.append(LineError(0, None, "the file holds no assessment records"))
-    if errors:
-        raise LedgerFileRejected(sorted(errors, key=lambda e: e.line))
-    return rows
-
-
-def _check_envelope(records: list[Record], data_records: list[Record], municipalities: dict[str, Municipality],
-                    *, counts_comparable: bool) -> list[LineError]:
-    """Check header first, trailer and end last, and the trailer's count and total.
-
-    When records were already refused, the count and total cannot be compared: the refused
-    records are missing from them and a mismatch would only repeat those errors.
-    """
-    kinds = [r.kind for r in records]
-    errors: list[LineError] = []
-    if not kinds or kinds[0] != "header":
-        errors.append(LineError(1, "record_kind", "the first record must be the header (kind 1)"))
-    if kinds.count("header") > 1:
-        errors.append(LineError(0, None, "more than one header record"))
-    if "trailer" not in kinds or "end" not in kinds or kinds[-2:] != ["trailer", "end"]:
-        errors.append(LineError(0, None, "the file must end with a trailer (kind 8) and an end record "
-                                         "(kind 9): truncated file?"))
-        return errors
-    header, trailer = records[0], records[-2]
-    count, total = len(data_records), sum(r.values["amount"] for r in data_records)
-    if counts_comparable and trailer.values["record_count"] != count:
-        errors.append(LineError(trailer.line, "record_count",
-                                f"trailer says {trailer.values['record_count']:,} records, file has {count:,}"))
-    if counts_comparable and trailer.values["total_amount"] != total:
-        errors.append(LineError(trailer.line, "total_amount",
-                                f"trailer says {trailer.values['total_amount']:,} yen, records add up to {total:,}"))
-    if header.kind == "header":
-        errors += _check_header_municipality(header, data_records, municipalities)
-    return errors
-
-
-def _check_header_municipality(header: Record, data_records: list[Record],
-                               municipalities: dict[str, Municipality]) -> list[LineError]:
-    code = header.values["municipality_code"]
-    problem = _municipality_problem(code, municipalities)
-    if problem:
-        return [LineError(header.line, "municipality_code", problem)]
-    return [LineError(r.line, "municipality_code", f"differs from the header's {code}")
-            for r in data_records if r.values["municipality_code"] != code]
-
-
-def _municipality_problem(code: str, municipalities: dict[str, Municipality]) -> str | None:
-    if not is_valid_municipality_code(code):
-        return f"{code} has a wrong check digit (expected {municipality_check_digit(code[:5])})"
-    if code not in municipalities:
-        return f"{code} is not a configured municipality"
-    return None
-
-
-def _check_row(row: LedgerRow, municipalities: dict[str, Municipality],
-               funds: dict[tuple[int, str], bool]) -> list[LineError]:
-    errors: list[LineError] = []
-    code = row.municipality_code
-    problem = _municipality_problem(code, municipalities)
-    if problem:
-        errors.append(LineError(row.line, "municipality_code", problem))
-    elif (municipalities[code].id, row.fund_code) not in funds:
-        errors.append(LineError(row.line, "fund_code", f"{row.fund_code!r} is not a fund of municipality {code}"))
-    elif not funds[(municipalities[code].id, row.fund_code)]:
-        errors.append(LineError(row.line, "fund_code", f"fund {row.fund_code!r} is inactive in municipality {code}"))
-    first_day = date(row.fiscal_year, 4, 1)
-    last_day = date(row.fiscal_year + 1 + PRESCRIPTION_YEARS, 3, 31)
-    if not first_day <= row.due_date <= last_day:
-        errors.append(LineError(row.line, "due_date", f"{row.due_date} is outside fiscal year {row.fiscal_year} "
-                                f"and its {PRESCRIPTION_YEARS}-year limitation period"))
-    return errors
-
-
-def _load_existing(session: Session, rows: list[LedgerRow], progress: Progress) -> dict[tuple[str, str, int], Any]:
-    """Return the assessments already known for the file's keys, by key."""
-    codes = {m.id: m.code for m in session.scalars(select(Municipality))}
-    keys = sorted({(r.assessment_id, r.installment) for r in rows})
-    found: dict[tuple[str, str, int], Any] = {}
-    progress.start("checking against the ledger", len(keys))
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start: start + LOOKUP_CHUNK]
-        query = select(Assessment.id, Assessment.municipality_id, Assessment.source_key, Assessment.installment,
-                       Assessment.fiscal_year, Assessment.amount, Assessment.due_date, Assessment.payer_ref,
-                       Assessment.payer_name_enc, Assessment.revision, FundType.code.label("fund_code")
-                       ).join(FundType).where(tuple_(Assessment.source_key, Assessment.installment).in_(chunk))
-        for existing in session.execute(query):
-            found[(codes[existing.municipality_id], existing.source_key, existing.installment)] = existing
-        progress.advance(len(chunk))
-    progress.finish()
-    return found
-
-
-def _conflicts(rows: list[LedgerRow], existing: dict[tuple[str, str, int], Any]) -> list[LineError]:
-    errors = []
-    for row in rows:
-        known = existing.get(row.key)
-        if known is None:
-            continue
-        if known.fund_code != row.fund_code:
-            errors.append(LineError(row.line, "fund_code", f"assessment {row.assessment_id} is recorded under "
-                                    f"fund {known.fund_code}; a key cannot move to another fund"))
-        if known.fiscal_year != row.fiscal_year:
-            errors.append(LineError(row.line, "fiscal_year", f"assessment {row.assessment_id} is recorded for "
-                                    f"fiscal year {known.fiscal_year}; a key cannot move to another year"))
-    return errors
-
-
-def _apply(session: Session, cipher: DataCipher, rows: list[LedgerRow], existing: dict[tuple[str, str, int], Any],
-           digest: str, result: ImportResult, progress: Progress) -> None:
-    ledger_import = LedgerImport(sha256=digest, filename=result.filename[:255], layout=result.layout,
-                                 records=result.records, total_amount=result.total_amount,
-                                 created=0, amended=0, unchanged=0)
+def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, digest: str, filename: str,
+            progress: Progress, workers: int) -> ImportResult:
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        session.execute(text(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'"))
+    references, name_key = _references(session), os.urandom(32)
+    records, total = _stage_file(session, cipher, layout, data, references, name_key, progress, workers)
+    if sqlite:
+        _hold_the_write_lock(session)
+    _find_known(session)
+    _reject_conflicts(session)
+    result = ImportResult(filename, layout.name, records, total)
+    _find_payer_changes(session, cipher, name_key, workers)
+    ledger_import = LedgerImport(sha256=digest, filename=filename[:255], layout=layout.name, records=records,
+                                 total_amount=total, created=0, amended=0, unchanged=0)
     session.add(ledger_import)
     session.flush()
-    progress.start("applying", len(rows))
-    new_rows = [r for r in rows if r.key not in existing]
-    _insert_new(session, cipher, new_rows, ledger_import.id)
-    result.created = len(new_rows)
-    progress.advance(len(new_rows))
-    for row in rows:
-        known = existing.get(row.key)
-        if known is not None:
-            _update_known(session, cipher, row, known, ledger_import.id, result)
-            progress.advance(1)
-    progress.finish()
+    _apply(session, ledger_import.id, result, progress)
     ledger_import.created, ledger_import.amended, ledger_import.unchanged = (
         result.created, result.amended, result.unchanged)
     record_event(session, "ledger.imported", "ledger_import", ledger_import.id, municipality_id=None,
                  data={"file": result.filename, "sha256": digest, "records": result.records,
                        "total_amount": result.total_amount, "created": result.created,
                        "amended": result.amended, "voided_slips": result.voided_slips})
+    # The staging tables go with the transaction: PostgreSQL drops them at commit or rollback;
+    # SQLite would keep them for the connection's life.
+    _drop_stage(session)
+    return result
 
 
-def _insert_new(session: Session, cipher: DataCipher, rows: list[LedgerRow], import_id: int) -> None:
+def _hold_the_write_lock(session: Session) -> None:
+    """SQLite: take the write lock before the ledger is read, so that the import reads what it then writes.
+
+    Reading and staging the file (the long part) wrote only temporary tables, which lock no
+    other writer: that is committed first. Begun the usual way, the reads that follow would
+    see a snapshot that another import's commit makes stale, and the first write would fail
+    at once ("database is locked") instead of waiting for the lock.
+    """
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    if driver.in_transaction:
+        driver.commit()
+    driver.execute("BEGIN IMMEDIATE")
+
+
+def _forget_stage(session: Session) -> None:
+    """SQLite: drop the staging tables of an import that failed (committed before its rollback)."""
+    try:
+        _drop_stage(session)
+    finally:
+        session.rollback()
+
+
+def _references(session: Session) -> References:
+    municipalities = {code: id_ for code, id_ in session.execute(select(Municipality.code, Municipality.id))}
+    funds = {(m, code): (id_, active) for id_, m, code, active in
+             session.execute(select(FundType.id, FundType.municipality_id, FundType.code, FundType.active))}
+    return References(municipalities, funds)
+
+
+# -- reading and staging --------------------------------------------------------------------------
+
+def _stage_file(session: Session, cipher: DataCipher, layout: Layout, data: bytes, references: References,
+                name_key: bytes, progress: Progress, workers: int) -> tuple[int, int]:
+    """Read, check and stage every record; return (records, total), or raise LedgerFileRejected with every error."""
+    _drop_stage(session)
+    STAGE.create(session.connection())
+    copy = session.get_bind().dialect.name == "postgresql"
+    check = FileCheck()
+    progress.start("reading the file", data.count(b"\n"))
+    for piece in read_pieces(layout, data, references, cipher, name_key=name_key, copy=copy,
+                             workers=workers):
+        if not check.add(piece):
+            break
+        _copy(session, piece) if copy else _insert(session, piece)
+        progress.advance(piece.records + len(piece.others) + len(piece.layout_errors))
+    progress.finish()
+    errors = check.layout_errors
+    if layout.format == "fixed" and not check.capped and not any(e.line == 0 for e in errors):
+        errors = errors + envelope_errors(check, references, counts_comparable=not errors)
+    errors = errors + check.row_errors + _duplicates(session)
+    if not errors and not check.records:
+        errors.append(LineError(0, None, "the file holds no assessment records"))
+    if errors:
+        raise LedgerFileRejected(sorted(errors, key=lambda e: e.line))
+    _analyze(session, STAGE)
+    return check.records, check.total
+
+
+def _copy(session: Session, piece: Piece) -> None:
+    if not piece.copy_text:
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor().copy(f"COPY {STAGE.name} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(piece.copy_text)
+
+
+def _insert(session: Session, piece: Piece) -> None:
+    if piece.rows:
+        session.connection().execute(insert(STAGE), [dict(zip(STAGE_COLUMNS, row, strict=True))
+                                                     for row in piece.rows])
+
+
+def _analyze(session: Session, stage: Table) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"ANALYZE {stage.name}")  # temporary tables get no autovacuum
+
+
+def _drop_stage(session: Session) -> None:
+    KNOWN.drop(session.connection(), checkfirst=True)
+    STAGE.drop(session.connection(), checkfirst=True)
+
+
+def _duplicates(session: Session) -> list[LineError]:
+    """Every line whose key an earlier line of the file already has."""
+    key = (STAGE.c.municipality_code, STAGE.c.source_key, STAGE.c.installment)
+    first = select(*key, func.min(STAGE.c.line).label("first")).group_by(*key) \
+        .having(func.count() > 1).subquery()
+    rows = session.execute(select(STAGE.c.line, STAGE.c.source_key, STAGE.c.installment, first.c.first)
+                           .join(first, and_(*(c == first.c[c.name] for c in key)))
+                           .where(STAGE.c.line > first.c.first))
+    return [LineError(line, "assessment_id", f"duplicate of line {first_line} (same assessment {source_key}, "
+                                             f"instalment {installment})")
+            for line, source_key, installment, first_line in rows]
+
+
+# -- what the ledger holds already ----------------------------------------------------------------
+
+def _find_known(session: Session) -> None:
+    """Note the staged lines whose key the ledger holds (found through its unique index), and amendments."""
+    KNOWN.create(session.connection())
+    a = _assessments.c
+    amended = (a.amount != STAGE.c.amount) | (a.due_date != STAGE.c.due_date)
+    query = select(STAGE.c.line, a.id, a.municipality_id, a.fund_type_id, a.fiscal_year, a.amount, a.due_date,
+                   a.payer_name_enc, a.revision,
+                   case((amended, literal("amended")), (a.payer_ref != STAGE.c.payer_ref, literal("payer")),
+                        else_=None)
+                   ).join(_assessments, and_(a.municipality_id == STAGE.c.municipality_id,
+                                             a.source_key == STAGE.c.source_key, a.installment == STAGE.c.installment))
+    session.execute(insert(KNOWN).from_select([c.name for c in KNOWN.columns], query))
+    _analyze(session, KNOWN)
+
+
+def _reject_conflicts(session: Session) -> None:
+    """A known key cannot move to another fund or fiscal year: refuse the file naming each such line."""
+    fund = table(FundType)
+    rows = session.execute(
+        select(STAGE.c.line, STAGE.c.source_key, STAGE.c.fund_type_id != KNOWN.c.fund_type_id, fund.c.code,
+               STAGE.c.fiscal_year != KNOWN.c.fiscal_year, KNOWN.c.fiscal_year)
+        .join(KNOWN, KNOWN.c.line == STAGE.c.line).join(fund, fund.c.id == KNOWN.c.fund_type_id)
+        .where((STAGE.c.fund_type_id != KNOWN.c.fund_type_id) | (STAGE.c.fiscal_year != KNOWN.c.fiscal_year))
+        .order_by(STAGE.c.line)).all()
+    errors = []
+    for line, source_key, fund_moved, known_fund, year_moved, known_year in rows:
+        if fund_moved:
+            errors.append(LineError(line, "fund_code", f"assessment {source_key} is recorded under fund "
+                                                       f"{known_fund}; a key cannot move to another fund"))
+        if year_moved:
+            errors.append(LineError(line, "fiscal_year", f"assessment {source_key} is recorded for fiscal year "
+                                                         f"{known_year}; a key cannot move to another year"))
+    if errors:
+        raise LedgerFileRejected(errors)
+
+
+def _find_payer_changes(session: Session, cipher: DataCipher, name_key: bytes, workers: int) -> None:
+    """Mark the known lines whose payer name alone changed (stored names decrypted, compared by keyed digest)."""
+    query = select(KNOWN.c.line, KNOWN.c.payer_name_enc, STAGE.c.name_digest) \
+        .join(STAGE, STAGE.c.line == KNOWN.c.line).where(KNOWN.c.change.is_(None))
+    rows = ((line, None if stored is None else bytes(stored), bytes(staged))
+            for line, stored, staged in _stream(session, query))
+    changed = changed_names(rows, cipher, name_key=name_key, workers=workers)
+    for start in range(0, len(changed), CHUNK):
+        session.execute(update(KNOWN).where(KNOWN.c.line.in_(changed[start:start + CHUNK])).values(change="payer"))
+
+
+def _stream(session: Session, query: Any) -> Iterator[Any]:
+    result = session.execute(query.execution_options(yield_per=CHUNK))
+    yield from result
+
+
+# -- applying -------------------------------------------------------------------------------------
+
+def _apply(session: Session, import_id: int, result: ImportResult, progress: Progress) -> None:
+    progress.start("applying", 3)
+    now = utcnow()
+    result.created = _insert_new(session, import_id, now, result.records)
+    progress.advance(1)
+    _amend(session, import_id, now, result)
+    progress.advance(1)
+    _update_payers(session, now, result)
+    progress.advance(1)
+    result.unchanged = result.records - result.created - result.amended - result.payer_updated
+    progress.finish()
+
+
+def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int:
+    """Insert the lines whose key is new, in line order, each with its first revision; return how many."""
+    s = STAGE.c
+    new = select(s.municipality_id, s.source_key, s.fund_type_id, s.fiscal_year, s.installment, s.payer_ref,
+                 s.payer_name_enc, s.amount, s.due_date, literal(1), literal(now, _assessments.c.created_at.type),
+                 literal(now, _assessments.c.updated_at.type)) \
+        .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists()).order_by(s.line)
+    columns = ["municipality_id", "source_key", "fund_type_id", "fiscal_year", "installment", "payer_ref",
+               "payer_name_enc", "amount", "due_date", "revision", "created_at", "updated_at"]
+    revision_columns = ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"]
+    a = _assessments.c
+    if session.get_bind().dialect.name == "postgresql":  # one statement: the inserted rows feed the revisions
+        inserted = insert(_assessments).from_select(columns, new).returning(a.id, a.amount, a.due_date).cte("new")
+        statement = insert(_revisions).from_select(revision_columns, select(
+            inserted.c.id, literal(1), inserted.c.amount, inserted.c.due_date, literal(import_id),
+            literal(now, _revisions.c.recorded_at.type)))
+        session.execute(statement)
+    else:
+        _insert_new_sqlite(session, import_id, now, columns, new, revision_columns)
+    known = session.scalar(select(func.count()).select_from(KNOWN))
+    return records - (known or 0)
+
+
+def _insert_new_sqlite(session: Session, import_id: int, now: Any, columns: list[str], new: Any,
+                       revision_columns: list[str]) -> None:
+    """No INSERT in a WITH on SQLite: the new rows are found again by their key for their revisions."""
+    a, s = _assessments.c, STAGE.c
+    session.execute(insert(_assessments).from_select(columns, new))
+    session.execute(insert(_revisions).from_select(revision_columns, select(
+        a.id, literal(1), a.amount, a.due_date, literal(import_id), literal(now, _revisions.c.recorded_at.type))
+        .join(STAGE, and_(a.municipality_id == s.municipality_id, a.source_key == s.source_key,
+                          a.installment == s.installment))
+        .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists())))
+
+
+def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> None:
+    """Apply the amended lines: new amount and due date, a revision each, their unpaid slips voided."""
+    k, s, a = KNOWN.c, STAGE.c, _assessments.c
+    amended = select(k.assessment_id, k.municipality_id, k.revision, k.amount, s.amount, k.due_date, s.due_date,
+                     s.source_key, s.installment).join(STAGE, s.line == k.line) \
+        .where(k.change == "amended").order_by(s.line)
+    rows = session.execute(amended).all()
     if not rows:
         return
-    munis = {m.code: m.id for m in session.scalars(select(Municipality))}
-    funds = {(f.municipality_id, f.code): f.id for f in session.scalars(select(FundType))}
-    now = utcnow()
-    values = []
-    for r in rows:
-        muni_id = munis[r.municipality_code]
-        values.append(dict(municipality_id=muni_id, source_key=r.assessment_id,
-                           fund_type_id=funds[(muni_id, r.fund_code)], fiscal_year=r.fiscal_year,
-                           installment=r.installment, payer_ref=r.payer_ref,
-                           payer_name_enc=cipher.encrypt(r.payer_name) if r.payer_name else None,
-                           amount=r.amount, due_date=r.due_date, revision=1, created_at=now, updated_at=now))
-    ids = session.scalars(insert(Assessment).returning(Assessment.id, sort_by_parameter_order=True), values).all()
-    session.execute(insert(AssessmentRevision), [
-        dict(assessment_id=i, revision=1, amount=r.amount, due_date=r.due_date, ledger_import_id=import_id,
-             recorded_at=now) for i, r in zip(ids, rows, strict=True)
-    ])
-
-
-def _update_known(session: Session, cipher: DataCipher, row: LedgerRow, known: Any, import_id: int,
-                  result: ImportResult) -> None:
-    payer_changed = row.payer_ref != known.payer_ref or row.payer_name != (
-        cipher.decrypt(known.payer_name_enc) if known.payer_name_enc else "")
-    amended = row.amount != known.amount or row.due_date != known.due_date
-    if not (amended or payer_changed):
-        result.unchanged += 1
-        return
-    now = utcnow()
-    changes: dict[str, Any] = dict(payer_ref=row.payer_ref, updated_at=now,
-                                   payer_name_enc=cipher.encrypt(row.payer_name) if row.payer_name else None)
-    if amended:
-        changes.update(amount=row.amount, due_date=row.due_date, revision=known.revision + 1)
-        session.add(AssessmentRevision(assessment_id=known.id, revision=known.revision + 1, amount=row.amount,
-                                       due_date=row.due_date, ledger_import_id=import_id, recorded_at=now))
-    session.execute(update(Assessment).where(Assessment.id == known.id).values(**changes))
-    if not amended:
-        record_event(session, "assessment.payer_updated", "assessment", known.id, municipality_id=known.municipality_id)
-        result.payer_updated += 1
-        return
-    result.amended += 1
-    result.amendments.append(f"{row.assessment_id}/{row.installment}: {known.amount:,} -> {row.amount:,} yen")
+    session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "amended")
+                    .values(amount=s.amount, due_date=s.due_date, revision=a.revision + 1, payer_ref=s.payer_ref,
+                            payer_name_enc=s.payer_name_enc, updated_at=now))
+    session.execute(insert(_revisions).from_select(
+        ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
+        select(k.assessment_id, k.revision + 1, s.amount, s.due_date, literal(import_id),
+               literal(now, _revisions.c.recorded_at.type))
+        .join(STAGE, s.line == k.line).where(k.change == "amended").order_by(s.line)))
     voided = session.execute(
-        update(Slip).where(Slip.assessment_id == known.id, Slip.status == "issued")
+        update(_slips).where(_slips.c.status == "issued",
+                             _slips.c.assessment_id.in_(select(k.assessment_id).where(k.change == "amended")))
         .values(status="void", voided_at=now, void_reason="assessment amended")
-        .returning(Slip.number, Slip.reissue)
-    ).all()
-    result.voided_slips += len(voided)
-    record_events(session, [
-        dict(kind="assessment.amended", subject_type="assessment", subject_id=str(known.id),
-             municipality_id=known.municipality_id,
-             data={"revision": known.revision + 1, "amount": [known.amount, row.amount],
-                   "due_date": [known.due_date.isoformat(), row.due_date.isoformat()]}),
-        *[dict(kind="slip.voided", subject_type="slip", subject_id=f"{number}-{reissue}",
-               municipality_id=known.municipality_id, data={"reason": "assessment amended"})
-          for number, reissue in voided],
-    ])
+        .returning(_slips.c.assessment_id, _slips.c.number, _slips.c.reissue)).all()
+    slips_of: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for assessment_id, number, reissue in sorted(voided, key=lambda v: (v[1], v[2])):
+        slips_of[assessment_id].append((number, reissue))
+    events: list[dict[str, Any]] = []
+    for assessment_id, municipality_id, revision, old_amount, amount, old_due, due, source_key, installment in rows:
+        result.amendments.append(f"{source_key}/{installment}: {old_amount:,} -> {amount:,} yen")
+        events.append(dict(kind="assessment.amended", subject_type="assessment", subject_id=str(assessment_id),
+                           municipality_id=municipality_id,
+                           data={"revision": revision + 1, "amount": [old_amount, amount],
+                                 "due_date": [old_due.isoformat(), due.isoformat()]}))
+        events += [dict(kind="slip.voided", subject_type="slip", subject_id=f"{number}-{reissue}",
+                        municipality_id=municipality_id, data={"reason": "assessment amended"})
+                   for number, reissue in slips_of[assessment_id]]
+    _record_events(session, events)
+    result.amended, result.voided_slips = len(rows), len(voided)
+
+
+def _update_payers(session: Session, now: Any, result: ImportResult) -> None:
+    """Store the new payer details of the lines that changed only those (no revision, no slip voided)."""
+    k, s, a = KNOWN.c, STAGE.c, _assessments.c
+    changed = session.execute(select(k.assessment_id, k.municipality_id).where(k.change == "payer")
+                              .order_by(k.line)).all()
+    if not changed:
+        return
+    session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "payer")
+                    .values(payer_ref=s.payer_ref, payer_name_enc=s.payer_name_enc, updated_at=now))
+    _record_events(session, [dict(kind="assessment.payer_updated", subject_type="assessment",
+                                  subject_id=str(assessment_id), municipality_id=municipality_id)
+                             for assessment_id, municipality_id in changed])
+    result.payer_updated = len(changed)
+
+
+def _record_events(session: Session, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), CHUNK):
+        record_events(session, events[start:start + CHUNK])
