@@ -60,7 +60,7 @@ from gateway.models import (
 from gateway.models import AgencyReport as ReportRow
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event
-from gateway.services.exceptions import raise_exceptions
+from gateway.services.exceptions import raise_exceptions, raise_staged_exceptions, stage_exceptions
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -338,7 +338,10 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult, reco
     """Decide each store payment not seen before, oldest first: book it, and raise what a person must see.
 
     In chunks of about NEW_CHUNK payments, each whole (every record of a payment in one chunk),
-    so memory stays flat however large the file; a chunk's writes are visible to the next one.
+    so memory stays flat however large the file; what a chunk booked is in `booked` for the
+    next. SQLite writes each chunk as it is decided; PostgreSQL COPYs the decisions and writes
+    them all at the end, one statement per table (a statement per chunk would join the
+    whole stage again each time).
     """
     progress.start("booking new payments", records)
     booked: set[int] = set()  # instalments this import has booked so far
@@ -348,6 +351,8 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult, reco
     for rows, slips in (_streamed_chunks if postgres else _keyset_chunks)(session, scope):
         _apply_chunk(session, scope, result, rows, slips, booked)
         progress.advance(len(rows))
+    if postgres:
+        _write_decided(session, scope, result)
     progress.finish()
 
 
@@ -427,7 +432,7 @@ def _apply_chunk(session: Session, scope: _Scope, result: AgencyImportResult, ro
     booked |= _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
     decisions = [_decide(scope, new, slips, booked) for new in news.values()]
     if session.get_bind().dialect.name == "postgresql":
-        _write_copy(session, scope, decisions, result)
+        _copy_decisions(session, decisions, result)
     else:
         _write(session, scope, decisions, result)
 
@@ -558,8 +563,8 @@ def _write(session: Session, scope: _Scope, decisions: list[_Decision], result: 
         for d, report_id in zip(decisions, report_ids, strict=True) for kind, details in d.exceptions])
 
 
-# What Python decided for each new payment of a chunk, by its first staged record; the rows
-# themselves are then written from the stage in SQL (PostgreSQL).
+# What Python decided for each new payment, by its first staged record; the rows themselves
+# are then written from the stage in SQL (PostgreSQL).
 DECISIONS = Table(
     "agency_decisions", _stage_metadata,
     Column("seq", Integer), Column("report_id", Integer), Column("payment_id", Integer),
@@ -569,7 +574,7 @@ DECISIONS = Table(
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 _FROM_DECISIONS = "FROM agency_decisions d JOIN agency_stage st ON st.seq = d.seq"
-_WRITE_COPY = (
+_WRITE_DECIDED = (
     f"""INSERT INTO payments (id, municipality_id, slip_id, assessment_id, channel, status, amount, fee_amount,
                               refunded_amount, applied, overpaid, accepted_at, created_at, updated_at)
         SELECT d.payment_id, %(municipality_id)s, d.slip_id, d.assessment_id, 'agency', 'succeeded', st.amount, 0,
@@ -591,34 +596,39 @@ _WRITE_COPY = (
 )
 
 
-def _write_copy(session: Session, scope: _Scope, decisions: list[_Decision], result: AgencyImportResult) -> None:
-    """`_write` on PostgreSQL: ids reserved, the decisions COPYed, each table written by one INSERT ... SELECT."""
+def _copy_decisions(session: Session, decisions: list[_Decision], result: AgencyImportResult) -> None:
+    """PostgreSQL, per chunk: ids reserved, the decisions COPYed, exceptions staged (`_write_decided` writes)."""
     to_pay = [d for d in decisions if d.slip is not None]
     report_ids, payment_ids = _reserve(session, "agency_reports", len(decisions)), _reserve(session, "payments",
                                                                                            len(to_pay))
     paid = {id(d): pid for d, pid in zip(to_pay, payment_ids, strict=True)}
-    connection = session.connection()
-    driver = connection.connection.driver_connection
+    driver = session.connection().connection.driver_connection
     assert driver is not None
-    connection.exec_driver_sql("TRUNCATE agency_decisions")  # made by _apply_new, emptied per chunk
-    cursor = driver.cursor()
-    with cursor.copy("COPY agency_decisions FROM STDIN") as copy:
+    with driver.cursor().copy("COPY agency_decisions FROM STDIN") as copy:
         for d, report_id in zip(decisions, report_ids, strict=True):
             slip, kinds = d.slip or {}, d.new.kinds
             copy.write_row((d.new.first.seq, report_id, paid.get(id(d)), slip.get("id"), slip.get("assessment_id"),
                             d.applied, d.overpaid, "preliminary" in kinds, "final" in kinds, "cancel" in kinds,
                             d.new.remittance_on))
-    parameters = {"municipality_id": scope.municipality_id, "adapter": scope.adapter,
-                  "import_id": scope.import_id, "now": utcnow()}
-    for statement in _WRITE_COPY:
-        cursor.execute(statement, parameters)
     result.booked += sum(1 for d in to_pay if d.applied)
     result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
     result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
-    _raise(session, scope, result, [
-        _exception(kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
-                   paid.get(id(d)), details)
-        for d, report_id in zip(decisions, report_ids, strict=True) for kind, details in d.exceptions])
+    exceptions = [_exception(kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
+                             paid.get(id(d)), details)
+                  for d, report_id in zip(decisions, report_ids, strict=True) for kind, details in d.exceptions]
+    if exceptions:  # raised once their reports exist
+        stage_exceptions(session, exceptions)
+
+
+def _write_decided(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
+    """PostgreSQL: every decided payment, report, paid slip and refund, one statement each; then the exceptions."""
+    connection = session.connection()
+    connection.exec_driver_sql("ANALYZE agency_decisions")  # one hash join each over the whole file
+    parameters = {"municipality_id": scope.municipality_id, "adapter": scope.adapter,
+                  "import_id": scope.import_id, "now": utcnow()}
+    for statement in _WRITE_DECIDED:
+        connection.exec_driver_sql(statement, parameters)
+    result.exceptions.update(raise_staged_exceptions(session, scope.municipality_id))
 
 
 def _reserve(session: Session, table_name: str, count: int) -> list[int]:

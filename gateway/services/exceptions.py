@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json
@@ -41,7 +40,8 @@ def raise_exceptions(session: Session, municipality_id: int, exceptions: list[di
         return Counter()
     now = utcnow()
     if len(exceptions) > BULK_EXCEPTIONS and session.get_bind().dialect.name == "postgresql":
-        return _raise_copied(session, municipality_id, exceptions, now)
+        stage_exceptions(session, exceptions)
+        return raise_staged_exceptions(session, municipality_id)
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     new: Counter[str] = Counter()
     for start in range(0, len(exceptions), 1_000):
@@ -59,28 +59,33 @@ _COPIED = ("kind", "subject_key", "business_date", "amount", "slip_number", "pay
            "details")
 
 
-def _raise_copied(session: Session, municipality_id: int, exceptions: list[dict[str, Any]],
-                  now: datetime) -> Counter[str]:
-    """`raise_exceptions` on PostgreSQL: COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING."""
+def stage_exceptions(session: Session, exceptions: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY exceptions into this transaction's temporary table; `raise_staged_exceptions` raises them."""
     connection = session.connection()
     connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS exceptions_to_raise (kind varchar(40), "
                                "subject_key varchar(120), business_date date, amount bigint, slip_number varchar(16), "
                                "payment_id integer, agency_report_id integer, details json) ON COMMIT DROP")
-    connection.exec_driver_sql("TRUNCATE exceptions_to_raise")
     driver = connection.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor()
-    with cursor.copy(f"COPY exceptions_to_raise ({', '.join(_COPIED)}) FROM STDIN") as copy:
+    with driver.cursor().copy(f"COPY exceptions_to_raise ({', '.join(_COPIED)}) FROM STDIN") as copy:
         for e in exceptions:
             copy.write_row([Json(e[c]) if c == "details" else e.get(c) for c in _COPIED])
+
+
+def raise_staged_exceptions(session: Session, municipality_id: int) -> Counter[str]:
+    """Insert the staged exceptions not recorded before (one INSERT ... ON CONFLICT DO NOTHING); count the new ones."""
+    connection = session.connection()
+    if not connection.exec_driver_sql("SELECT to_regclass('pg_temp.exceptions_to_raise')").scalar():
+        return Counter()
     columns = ", ".join(_COPIED)
-    cursor.execute(f"""WITH raised AS (
-                           INSERT INTO recon_exceptions (municipality_id, status, created_at, {columns})
-                           SELECT %(municipality_id)s, 'open', %(now)s, {columns} FROM exceptions_to_raise
-                           ON CONFLICT DO NOTHING RETURNING kind)
-                       SELECT kind, count(*) FROM raised GROUP BY kind""",
-                   {"municipality_id": municipality_id, "now": now})
-    return Counter({kind: count for kind, count in cursor.fetchall()})
+    raised = connection.exec_driver_sql(
+        f"""WITH raised AS (INSERT INTO recon_exceptions (municipality_id, status, created_at, {columns})
+                            SELECT %(municipality_id)s, 'open', %(now)s, {columns} FROM exceptions_to_raise
+                            ON CONFLICT DO NOTHING RETURNING kind)
+            SELECT kind, count(*) FROM raised GROUP BY kind""", {"municipality_id": municipality_id, "now": utcnow()})
+    counted = Counter({kind: count for kind, count in raised})
+    connection.exec_driver_sql("TRUNCATE exceptions_to_raise")
+    return counted
 
 
 def get_exception(session: Session, municipality_id: int, exception_id: int) -> ReconException:
