@@ -7,9 +7,12 @@ its store payment (`AgencyReport.match_key`) and changes nothing. What cannot be
 cleanly is booked as far as it can be, never dropped, and raised as an exception of the
 contract's kind for a person.
 
-Bulk by design (a 確報 file of a million records): the records are staged in a temporary
+Bulk by design (a file of a million records): the records are staged in a temporary
 table (COPY on PostgreSQL); 確報 and 取消 of known payments are one UPDATE each; only
-records of payments not seen before are decided one by one in Python.
+records of payments not seen before are decided one by one in Python (`_decide`). On
+PostgreSQL those are read as one stream (the stage joined with slips), their decisions
+COPYed into a temporary table with ids reserved from the sequences, and the payments,
+reports, paid slips and refunds written from it at the end, one statement per table.
 """
 from __future__ import annotations
 
