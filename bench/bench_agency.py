@@ -209,7 +209,9 @@ def _time_phases(agency: AgencyAdapter, seconds: dict[str, float]) -> None:
     for phase, names in PHASES.items():
         for name in names:
             setattr(agency_import, name, timed(phase, getattr(agency_import, name)))
-    agency.read = timed("parse", agency.read)  # type: ignore[method-assign]
+    # on the class: the instance goes to the forked readers by pickle, a wrapper on it would not
+    adapter_class = type(agency)
+    adapter_class.read = timed("parse", adapter_class.read)  # type: ignore[method-assign]
 
 
 def bare_copy(path: Path, url: str) -> dict[str, Any]:
