@@ -355,7 +355,7 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult, reco
         _apply_chunk(session, scope, result, rows, slips, booked)
         progress.advance(len(rows))
     if postgres:
-        _write_decided(session, scope, result)
+        _write_decided(session, scope, result, progress)
     progress.finish()
 
 
@@ -623,15 +623,18 @@ def _copy_decisions(session: Session, decisions: list[_Decision], result: Agency
         stage_exceptions(session, exceptions)
 
 
-def _write_decided(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
+def _write_decided(session: Session, scope: _Scope, result: AgencyImportResult, progress: Progress) -> None:
     """PostgreSQL: every decided payment, report, paid slip and refund, one statement each; then the exceptions."""
+    progress.start("writing the new payments", len(_WRITE_DECIDED) + 1)
     connection = session.connection()
     connection.exec_driver_sql("ANALYZE agency_decisions")  # one hash join each over the whole file
     parameters = {"municipality_id": scope.municipality_id, "adapter": scope.adapter,
                   "import_id": scope.import_id, "now": utcnow()}
     for statement in _WRITE_DECIDED:
         connection.exec_driver_sql(statement, parameters)
+        progress.advance(1)
     result.exceptions.update(raise_staged_exceptions(session, scope.municipality_id))
+    progress.advance(1)
 
 
 def _reserve(session: Session, table_name: str, count: int) -> list[int]:
