@@ -7,23 +7,28 @@ its store payment (`AgencyReport.match_key`) and changes nothing. What cannot be
 cleanly is booked as far as it can be, never dropped, and raised as an exception of the
 contract's kind for a person.
 
-Bulk by design (a 確報 file of a million records): the records are staged in a temporary
+Bulk by design (a file of a million records): the records are staged in a temporary
 table (COPY on PostgreSQL); 確報 and 取消 of known payments are one UPDATE each; only
-records of payments not seen before are decided one by one in Python.
+records of payments not seen before are decided one by one in Python (`_decide`). On
+PostgreSQL those are read as one stream (the stage joined with slips), their decisions
+COPYed into a temporary table with ids reserved from the sequences, and the payments,
+reports, paid slips and refunds written from it at the end, one statement per table.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     CursorResult,
     Date,
@@ -59,7 +64,7 @@ from gateway.models import AgencyReport as ReportRow
 from gateway.progress import NoProgress, Progress
 from gateway.services.booking import Booked, record_bookings
 from gateway.services.events import record_event
-from gateway.services.exceptions import raise_exceptions
+from gateway.services.exceptions import raise_exceptions, raise_staged_exceptions, stage_exceptions
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -140,13 +145,16 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
             result.already_imported = True
             return result
         result.import_id = import_id
-        _stage_keys(session, agency_file.reports, progress or NoProgress())
+        reports, progress = agency_file.reports, progress or NoProgress()
+        del agency_file  # its records go once staged: their memory is reused by the booking
+        _stage_keys(session, reports, progress)
         scope = _Scope(municipality_id, client_code, agency.name, import_id)
         if _apply_to_known(session, scope, result):
             new = session.scalars(select(KEYS.c.seq).order_by(KEYS.c.seq)).all()
             if new:
-                _stage(session, [(seq, agency_file.reports[seq]) for seq in new])
-                _apply_new(session, scope, result)
+                _stage(session, [(seq, reports[seq]) for seq in new])
+                reports.clear()  # the adapter's list, read by nothing after this
+                _apply_new(session, scope, result, len(new), progress)
         session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
@@ -263,6 +271,7 @@ def _copy_text(value: str) -> str:
 
 
 def _drop_stage(session: Session) -> None:
+    DECISIONS.drop(session.connection(), checkfirst=True)
     STAGE.drop(session.connection(), checkfirst=True)
     KEYS.drop(session.connection(), checkfirst=True)
 
@@ -318,12 +327,78 @@ class _NewReport:
     remittance_on: date | None = None
 
 
-def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> None:
+def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult, records: int,
+               progress: Progress) -> None:
     """Decide each store payment not seen before, oldest first: book it, and raise what a person must see.
 
-    In chunks of about NEW_CHUNK payments (keyset over store time and match key), so memory
-    stays flat however large the file; a chunk's writes are visible to the next one.
+    In chunks of about NEW_CHUNK payments, each whole (every record of a payment in one chunk),
+    so memory stays flat however large the file; what a chunk booked is in `booked` for the
+    next. SQLite writes each chunk as it is decided; PostgreSQL COPYs the decisions and writes
+    them all at the end, one statement per table (a statement per chunk would join the
+    whole stage again each time).
     """
+    progress.start("booking new payments", records)
+    booked: set[int] = set()  # instalments this import has booked so far
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        DECISIONS.create(session.connection())
+    for rows, slips in (_streamed_chunks if postgres else _keyset_chunks)(session, scope):
+        _apply_chunk(session, scope, result, rows, slips, booked)
+        progress.advance(len(rows))
+    if postgres:
+        _write_decided(session, scope, result, progress)
+    progress.finish()
+
+
+# The staged new records, oldest first, each with the slip its barcode names (one hash join
+# over the whole stage, streamed through a server-side cursor: no IN lists, one plan).
+_STREAM = """
+    SELECT st.seq, st.record, st.kind, st.match_key, st.barcode, st.slip_number, st.reissue, st.amount,
+           st.paid_at, st.paid_on, st.remittance_on, s.id AS slip_id, s.status AS slip_status,
+           s.amount AS slip_amount, s.assessment_id, s.due_date, s.store_deadline, a.amount AS billed
+    FROM agency_stage st
+    LEFT JOIN slips s ON s.municipality_id = %(municipality_id)s AND s.number = st.slip_number
+                     AND s.reissue = st.reissue
+    LEFT JOIN assessments a ON a.id = s.assessment_id
+    ORDER BY st.paid_at, st.match_key, st.seq
+"""
+_Chunks = Iterator[tuple[Sequence[Any], dict[tuple[str, int], dict[str, Any]]]]
+
+
+def _streamed_chunks(session: Session, scope: _Scope) -> _Chunks:
+    """PostgreSQL: the stage joined with slips in one query, read NEW_CHUNK rows at a time."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor(name="agency_new", row_factory=namedtuple_row) as cursor:
+        cursor.itersize = NEW_CHUNK
+        cursor.execute(_STREAM, {"municipality_id": scope.municipality_id})
+        carry: list[Any] = []
+        while fetched := cursor.fetchmany(NEW_CHUNK):
+            rows, carry = _whole_payments(carry + fetched)
+            if rows:
+                yield rows, _slips_in(rows)
+        if carry:
+            yield carry, _slips_in(carry)
+
+
+def _whole_payments(rows: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Split off the trailing records of the last payment: the next fetch may hold more of them."""
+    cut = len(rows)
+    while cut and rows[cut - 1].match_key == rows[-1].match_key:
+        cut -= 1
+    return rows[:cut], rows[cut:]
+
+
+def _slips_in(rows: Sequence[Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r.slip_number, r.reissue): dict(id=r.slip_id, number=r.slip_number, reissue=r.reissue,
+                                              status=r.slip_status, amount=r.slip_amount,
+                                              assessment_id=r.assessment_id, due_date=r.due_date,
+                                              store_deadline=r.store_deadline, billed=r.billed)
+            for r in rows if r.slip_id is not None}
+
+
+def _keyset_chunks(session: Session, scope: _Scope) -> _Chunks:
+    """SQLite: NEW_CHUNK staged records at a time (keyset over store time and match key), their slips looked up."""
     order = (STAGE.c.paid_at, STAGE.c.match_key, STAGE.c.seq)
     last: tuple[Any, str] | None = None
     while True:
@@ -334,13 +409,13 @@ def _apply_new(session: Session, scope: _Scope, result: AgencyImportResult) -> N
         if not rows:
             return
         if len(rows) == NEW_CHUNK:  # the last payment may go on in the next chunk: leave it whole for it
-            cut = [r for r in rows if r.match_key != rows[-1].match_key] or rows
-            rows = cut
+            rows = _whole_payments(list(rows))[0] or rows
         last = (rows[-1].paid_at, rows[-1].match_key)
-        _apply_chunk(session, scope, result, rows)
+        yield rows, _slips_of(session, scope, {r.slip_number for r in rows})
 
 
-def _apply_chunk(session: Session, scope: _Scope, result: AgencyImportResult, rows: Sequence[Any]) -> None:
+def _apply_chunk(session: Session, scope: _Scope, result: AgencyImportResult, rows: Sequence[Any],
+                 slips: dict[tuple[str, int], dict[str, Any]], booked: set[int]) -> None:
     news: dict[str, _NewReport] = {}
     for row in rows:
         new = news.setdefault(row.match_key, _NewReport(row))
@@ -349,10 +424,12 @@ def _apply_chunk(session: Session, scope: _Scope, result: AgencyImportResult, ro
         new.kinds.add(row.kind)
         if row.kind == "final":
             new.remittance_on = row.remittance_on
-    slips = _slips_of(session, scope, {n.first.slip_number for n in news.values()})
-    booked_assessments = _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
-    decisions = [_decide(scope, new, slips, booked_assessments) for new in news.values()]
-    _write(session, scope, decisions, result)
+    booked |= _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
+    decisions = [_decide(scope, new, slips, booked) for new in news.values()]
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_decisions(session, decisions, result)
+    else:
+        _write(session, scope, decisions, result)
 
 
 def _slips_of(session: Session, scope: _Scope, numbers: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -374,6 +451,12 @@ def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int
     """Lock the instalments (payments of them queue behind this import) and return those already paid."""
     booked: set[int] = set()
     ordered = sorted(assessment_ids)
+    if session.get_bind().dialect.name == "postgresql":  # one array parameter, however many
+        session.execute(text("SELECT id FROM assessments WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                        {"ids": ordered}).all()
+        booked.update(session.scalars(text("SELECT assessment_id FROM payments WHERE assessment_id = ANY(:ids) "
+                                           "AND applied"), {"ids": ordered}))
+        return booked
     for start in range(0, len(ordered), 5_000):
         chunk = ordered[start:start + 5_000]
         session.execute(select(Assessment.id).where(Assessment.id.in_(chunk)).order_by(Assessment.id)
@@ -454,6 +537,87 @@ def _booked(decision: _Decision, payment_id: int | None, report_id: int) -> Book
     return Booked(decision.booking, payment_id, None if decision.slip is None else decision.slip["assessment_id"],
                   row.amount, row.paid_on, row.slip_number, f"agency_report:{report_id}", agency_report_id=report_id,
                   also=tuple(Flag(kind, details) for kind, details in decision.exceptions))
+
+
+# What Python decided for each new payment, by its first staged record; the rows themselves
+# are then written from the stage in SQL (PostgreSQL).
+DECISIONS = Table(
+    "agency_decisions", _stage_metadata,
+    Column("seq", Integer), Column("report_id", Integer), Column("payment_id", Integer),
+    Column("slip_id", Integer), Column("assessment_id", Integer), Column("applied", Boolean),
+    Column("overpaid", Boolean), Column("preliminary", Boolean), Column("final", Boolean),
+    Column("cancel", Boolean), Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+_FROM_DECISIONS = "FROM agency_decisions d JOIN agency_stage st ON st.seq = d.seq"
+_WRITE_DECIDED = (
+    f"""INSERT INTO payments (id, municipality_id, slip_id, assessment_id, channel, status, amount, fee_amount,
+                              refunded_amount, applied, overpaid, accepted_at, created_at, updated_at)
+        SELECT d.payment_id, %(municipality_id)s, d.slip_id, d.assessment_id, 'agency', 'succeeded', st.amount, 0,
+               0, d.applied, d.overpaid, st.paid_at, %(now)s, %(now)s
+        {_FROM_DECISIONS} WHERE d.payment_id IS NOT NULL""",
+    f"""INSERT INTO agency_reports (id, municipality_id, adapter, match_key, barcode, slip_number, reissue, amount,
+                                    paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id,
+                                    final_import_id, cancel_import_id, remittance_on, payment_id, created_at)
+        SELECT d.report_id, %(municipality_id)s, %(adapter)s, st.match_key, st.barcode, st.slip_number, st.reissue,
+               st.amount, st.paid_at, st.paid_on, st.store_code, st.chain_code, st.channel,
+               CASE WHEN d.preliminary THEN %(import_id)s END, CASE WHEN d.final THEN %(import_id)s END,
+               CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s
+        {_FROM_DECISIONS}""",
+    """UPDATE slips SET status = 'paid' FROM agency_decisions d
+       WHERE slips.id = d.slip_id AND d.applied AND slips.status = 'issued'""",
+    f"""INSERT INTO refunds (payment_id, amount, reason, status, requested_by, created_at, updated_at)
+        SELECT d.payment_id, st.amount, 'double payment (二重納付)', 'requested', 'system', %(now)s, %(now)s
+        {_FROM_DECISIONS} WHERE d.overpaid""",
+)
+
+
+def _copy_decisions(session: Session, decisions: list[_Decision], result: AgencyImportResult) -> None:
+    """PostgreSQL, per chunk: ids reserved, the decisions COPYed, exceptions staged (`_write_decided` writes)."""
+    to_pay = [d for d in decisions if d.slip is not None]
+    report_ids, payment_ids = _reserve(session, "agency_reports", len(decisions)), _reserve(session, "payments",
+                                                                                           len(to_pay))
+    paid = {id(d): pid for d, pid in zip(to_pay, payment_ids, strict=True)}
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor().copy("COPY agency_decisions FROM STDIN") as copy:
+        for d, report_id in zip(decisions, report_ids, strict=True):
+            slip, kinds = d.slip or {}, d.new.kinds
+            copy.write_row((d.new.first.seq, report_id, paid.get(id(d)), slip.get("id"), slip.get("assessment_id"),
+                            d.booking.applied, d.booking.overpaid, "preliminary" in kinds, "final" in kinds,
+                            "cancel" in kinds,
+                            d.new.remittance_on))
+    result.booked += sum(1 for d in to_pay if d.booking.applied)
+    result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
+    result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
+    exceptions = [_exception(flag.kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
+                             paid.get(id(d)), flag.details)
+                  for d, report_id in zip(decisions, report_ids, strict=True)
+                  for flag in (*d.booking.flags, *(Flag(kind, details) for kind, details in d.exceptions))]
+    if exceptions:  # raised once their reports exist
+        stage_exceptions(session, exceptions)
+
+
+def _write_decided(session: Session, scope: _Scope, result: AgencyImportResult, progress: Progress) -> None:
+    """PostgreSQL: every decided payment, report, paid slip and refund, one statement each; then the exceptions."""
+    progress.start("writing the new payments", len(_WRITE_DECIDED) + 1)
+    connection = session.connection()
+    connection.exec_driver_sql("ANALYZE agency_decisions")  # one hash join each over the whole file
+    parameters = {"municipality_id": scope.municipality_id, "adapter": scope.adapter,
+                  "import_id": scope.import_id, "now": utcnow()}
+    for statement in _WRITE_DECIDED:
+        connection.exec_driver_sql(statement, parameters)
+        progress.advance(1)
+    result.exceptions.update(raise_staged_exceptions(session, scope.municipality_id))
+    progress.advance(1)
+
+
+def _reserve(session: Session, table_name: str, count: int) -> list[int]:
+    """`count` ids from the table's sequence in one statement (rows then COPYed or inserted with them)."""
+    if not count:
+        return []
+    return list(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                                     "FROM generate_series(1, :count)"), {"table": table_name, "count": count}))
 
 
 def _report_values(scope: _Scope, decision: _Decision, payment_id: int | None, now: datetime) -> dict[str, Any]:
