@@ -11,8 +11,10 @@ Bulk by design (a file of a million records): the records are staged in a tempor
 table (COPY on PostgreSQL); 確報 and 取消 of known payments are one UPDATE each; only
 records of payments not seen before are decided one by one in Python (`_decide`). On
 PostgreSQL those are read as one stream (the stage joined with slips), their decisions
-COPYed into a temporary table with ids reserved from the sequences, and the payments,
-reports, paid slips and refunds written from it at the end, one statement per table.
+COPYed into a temporary table with ids reserved from the sequences (their bookings staged
+by `stage_bookings`), and the payments and reports written from it at the end, one
+statement per table, then the bookings (`record_staged_bookings`: paid slips, refunds,
+exceptions).
 """
 from __future__ import annotations
 
@@ -62,9 +64,9 @@ from gateway.models import (
 )
 from gateway.models import AgencyReport as ReportRow
 from gateway.progress import NoProgress, Progress
-from gateway.services.booking import Booked, record_bookings
+from gateway.services.booking import Booked, record_bookings, record_staged_bookings, stage_bookings
 from gateway.services.events import record_event
-from gateway.services.exceptions import raise_exceptions, raise_staged_exceptions, stage_exceptions
+from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -564,16 +566,11 @@ _WRITE_DECIDED = (
                CASE WHEN d.preliminary THEN %(import_id)s END, CASE WHEN d.final THEN %(import_id)s END,
                CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s
         {_FROM_DECISIONS}""",
-    """UPDATE slips SET status = 'paid' FROM agency_decisions d
-       WHERE slips.id = d.slip_id AND d.applied AND slips.status = 'issued'""",
-    f"""INSERT INTO refunds (payment_id, amount, reason, status, requested_by, created_at, updated_at)
-        SELECT d.payment_id, st.amount, 'double payment (二重納付)', 'requested', 'system', %(now)s, %(now)s
-        {_FROM_DECISIONS} WHERE d.overpaid""",
 )
 
 
 def _copy_decisions(session: Session, decisions: list[_Decision], result: AgencyImportResult) -> None:
-    """PostgreSQL, per chunk: ids reserved, the decisions COPYed, exceptions staged (`_write_decided` writes)."""
+    """PostgreSQL, per chunk: ids reserved, the decisions and their bookings COPYed (`_write_decided` writes)."""
     to_pay = [d for d in decisions if d.slip is not None]
     report_ids, payment_ids = _reserve(session, "agency_reports", len(decisions)), _reserve(session, "payments",
                                                                                            len(to_pay))
@@ -590,25 +587,22 @@ def _copy_decisions(session: Session, decisions: list[_Decision], result: Agency
     result.booked += sum(1 for d in to_pay if d.booking.applied)
     result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
     result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
-    exceptions = [_exception(flag.kind, report_id, d.new.first.paid_on, d.new.first.amount, d.new.first.slip_number,
-                             paid.get(id(d)), flag.details)
-                  for d, report_id in zip(decisions, report_ids, strict=True)
-                  for flag in (*d.booking.flags, *(Flag(kind, details) for kind, details in d.exceptions))]
-    if exceptions:  # raised once their reports exist
-        stage_exceptions(session, exceptions)
+    stage_bookings(session, [_booked(d, paid.get(id(d)), report_id)
+                             for d, report_id in zip(decisions, report_ids, strict=True)])
 
 
 def _write_decided(session: Session, scope: _Scope, result: AgencyImportResult, progress: Progress) -> None:
-    """PostgreSQL: every decided payment, report, paid slip and refund, one statement each; then the exceptions."""
+    """PostgreSQL: every decided payment and report, one statement each; then their staged bookings."""
     progress.start("writing the new payments", len(_WRITE_DECIDED) + 1)
     connection = session.connection()
     connection.exec_driver_sql("ANALYZE agency_decisions")  # one hash join each over the whole file
+    now = utcnow()
     parameters = {"municipality_id": scope.municipality_id, "adapter": scope.adapter,
-                  "import_id": scope.import_id, "now": utcnow()}
+                  "import_id": scope.import_id, "now": now}
     for statement in _WRITE_DECIDED:
         connection.exec_driver_sql(statement, parameters)
         progress.advance(1)
-    result.exceptions.update(raise_staged_exceptions(session, scope.municipality_id))
+    result.exceptions.update(record_staged_bookings(session, scope.municipality_id, now=now))
     progress.advance(1)
 
 
