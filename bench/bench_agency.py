@@ -88,7 +88,7 @@ from gateway.db import Database, utcnow
 from gateway.models import AgencyReport, Assessment, FundType, Municipality, Payment, ReconException, Slip
 from gateway.sandbox.agency import CHAINS
 from gateway.sandbox.ward import ward_rows
-from gateway.services import agency_import
+from gateway.services import agency_import, agency_new_payments
 from gateway.services.agency_import import import_agency_file
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
@@ -193,9 +193,13 @@ def run_phase(phase: str, path: Path, url: str, *, sql: bool = False, profile: s
 # The import's steps, timed by wrapping them in the measuring process only (the service is unchanged):
 # parse = the adapter's read; stage = every key staged, the known records applied, the new ones staged
 # in full; write = the decisions copied and written (SQLite: each chunk's inserts); decide = booking the
-# new payments less the writes (reading the stage with its slips, locking, `_decide`).
-PHASES = {"stage": ("_stage_keys", "_apply_to_known", "_stage"), "book": ("_apply_new",),
-          "write": ("_copy_decisions", "_write_decided", "_write")}
+# new payments less the writes (reading the stage with its slips, locking, `_decide`). Each function
+# is replaced where it is called from.
+PHASES = {"stage": ((agency_import, "stage_keys"), (agency_import, "_apply_to_known"),
+                    (agency_import, "stage_new_records")),
+          "book": ((agency_import, "apply_new_payments"),),
+          "write": ((agency_new_payments, "_copy_decisions"), (agency_new_payments, "_write_decided"),
+                    (agency_new_payments, "_write"))}
 
 
 def _time_phases(agency: AgencyAdapter, seconds: dict[str, float]) -> None:
@@ -207,9 +211,9 @@ def _time_phases(agency: AgencyAdapter, seconds: dict[str, float]) -> None:
             finally:
                 seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - began
         return wrapper
-    for phase, names in PHASES.items():
-        for name in names:
-            setattr(agency_import, name, timed(phase, getattr(agency_import, name)))
+    for phase, functions in PHASES.items():
+        for module, name in functions:
+            setattr(module, name, timed(phase, getattr(module, name)))
     # on the class: the instance goes to the forked readers by pickle, a wrapper on it would not
     adapter_class = type(agency)
     adapter_class.read = timed("parse", adapter_class.read)  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ from gateway.errors import AgencyFileInvalid, DepositFileRejected
 from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
 from gateway.sandbox.agency import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
-from gateway.services import agency_import
+from gateway.services import agency_new_payments
 from gateway.services.agency_checks import (
     check_agency_data,
     expected_remittances,
@@ -106,7 +106,7 @@ def test_a_file_imported_twice_and_records_repeated_in_a_later_file_apply_once(a
 def test_new_payments_read_in_small_chunks_book_each_payment_once_with_all_its_records(  # type: ignore[no-untyped-def]
         app, session, slips, monkeypatch, chunk) -> None:
     # One file carries the 速報 and the 確報 of each payment: a chunk boundary may fall between them.
-    monkeypatch.setattr(agency_import, "NEW_CHUNK", chunk)
+    monkeypatch.setattr(agency_new_payments, "NEW_CHUNK", chunk)
     agency = app.extensions["kokin.agencies"]["agency-fixed120"]
     payments = [_paid_before_due(s, minute=n % 3) for n, s in enumerate(slips[:20])]
     together = [replace_day(s, date(2027, 3, 31)) for s in schedule(payments)]
