@@ -1,12 +1,15 @@
 """Record what `domain.booking.decide` says of money received: for every channel, one writer.
 
-Two ways to run the same writes: `record_bookings` for a file's payments (set-based, any
-number of them, in the caller's transaction) and `booking_writes` for one notification
-(prebuilt statements for `Statements.batch`, sent with the settlement's other writes in
-one round trip). Both mark every issued slip of an applied instalment paid (whichever of
-its slips the money came through: a reissue is paid too), request the refund of a double
-payment, and raise the exceptions the decision flags, each once ((kind, subject) is
-unique; a repeat is dropped by the database).
+Three ways to run the same writes: `record_bookings` for a file's payments (set-based, any
+number of them, in the caller's transaction; on PostgreSQL a large batch goes through the
+staged path), `stage_bookings` then `record_staged_bookings` for bookings decided chunk by
+chunk before the rows they point at exist (PostgreSQL: COPYed into temporary tables, then
+one statement per table), and `booking_writes` for one notification (prebuilt statements
+for `Statements.batch`, sent with the settlement's other writes in one round trip). All
+mark every issued slip of an applied instalment paid (whichever of its slips the money
+came through: a reissue is paid too), request the refund of a double payment, and raise
+the exceptions the decision flags, each once ((kind, subject) is unique; a repeat is
+dropped by the database).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from domain.booking import Booking, Flag, Instalment
 from gateway.models import Assessment, Payment, ReconException, Refund, Slip, table
-from gateway.services.exceptions import raise_exceptions
+from gateway.services.exceptions import BULK_EXCEPTIONS, raise_exceptions, raise_staged_exceptions, stage_exceptions
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 DOUBLE_PAYMENT_REFUND_REASON = "double payment (二重納付)"
@@ -65,6 +68,9 @@ class Booked:
 def record_bookings(session: Session, municipality_id: int, booked: Sequence[Booked], *,
                     now: datetime) -> Counter[str]:
     """Write what the bookings imply, set-based, in the caller's transaction; the new exceptions by kind."""
+    if len(booked) > BULK_EXCEPTIONS and session.get_bind().dialect.name == "postgresql":
+        stage_bookings(session, booked)
+        return record_staged_bookings(session, municipality_id, now=now)
     applied = sorted({b.assessment_id for b in booked if b.booking.applied and b.assessment_id is not None})
     for start in range(0, len(applied), 5_000):
         session.execute(update(_slips).where(_slips.c.assessment_id.in_(applied[start:start + 5_000]),
@@ -73,6 +79,48 @@ def record_bookings(session: Session, municipality_id: int, booked: Sequence[Boo
     if refunds:
         session.execute(insert(_refunds), refunds)
     return raise_exceptions(session, municipality_id, [row for b in booked for row in _exception_rows(b)])
+
+
+# PostgreSQL: what bookings write besides their exceptions, staged for `record_staged_bookings`.
+_STAGED = "bookings_to_record"
+_STAGED_WRITES = (
+    f"""UPDATE slips SET status = 'paid' FROM (SELECT DISTINCT assessment_id FROM {_STAGED} WHERE applied) b
+        WHERE slips.assessment_id = b.assessment_id AND slips.status = 'issued'""",
+    f"""INSERT INTO refunds (payment_id, amount, reason, status, requested_by, created_at, updated_at)
+        SELECT payment_id, amount, %(reason)s, 'requested', 'system', %(now)s, %(now)s FROM {_STAGED}
+        WHERE refund""",
+)
+
+
+def stage_bookings(session: Session, booked: Sequence[Booked]) -> None:
+    """PostgreSQL: COPY bookings into this transaction's temporary tables; `record_staged_bookings` writes them.
+
+    The rows they point at (payments, reports) need not exist until then: a caller may stage
+    bookings chunk by chunk with reserved ids and write its own rows once, at the end.
+    """
+    connection = session.connection()
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} (payment_id integer, "
+                               "assessment_id integer, amount bigint, applied boolean, refund boolean) ON COMMIT DROP")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor().copy(f"COPY {_STAGED} FROM STDIN") as copy:
+        for b in booked:
+            if (b.booking.applied and b.assessment_id is not None) or b.booking.refund:
+                copy.write_row((b.payment_id, b.assessment_id, b.amount, b.booking.applied, b.booking.refund))
+    exceptions = [row for b in booked for row in _exception_rows(b)]
+    if exceptions:
+        stage_exceptions(session, exceptions)
+
+
+def record_staged_bookings(session: Session, municipality_id: int, *, now: datetime) -> Counter[str]:
+    """PostgreSQL: write the staged bookings (`stage_bookings`), a statement per table; the new exceptions by kind."""
+    connection = session.connection()
+    if connection.exec_driver_sql(f"SELECT to_regclass('pg_temp.{_STAGED}')").scalar():
+        connection.exec_driver_sql(f"ANALYZE {_STAGED}")  # temporary tables get no autovacuum
+        for statement in _STAGED_WRITES:
+            connection.exec_driver_sql(statement, {"reason": DOUBLE_PAYMENT_REFUND_REASON, "now": now})
+        connection.exec_driver_sql(f"TRUNCATE {_STAGED}")
+    return raise_staged_exceptions(session, municipality_id)
 
 
 # One notification's writes, prebuilt (see `Statements`).

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -38,6 +39,9 @@ def raise_exceptions(session: Session, municipality_id: int, exceptions: list[di
     if not exceptions:
         return Counter()
     now = utcnow()
+    if len(exceptions) > BULK_EXCEPTIONS and session.get_bind().dialect.name == "postgresql":
+        stage_exceptions(session, exceptions)
+        return raise_staged_exceptions(session, municipality_id)
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     new: Counter[str] = Counter()
     for start in range(0, len(exceptions), 1_000):
@@ -49,6 +53,39 @@ def raise_exceptions(session: Session, municipality_id: int, exceptions: list[di
         new.update(session.scalars(statement).all())
     return new
 
+
+BULK_EXCEPTIONS = 1_000  # more at once are COPYed (a file of unknown slips raises one per record)
+_COPIED = ("kind", "subject_key", "business_date", "amount", "slip_number", "payment_id", "agency_report_id",
+           "details")
+
+
+def stage_exceptions(session: Session, exceptions: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY exceptions into this transaction's temporary table; `raise_staged_exceptions` raises them."""
+    connection = session.connection()
+    connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS exceptions_to_raise (kind varchar(40), "
+                               "subject_key varchar(120), business_date date, amount bigint, slip_number varchar(16), "
+                               "payment_id integer, agency_report_id integer, details json) ON COMMIT DROP")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor().copy(f"COPY exceptions_to_raise ({', '.join(_COPIED)}) FROM STDIN") as copy:
+        for e in exceptions:
+            copy.write_row([Json(e[c]) if c == "details" else e.get(c) for c in _COPIED])
+
+
+def raise_staged_exceptions(session: Session, municipality_id: int) -> Counter[str]:
+    """Insert the staged exceptions not recorded before (one INSERT ... ON CONFLICT DO NOTHING); count the new ones."""
+    connection = session.connection()
+    if not connection.exec_driver_sql("SELECT to_regclass('pg_temp.exceptions_to_raise')").scalar():
+        return Counter()
+    columns = ", ".join(_COPIED)
+    raised = connection.exec_driver_sql(
+        f"""WITH raised AS (INSERT INTO recon_exceptions (municipality_id, status, created_at, {columns})
+                            SELECT %(municipality_id)s, 'open', %(now)s, {columns} FROM exceptions_to_raise
+                            ON CONFLICT DO NOTHING RETURNING kind)
+            SELECT kind, count(*) FROM raised GROUP BY kind""", {"municipality_id": municipality_id, "now": utcnow()})
+    counted = Counter({kind: count for kind, count in raised})
+    connection.exec_driver_sql("TRUNCATE exceptions_to_raise")
+    return counted
 
 
 def get_exception(session: Session, municipality_id: int, exception_id: int) -> ReconException:

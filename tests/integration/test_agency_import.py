@@ -17,6 +17,7 @@ from gateway.errors import AgencyFileInvalid, DepositFileRejected
 from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
 from gateway.sandbox.agency import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
+from gateway.services import agency_new_payments
 from gateway.services.agency_checks import (
     check_agency_data,
     expected_remittances,
@@ -99,6 +100,27 @@ def test_a_file_imported_twice_and_records_repeated_in_a_later_file_apply_once(a
     confirmed_reports = select(func.count()).select_from(AgencyReport).where(
         AgencyReport.final_import_id.is_not(None), AgencyReport.remittance_on.is_not(None))
     assert session.scalar(confirmed_reports) == 20
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 1_000])
+def test_new_payments_read_in_small_chunks_book_each_payment_once_with_all_its_records(  # type: ignore[no-untyped-def]
+        app, session, slips, monkeypatch, chunk) -> None:
+    # One file carries the 速報 and the 確報 of each payment: a chunk boundary may fall between them.
+    monkeypatch.setattr(agency_new_payments, "NEW_CHUNK", chunk)
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    payments = [_paid_before_due(s, minute=n % 3) for n, s in enumerate(slips[:20])]
+    together = [replace_day(s, date(2027, 3, 31)) for s in schedule(payments)]
+    (data,) = files_by_day(agency, together, client_code=CLIENT).values()
+
+    result = _import(session, app, "agency-fixed120", data)
+
+    assert (result.records, result.booked, result.confirmed, result.repeated) == (40, 20, 20, 0)
+    assert result.exceptions == Counter()
+    assert session.scalar(select(func.count()).select_from(AgencyReport).where(
+        AgencyReport.preliminary_import_id == result.import_id, AgencyReport.final_import_id == result.import_id,
+        AgencyReport.payment_id.is_not(None), AgencyReport.remittance_on.is_not(None))) == 20
+    assert session.scalar(select(func.count()).select_from(Payment).where(Payment.applied)) == 20
+    assert session.scalar(select(func.count()).select_from(Slip).where(Slip.status == "paid")) == 20
 
 
 def replace_day(scheduled: Scheduled, day: date) -> Scheduled:

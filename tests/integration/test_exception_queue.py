@@ -126,3 +126,18 @@ def test_a_proposal_waiting_for_its_second_person_cannot_be_replaced(session, ex
     session.expire_all()
     item = session.get(ReconException, exception_id)
     assert (item.status, item.resolution, item.proposed_by) == ("pending_approval", "refund", "a")
+
+
+def test_many_exceptions_at_once_are_raised_once_each_and_counted_by_kind(session) -> None:  # type: ignore[no-untyped-def]
+    # More than BULK_EXCEPTIONS: PostgreSQL takes the COPY path; SQLite the multi-row insert.
+    municipality_id = session.scalar(select(Municipality.id))
+    many = [dict(kind="unknown_slip" if n % 3 else "amount_mismatch", subject_key=f"agency_report:{n}",
+                 business_date=date(2026, 7, 1), amount=n + 1, details={"reason": f"case {n}: \\ \t \"quoted\" 〜"})
+            for n in range(2_500)]
+    first = raise_exceptions(session, municipality_id, many[:1_500] + many[:10])  # ten repeated within the call
+    again = raise_exceptions(session, municipality_id, many)  # the first 1,500 recorded before
+    assert first == {"unknown_slip": 1_000, "amount_mismatch": 500}
+    assert again == {"unknown_slip": 666, "amount_mismatch": 334}
+    stored = session.scalars(select(ReconException).where(ReconException.subject_key == "agency_report:7")).one()
+    assert (stored.kind, stored.status, stored.amount) == ("unknown_slip", "open", 8)
+    assert stored.details == {"reason": "case 7: \\ \t \"quoted\" 〜"}

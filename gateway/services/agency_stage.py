@@ -1,0 +1,138 @@
+"""The agency file staged for one import: temporary tables, filled by COPY on PostgreSQL.
+
+KEYS holds every record's key (what the records of payments seen before need); STAGE the
+records of payments not seen before, in full; DECISIONS what Python decided for each of
+those (PostgreSQL), written from at the end. All go with the transaction (ON COMMIT DROP;
+on SQLite `drop_stage` removes them).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Boolean, Column, Date, Integer, MetaData, String, Table, insert
+from sqlalchemy.orm import Session
+
+from adapters.agency import AgencyReport
+from gateway.db import UTCDateTime
+from gateway.progress import Progress
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+_metadata = MetaData()
+STAGE = Table(
+    "agency_stage", _metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("record", Integer), Column("kind", String(12)), Column("match_key", String(32)),
+    Column("barcode", String(44)), Column("slip_number", String(16)), Column("reissue", Integer),
+    Column("amount", BigInteger), Column("paid_at", UTCDateTime), Column("paid_on", Date),
+    Column("store_code", String(10)), Column("chain_code", String(6)), Column("channel", String(40)),
+    Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+# Every record's key: what the records of payments seen before need (a 確報 of a million of them
+# stages four columns, not fourteen). Only the records of new payments go on to STAGE.
+KEYS = Table(
+    "agency_keys", _metadata,
+    Column("seq", Integer), Column("kind", String(12)), Column("match_key", String(32)),
+    Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+# The new store payments are read in this order.
+STAGE_ORDER_INDEX = "CREATE INDEX ix_agency_stage_order ON agency_stage (paid_at, match_key)"
+# What Python decided for each new payment, by its first staged record; the rows themselves
+# are then written from the stage in SQL (PostgreSQL).
+DECISIONS = Table(
+    "agency_decisions", _metadata,
+    Column("seq", Integer), Column("report_id", Integer), Column("payment_id", Integer),
+    Column("slip_id", Integer), Column("assessment_id", Integer), Column("applied", Boolean),
+    Column("overpaid", Boolean), Column("preliminary", Boolean), Column("final", Boolean),
+    Column("cancel", Boolean), Column("remittance_on", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+
+
+def stage_keys(session: Session, reports: list[AgencyReport], progress: Progress) -> None:
+    """Put every record's key in a temporary table (COPY on PostgreSQL, executemany on SQLite)."""
+    drop_stage(session)
+    KEYS.create(session.connection())
+    progress.start("staging the records", len(reports))
+    for start in range(0, len(reports), STAGE_CHUNK):
+        chunk = list(enumerate(reports[start:start + STAGE_CHUNK], start=start))
+        _copy(session, KEYS, chunk, _keys_row, _keys_line)
+        progress.advance(len(chunk))
+    analyze(session, KEYS)
+    progress.finish()
+
+
+def stage_new_records(session: Session, records: list[tuple[int, AgencyReport]]) -> None:
+    """Put the records of payments not seen before in full in a temporary table, indexed for reading in order."""
+    STAGE.create(session.connection())
+    for start in range(0, len(records), STAGE_CHUNK):
+        _copy(session, STAGE, records[start:start + STAGE_CHUNK], _stage_row, _copy_line)
+    session.connection().exec_driver_sql(STAGE_ORDER_INDEX)
+    analyze(session, STAGE)
+
+
+def _copy(session: Session, stage: Table, records: list[tuple[int, AgencyReport]],
+          row: Callable[[int, AgencyReport], tuple[Any, ...]], line: Callable[[int, AgencyReport], str]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        columns = ", ".join(c.name for c in stage.columns)
+        with driver.cursor().copy(f"COPY {stage.name} ({columns}) FROM STDIN") as copy:
+            copy.write("".join([line(seq, report) for seq, report in records]))
+    else:
+        names = [c.name for c in stage.columns]
+        connection.execute(insert(stage), [dict(zip(names, row(seq, report), strict=True))
+                                           for seq, report in records])
+
+
+def analyze(session: Session, stage: Table) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"ANALYZE {stage.name}")  # temporary tables get no autovacuum
+
+
+def _keys_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
+    return (seq, report.kind, report.match_key, report.remittance_on)
+
+
+def _keys_line(seq: int, report: AgencyReport) -> str:
+    remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
+    return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\n"
+
+
+STAGE_CHUNK = 50_000
+
+
+def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
+    paid_at = datetime.combine(report.paid_on, report.paid_time, tzinfo=TOKYO)
+    return (seq, report.record, report.kind, report.match_key, report.barcode, report.barcode[13:29],
+            int(report.barcode[29]), report.amount, paid_at, report.paid_on, report.store_code, report.chain_code,
+            report.channel, report.remittance_on)
+
+
+def _copy_line(seq: int, report: AgencyReport) -> str:
+    """`_stage_row` in COPY's text format (the store's time is Japan's: +09:00, no summer time)."""
+    remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
+    day = report.paid_on.isoformat()
+    return (f"{seq}\t{report.record}\t{report.kind}\t{report.match_key}\t{report.barcode}\t{report.barcode[13:29]}\t"
+            f"{report.barcode[29]}\t{report.amount}\t{day} {report.paid_time.isoformat()}+09:00\t{day}\t"
+            f"{_copy_text(report.store_code)}\t{_copy_text(report.chain_code)}\t{_copy_text(report.channel)}\t"
+            f"{remittance}\n")
+
+
+def _copy_text(value: str) -> str:
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def drop_stage(session: Session) -> None:
+    DECISIONS.drop(session.connection(), checkfirst=True)
+    STAGE.drop(session.connection(), checkfirst=True)
+    KEYS.drop(session.connection(), checkfirst=True)
+
+
