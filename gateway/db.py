@@ -1,6 +1,7 @@
 """Engine, sessions and the one way services commit: `with transaction(session)`."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -97,6 +98,9 @@ def transaction(session: Session) -> Iterator[Session]:
         raise
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # a named parameter in the SQL psycopg is given
+
+
 class Statements:
     """Run prebuilt Core statements in the session's transaction, for hot paths.
 
@@ -109,6 +113,8 @@ class Statements:
 
     # (id, dialect) -> (the statement, kept so that its id stays its own; SQL; default parameters)
     _compiled: dict[tuple[int, str], tuple[Executable, str, dict[str, Any]]] = {}
+    # the statements' ids -> the SQL of `write` (PostgreSQL); the statements are kept in _compiled
+    _combined: dict[tuple[int, ...], str] = {}
 
     def __init__(self, session: Session) -> None:
         self._connection = session.connection()
@@ -144,6 +150,34 @@ class Statements:
             with driver.pipeline():
                 cursors = [send(statement, params) for statement, params in items]
         return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
+
+    def write(self, items: list[tuple[Executable, dict[str, Any]]]) -> None:
+        """Run writes of which none depends on another's effect; on PostgreSQL as one statement.
+
+        Each write becomes a data-modifying CTE of a single statement, so the server parses,
+        plans and executes once and the driver sends once, instead of once a write. The writes
+        share one snapshot: none may read what another writes, and no row may be written
+        twice. Elsewhere they run in order, as `batch` runs them. RETURNING is not read.
+        """
+        if self._driver is None:
+            self.batch(items)
+            return
+        from psycopg.rows import namedtuple_row
+        from psycopg.types.json import Json
+
+        key = tuple(id(statement) for statement, _ in items)
+        sql = self._combined.get(key)
+        if sql is None:
+            parts = [_PLACEHOLDER.sub(rf"%(w{n}_\1)s", self._sql(statement)[0])
+                     for n, (statement, _) in enumerate(items)]
+            sql = self._combined[key] = ("WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts))
+                                         + " SELECT 1")
+        values: dict[str, Any] = {}
+        for n, (statement, params) in enumerate(items):
+            refuse_naive_datetimes(params)
+            for name, value in {**self._sql(statement)[1], **params}.items():
+                values[f"w{n}_{name}"] = Json(value) if isinstance(value, dict) else value
+        self._driver.cursor(row_factory=namedtuple_row).execute(sql, values, prepare=True)
 
     def _sql(self, statement: Executable) -> tuple[str, dict[str, Any]]:
         key = (id(statement), self._connection.dialect.name)

@@ -179,7 +179,7 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
         writes += [(_SALE_ENDED, {"p_sale_id": row.sale_id, "p_sale_status": _SALE_OUTCOMES[new_status]}),
                    _event(row, f"sale.{_SALE_OUTCOMES[new_status]}", "sale", row.sale_id, now, actor,
                           {"payment_id": row.payment_id, "amount": row.amount})]
-    sql.batch(writes)
+    sql.write(writes)
     return row.id, True
 
 
