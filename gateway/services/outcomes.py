@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Executable, bindparam, insert, literal, select, true, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -66,6 +66,12 @@ _DELIVERY_VALUES: dict[str, Any] = dict(adapter=bindparam("p_adapter"), event_id
 _RECORD_DELIVERY = {name: dialect.insert(_deliveries).values(**_DELIVERY_VALUES).on_conflict_do_nothing()
                     .returning(_deliveries.c.id)
                     for name, dialect in (("postgresql", postgresql_dialect), ("sqlite", sqlite_dialect))}
+# PostgreSQL: the delivery recorded and, when it is new, the rows locked, in one statement.
+_recorded = _RECORD_DELIVERY["postgresql"].cte("recorded")
+_locked = _LOCK_FOR_SETTLEMENT.where(_recorded.c.id.is_not(None)).lateral("locked")
+_RECORD_AND_LOCK = (select(_recorded.c.id.label("delivery_id"), *_locked.c)
+                    .select_from(select(literal(1).label("one")).subquery("one")
+                                 .outerjoin(_recorded, true()).outerjoin(_locked, true())))
 _SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
                    .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
                            card_last4=bindparam("p_card_last4"), updated_at=bindparam("p_updated_at")))
@@ -140,17 +146,11 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
     """Settle an attempt: its id and whether anything changed (None for a repeated delivery)."""
     sql = Statements(session)
     params: dict[str, Any] = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
-    reads: list[tuple[Any, dict[str, Any]]] = [(_LOCK_FOR_SETTLEMENT, params), (_READ_INSTALMENT, params)]
-    dialect = session.get_bind().dialect.name
     if delivery is not None:
         params |= _delivery_params(adapter_name, delivery)
-        reads.insert(0, (_RECORD_DELIVERY[dialect], params))
-    elif dialect == "sqlite":
-        reads.insert(0, (_SQLITE_WRITE_LOCK, params))
-    answers = sql.batch(reads)
-    if delivery is not None and answers[0] is None:
+    recorded, row, instalment = _record_and_lock(sql, session.get_bind().dialect.name, params, delivery is not None)
+    if not recorded:
         return None
-    row, instalment = answers[-2:]
     if row is None:
         row = sql.first(_LOCK_SALE_FOR_SETTLEMENT, params)
         if row is None:
@@ -181,6 +181,24 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
                           {"payment_id": row.payment_id, "amount": row.amount})]
     sql.write(writes)
     return row.id, True
+
+
+def _record_and_lock(sql: Statements, dialect: str, params: dict[str, Any],
+                     delivery: bool) -> tuple[bool, Any | None, Any | None]:
+    """Record the delivery (if any), lock the instalment payment's rows, read the instalment: one round trip.
+
+    (whether the delivery was new, the locked row or None when the attempt is not an instalment
+    payment's, the instalment's row). On PostgreSQL the delivery and the lock are one statement,
+    and a repeated delivery locks nothing.
+    """
+    if delivery and dialect == "postgresql":
+        first, instalment = sql.batch([(_RECORD_AND_LOCK, params), (_READ_INSTALMENT, params)])
+        assert first is not None  # one row, whatever was found
+        return first.delivery_id is not None, first if first.id is not None else None, instalment
+    first_write = _RECORD_DELIVERY[dialect] if delivery else _SQLITE_WRITE_LOCK if dialect == "sqlite" else None
+    reads: list[tuple[Executable, dict[str, Any]]] = [(_LOCK_FOR_SETTLEMENT, params), (_READ_INSTALMENT, params)]
+    answers = sql.batch(reads if first_write is None else [(first_write, params), *reads])
+    return not delivery or answers[0] is not None, answers[-2], answers[-1]
 
 
 def _booking_writes(session: Session, row: Any, instalment: Any, booking: Booking, accepted_at: datetime,
