@@ -1,10 +1,23 @@
-"""Business days in Japan: weekends, national holidays and the year-end closure (12/29-1/3)."""
+"""Business days in Japan: weekends, national holidays and the year-end closure (12/29-1/3).
+
+Business dates are Japan's (Asia/Tokyo, no summer time); moments are stored in UTC.
+"""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def business_date(moment: datetime) -> date:
+    """The business date (Asia/Tokyo) of an aware moment."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are refused: attach a timezone")
+    return moment.astimezone(TOKYO).date()
 
 
 @lru_cache(maxsize=64)

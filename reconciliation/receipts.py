@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain import layouts
+from domain.calendar import TOKYO
 from domain.layouts import Layout, LayoutError
 from gateway.errors import NotFound, ReceiptsNotWritable
 from gateway.models import Assessment, FundType, Municipality, Payment
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-fixed"
 

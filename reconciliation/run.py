@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, SettledPayment
+from domain.calendar import TOKYO
 from domain.matching import Booked, Settled, match, rules
 from gateway.db import transaction, utcnow
 from gateway.models import (
@@ -42,7 +42,6 @@ from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
 from gateway.services.settlements import READERS, stored_settlements
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 PAID = ("succeeded", "partially_refunded", "refunded")
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from adapters.base import SettledPayment
 from domain import layouts
+from domain.calendar import TOKYO
 from domain.layouts import LineError
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
-TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 class SettlementFileRejected(ValueError):

@@ -19,7 +19,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from adapters.base import (
     WEBHOOK_TOLERANCE_SECONDS,
@@ -37,8 +36,7 @@ from adapters.base import (
     header_value,
 )
 from adapters.square.client import SquareClient, SquarePermanentError
-
-_TOKYO = ZoneInfo("Asia/Tokyo")
+from domain.calendar import TOKYO as _TOKYO
 
 if TYPE_CHECKING:
     from adapters.square.simulator import SquareSimulator

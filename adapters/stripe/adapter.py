@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from adapters.base import (
     Capability,
@@ -28,6 +27,7 @@ from adapters.base import (
 from adapters.stripe.client import StripeApi
 from adapters.stripe.signature import verify_signature
 from adapters.stripe.simulator import StripeSimulator
+from domain.calendar import TOKYO as _TOKYO
 
 # Session-level events decide an outcome on their own. A `payment_intent.payment_failed`
 # does not: on Checkout a declined card leaves the session open and the resident may try
@@ -46,7 +46,6 @@ _REFUND_OUTCOMES = {
 }
 
 
-_TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 class StripeAdapter:

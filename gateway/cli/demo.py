@@ -5,12 +5,12 @@ import secrets
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from sqlalchemy import select
 
+from domain.calendar import TOKYO
 from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.cli.demo_payments import pay_some_slips
@@ -154,7 +154,7 @@ def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
         click.echo("no sandbox terminal adapter configured: counter sales skipped")
         return
     _, terminals = counter_terminals(session, clerk.municipality_id, "resident")
-    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    today = datetime.now(TOKYO).date()
     for lines, brand, device_action in (([("juminhyo", 2), ("inkan", 1)], "FELICA_ID", "complete"),
                                         ([("koseki-zenbu", 1)], "FELICA_TRANSPORTATION_GROUP", "cancel"),
                                         ([("juminhyo", 1)], "QR_CODE", "complete")):
@@ -176,7 +176,7 @@ def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def]
-    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    today = datetime.now(TOKYO).date()
     summary = reconcile_day(session, code, today, adapters=current_app.extensions["kokin.adapters"],
                             agency_fees=current_app.config["AGENCY_FEES"])
     folder = Path(current_app.instance_path) / "recon" / code / today.isoformat()

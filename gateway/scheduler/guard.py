@@ -17,19 +17,18 @@ import socket
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from domain.calendar import TOKYO
 from gateway.db import Database, transaction, utcnow
 from gateway.models import JobRun
 from gateway.scheduler.jobs import Job, JobFunc
 
 log = logging.getLogger(__name__)
-TOKYO = ZoneInfo("Asia/Tokyo")
 RUNNER = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
 STALE_RUNNING = timedelta(hours=6)  # a `running` row this old was left by a crashed process
 

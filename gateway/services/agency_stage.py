@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Boolean, Column, Date, Integer, MetaData, String, Table, insert
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyReport
+from domain.calendar import TOKYO
 from gateway.db import UTCDateTime
 from gateway.progress import Progress
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 _metadata = MetaData()
 STAGE = Table(
     "agency_stage", _metadata,

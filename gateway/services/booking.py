@@ -18,17 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Executable, bindparam, exists, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from domain.booking import Booking, Flag, Instalment
+from domain.calendar import business_date
 from gateway.models import Assessment, Payment, ReconException, Refund, Slip, table
 from gateway.services.exceptions import BULK_EXCEPTIONS, raise_exceptions, raise_staged_exceptions, stage_exceptions
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 DOUBLE_PAYMENT_REFUND_REASON = "double payment (二重納付)"
 _slips, _assessments, _payments = table(Slip), table(Assessment), table(Payment)
 _refunds, _exceptions = table(Refund), table(ReconException)
@@ -47,7 +46,7 @@ def instalment_of(row: Any) -> Instalment:
 
 def paid_on(accepted_at: datetime) -> date:
     """The business date (Asia/Tokyo) of a payment accepted at `accepted_at`."""
-    return accepted_at.astimezone(TOKYO).date()
+    return business_date(accepted_at)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from adapters.base import (
     RetryableError,
     SettledPayment,
 )
+from domain.calendar import TOKYO
 from domain.lifecycle import ATTEMPT, PAYMENT
 from domain.matching import Booked, Settled, match
 from gateway.db import transaction
@@ -59,7 +59,6 @@ BRANDS = {
 # Brands whose payment can be voided the same day; transportation IC cannot be refunded at all.
 SAME_DAY_VOIDABLE = frozenset({"FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT"})
 MAX_QUANTITY = 20
-TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 @dataclass(frozen=True)

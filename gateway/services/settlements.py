@@ -5,7 +5,6 @@ Reconciliation reads them back for the payments whose settlement window has clos
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import SettledPayment
 from adapters.paypay.settlement import SettlementFileRejected, read_settlement
+from domain.calendar import TOKYO
 from gateway.db import transaction
 from gateway.errors import GatewayError, SettlementFileInvalid
 from gateway.models import ProviderSettlement, table
@@ -20,7 +20,6 @@ from gateway.services.events import record_event
 from gateway.services.reference import get_municipality
 
 READERS = {"paypay": read_settlement}
-TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def import_settlement_file(session: Session, municipality_code: str, adapter: str, data: bytes, *,

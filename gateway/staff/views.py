@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
+from domain.calendar import TOKYO
 from domain.errors import DomainError
 from gateway.errors import GatewayError
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
@@ -37,7 +37,6 @@ from reconciliation import reports as reports_module
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static",
                static_url_path="/static")
-TOKYO = ZoneInfo("Asia/Tokyo")
 F = TypeVar("F", bound=Callable[..., Any])
 # Who may do what (issue: counter staff cannot approve refunds or open reconciliation).
 SELL = ("counter_staff", "counter_supervisor")
