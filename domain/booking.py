@@ -12,10 +12,11 @@ The rules (contract: the exception kinds; ward-interchange: every yen is kept):
   money: it is kept, not applied (`double_payment` when it was paid elsewhere,
   `payment_on_void_slip` when the claim was cancelled); the core system decides 充当 or
   還付, so no refund is started here.
+- An instalment already booked: the money, whatever its amount, is an overpayment
+  (`double_payment`, and `amount_mismatch` too when it differs), kept, and its refund is
+  requested (a second person approves it).
 - An amount that differs from what the instalment asks now is kept, not applied
   (`amount_mismatch`): a person decides.
-- An instalment already booked: the money is an overpayment (`double_payment`), kept,
-  and its refund is requested (a second person approves it).
 - Otherwise the money is applied, whichever of the instalment's slips it came through;
   through a slip voided since (reissued) it is applied and raised (`payment_on_void_slip`).
 - Paid after the slip's store deadline (支払期限) or, failing that, after its due date
@@ -90,12 +91,14 @@ def decide(amount: int, paid_on: date, instalment: Instalment | None, *, unknown
         return Booking(applied=False, kept_as="closed_slip", flags=(_closed_flag(instalment.closed), *late))
     void = (Flag("payment_on_void_slip", {"reason": "paid with a slip that was reissued or voided",
                                           "slip_status": "void"}),) if instalment.slip_void else ()
-    if amount != instalment.billed:
-        return Booking(applied=False, kept_as="amount_mismatch", flags=(*void, Flag("amount_mismatch", {
-            "billed": instalment.billed, "paid": amount, "difference": amount - instalment.billed}), *late))
-    if instalment.booked:
+    difference = amount - instalment.billed
+    mismatch = (Flag("amount_mismatch", {"billed": instalment.billed, "paid": amount,
+                                         "difference": difference}),) if difference else ()
+    if instalment.booked:  # all of it is more than was asked, whatever its amount
         return Booking(applied=False, overpaid=True, refund=True, kept_as="double_payment", flags=(*void, Flag(
-            "double_payment", {"reason": "the instalment was already paid; a refund is requested"}), *late))
+            "double_payment", {"reason": "the instalment was already paid; a refund is requested"}), *mismatch, *late))
+    if mismatch:
+        return Booking(applied=False, kept_as="amount_mismatch", flags=(*void, *mismatch, *late))
     return Booking(applied=True, flags=(*void, *late))
 
 

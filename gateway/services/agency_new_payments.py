@@ -163,8 +163,11 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
         if row.kind == "final":
             new.remittance_on = row.remittance_on
     booked |= _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # the stream's snapshot is older than the lock (SQLite's import holds the write lock throughout)
+        _reread_instalments(session, slips)
     decisions = [_decide(scope, new, slips, booked) for new in news.values()]
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         _copy_decisions(session, decisions, result)
     else:
         _write(session, scope, decisions, result)
@@ -183,6 +186,20 @@ def _slips_of(session: Session, scope: ImportScope, numbers: set[str]) -> dict[t
                                           _slips.c.number.in_(chunk))).mappings():
             found[(row["number"], row["reissue"])] = dict(row)
     return found
+
+
+def _reread_instalments(session: Session, slips: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """PostgreSQL: what `decide` needs of each slip and its instalment, read again after the instalments' lock.
+
+    The stream's snapshot dates from its start: an amendment or a reissue committed since
+    (a ledger import, a clerk) must be seen, as a notification sees it.
+    """
+    by_id = {slip["id"]: slip for slip in slips.values()}
+    for row in session.execute(text(
+            "SELECT s.id, s.status, s.due_date, s.store_deadline, a.amount AS billed FROM slips s "
+            "JOIN assessments a ON a.id = s.assessment_id WHERE s.id = ANY(:ids)"), {"ids": list(by_id)}):
+        by_id[row.id].update(status=row.status, due_date=row.due_date, store_deadline=row.store_deadline,
+                             billed=row.billed)
 
 
 def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int]:

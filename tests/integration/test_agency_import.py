@@ -260,3 +260,34 @@ def test_a_store_payment_with_a_reissued_slips_old_sheet_pays_the_instalment_and
     assert dict(session.execute(select(Slip.reissue, Slip.status).where(Slip.number == old.number)).all()) == {
         old.reissue: "void", reissued.reissue: "paid"}
     assert session.scalars(select(ReconException.kind)).all() == ["payment_on_void_slip"]
+
+
+def test_an_instalment_amended_while_the_import_runs_is_decided_as_it_stands_after_its_lock(  # type: ignore[no-untyped-def]
+        app, session, database, slips, monkeypatch) -> None:
+    from sqlalchemy import update
+
+    from gateway.models import Assessment
+    from tests.conftest import BACKEND
+
+    if BACKEND != "postgresql":
+        pytest.skip("SQLite's import holds the write lock from its start: nothing can be amended meanwhile")
+    paid = slips[0]
+    lock_and_read = agency_new_payments._lock_and_read_booked
+
+    def amended_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # The core system's amendment commits after the new payments' stream has started.
+        with database.engine.begin() as other:
+            other.execute(update(Assessment).where(Assessment.id == paid.assessment_id)
+                          .values(amount=Assessment.amount + 1_000))
+        monkeypatch.setattr(agency_new_payments, "_lock_and_read_booked", lock_and_read)
+        return lock_and_read(*args, **kwargs)
+
+    monkeypatch.setattr(agency_new_payments, "_lock_and_read_booked", amended_first)
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    files = files_by_day(agency, schedule([_paid_before_due(paid)]), client_code=CLIENT)
+    _import(session, app, "agency-fixed120", files[min(files)])
+
+    payment = session.scalars(select(Payment).where(Payment.assessment_id == paid.assessment_id)).one()
+    assert not payment.applied and not payment.overpaid  # kept: the instalment now asks 1,000 yen more
+    assert session.scalar(select(Slip.status).where(Slip.id == paid.id)) == "issued"
+    assert session.scalars(select(ReconException.kind)).all() == ["amount_mismatch"]

@@ -26,6 +26,8 @@ def _with(**changes: object) -> Instalment:
     (12_300, date(2026, 7, 11), OPEN, True, False, False, None, ["paid_after_store_deadline"]),
     # a second payment of a booked instalment: kept, its refund requested
     (12_300, DUE, _with(booked=True), False, True, True, "double_payment", ["double_payment"]),
+    # ... whatever its amount: all of it is more than was asked
+    (10_000, DUE, _with(booked=True), False, True, True, "double_payment", ["double_payment", "amount_mismatch"]),
     # an amount that differs from what the instalment asks now: kept for a person, no refund
     (12_000, DUE, OPEN, False, False, False, "amount_mismatch", ["amount_mismatch"]),
     (12_300, DUE, _with(billed=10_000), False, False, False, "amount_mismatch", ["amount_mismatch"]),
