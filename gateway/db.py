@@ -98,7 +98,13 @@ def transaction(session: Session) -> Iterator[Session]:
         raise
 
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # a named parameter in the SQL psycopg is given
+# A named parameter in the SQL psycopg is given, or an escaped percent sign (left as it is).
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+
+
+def _prefixed(sql: str, prefix: str) -> str:
+    """`sql` with each named parameter renamed `prefix` + its name."""
+    return _PLACEHOLDER.sub(lambda m: m[0] if m[1] is None else f"%({prefix}{m[1]})s", sql)
 
 
 class Statements:
@@ -168,8 +174,7 @@ class Statements:
         key = tuple(id(statement) for statement, _ in items)
         sql = self._combined.get(key)
         if sql is None:
-            parts = [_PLACEHOLDER.sub(rf"%(w{n}_\1)s", self._sql(statement)[0])
-                     for n, (statement, _) in enumerate(items)]
+            parts = [_prefixed(self._sql(statement)[0], f"w{n}_") for n, (statement, _) in enumerate(items)]
             sql = self._combined[key] = ("WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts))
                                          + " SELECT 1")
         values: dict[str, Any] = {}
