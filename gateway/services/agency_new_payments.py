@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from psycopg.rows import namedtuple_row
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import any_, bindparam, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from domain.barcode import BarcodeError, decode
@@ -173,17 +173,20 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
         _write(session, scope, decisions, result)
 
 
+# What `_decide` needs of a slip and its instalment (the PostgreSQL stream reads the same in its join).
+_READ_SLIPS = (select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status, _slips.c.amount,
+                      _slips.c.assessment_id, _slips.c.due_date, _slips.c.store_deadline,
+                      _assessments.c.amount.label("billed"))
+               .join(_assessments, _assessments.c.id == _slips.c.assessment_id))
+
+
 def _slips_of(session: Session, scope: ImportScope, numbers: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
     found: dict[tuple[str, int], dict[str, Any]] = {}
     ordered = sorted(numbers)
     for start in range(0, len(ordered), 5_000):
         chunk = ordered[start:start + 5_000]
-        for row in session.execute(select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status,
-                                          _slips.c.amount, _slips.c.assessment_id, _slips.c.due_date,
-                                          _slips.c.store_deadline, _assessments.c.amount.label("billed"))
-                                   .join(_assessments, _assessments.c.id == _slips.c.assessment_id)
-                                   .where(_slips.c.municipality_id == scope.municipality_id,
-                                          _slips.c.number.in_(chunk))).mappings():
+        for row in session.execute(_READ_SLIPS.where(_slips.c.municipality_id == scope.municipality_id,
+                                                     _slips.c.number.in_(chunk))).mappings():
             found[(row["number"], row["reissue"])] = dict(row)
     return found
 
@@ -195,11 +198,9 @@ def _reread_instalments(session: Session, slips: dict[tuple[str, int], dict[str,
     (a ledger import, a clerk) must be seen, as a notification sees it.
     """
     by_id = {slip["id"]: slip for slip in slips.values()}
-    for row in session.execute(text(
-            "SELECT s.id, s.status, s.due_date, s.store_deadline, a.amount AS billed FROM slips s "
-            "JOIN assessments a ON a.id = s.assessment_id WHERE s.id = ANY(:ids)"), {"ids": list(by_id)}):
-        by_id[row.id].update(status=row.status, due_date=row.due_date, store_deadline=row.store_deadline,
-                             billed=row.billed)
+    for row in session.execute(_READ_SLIPS.where(_slips.c.id == any_(bindparam("ids"))),
+                               {"ids": list(by_id)}).mappings():
+        by_id[row["id"]].update(row)
 
 
 def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int]:
