@@ -10,8 +10,9 @@ from typing import Any
 import click
 from flask import current_app
 
+from domain.calendar import TOKYO
 from gateway.cli.base import operation, session
-from gateway.scheduler.guard import TOKYO, list_runs, run_all_due, tokyo_today
+from gateway.scheduler.guard import list_runs, run_all_due, tokyo_today
 from gateway.scheduler.jobs import JOBS
 from gateway.scheduler.process import serve
 

@@ -23,7 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from domain.calendar import TOKYO
+from domain.calendar import business_date
 from gateway.db import Database, transaction, utcnow
 from gateway.models import JobRun
 from gateway.scheduler.jobs import Job, JobFunc
@@ -34,7 +34,7 @@ STALE_RUNNING = timedelta(hours=6)  # a `running` row this old was left by a cra
 
 
 def tokyo_today(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(TOKYO).date()
+    return business_date(now or utcnow())
 
 
 def one_line(exc: BaseException) -> str:

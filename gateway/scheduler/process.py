@@ -30,8 +30,9 @@ from sqlalchemy import URL, Connection, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from domain.calendar import TOKYO
 from gateway.db import utcnow
-from gateway.scheduler.guard import RUNNER, TOKYO, database, run_guarded, run_job, tokyo_today
+from gateway.scheduler.guard import RUNNER, database, run_guarded, run_job, tokyo_today
 from gateway.scheduler.jobs import JOBS, Job
 
 log = logging.getLogger(__name__)
