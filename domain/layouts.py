@@ -454,11 +454,12 @@ def write_csv_line(layout: Layout, values: dict[str, Any]) -> str:
     """Return one CSV data line (no newline) for `values` in the layout's column order."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="")
-    writer.writerow([_csv_value(f, values.get(f.name)) for f in layout.data.fields])
+    writer.writerow([csv_value(f, values.get(f.name)) for f in layout.data.fields])
     return out.getvalue()
 
 
-def _csv_value(spec: FieldSpec, value: Any) -> str:
+def csv_value(spec: FieldSpec, value: Any) -> str:
+    """One value as a CSV field of `spec`: dates and times in its format, None as empty."""
     if isinstance(value, date | time):
         return value.strftime(spec.format or ("%Y-%m-%d" if isinstance(value, date) else "%H:%M"))
     return "" if value is None else str(value)

@@ -68,6 +68,7 @@ PAYMENT = Machine(
     transitions=(
         _t("open", "succeed", "succeeded"),
         _t("open", "cancel", "cancelled"),
+        _t("succeeded", "store_void", "cancelled"),  # 速報取消: the store voided the bill payment
         _t("succeeded", "refund_part", "partially_refunded"),
         _t("succeeded", "refund_all", "refunded"),
         _t("partially_refunded", "refund_part", "partially_refunded"),

@@ -1,113 +1,121 @@
-"""Receipts (消込データ) for the core system: one per applied payment of an assessment.
+"""The receipts feed (収納データ) for the core system: the journal's records, in files sent in sequence.
 
-A business date's receipts are the applied payments of assessments accepted on that date in
-Asia/Tokyo (a payment counts as made when the contractor accepts it). Counter sales have no
-assessment and are no receipts; a double payment's second payment is not applied and is no
-receipt; the card system-usage fee is not public revenue and never in an amount.
+Every money event writes its records into the journal (`gateway.services.journal`) in its
+own transaction; this module only sends them. `export_next` takes every record not sent
+yet, whatever its business date, into the next file of the municipality's sequence (1, 2,
+...; the database refuses a number twice) and keeps the file's bytes, so that `resend`
+gives a sent file again byte for byte; a file is never rewritten. `export_receipts` writes
+the records of one business date for review, outside the sequence.
 
-The file is written in a layout table (reconciliation/layouts/*.toml, or a ward's own), and
-is a pure function of the database's payments: no clock, ordered by (accepted_at, payment
-id), so exporting the same date again writes the same bytes, and each receipt's id is
-stable, so the core system posts a re-sent receipt once.
+A record's values are read when its file is written (the claim's key, fund, fiscal year,
+the remittance date known then) and frozen in the file; `booked_fiscal_year` follows the
+attribution table of `domain.fiscal` with the ward's closing cut-off. Handing a double
+payment's overpayment record to the core system (for 充当 or 還付) closes its exception.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import tempfile
 import tomllib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, defer
 
 from domain import layouts
 from domain.calendar import TOKYO
+from domain.fiscal import booked_fiscal_year, fiscal_year_of
 from domain.layouts import Layout, LayoutError
-from gateway.errors import NotFound, ReceiptsNotWritable
-from gateway.models import Assessment, FundType, Municipality, Payment
+from gateway.db import transaction, utcnow
+from gateway.errors import Conflict, NotFound, ReceiptsNotWritable
+from gateway.models import (
+    AgencyReport,
+    Assessment,
+    FundType,
+    Municipality,
+    OutboundFile,
+    Payment,
+    ReceiptRecord,
+    ReconException,
+    Refund,
+)
+from gateway.services.events import record_event
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
-DEFAULT_LAYOUT = "receipts-fixed"
-
-FISCAL_YEAR_START_MONTH = 4  # April to March
-CLOSING_PERIOD_END = (5, 31)  # 出納整理期間: (month, day) up to which the previous year still books
+DEFAULT_LAYOUT = "receipts-csv"
+FEED = "receipts"
+HANDED_OVER = "handed_to_core_system"  # the resolution of a double payment's exception once sent
 
 # What each record of a layout may name; a layout leaves fields out or reorders them.
 RECORD_FIELDS: dict[str, frozenset[str]] = {
-    "header": frozenset({"created_on", "municipality_code", "business_date"}),
-    "data": frozenset({"receipt_id", "municipality_code", "assessment_id", "fund_code", "fiscal_year",
-                       "installment", "amount", "accepted_on", "accepted_time", "booked_fiscal_year", "channel"}),
-    "trailer": frozenset({"record_count", "total_amount"}),
+    "header": frozenset({"sequence", "created_on", "municipality_code"}),
+    "data": frozenset({"sequence", "record_id", "record_kind", "reverses", "municipality_code", "assessment_id",
+                       "fund_code", "fiscal_year", "installment", "amount", "principal", "late_fee", "dunning_fee",
+                       "paid_on", "paid_time", "remitted_on", "booked_fiscal_year", "channel", "reason"}),
+    "trailer": frozenset({"record_count", "total_amount", "reversal_count", "reversal_amount"}),
     "end": frozenset(),
 }
 RECEIPT_FIELDS = RECORD_FIELDS["data"]
 
 
-def fiscal_year_of(day: date) -> int:
-    """Return the fiscal year (April to March) that `day` falls in."""
-    return day.year if day.month >= FISCAL_YEAR_START_MONTH else day.year - 1
-
-
-def booked_fiscal_year(assessment_fiscal_year: int, paid_on: date) -> int:
-    """Return the fiscal year a receipt books to under the 出納整理期間 rule.
-
-    A payment from 1 April to 31 May of an assessment of the previous fiscal year books to
-    that year; anything else (current, older or later assessments) to the payment date's.
-    """
-    current = fiscal_year_of(paid_on)
-    in_closing_period = FISCAL_YEAR_START_MONTH <= paid_on.month and (paid_on.month, paid_on.day) <= CLOSING_PERIOD_END
-    if in_closing_period and assessment_fiscal_year == current - 1:
-        return assessment_fiscal_year
-    return current
-
-
-def receipt_id(municipality_code: str, payment_id: int) -> str:
-    """Return the receipt's stable id: the municipality code and the payment id (`131075-000000012345`)."""
-    return f"{municipality_code}-{payment_id:012d}"
-
-
-def creation_date(business_date: date) -> date:
-    """Return the date the file says it was made: the day after the business date.
-
-    It is the first day on which that date's file can be complete; taken from the clock
-    instead, a rerun would not write the same bytes.
-    """
-    return business_date + timedelta(days=1)
+def record_id(municipality_code: str, record: int) -> str:
+    """A record's id, unique forever: the municipality code and the journal's id (`131075-000000012345`)."""
+    return f"{municipality_code}-{record:012d}"
 
 
 @dataclass(frozen=True)
 class Receipt:
-    payment_id: int
-    assessment_id: str  # the core system's key (Assessment.source_key)
-    fund_code: str
-    fiscal_year: int  # of the assessment
-    installment: int
-    amount: int  # public revenue only, yen; never the system-usage fee
-    accepted_at: datetime  # timezone-aware
-    channel: str
+    """One record as the file shows it."""
 
-    def values(self, municipality_code: str) -> dict[str, Any]:
-        """Return the receipt's fields by their layout names."""
-        local = self.accepted_at.astimezone(TOKYO)
-        return {"receipt_id": receipt_id(municipality_code, self.payment_id), "municipality_code": municipality_code,
-                "assessment_id": self.assessment_id, "fund_code": self.fund_code, "fiscal_year": self.fiscal_year,
-                "installment": self.installment, "amount": self.amount, "accepted_on": local.date(),
-                "accepted_time": local.time().replace(microsecond=0, tzinfo=None),
-                "booked_fiscal_year": booked_fiscal_year(self.fiscal_year, local.date()), "channel": self.channel}
+    id: int
+    kind: str
+    reverses: int | None
+    assessment_id: str | None  # the core system's key (Assessment.source_key); None: unidentified, a sale
+    fund_code: str | None
+    fiscal_year: int | None  # of the assessment
+    installment: int | None
+    amount: int  # public revenue only, yen; never the system-usage fee
+    paid_at: datetime  # timezone-aware
+    remitted_on: date | None
+    booked_fiscal_year: int
+    channel: str
+    reason: str | None
+
+    @property
+    def signed(self) -> int:
+        """The amount as it counts: a reversal takes away."""
+        return -self.amount if self.kind == "reversal" else self.amount
+
+    def values(self, municipality_code: str, sequence: int) -> dict[str, Any]:
+        """The record's fields by their layout names."""
+        local = self.paid_at.astimezone(TOKYO)
+        return {"sequence": sequence, "record_id": record_id(municipality_code, self.id), "record_kind": self.kind,
+                "reverses": None if self.reverses is None else record_id(municipality_code, self.reverses),
+                "municipality_code": municipality_code, "assessment_id": self.assessment_id,
+                "fund_code": self.fund_code, "fiscal_year": self.fiscal_year, "installment": self.installment,
+                "amount": self.amount, "principal": self.amount, "late_fee": 0, "dunning_fee": 0,
+                "paid_on": local.date(), "paid_time": local.time().replace(microsecond=0, tzinfo=None),
+                "remitted_on": self.remitted_on, "booked_fiscal_year": self.booked_fiscal_year,
+                "channel": self.channel, "reason": self.reason}
 
 
 @dataclass(frozen=True)
 class ExportResult:
     data: bytes
     count: int
-    total: int  # yen
+    total: int  # yen: records less reversals
     sha256: str  # hex digest of `data`
     layout: str
+    sequence: int = 0  # 0: a review file outside the sequence
 
     def sidecar(self, filename: str) -> bytes:
         """Return the `sha256sum` line for the file saved as `filename`."""
@@ -136,19 +144,20 @@ def load_receipts_layout(name_or_path: str) -> Layout:
     return layout
 
 
-def render_receipts(layout: Layout, municipality_code: str, business_date: date,
-                    receipts: Sequence[Receipt]) -> bytes:
-    """Return the receipts file's bytes; the same arguments always give the same bytes.
+def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[Receipt], *, sequence: int,
+                    created_on: date) -> bytes:
+    """The file's bytes; the same arguments always give the same bytes.
 
     Raises ReceiptsNotWritable when a value would not read back unchanged (a layout that
     cuts it, overflows or cannot encode it): a receipt file must never post a wrong value.
     """
-    data = [r.values(municipality_code) for r in receipts]
+    data = [r.values(municipality_code, sequence) for r in receipts]
     records: list[tuple[str, dict[str, Any]]] = [("data", values) for values in data]
     if layout.format == "fixed":
-        header = {"created_on": creation_date(business_date), "municipality_code": municipality_code,
-                  "business_date": business_date}
-        trailer = {"record_count": len(data), "total_amount": sum(v["amount"] for v in data)}
+        header = {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}
+        reversals = [r.amount for r in receipts if r.kind == "reversal"]
+        trailer = {"record_count": len(data), "total_amount": sum(r.amount for r in receipts) - sum(reversals),
+                   "reversal_count": len(reversals), "reversal_amount": sum(reversals)}
         records = [(kind, values) for kind, values in
                    [("header", header), *records, ("trailer", trailer), ("end", {})] if kind in layout.records]
     try:
@@ -162,10 +171,13 @@ def render_receipts(layout: Layout, municipality_code: str, business_date: date,
 
 def _encode(layout: Layout, records: list[tuple[str, dict[str, Any]]]) -> bytes:
     if layout.format == "csv":
-        lines = [layouts.csv_header(layout)] if layout.header_line else []
-        lines += [layouts.write_csv_line(layout, values) for _, values in records]
-        # CRLF, as RFC 4180 and the core systems' Windows tools expect.
-        return "".join(line + "\r\n" for line in lines).encode(layout.encoding)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")  # CRLF, as RFC 4180 and the core systems' tools expect
+        if layout.header_line:
+            out.write(layouts.csv_header(layout) + "\r\n")
+        fields = layout.data.fields
+        writer.writerows([layouts.csv_value(f, values.get(f.name)) for f in fields] for _, values in records)
+        return out.getvalue().encode(layout.encoding)
     return b"".join(layouts.encode_fixed(layout, kind, values) + b"\r\n" for kind, values in records)
 
 
@@ -178,49 +190,155 @@ def _check_reads_back(layout: Layout, output: bytes, written: list[tuple[str, di
     if not errors:
         for record, (kind, values) in zip(records, written, strict=True):
             for spec in layout.records[kind].fields:
-                if spec.type != "filler" and record.values.get(spec.name) != values.get(spec.name):
-                    problems.append(f"{unit} {record.line}, field {spec.name}: {values.get(spec.name)!r} "
-                                    f"would be read back as {record.values.get(spec.name)!r}")
+                if spec.type == "filler":
+                    continue
+                theirs, ours = record.values.get(spec.name), values.get(spec.name)
+                if theirs != ours and not (theirs in ("", None) and ours is None):
+                    problems.append(f"{unit} {record.line}, field {spec.name}: {ours!r} would be read back as "
+                                    f"{theirs!r}")
     if problems:
         raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {problems[0]}",
                                   details={"errors": problems[:20]})
 
 
+def _result(layout: Layout, data: bytes, receipts: Sequence[Receipt], sequence: int) -> ExportResult:
+    return ExportResult(data, len(receipts), sum(r.signed for r in receipts), hashlib.sha256(data).hexdigest(),
+                        layout.name, sequence)
+
+
+def _municipality(session: Session, municipality_code: str) -> tuple[int, str]:
+    found = session.execute(select(Municipality.id, Municipality.closing_cutoff)
+                            .where(Municipality.code == municipality_code)).first()
+    if found is None:
+        raise NotFound(f"municipality {municipality_code} is not configured")
+    return found.id, found.closing_cutoff
+
+
 def export_receipts(session: Session, municipality_code: str, business_date: date,
                     layout: Layout | str = DEFAULT_LAYOUT) -> ExportResult:
-    """Build the receipts file of one business date (Asia/Tokyo) for one municipality.
+    """The records of one business date (Asia/Tokyo), sent or not, for review: outside the sequence (0).
 
-    Read-only and deterministic: the same payments give the same bytes. Raises NotFound for
-    an unknown municipality, LayoutError for an unusable layout, ReceiptsNotWritable (see
-    render_receipts).
+    Read-only and deterministic. Raises NotFound for an unknown municipality, LayoutError for
+    an unusable layout, ReceiptsNotWritable (see render_receipts).
     """
     if isinstance(layout, str):
         layout = load_receipts_layout(layout)
-    municipality_id = session.scalar(select(Municipality.id).where(Municipality.code == municipality_code))
-    if municipality_id is None:
-        raise NotFound(f"municipality {municipality_code} is not configured")
-    receipts = receipts_of(session, municipality_id, business_date)
-    data = render_receipts(layout, municipality_code, business_date, receipts)
-    return ExportResult(data, len(receipts), sum(r.amount for r in receipts), hashlib.sha256(data).hexdigest(),
-                        layout.name)
+    municipality_id, cutoff = _municipality(session, municipality_code)
+    receipts = receipts_where(session, cutoff, ReceiptRecord.municipality_id == municipality_id,
+                              ReceiptRecord.business_date == business_date)
+    data = render_receipts(layout, municipality_code, receipts, sequence=0, created_on=business_date)
+    return _result(layout, data, receipts, 0)
 
 
-def receipts_of(session: Session, municipality_id: int, business_date: date) -> list[Receipt]:
-    """Return the receipts of `business_date` (Asia/Tokyo), ordered by (accepted_at, payment id)."""
-    start = datetime.combine(business_date, time.min, tzinfo=TOKYO)
-    end = start + timedelta(days=1)  # Japan has no daylight saving time
+def export_next(session: Session, municipality_code: str, layout: Layout | str = DEFAULT_LAYOUT, *,
+                actor: str, today: date | None = None) -> ExportResult | None:
+    """The next file of the sequence: every record not sent yet. None, nothing written, when there is none.
+
+    The records are claimed, the file kept and the double payments handed over in one
+    transaction: a failure sends nothing, and two exports at once cannot both take a
+    number (the second fails with Conflict `export_in_progress`; run it again).
+    """
+    if isinstance(layout, str):
+        layout = load_receipts_layout(layout)
+    municipality_id, cutoff = _municipality(session, municipality_code)
+    session.rollback()
+    try:
+        with transaction(session):
+            sequence = 1 + (session.scalar(select(func.max(OutboundFile.sequence)).where(
+                OutboundFile.municipality_id == municipality_id, OutboundFile.feed == FEED)) or 0)
+            sent = OutboundFile(municipality_id=municipality_id, feed=FEED, sequence=sequence, layout=layout.name,
+                                record_count=0, total_amount=0, sha256="", content=b"", created_by=actor[:100])
+            session.add(sent)
+            session.flush()
+            claimed = session.execute(update(ReceiptRecord).where(ReceiptRecord.municipality_id == municipality_id,
+                                                                  ReceiptRecord.file_id.is_(None))
+                                      .values(file_id=sent.id).execution_options(synchronize_session=False))
+            if not claimed.rowcount:  # type: ignore[attr-defined]
+                session.rollback()
+                return None
+            receipts = receipts_where(session, cutoff, ReceiptRecord.file_id == sent.id)
+            data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
+                                   created_on=today or utcnow().astimezone(TOKYO).date())
+            result = _result(layout, data, receipts, sequence)
+            sent.record_count, sent.total_amount, sent.sha256 = result.count, result.total, result.sha256
+            sent.content = zlib.compress(data, 6)
+            handed = _hand_over_double_payments(session, sent.id, actor)
+            record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
+                         actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
+                                            "sha256": result.sha256, "handed_over": handed})
+    except IntegrityError:
+        raise Conflict("another export took this file number at the same moment; run the export again",
+                       code="export_in_progress") from None
+    return result
+
+
+def _hand_over_double_payments(session: Session, file_id: int, actor: str) -> int:
+    """Close the open double_payment exceptions of the overpayments sent without a provider refund.
+
+    The core system decides 充当 or 還付 on them now; the count closed.
+    """
+    sent = select(ReceiptRecord.payment_id).where(ReceiptRecord.file_id == file_id,
+                                                  ReceiptRecord.kind == "overpayment",
+                                                  ReceiptRecord.payment_id.is_not(None))
+    refunding = select(Refund.payment_id)
+    closed = session.execute(
+        update(ReconException)
+        .where(ReconException.kind == "double_payment", ReconException.status == "open",
+               ReconException.payment_id.in_(sent), ReconException.payment_id.not_in(refunding))
+        .values(status="resolved", resolution=HANDED_OVER, resolved_by=actor[:100], resolved_at=utcnow(),
+                resolution_note="sent to the core system as an overpayment for 充当 or 還付")
+        .execution_options(synchronize_session=False))
+    return int(closed.rowcount)  # type: ignore[attr-defined]
+
+
+def resend(session: Session, municipality_code: str, sequence: int) -> ExportResult:
+    """File `sequence` again, byte for byte as it was sent. Raises NotFound for a number never sent."""
+    municipality_id, _ = _municipality(session, municipality_code)
+    sent = session.scalar(select(OutboundFile).where(OutboundFile.municipality_id == municipality_id,
+                                                     OutboundFile.feed == FEED, OutboundFile.sequence == sequence))
+    if sent is None:
+        raise NotFound(f"receipts file {sequence} of municipality {municipality_code} was never sent")
+    data = zlib.decompress(sent.content)
+    if hashlib.sha256(data).hexdigest() != sent.sha256:
+        raise ReceiptsNotWritable(f"receipts file {sequence}: the kept bytes do not match their SHA-256")
+    return ExportResult(data, sent.record_count, sent.total_amount, sent.sha256, sent.layout, sent.sequence)
+
+
+def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list[OutboundFile]:
+    """The files sent, newest first (without loading their bytes)."""
+    return list(session.scalars(select(OutboundFile).options(defer(OutboundFile.content))
+                                .where(OutboundFile.municipality_id == municipality_id, OutboundFile.feed == feed)
+                                .order_by(OutboundFile.sequence.desc())))
+
+
+def receipts_where(session: Session, cutoff: str, *where: Any) -> list[Receipt]:
+    """The records matching `where` as the file shows them, in journal order."""
+    claim_fund = aliased(FundType)
+    sale_fund = aliased(FundType)
     rows = session.execute(
-        select(Payment.id, Assessment.source_key, FundType.code, Assessment.fiscal_year, Assessment.installment,
-               Payment.amount, Payment.accepted_at, Payment.channel)
-        # The inner join drops counter sales, which have no assessment.
-        .join(Assessment, Assessment.id == Payment.assessment_id)
-        .join(FundType, FundType.id == Assessment.fund_type_id)
-        .where(Payment.municipality_id == municipality_id, Payment.applied.is_(True),
-               Payment.accepted_at >= start, Payment.accepted_at < end)
-        .order_by(Payment.accepted_at, Payment.id)).all()
-    return [Receipt(payment_id, source_key, fund_code, fiscal_year, installment, amount, accepted_at, channel)
-            for payment_id, source_key, fund_code, fiscal_year, installment, amount, accepted_at, channel in rows
-            if accepted_at is not None]  # always set here: the WHERE compares it
+        select(ReceiptRecord.id, ReceiptRecord.kind, ReceiptRecord.reverses_id, Assessment.source_key,
+               func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
+               Assessment.installment, Assessment.due_date, ReceiptRecord.amount, ReceiptRecord.paid_at,
+               AgencyReport.remittance_on, Payment.remitted_at, ReceiptRecord.channel, ReceiptRecord.reason)
+        .outerjoin(Assessment, Assessment.id == ReceiptRecord.assessment_id)
+        .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
+        .outerjoin(sale_fund, sale_fund.id == ReceiptRecord.fund_type_id)
+        .outerjoin(AgencyReport, AgencyReport.id == ReceiptRecord.agency_report_id)
+        .outerjoin(Payment, Payment.id == ReceiptRecord.payment_id)
+        .where(*where).order_by(ReceiptRecord.id)).all()
+    out = []
+    for row in rows:
+        paid_on = row.paid_at.astimezone(TOKYO).date()
+        remitted = row.remittance_on or (None if row.remitted_at is None
+                                         else row.remitted_at.astimezone(TOKYO).date())
+        if row.due_date is None:  # a counter sale (its own claim, of the day) or unidentified money
+            booked = fiscal_year_of(paid_on)
+            fiscal_year = None if row.fund_code is None else booked
+        else:
+            booked, fiscal_year = booked_fiscal_year(row.due_date, paid_on, cutoff), row.fiscal_year
+        out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
+                           row.installment, row.amount, row.paid_at, remitted, booked, row.channel, row.reason))
+    return out
 
 
 def write_export(result: ExportResult, out: Path) -> Path:

@@ -25,7 +25,8 @@ from gateway.services.reference import seed_reference_data
 from gateway.services.sales import BRANDS, SaleLineRequest, daily_close, follow_sale, sale_attempt, start_sale
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
-from reconciliation.receipts import DEFAULT_LAYOUT, export_receipts, write_atomically, write_export
+from reconciliation.balance import balance, balance_text
+from reconciliation.receipts import DEFAULT_LAYOUT, export_next, write_atomically, write_export
 from reconciliation.run import reconcile_day, summary_csv
 
 FISCAL_YEAR = 2026
@@ -182,13 +183,21 @@ def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def
     folder = Path(current_app.instance_path) / "recon" / code / today.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     write_atomically(folder / "summary.csv", summary_csv(summary))
-    receipts = export_receipts(session, code, today, DEFAULT_LAYOUT)
-    write_export(receipts, folder / "receipts.dat")
+    receipts = export_next(session, code, DEFAULT_LAYOUT, actor="demo")
+    if receipts is not None:
+        write_export(receipts, folder / f"receipts-{receipts.sequence:06d}.csv")
     click.echo(f"{today}: {summary.payments:,} payments, {summary.revenue:,} yen revenue, {summary.fees:,} yen "
                f"fees apart; open exceptions of the day: "
                + (", ".join(f"{k} {v}" for k, v in sorted(summary.open_exceptions.items())) or "none"))
-    click.echo(f"receipts file: {receipts.count:,} receipts, {receipts.total:,} yen, sha256 {receipts.sha256[:16]}... "
-               f"in {folder}; staff reports at http://127.0.0.1:5000/staff/reports")
+    if receipts is None:
+        click.echo("receipts feed: nothing new to send")
+    else:
+        click.echo(f"receipts file {receipts.sequence}: {receipts.count:,} records, net {receipts.total:,} yen, "
+                   f"sha256 {receipts.sha256[:16]}... in {folder}; staff reports at http://127.0.0.1:5000/staff/reports")
+    report = balance(session, code)
+    click.echo(balance_text(report))
+    if report.difference or report.differences:
+        raise click.ClickException("the receipts feed does not account for every yen (see above)")
 
 
 def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]

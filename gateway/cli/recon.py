@@ -10,7 +10,9 @@ from flask import current_app
 
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
 from gateway.services.settlements import import_settlement_file
-from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_receipts, write_atomically, write_export
+from reconciliation.balance import balance, balance_text
+from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_next, export_receipts, write_atomically, write_export
+from reconciliation.receipts import resend as resend_file
 from reconciliation.run import reconcile_day, summary_csv, summary_json
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -21,36 +23,78 @@ def recon() -> None:
     """Reconciliation of business dates (Asia/Tokyo) and the receipts file (消込データ)."""
 
 
-def business_date(value: str) -> date:
-    """Return the --date value as a date; a one-line failure unless it is exactly YYYY-MM-DD."""
+def business_date(value: str, option: str = "--date") -> date:
+    """Return the option's value as a date; a one-line failure unless it is exactly YYYY-MM-DD."""
     try:
         if not _ISO_DATE.fullmatch(value):
             raise ValueError
         return date.fromisoformat(value)
     except ValueError:
-        raise click.ClickException(f"--date must be a date YYYY-MM-DD, got {value!r}") from None
+        raise click.ClickException(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
 @recon.command("export")
-@click.option("--date", "day", required=True, metavar="YYYY-MM-DD", help="business date (Asia/Tokyo)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="file to write; its sha256sum line goes to FILE.sha256")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="review the records of one business date (Asia/Tokyo) instead; nothing is marked sent")
+@click.option("--resend", type=click.IntRange(min=1), default=None, metavar="SEQ",
+              help="write file SEQ again, byte for byte as it was sent")
 @click.option("--layout", default=DEFAULT_LAYOUT, show_default=True,
-              help="receipts-fixed, receipts-csv or a .toml layout file")
+              help="receipts-csv, receipts-fixed or a .toml layout file (not with --resend: a file keeps its own)")
 @municipality_option
 @operation
-def recon_export(day: str, out: Path, layout: str, municipality_code: str | None) -> None:
-    """Write one business date's receipts for the core system; a rerun writes the same bytes."""
-    on = business_date(day)
+def recon_export(out: Path, day: str | None, resend: int | None, layout: str, municipality_code: str | None) -> None:
+    """Write the next receipts file: every record not sent yet, numbered in sequence.
+
+    With nothing new it says so and writes no file. --resend SEQ writes a sent file again;
+    --date D writes one business date's records for review, outside the sequence.
+    """
+    if day is not None and resend is not None:
+        raise click.UsageError("--date and --resend do not go together")
     code = resolve_municipality(municipality_code)
-    if on >= datetime.now(TOKYO).date():
-        click.echo(f"warning: {on} is not over yet; payments accepted later that day are not in the file",
-                   err=True)
-    result = export_receipts(session(), code, on, layout)
-    sidecar = write_export(result, out)
-    click.echo(f"{out}: {result.count:,} receipts of {on}, {result.total:,} yen "
-               f"(municipality {code}, layout {result.layout})")
+    if resend is not None:
+        result = resend_file(session(), code, resend)
+        sidecar = write_export(result, out)
+        click.echo(f"{out}: file {result.sequence} written again ({result.count:,} records, net {result.total:,} "
+                   f"yen, layout {result.layout})")
+    elif day is not None:
+        on = business_date(day)
+        if on >= datetime.now(TOKYO).date():
+            click.echo(f"warning: {on} is not over yet; records written later that day are not in the file",
+                       err=True)
+        result = export_receipts(session(), code, on, layout)
+        sidecar = write_export(result, out)
+        click.echo(f"{out}: {result.count:,} records of {on} for review, net {result.total:,} yen "
+                   f"(municipality {code}, layout {result.layout}); nothing marked sent")
+    else:
+        found = export_next(session(), code, layout, actor="cli")
+        if found is None:
+            click.echo(f"nothing new to send for municipality {code}; no file written")
+            return
+        result = found
+        sidecar = write_export(result, out)
+        click.echo(f"{out}: file {result.sequence}, {result.count:,} records, net {result.total:,} yen "
+                   f"(municipality {code}, layout {result.layout})")
     click.echo(f"sha256 {result.sha256} (in {sidecar.name})")
+
+
+@recon.command("balance")
+@click.option("--from", "start", default=None, metavar="YYYY-MM-DD", help="first business date (default: the first)")
+@click.option("--to", "end", default=None, metavar="YYYY-MM-DD", help="last business date (default: today)")
+@municipality_option
+@operation
+def recon_balance(start: str | None, end: str | None, municipality_code: str | None) -> None:
+    """Money accepted, cancelled and refunded per channel against the receipts records: every yen accounted for."""
+    code = resolve_municipality(municipality_code)
+    first = None if start is None else business_date(start, "--from")
+    last = None if end is None else business_date(end, "--to")
+    if first is not None and last is not None and first > last:
+        raise click.UsageError(f"--from {first} is after --to {last}")
+    report = balance(session(), code, first, last)
+    click.echo(balance_text(report))
+    if report.difference or report.differences:
+        raise SystemExit(1)
 
 
 @recon.command("run")
@@ -73,7 +117,7 @@ def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> 
     files = {"summary.csv": summary_csv(summary), "summary.json": summary_json(summary)}
     for name, data in files.items():
         write_atomically(folder / name, data)
-    receipts = write_export(export_receipts(session(), code, on, DEFAULT_LAYOUT), folder / "receipts.dat")
+    receipts = write_export(export_receipts(session(), code, on, DEFAULT_LAYOUT), folder / "receipts.csv")
     click.echo(f"{on}: {summary.payments:,} payments, {summary.revenue:,} yen revenue, {summary.fees:,} yen fees "
                f"apart (run {summary.runs})")
     for row in summary.by_channel:
@@ -82,7 +126,7 @@ def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> 
     click.echo(f"  new exceptions: {raised}; open for the date: {sum(summary.open_exceptions.values())}")
     for channel, how in sorted(summary.settlement.items()):
         click.echo(f"  settlement {channel}: {how}")
-    click.echo(f"files in {folder}: " + ", ".join([*files, "receipts.dat", receipts.name]))
+    click.echo(f"files in {folder}: " + ", ".join([*files, "receipts.csv", receipts.name]))
 
 
 @recon.command("settlement")

@@ -51,6 +51,7 @@ class ReconException(Base):
 # How an exception is resolved; those that move money need a second person to approve.
 RESOLUTIONS = {
     "refund": True, "apply_to_other_instalment": True, "write_off": True,
+    "handed_to_core_system": False,  # a double payment sent to the core system for 充当 or 還付
     "corrected_by_agency": False, "corrected_by_provider": False, "booked_correctly": False, "duplicate_report": False,
 }
 

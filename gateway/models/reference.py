@@ -12,6 +12,7 @@ from gateway.models.base import Base
 # Payment channels a fund type may accept. `agency` = the slip barcode paid at a
 # convenience store or in a bill-payment app, reported by a collection agency.
 CHANNELS = ("agency", "card", "paypay", "emoney")
+OVERPAYMENT_POLICIES = ("core_system", "provider_refund")
 
 
 class Municipality(Base):
@@ -25,6 +26,8 @@ class Municipality(Base):
     client_code: Mapped[str] = mapped_column(String(5))  # agency 利用企業コード
     store_deadline_offset_days: Mapped[int] = mapped_column(Integer)
     pay_base_url: Mapped[str] = mapped_column(String(200))
+    # The ward's data cut-off for the previous fiscal year ("MM-DD", by default 出納閉鎖 05-31).
+    closing_cutoff: Mapped[str] = mapped_column(String(5), default="05-31", server_default="05-31")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -33,6 +36,7 @@ class FundType(Base):
     __table_args__ = (
         UniqueConstraint("municipality_id", "code"),
         CheckConstraint("company_code IS NULL OR length(company_code) = 6", name="company_code_len"),
+        CheckConstraint("overpayment_policy IN ('core_system', 'provider_refund')", name="overpayment_policy_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,3 +50,6 @@ class FundType(Base):
     # Agencies often hold a separate barcode company code for local taxes and for fees.
     company_code: Mapped[str | None] = mapped_column(String(6))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A double payment: reported to the core system for 充当 or 還付 (`core_system`, Local Tax
+    # Act art. 17-2), or refunded through the provider with four-eyes approval (`provider_refund`).
+    overpayment_policy: Mapped[str] = mapped_column(String(20), default="core_system", server_default="core_system")

@@ -115,6 +115,31 @@ def check_agencies(app: Flask, business_date: date) -> dict[str, Any]:
     return summary
 
 
+def export_receipts(app: Flask, business_date: date) -> dict[str, Any]:
+    """Write each municipality's next receipts file (everything not sent yet) into the instance folder.
+
+    Runs after the agency pull, so the 速報 of the night are in it. With nothing new, no file.
+    """
+    from pathlib import Path
+
+    from reconciliation.receipts import export_next, write_export
+
+    summary: dict[str, Any] = {}
+    for code in _municipality_codes(app):
+        with _db(app).session() as session:
+            result = export_next(session, code, actor="scheduler")
+        if result is None:
+            summary[code] = "nothing new"
+            continue
+        folder = Path(app.instance_path) / "outbound" / code
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"receipts-{result.sequence:06d}.{'csv' if result.layout.endswith('csv') else 'dat'}"
+        write_export(result, out)
+        summary[code] = {"sequence": result.sequence, "records": result.count, "total": result.total,
+                         "file": out.name, "sha256": result.sha256}
+    return summary
+
+
 def janitor(app: Flask, business_date: date) -> dict[str, Any]:
     """Settle attempts and refunds left open by lost notifications (idempotent)."""
     from gateway.services.janitor import settle_stale_attempts
@@ -144,6 +169,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("reconciliation", reconcile, {"hour": 2, "minute": 0}, date_offset=-1,
         description="reconcile the previous business date"),
     Job("agency-pull", pull_agencies, {"hour": 6, "minute": 0}, description="pull agencies' newest files"),
+    Job("receipts-export", export_receipts, {"hour": 6, "minute": 30},
+        description="the next receipts file for the core system, after the agency pull"),
     Job("agency-checks", check_agencies, {"hour": 7, "minute": 0},
         description="overdue 確報 and remittance differences"),
     Job("janitor", janitor, {"minute": "*/10"}, guarded=False, description="settle stale attempts and refunds"),

@@ -37,6 +37,7 @@ from gateway.services.agency_new_payments import ImportScope, NewPayments, apply
 from gateway.services.agency_stage import KEYS, drop_stage, stage_keys, stage_new_records
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
+from gateway.services.journal import reverse_cancelled_reports
 from gateway.services.reference import get_municipality
 
 _reports = table(ReportRow)
@@ -105,6 +106,8 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
                 stage_new_records(session, [(seq, reports[seq]) for seq in new])
                 reports.clear()  # the adapter's list, read by nothing after this
                 _add(result, apply_new_payments(session, scope, len(new), progress))
+        if result.cancelled:  # 速報取消: the payments cancelled, their receipts reversed
+            reverse_cancelled_reports(session, municipality_id, import_id, now=utcnow())
         session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
@@ -172,8 +175,8 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
     result.cancelled += len(cancelled)
     _raise(session, scope, result, [
         _exception("preliminary_cancelled", row.id, row.paid_on, row.amount, row.slip_number, row.payment_id,
-                   {"reason": "the store voided a payment it had reported (速報取消); the booking stands "
-                              "until a person decides"}) for row in cancelled])
+                   {"reason": "the store voided a payment it had reported (速報取消); the payment is "
+                              "cancelled and its receipt reversed"}) for row in cancelled])
     return new
 
 

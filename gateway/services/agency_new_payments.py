@@ -291,7 +291,8 @@ def _booked(decision: _Decision, payment_id: int | None, report_id: int) -> Book
     """The booking of a record's payment; its exceptions are raised on the report."""
     row = decision.new.first
     return Booked(decision.booking, payment_id, None if decision.slip is None else decision.slip["assessment_id"],
-                  row.amount, row.paid_on, row.slip_number, f"agency_report:{report_id}", agency_report_id=report_id,
+                  row.amount, row.paid_on, row.slip_number, f"agency_report:{report_id}", channel="agency",
+                  paid_at=row.paid_at, agency_report_id=report_id,
                   also=tuple(Flag(kind, details) for kind, details in decision.exceptions))
 
 

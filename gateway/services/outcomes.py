@@ -34,7 +34,8 @@ _attempts, _payments, _assessments, _slips = table(PaymentAttempt), table(Paymen
 _sales, _events, _deliveries = table(Sale), table(Event), table(WebhookDelivery)
 _SETTLEMENT_COLUMNS = (_attempts.c.id, _attempts.c.status, _payments.c.id.label("payment_id"),
                        _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
-                       _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount, _payments.c.sale_id)
+                       _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount, _payments.c.sale_id,
+                       _payments.c.channel)
 _OF_ATTEMPT = (_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"))
 # The attempt, its payment and the instalment, locked in one statement: settlements of payments
 # of one instalment queue behind each other.
@@ -219,7 +220,8 @@ def _booking_writes(session: Session, row: Any, instalment: Any, booking: Bookin
         writes.append(_event(row, f"payment.{booking.kept_as}", "payment", row.payment_id, now, actor,
                              {"amount": row.amount, "flags": booking.kinds(), "refund_requested": booking.refund}))
     booked = Booked(booking, row.payment_id, row.assessment_id, row.amount, paid_on(accepted_at),
-                    None if instalment is None else instalment.slip_number, f"payment:{row.payment_id}")
+                    None if instalment is None else instalment.slip_number, f"payment:{row.payment_id}",
+                    channel=row.channel, paid_at=accepted_at, sale_id=row.sale_id)
     return writes + booking_writes(session.get_bind().dialect.name, row.municipality_id, booked, now=now)
 
 

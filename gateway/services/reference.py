@@ -6,10 +6,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.fiscal import DEFAULT_CLOSING_CUTOFF, parse_cutoff
 from domain.identifiers import is_valid_municipality_code
 from gateway.db import transaction
 from gateway.errors import NotFound
 from gateway.models import CHANNELS, FundType, Municipality
+from gateway.models.reference import OVERPAYMENT_POLICIES
 from gateway.services.counters import seed_counters
 from gateway.services.events import record_event
 from gateway.services.fee_items import seed_fee_items
@@ -54,7 +56,15 @@ def _check_municipality(config: dict[str, Any]) -> None:
     code = str(config.get("code", ""))
     if not is_valid_municipality_code(code):
         raise ReferenceDataError(f"municipality code {code!r} is not 6 digits with a valid check digit")
+    try:
+        parse_cutoff(str(config.get("closing_cutoff", DEFAULT_CLOSING_CUTOFF)))
+    except ValueError as exc:
+        raise ReferenceDataError(f"municipality {code}: {exc}") from None
     for fund in config.get("funds", []):
+        policy = fund.get("overpayment_policy", "core_system")
+        if policy not in OVERPAYMENT_POLICIES:
+            raise ReferenceDataError(f"fund {code}/{fund.get('code')}: overpayment_policy {policy!r} is not one of "
+                                     f"{', '.join(OVERPAYMENT_POLICIES)}")
         unknown = set(fund.get("channels", [])) - set(CHANNELS)
         if unknown:
             raise ReferenceDataError(f"fund {code}/{fund.get('code')}: unknown channels {sorted(unknown)}; "

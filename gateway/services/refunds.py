@@ -15,6 +15,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderUnavailable
 from gateway.models import Payment, PaymentAttempt, Refund
 from gateway.services.events import record_event
+from gateway.services.journal import reverse_refunded
 
 OPEN_REFUNDS = ("requested", "approved", "processing", "failed")
 
@@ -132,7 +133,11 @@ def _finish_refund(session: Session, refund_id: int, outcome: Outcome, *, provid
             return refund
         refund.status = REFUND.next(refund.status, "succeed" if outcome is Outcome.SUCCEEDED else "fail")
         if refund.status == "succeeded":
+            # Public revenue is refunded first, the system usage fee (not revenue) last.
+            revenue_before = min(payment.refunded_amount, payment.amount)
             payment.refunded_amount += refund.amount
+            reverse_refunded(session, payment.id, min(payment.refunded_amount, payment.amount) - revenue_before,
+                             voided=payment.sale_id is not None, now=utcnow())
             whole = payment.refunded_amount >= payment.amount + payment.fee_amount
             payment.status = PAYMENT.next(payment.status, "refund_all" if whole else "refund_part")
             payment.updated_at = utcnow()

@@ -1,0 +1,87 @@
+"""The outbound journal: every yen the gateway saw, as records for the core system, and the files sent."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.models.base import Base
+
+RECORD_KINDS = ("receipt", "overpayment", "unidentified", "reversal")
+FEEDS = ("receipts", "counter_revenue")
+
+
+class OutboundFile(Base):
+    """A file sent to another system, kept byte for byte (zlib) so that it can be resent unchanged.
+
+    `sequence` runs per municipality and feed from 1 without gaps: the receiving side sees a
+    gap. The database refuses a second file of the same number (two exports at once).
+    """
+
+    __tablename__ = "outbound_files"
+    __table_args__ = (UniqueConstraint("municipality_id", "feed", "sequence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    feed: Mapped[str] = mapped_column(String(20))  # see FEEDS
+    sequence: Mapped[int] = mapped_column(Integer)
+    layout: Mapped[str] = mapped_column(String(100))
+    record_count: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)  # yen, records less reversals
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # zlib of the file's bytes
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReceiptRecord(Base):
+    """One record of the receipts feed, written in the transaction of the money event that causes it.
+
+    `receipt`: money applied to an instalment (or a counter sale, which is its own claim);
+    `overpayment`: money for a known instalment kept, not applied (`reason` says why);
+    `unidentified`: money no slip could be found for; `reversal`: undoes `reverses`, same
+    amount. A record is never changed once written, except `file_id` when it is sent; it is
+    reversed at most once (unique `reverses_id`).
+    """
+
+    __tablename__ = "receipt_records"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversal_reverses"),
+        CheckConstraint("kind IN ('receipt', 'overpayment', 'unidentified', 'reversal')", name="kind_known"),
+        Index("uq_receipt_records_reverses", "reverses_id", unique=True,
+              sqlite_where=text("reverses_id IS NOT NULL"), postgresql_where=text("reverses_id IS NOT NULL")),
+        # What the next file takes: the records not yet sent.
+        Index("ix_receipt_records_unsent", "municipality_id", "id",
+              sqlite_where=text("file_id IS NULL"), postgresql_where=text("file_id IS NULL")),
+        Index("ix_receipt_records_day", "municipality_id", "business_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # see RECORD_KINDS
+    reason: Mapped[str | None] = mapped_column(String(40))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("receipt_records.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)  # yen, public revenue only
+    channel: Mapped[str] = mapped_column(String(40))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the money was accepted
+    business_date: Mapped[date] = mapped_column(Date)  # Asia/Tokyo date of the event (payment, cancel, refund)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
+    agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"), index=True)
+    fund_type_id: Mapped[int | None] = mapped_column(ForeignKey("fund_types.id"))  # a counter sale's fund
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_files.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
