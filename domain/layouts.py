@@ -429,11 +429,12 @@ def encode_fixed(layout: Layout, kind: str, values: dict[str, Any]) -> bytes:
     spec = layout.records[kind]
     parts = [(spec.kind or "").encode("ascii")]
     for fspec in spec.fields:
-        parts.append(_encode_field(layout, fspec, values.get(fspec.name)))
+        parts.append(encode_field(layout, fspec, values.get(fspec.name)))
     return b"".join(parts)
 
 
-def _encode_field(layout: Layout, spec: FieldSpec, value: Any) -> bytes:
+def encode_field(layout: Layout, spec: FieldSpec, value: Any) -> bytes:
+    """One field of a fixed-width record: text padded by bytes, never split; numbers zero-padded."""
     size = spec.length or 0
     if spec.type == "filler" or value is None:
         return b" " * size

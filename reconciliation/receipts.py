@@ -14,9 +14,7 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import tempfile
 import tomllib
@@ -47,12 +45,14 @@ from gateway.models import (
     ReceiptRecord,
     ReconException,
     Refund,
+    table,
 )
 from gateway.services.events import record_event
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
 FEED = "receipts"
+_records = table(ReceiptRecord)
 HANDED_OVER = "handed_to_core_system"  # the resolution of a double payment's exception once sent
 
 # What each record of a layout may name; a layout leaves fields out or reorders them.
@@ -151,54 +151,86 @@ def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[R
     Raises ReceiptsNotWritable when a value would not read back unchanged (a layout that
     cuts it, overflows or cannot encode it): a receipt file must never post a wrong value.
     """
-    data = [r.values(municipality_code, sequence) for r in receipts]
-    records: list[tuple[str, dict[str, Any]]] = [("data", values) for values in data]
-    if layout.format == "fixed":
-        header = {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}
-        reversals = [r.amount for r in receipts if r.kind == "reversal"]
-        trailer = {"record_count": len(data), "total_amount": sum(r.amount for r in receipts) - sum(reversals),
-                   "reversal_count": len(reversals), "reversal_amount": sum(reversals)}
-        records = [(kind, values) for kind, values in
-                   [("header", header), *records, ("trailer", trailer), ("end", {})] if kind in layout.records]
-    try:
-        output = _encode(layout, records)
-    except UnicodeEncodeError as exc:
-        raise ReceiptsNotWritable(f"layout {layout.name}: {exc.object[exc.start:exc.end]!r} cannot be written "
-                                  f"in {layout.encoding}") from None
-    _check_reads_back(layout, output, records)
-    return output
-
-
-def _encode(layout: Layout, records: list[tuple[str, dict[str, Any]]]) -> bytes:
+    writer = _Writer(layout)
     if layout.format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")  # CRLF, as RFC 4180 and the core systems' tools expect
-        if layout.header_line:
-            out.write(layouts.csv_header(layout) + "\r\n")
-        fields = layout.data.fields
-        writer.writerows([layouts.csv_value(f, values.get(f.name)) for f in fields] for _, values in records)
-        return out.getvalue().encode(layout.encoding)
-    return b"".join(layouts.encode_fixed(layout, kind, values) + b"\r\n" for kind, values in records)
+        lines = [layouts.csv_header(layout).encode(layout.encoding)] if layout.header_line else []
+        lines += [writer.record("data", r.values(municipality_code, sequence), n)
+                  for n, r in enumerate(receipts, start=len(lines) + 1)]
+        return b"".join(line + b"\r\n" for line in lines)
+    reversals = [r.amount for r in receipts if r.kind == "reversal"]
+    records: list[tuple[str, dict[str, Any]]] = [
+        ("header", {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}),
+        *(("data", r.values(municipality_code, sequence)) for r in receipts),
+        ("trailer", {"record_count": len(receipts), "total_amount": sum(r.signed for r in receipts),
+                     "reversal_count": len(reversals), "reversal_amount": sum(reversals)}),
+        ("end", {})]
+    return b"".join(writer.record(kind, values, n) + b"\r\n"
+                    for n, (kind, values) in enumerate(records, start=1) if kind in layout.records)
 
 
-def _check_reads_back(layout: Layout, output: bytes, written: list[tuple[str, dict[str, Any]]]) -> None:
-    if layout.format == "csv" and not written:
-        return  # a header alone (or nothing): the engine reads no records from it by design
-    records, errors = layouts.read(layout, output)
-    problems = [str(e) for e in errors]
-    unit = "record" if layout.format == "fixed" else "line"
-    if not errors:
-        for record, (kind, values) in zip(records, written, strict=True):
-            for spec in layout.records[kind].fields:
-                if spec.type == "filler":
-                    continue
-                theirs, ours = record.values.get(spec.name), values.get(spec.name)
-                if theirs != ours and not (theirs in ("", None) and ours is None):
-                    problems.append(f"{unit} {record.line}, field {spec.name}: {ours!r} would be read back as "
-                                    f"{theirs!r}")
-    if problems:
-        raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {problems[0]}",
-                                  details={"errors": problems[:20]})
+class _Writer:
+    """Writes records of a layout, each distinct value of a field checked once to read back unchanged.
+
+    The check is the reader's own (`layouts.convert`) on the field as written: a value the
+    layout would cut, overflow, strip or not encode is refused with its line and field. A
+    value is checked the first time it is seen; a million records hold few distinct values
+    in most fields, so the file costs little more than its writing.
+    """
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.cells: dict[tuple[str, int], dict[Any, bytes]] = {}
+
+    def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
+        spec = self.layout.records[kind]
+        cells = [self._cell(kind, index, field, values.get(field.name), line)
+                 for index, field in enumerate(spec.fields)]
+        if self.layout.format == "csv":
+            return b",".join(cells)
+        return (spec.kind or "").encode("ascii") + b"".join(cells)
+
+    def _cell(self, kind: str, index: int, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
+        known = self.cells.setdefault((kind, index), {})
+        key = (type(value), value)
+        cell = known.get(key)
+        if cell is None:
+            cell = known[key] = self._write(spec, value, line)
+        return cell
+
+    def _write(self, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
+        layout = self.layout
+        unit = "line" if layout.format == "csv" else "record"
+        if layout.format == "csv":
+            text = layouts.csv_value(spec, value)
+        else:
+            text = None
+        try:
+            if text is not None:
+                cell = text.encode(layout.encoding)
+                if "," in text or '"' in text:
+                    cell = b'"' + cell.replace(b'"', b'""') + b'"'
+            else:
+                cell = layouts.encode_field(layout, spec, value)
+                text = cell.decode(layout.encoding)
+                if spec.length is not None and len(cell) != spec.length:
+                    raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
+        except UnicodeEncodeError as exc:
+            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
+                                      f"{spec.name}: {exc.object[exc.start:exc.end]!r} cannot be written in "
+                                      f"{layout.encoding}") from None
+        except ValueError as exc:
+            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
+                                      f"{spec.name}: {value!r} {exc}") from None
+        if spec.type == "filler":
+            return cell
+        try:
+            back = layouts.convert(spec, text)
+        except ValueError as exc:
+            back = f"nothing ({exc})"
+        if back != value and not (back in ("", None) and value is None):
+            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
+                                      f"{spec.name}: {value!r} would be read back as {back!r}")
+        return cell
 
 
 def _result(layout: Layout, data: bytes, receipts: Sequence[Receipt], sequence: int) -> ExportResult:
@@ -224,8 +256,8 @@ def export_receipts(session: Session, municipality_code: str, business_date: dat
     if isinstance(layout, str):
         layout = load_receipts_layout(layout)
     municipality_id, cutoff = _municipality(session, municipality_code)
-    receipts = receipts_where(session, cutoff, ReceiptRecord.municipality_id == municipality_id,
-                              ReceiptRecord.business_date == business_date)
+    receipts = receipts_where(session, cutoff, _records, _records.c.municipality_id == municipality_id,
+                              _records.c.business_date == business_date)
     data = render_receipts(layout, municipality_code, receipts, sequence=0, created_on=business_date)
     return _result(layout, data, receipts, 0)
 
@@ -250,13 +282,10 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
                                 record_count=0, total_amount=0, sha256="", content=b"", created_by=actor[:100])
             session.add(sent)
             session.flush()
-            claimed = session.execute(update(ReceiptRecord).where(ReceiptRecord.municipality_id == municipality_id,
-                                                                  ReceiptRecord.file_id.is_(None))
-                                      .values(file_id=sent.id).execution_options(synchronize_session=False))
-            if not claimed.rowcount:  # type: ignore[attr-defined]
+            receipts = _claim(session, municipality_id, sent.id, cutoff)
+            if not receipts:
                 session.rollback()
                 return None
-            receipts = receipts_where(session, cutoff, ReceiptRecord.file_id == sent.id)
             data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
                                    created_on=today or utcnow().astimezone(TOKYO).date())
             result = _result(layout, data, receipts, sequence)
@@ -311,22 +340,34 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
                                 .order_by(OutboundFile.sequence.desc())))
 
 
-def receipts_where(session: Session, cutoff: str, *where: Any) -> list[Receipt]:
-    """The records matching `where` as the file shows them, in journal order."""
-    claim_fund = aliased(FundType)
-    sale_fund = aliased(FundType)
+def _claim(session: Session, municipality_id: int, file_id: int, cutoff: str) -> list[Receipt]:
+    """Mark every record not sent yet as in file `file_id` and read them; on PostgreSQL in one statement."""
+    claim = (update(_records).where(_records.c.municipality_id == municipality_id, _records.c.file_id.is_(None))
+             .values(file_id=file_id))
+    if session.get_bind().dialect.name == "postgresql":
+        return receipts_where(session, cutoff, claim.returning(*_records.c).cte("claimed"))
+    session.execute(claim)
+    return receipts_where(session, cutoff, _records, _records.c.file_id == file_id)
+
+
+def receipts_where(session: Session, cutoff: str, records: Any = None, *where: Any) -> list[Receipt]:
+    """The records of `records` (the journal, or a selection of its rows) matching `where`, in journal order."""
+    r = _records if records is None else records
+    claim_fund, sale_fund = aliased(FundType), aliased(FundType)
     rows = session.execute(
-        select(ReceiptRecord.id, ReceiptRecord.kind, ReceiptRecord.reverses_id, Assessment.source_key,
+        select(r.c.id, r.c.kind, r.c.reverses_id, Assessment.source_key,
                func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
-               Assessment.installment, Assessment.due_date, ReceiptRecord.amount, ReceiptRecord.paid_at,
-               AgencyReport.remittance_on, Payment.remitted_at, ReceiptRecord.channel, ReceiptRecord.reason)
-        .outerjoin(Assessment, Assessment.id == ReceiptRecord.assessment_id)
+               Assessment.installment, Assessment.due_date, r.c.amount, r.c.paid_at,
+               AgencyReport.remittance_on, Payment.remitted_at, r.c.channel, r.c.reason)
+        .select_from(r)
+        .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
         .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
-        .outerjoin(sale_fund, sale_fund.id == ReceiptRecord.fund_type_id)
-        .outerjoin(AgencyReport, AgencyReport.id == ReceiptRecord.agency_report_id)
-        .outerjoin(Payment, Payment.id == ReceiptRecord.payment_id)
-        .where(*where).order_by(ReceiptRecord.id)).all()
+        .outerjoin(sale_fund, sale_fund.id == r.c.fund_type_id)
+        .outerjoin(AgencyReport, AgencyReport.id == r.c.agency_report_id)
+        .outerjoin(Payment, Payment.id == r.c.payment_id)
+        .where(*where).order_by(r.c.id)).all()
     out = []
+    attributed: dict[tuple[date, date], int] = {}
     for row in rows:
         paid_on = row.paid_at.astimezone(TOKYO).date()
         remitted = row.remittance_on or (None if row.remitted_at is None
@@ -335,7 +376,9 @@ def receipts_where(session: Session, cutoff: str, *where: Any) -> list[Receipt]:
             booked = fiscal_year_of(paid_on)
             fiscal_year = None if row.fund_code is None else booked
         else:
-            booked, fiscal_year = booked_fiscal_year(row.due_date, paid_on, cutoff), row.fiscal_year
+            key = (row.due_date, paid_on)
+            booked = attributed.get(key) or attributed.setdefault(key, booked_fiscal_year(*key, cutoff))
+            fiscal_year = row.fiscal_year
         out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
                            row.installment, row.amount, row.paid_at, remitted, booked, row.channel, row.reason))
     return out

@@ -83,5 +83,5 @@ class ReceiptRecord(Base):
     assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
     agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"), index=True)
     fund_type_id: Mapped[int | None] = mapped_column(ForeignKey("fund_types.id"))  # a counter sale's fund
-    file_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_files.id"), index=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_files.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

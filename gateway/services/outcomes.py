@@ -218,7 +218,7 @@ def _booking_writes(session: Session, row: Any, instalment: Any, booking: Bookin
                              {"amount": row.amount, "fee": row.fee_amount, "slip_id": row.slip_id}))
     else:
         writes.append(_event(row, f"payment.{booking.kept_as}", "payment", row.payment_id, now, actor,
-                             {"amount": row.amount, "flags": booking.kinds(), "refund_requested": booking.refund}))
+                             {"amount": row.amount, "flags": booking.kinds(), "overpaid": booking.overpaid}))
     booked = Booked(booking, row.payment_id, row.assessment_id, row.amount, paid_on(accepted_at),
                     None if instalment is None else instalment.slip_number, f"payment:{row.payment_id}",
                     channel=row.channel, paid_at=accepted_at, sale_id=row.sale_id)

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO
 from domain.errors import DomainError
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
@@ -34,6 +34,9 @@ from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_accounts import authenticate
 from gateway.staff import csrf
 from reconciliation import reports as reports_module
+from reconciliation.balance import balance as feed_balance
+from reconciliation.receipts import resend as resend_receipts
+from reconciliation.receipts import sent_files
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -305,7 +308,7 @@ REPORT_ROLES = ("counter_supervisor", "accounting", "approver", "auditor", "admi
 @bp.route("/reports")
 @roles(*REPORT_ROLES)
 def reports() -> Any:
-    return render_template("staff/reports.html", names=REPORT_TITLES)
+    return render_template("staff/reports.html", names=REPORT_TITLES, feed=url_for("staff.feed"))
 
 
 @bp.route("/reports/<string:name>")
@@ -329,6 +332,36 @@ def report(name: str) -> Any:
                            chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
 
 
+@bp.route("/feed")
+@roles(*REPORT_ROLES)
+def feed() -> Any:
+    """The receipts feed: every yen accounted for per channel, and the files sent to the core system."""
+    session = _session()
+    code = session.get(Municipality, current_user.municipality_id).code
+    start, end = _date(request.args.get("from")), _date(request.args.get("to"))
+    return render_template("staff/feed.html", balance=feed_balance(session, code, start, end),
+                           files=sent_files(session, current_user.municipality_id), start=start, end=end,
+                           channel_names=CHANNEL_NAMES, local=lambda moment: moment.astimezone(TOKYO))
+
+
+@bp.route("/feed/<int:sequence>")
+@roles(*REPORT_ROLES)
+def feed_file(sequence: int) -> Any:
+    """A sent receipts file again, byte for byte."""
+    session = _session()
+    code = session.get(Municipality, current_user.municipality_id).code
+    try:
+        result = resend_receipts(session, code, sequence)
+    except NotFound:
+        abort(404)
+    return Response(result.data, mimetype="text/csv" if result.layout.endswith("csv") else "application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename=receipts-{sequence:06d}."
+                                                    f"{'csv' if result.layout.endswith('csv') else 'dat'}",
+                             "X-Content-SHA256": result.sha256})
+
+
+CHANNEL_NAMES = {"card": "クレジットカード", "paypay": "PayPay", "agency": "コンビニ・アプリ（収納代行）",
+                 "emoney": "窓口 電子マネー", "eltax": "eLTAX"}
 REPORT_TITLES = {"daily": "日次照合", "remittances": "入金予定と実績", "receipts": "会計区分・年度別の収納",
                  "usage": "キャッシュレス利用状況"}
 

@@ -69,7 +69,6 @@ def upgrade() -> None:
     with op.batch_alter_table('receipt_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_receipt_records_agency_report_id'), ['agency_report_id'], unique=False)
         batch_op.create_index('ix_receipt_records_day', ['municipality_id', 'business_date'], unique=False)
-        batch_op.create_index(batch_op.f('ix_receipt_records_file_id'), ['file_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_receipt_records_payment_id'), ['payment_id'], unique=False)
         batch_op.create_index('ix_receipt_records_unsent', ['municipality_id', 'id'], unique=False, sqlite_where=sa.text('file_id IS NULL'), postgresql_where=sa.text('file_id IS NULL'))
         batch_op.create_index('uq_receipt_records_reverses', ['reverses_id'], unique=True, sqlite_where=sa.text('reverses_id IS NOT NULL'), postgresql_where=sa.text('reverses_id IS NOT NULL'))
@@ -98,7 +97,6 @@ def downgrade() -> None:
         batch_op.drop_index('uq_receipt_records_reverses', sqlite_where=sa.text('reverses_id IS NOT NULL'), postgresql_where=sa.text('reverses_id IS NOT NULL'))
         batch_op.drop_index('ix_receipt_records_unsent', sqlite_where=sa.text('file_id IS NULL'), postgresql_where=sa.text('file_id IS NULL'))
         batch_op.drop_index(batch_op.f('ix_receipt_records_payment_id'))
-        batch_op.drop_index(batch_op.f('ix_receipt_records_file_id'))
         batch_op.drop_index('ix_receipt_records_day')
         batch_op.drop_index(batch_op.f('ix_receipt_records_agency_report_id'))
 

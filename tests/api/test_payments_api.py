@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.db import utcnow
-from gateway.models import Event, Payment, PaymentAttempt, ReconException, Refund, Slip, WebhookDelivery
+from gateway.models import (
+    Event,
+    Payment,
+    PaymentAttempt,
+    ReceiptRecord,
+    ReconException,
+    Refund,
+    Slip,
+    WebhookDelivery,
+)
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
@@ -147,8 +156,8 @@ def test_a_paypay_notification_is_a_hint_to_poll_and_reaches_the_same_state(app,
     assert session.scalar(select(Payment)).applied
 
 
-def test_paying_again_by_another_channel_is_kept_as_an_overpayment_queued_for_refund(app, client, headers, slip,
-                                                                                      session) -> None:  # type: ignore[no-untyped-def]
+def test_paying_again_by_another_channel_is_kept_as_an_overpayment_for_the_core_system(app, client, headers, slip,
+                                                                                         session) -> None:  # type: ignore[no-untyped-def]
     from gateway.services.outcomes import settle_attempt
 
     adapters = app.extensions["kokin.adapters"]
@@ -164,8 +173,12 @@ def test_paying_again_by_another_channel_is_kept_as_an_overpayment_queued_for_re
     payments = session.scalars(select(Payment).order_by(Payment.id)).all()
     assert [(p.applied, p.overpaid, p.status) for p in payments] == [(True, False, "succeeded"),
                                                                      (False, True, "succeeded")]
-    refund = session.scalar(select(Refund))
-    assert refund.payment_id == payments[1].id and refund.status == "requested" and refund.amount == 12_300
+    # Not refunded through PayPay: the core system applies it to other arrears (充当) or refunds it (還付).
+    assert _count(session, Refund) == 0
+    records = session.execute(select(ReceiptRecord.payment_id, ReceiptRecord.kind, ReceiptRecord.reason,
+                                     ReceiptRecord.amount, ReceiptRecord.channel).order_by(ReceiptRecord.id)).all()
+    assert [tuple(r) for r in records] == [(payments[0].id, "receipt", None, 12_300, "card"),
+                                           (payments[1].id, "overpayment", "double_payment", 12_300, "paypay")]
 
 
 def test_a_refund_needs_a_second_person_and_goes_through_the_provider(app, client, headers, slip, session) -> None:  # type: ignore[no-untyped-def]

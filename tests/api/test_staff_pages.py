@@ -268,3 +268,23 @@ def test_an_error_page_never_sends_the_browser_to_another_site(app, session: Ses
     _log_in(client, "clerk")
     answer = client.get("/staff/counter?counter=nowhere", headers={"Referer": "https://evil.example/staff/x"})
     assert answer.status_code == 302 and "evil.example" not in answer.location
+
+
+def test_accounting_sees_the_feed_balance_and_downloads_a_sent_file_byte_for_byte(  # type: ignore[no-untyped-def]
+        app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
+    from reconciliation.receipts import export_next
+
+    _paid_sale(app, session, staff["clerk"])
+    sent = export_next(session, CODE, actor="test")
+    assert sent is not None
+    _log_in(client, "acct")
+
+    page = client.get("/staff/feed").get_data(as_text=True)
+    download = client.get(f"/staff/feed/{sent.sequence}")
+
+    assert 'id="difference">0円' in page and "窓口 電子マネー" in page and sent.sha256 in page
+    assert download.status_code == 200 and download.data == sent.data
+    assert download.headers["X-Content-SHA256"] == sent.sha256
+    assert client.get("/staff/feed/99").status_code == 404
+    _log_in(client, "clerk")
+    assert client.get("/staff/feed").status_code == 403

@@ -14,7 +14,17 @@ from sqlalchemy import func, select
 from adapters.agency import make_agency_adapter
 from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
 from gateway.errors import AgencyFileInvalid, DepositFileRejected
-from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Event, Payment, ReconException, Refund, Slip
+from gateway.models import (
+    AgencyDeposit,
+    AgencyImport,
+    AgencyReport,
+    Event,
+    Payment,
+    ReceiptRecord,
+    ReconException,
+    Refund,
+    Slip,
+)
 from gateway.sandbox.agency import ANOMALY_KINDS, SANDBOX_FEE, plan_store_payments, run_agency_sandbox
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services import agency_new_payments
@@ -26,6 +36,7 @@ from gateway.services.agency_checks import (
 from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
+from reconciliation.balance import balance
 from tests.agency_corpus import BAD_DIR
 
 MUNICIPALITY = "131075"
@@ -144,17 +155,20 @@ def test_every_planted_anomaly_is_surfaced_exactly_once_and_reruns_add_nothing(a
         assert _import(session, app, name, data).already_imported
     assert Counter(dict(session.execute(select(ReconException.kind, func.count())
                                         .group_by(ReconException.kind)).all())) == found
-    # Nothing lost: every store payment of a known slip is a payment; each double payment has its refund.
+    # Nothing lost: every store payment of a known slip is a payment; each double payment goes to the core
+    # system as an overpayment (no refund through the agency), and the feed accounts for every yen.
     reports = session.scalar(select(func.count()).select_from(AgencyReport))
     unknown = found["unknown_slip"]
     assert session.scalar(select(func.count()).select_from(AgencyReport)
                           .where(AgencyReport.payment_id.is_not(None))) == reports - unknown
-    assert session.scalar(select(func.count()).select_from(Refund)
-                          .where(Refund.requested_by == "system")) == found["double_payment"]
+    assert session.scalar(select(func.count()).select_from(Refund)) == 0
+    assert session.scalar(select(func.count()).select_from(ReceiptRecord)
+                          .where(ReceiptRecord.reason == "double_payment")) == found["double_payment"]
     assert session.scalar(select(func.count()).select_from(Payment).where(Payment.overpaid)) == found["double_payment"]
+    assert balance(session, MUNICIPALITY).difference == 0 and not balance(session, MUNICIPALITY).differences
 
 
-def test_a_double_payment_by_app_of_a_slip_paid_by_card_is_kept_and_queued_for_refund(app, session, slips) -> None:  # type: ignore[no-untyped-def]
+def test_a_double_payment_by_app_of_a_slip_paid_by_card_is_kept_for_the_core_system(app, session, slips) -> None:  # type: ignore[no-untyped-def]
     from gateway.services.outcomes import settle_attempt
     from gateway.services.payments import start_payment
     slip = slips[0]
@@ -174,8 +188,10 @@ def test_a_double_payment_by_app_of_a_slip_paid_by_card_is_kept_and_queued_for_r
     session.expire_all()
     payments = session.scalars(select(Payment).where(Payment.slip_id == slip.id).order_by(Payment.id)).all()
     assert [(p.channel, p.applied, p.overpaid) for p in payments] == [("card", True, False), ("agency", False, True)]
-    refund = session.scalar(select(Refund).where(Refund.payment_id == payments[1].id))
-    assert refund is not None and refund.amount == slip.amount and refund.status == "requested"
+    assert session.scalar(select(Refund).where(Refund.payment_id == payments[1].id)) is None  # 充当 or 還付 there
+    record = session.scalar(select(ReceiptRecord).where(ReceiptRecord.payment_id == payments[1].id))
+    assert (record.kind, record.reason, record.amount, record.channel) == ("overpayment", "double_payment",
+                                                                           slip.amount, "agency")
     event = session.scalar(select(Event).where(Event.kind == "agency.imported").order_by(Event.id.desc()))
     assert event is not None and event.data["exceptions"] == {"double_payment": 1}
 

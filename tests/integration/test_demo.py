@@ -35,4 +35,7 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert "counter sales were made by an earlier run" in second.output
     assert session.scalar(select(func.count()).select_from(Sale)) == sales == 3
     assert session.scalar(select(func.count()).select_from(ReconException)) == exceptions >= len(ANOMALY_KINDS)
-    assert "open exceptions of the day" in first.output and "receipts file:" in first.output
+    assert "open exceptions of the day" in first.output and "receipts file 1:" in first.output
+    assert "difference: 0 yen (every yen is in the receipts feed once)" in first.output  # conservation
+    assert "receipts feed: nothing new to send" in second.output
+    assert "difference: 0 yen (every yen is in the receipts feed once)" in second.output

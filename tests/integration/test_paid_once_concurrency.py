@@ -1,9 +1,9 @@
 """Paid once, under concurrency: many successful payments of one slip book exactly one.
 
 On PostgreSQL the full check of the issue: 50 parallel successful payments of one slip,
-across card and PayPay, give one applied payment and 49 recorded overpayments (each with a
-refund requested), nothing lost; repeated over 100 slips. SQLite serialises writers, so it
-runs a smaller version of the same check.
+across card and PayPay, give one applied payment and 49 recorded overpayments (each an
+overpayment record for the core system, no provider refund), nothing lost; repeated over
+100 slips. SQLite serialises writers, so it runs a smaller version of the same check.
 
 Run twice: settled as the poller and janitor settle (`settle_attempt`, in the caller's
 session transaction), and as a webhook settles (`settle_notification`: each report its own
@@ -24,7 +24,16 @@ from sqlalchemy.orm import Session
 from adapters.base import PaymentStatus
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.models import Event, Municipality, Payment, PaymentAttempt, Refund, Slip, WebhookDelivery
+from gateway.models import (
+    Event,
+    Municipality,
+    Payment,
+    PaymentAttempt,
+    ReceiptRecord,
+    Refund,
+    Slip,
+    WebhookDelivery,
+)
 from gateway.services.outcomes import Delivery, settle_attempt, settle_notification
 from tests.card import CODE, issue_slips_to_pay, open_and_pay
 
@@ -116,12 +125,13 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
             assert len(overpaid) == per_slip - 1
             assert all(p.municipality_id == municipality_id and p.assessment_id == slip.assessment_id
                        and p.amount == slip.amount and p.refunded_amount == 0 for p in payments)
-            refunds: list[Refund] = found["refunds"]
-            assert sorted(r.payment_id for r in refunds) == sorted(p.id for p in overpaid)
-            for refund in refunds:
-                assert refund.status == "requested" and refund.requested_by == "system"
-                assert refund.amount == slip.amount
-                assert "double payment" in refund.reason
+            assert found["refunds"] == []  # the fund's policy: 充当 or 還付 by the core system
+            records = session.execute(select(ReceiptRecord.payment_id, ReceiptRecord.kind, ReceiptRecord.reason,
+                                             ReceiptRecord.amount)
+                                      .where(ReceiptRecord.payment_id.in_([p.id for p in payments]))).all()
+            assert sorted(tuple(r) for r in records) == sorted(
+                [(applied[0].id, "receipt", None, slip.amount)]
+                + [(p.id, "overpayment", "double_payment", slip.amount) for p in overpaid])
             reread = session.get(Slip, slip.id, populate_existing=True)
             assert reread is not None and reread.status == "paid"
         # every change audited once: one success per attempt, one booking per slip, each overpayment
@@ -132,8 +142,8 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
         every = [p for found in state.values() for p in found["payments"]]
         booked = set(session.scalars(select(Event.subject_id).where(Event.kind == "payment.applied")))
         assert booked == {str(p.id) for p in every if p.applied}
-        doubles = {(e.subject_id, e.data["refund_requested"])
+        doubles = {(e.subject_id, e.data["overpaid"])
                    for e in session.scalars(select(Event).where(Event.kind == "payment.double_payment"))}
-        assert doubles == {(str(r.payment_id), True) for found in state.values() for r in found["refunds"]}
+        assert doubles == {(str(p.id), True) for p in every if p.overpaid}
         deliveries = session.scalar(select(func.count()).select_from(WebhookDelivery))
         assert deliveries == (slip_count * per_slip if via == "notification" else 0)

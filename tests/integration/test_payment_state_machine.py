@@ -36,7 +36,7 @@ from domain.errors import DomainError
 from domain.lifecycle import ATTEMPT, PAYMENT, REFUND, Machine
 from gateway.crypto import DataCipher
 from gateway.db import Database
-from gateway.models import Assessment, Payment, PaymentAttempt, Refund, Slip
+from gateway.models import Assessment, Payment, PaymentAttempt, ReceiptRecord, Refund, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
@@ -394,14 +394,16 @@ class PaymentLifecycle(RuleBasedStateMachine):
                 assert status not in machine.terminal, f"{kind} {row_id} left terminal state {status}: {seen}"
 
     @invariant()
-    def each_instalment_is_paid_once_and_every_further_payment_is_an_overpayment_queued_for_refund(self) -> None:
+    def each_instalment_is_paid_once_and_every_further_payment_is_an_overpayment_for_the_core_system(self) -> None:
         session, assessment_ids = self._fresh(), self._assessment_ids
         amounts = dict(session.execute(select(Assessment.id, Assessment.amount)
                                        .where(Assessment.id.in_(assessment_ids))).all())
         paid_slips = set(session.scalars(select(Slip.assessment_id).where(Slip.assessment_id.in_(assessment_ids),
                                                                           Slip.status == "paid")))
-        double_refunds = {r.payment_id for r in self._refunds() if r.requested_by == "system"
-                          and "double payment" in r.reason}
+        system_refunds = {r.payment_id for r in self._refunds() if r.requested_by == "system"}
+        overpayments = set(session.scalars(select(ReceiptRecord.payment_id).where(
+            ReceiptRecord.payment_id.in_(self._payment_ids), ReceiptRecord.kind == "overpayment",
+            ReceiptRecord.reason == "double_payment")))
         by_assessment: dict[int, list[Payment]] = {a: [] for a in assessment_ids}
         for payment in self._payments():
             by_assessment[payment.assessment_id].append(payment)
@@ -415,7 +417,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
             for payment in paid:
                 if not payment.applied:
                     assert payment.overpaid, f"payment {payment.id} accepted but neither booked nor overpaid"
-                    assert payment.id in double_refunds, f"overpayment {payment.id} has no refund requested"
+                    assert payment.id in overpayments, f"overpayment {payment.id} never goes to the core system"
+                    assert payment.id not in system_refunds, "fund 02 leaves 充当 or 還付 to the core system"
             for payment in payments:
                 if payment.status not in PAID_FAMILY:
                     assert not payment.applied and not payment.overpaid and payment.accepted_at is None
