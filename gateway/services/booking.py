@@ -35,13 +35,13 @@ _applied = _payments.alias("applied")
 # An instalment's state as `decide` needs it, read (after the instalment is locked) with the slip.
 BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id, _applied.c.applied).label("booked")
 INSTALMENT_COLUMNS = (_assessments.c.amount.label("billed"), _slips.c.due_date, _slips.c.store_deadline,
-                      _slips.c.status.label("slip_status"), BOOKED)
+                      _slips.c.status.label("slip_status"), BOOKED, _assessments.c.closed_reason)
 
 
 def instalment_of(row: Any) -> Instalment:
     """The Instalment of a row read with INSTALMENT_COLUMNS."""
     return Instalment(billed=row.billed, due_date=row.due_date, store_deadline=row.store_deadline,
-                      slip_void=row.slip_status == "void", booked=bool(row.booked))
+                      slip_void=row.slip_status == "void", closed=row.closed_reason, booked=bool(row.booked))
 
 
 def paid_on(accepted_at: datetime) -> date:
