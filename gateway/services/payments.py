@@ -91,8 +91,9 @@ def _payable_slip(session: Session, municipality_id: int, number: str, channel: 
     if slip is None:
         raise NotFound(f"slip {number} does not exist")
     closed = slip.assessment.closed_reason
-    if slip.status == "closed" or closed is not None:
-        raise SlipNotPayable(f"slip {number} cannot be paid: its instalment was {_CLOSED_WORDS.get(closed, 'closed')}",
+    if slip.status == "closed" or closed is not None:  # the instalment's own state decides, whatever the sheet's
+        why = _CLOSED_WORDS.get(closed or "", "closed")
+        raise SlipNotPayable(f"slip {number} cannot be paid: its instalment was {why}",
                              details={"closed_reason": closed, "closed_on": _iso(slip.assessment.closed_on)})
     if slip.status != "issued":
         raise Conflict(f"slip {number} is {slip.status}", code=f"slip_{slip.status}")

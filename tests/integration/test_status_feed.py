@@ -247,8 +247,8 @@ def test_a_cancelled_slip_says_so_on_the_pay_page(client, session, slips) -> Non
 def _exceptions(session) -> list[tuple[str, int | None, int]]:  # type: ignore[no-untyped-def]
     """The exceptions raised, but for lateness (the test's due dates may be past on the day it runs)."""
     session.expire_all()
-    return [(e.kind, e.payment_id, e.amount) for e in session.scalars(select(ReconException).order_by(ReconException.id))
-            if not e.kind.startswith("paid_after_")]
+    raised = session.scalars(select(ReconException).order_by(ReconException.id))
+    return [(e.kind, e.payment_id, e.amount) for e in raised if not e.kind.startswith("paid_after_")]
 
 
 def test_a_card_success_for_a_checkout_opened_before_the_close_is_kept_and_raised_as_a_double_payment(  # type: ignore[no-untyped-def]
