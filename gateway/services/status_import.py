@@ -216,6 +216,23 @@ def _apply(session: Session, import_id: int, keyed: dict[Key, tuple[int, Status]
     result.closed = len(changes) - result.changed
     if not changes:
         return
+    slips, applied = _close(session, import_id, changes)
+    result.closed_slips = sum(len(closed) for closed in slips.values())
+    events: list[dict[str, Any]] = []
+    exceptions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for assessment_id, status, row in changes:
+        events += _close_events(assessment_id, status, row, sorted(slips[assessment_id]))
+        exceptions[row.municipality_id] += [_applied_payment_flag(payment, status)
+                                            for payment in applied[assessment_id]]
+    for start in range(0, len(events), CHUNK):
+        record_events(session, events[start:start + CHUNK])
+    for municipality_id, rows in exceptions.items():
+        result.raised.update(raise_exceptions(session, municipality_id, rows))
+
+
+def _close(session: Session, import_id: int, changes: list[tuple[int, Status, Any]]
+           ) -> tuple[dict[int, list[tuple[str, int]]], dict[int, list[Any]]]:
+    """Record each instalment's new status and close its issued slips; the slips closed and the payments applied."""
     now = utcnow()
     session.execute(_CLOSE, [{"b_id": assessment_id, "b_reason": reason, "b_on": closed_on, "b_channel": channel,
                               "b_import": import_id, "b_now": now}
@@ -231,17 +248,7 @@ def _apply(session: Session, import_id: int, keyed: dict[Key, tuple[int, Status]
             slips[assessment_id].append((number, reissue))
         for row in session.execute(_APPLIED.where(_payments.c.assessment_id.in_(chunk))):
             applied[row.assessment_id].append(row)
-    result.closed_slips = sum(len(closed) for closed in slips.values())
-    events: list[dict[str, Any]] = []
-    exceptions: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for assessment_id, status, row in changes:
-        events += _close_events(assessment_id, status, row, sorted(slips[assessment_id]))
-        exceptions[row.municipality_id] += [_applied_payment_flag(payment, status)
-                                            for payment in applied[assessment_id]]
-    for start in range(0, len(events), CHUNK):
-        record_events(session, events[start:start + CHUNK])
-    for municipality_id, rows in exceptions.items():
-        result.raised.update(raise_exceptions(session, municipality_id, rows))
+    return slips, applied
 
 
 _CLOSE = (update(_assessments).where(_assessments.c.id == bindparam("b_id"))
