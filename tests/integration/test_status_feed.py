@@ -240,6 +240,8 @@ def test_a_cancelled_slip_says_so_on_the_pay_page(client, session, slips) -> Non
 
     page = client.get(f"/pay/{slip.pay_token}").get_data(as_text=True)
     assert "この納付書の賦課は令和8年7月1日（水）に取り消されました" in page and "<form" not in page
+    result = client.get(f"/pay/{slip.pay_token}/result").get_data(as_text=True)
+    assert 'data-state="closed"' in result and "取り消されました" in result
 
 
 # -- money that still arrives is kept and raised ----------------------------------------------------
