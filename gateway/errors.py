@@ -68,6 +68,16 @@ class Unauthorized(GatewayError):
     status = 401
 
 
+class SlipNotPayable(Conflict):
+    """The slip's instalment was closed by the core system (paid elsewhere, cancelled): it takes no payment.
+
+    `details` names the `closed_reason` (paid_elsewhere or cancelled) and `closed_on`.
+    """
+
+    code = "slip_not_payable"
+    status = 409
+
+
 # -- Requests: idempotency and provider notifications ----------------------------------------
 
 

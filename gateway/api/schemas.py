@@ -5,6 +5,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, pre_load, validate
 
+from domain.booking import CLOSED_REASONS
 from gateway.models import CHANNELS, SLIP_STATUSES
 
 
@@ -39,6 +40,9 @@ class SlipSchema(StrictSchema):
     issued_at = fields.DateTime(required=True)
     voided_at = fields.DateTime(allow_none=True)
     void_reason = fields.String(allow_none=True)
+    closed_reason = fields.String(allow_none=True, validate=validate.OneOf(CLOSED_REASONS), metadata={
+        "description": "why the core system closed the instalment (status closed): paid_elsewhere or cancelled"})
+    closed_on = fields.Date(allow_none=True, metadata={"description": "when it was paid elsewhere or cancelled"})
 
 
 class PagedQuerySchema(StrictSchema):
@@ -67,7 +71,8 @@ def slip_dict(slip: Any, pay_url: str) -> dict[str, Any]:
                 store_deadline=slip.store_deadline, reissue=slip.reissue, status=slip.status,
                 fund_code=assessment.fund_type.code, fiscal_year=assessment.fiscal_year,
                 installment=assessment.installment, assessment_id=assessment.source_key, pay_url=pay_url,
-                issued_at=slip.issued_at, voided_at=slip.voided_at, void_reason=slip.void_reason)
+                issued_at=slip.issued_at, voided_at=slip.voided_at, void_reason=slip.void_reason,
+                closed_reason=assessment.closed_reason, closed_on=assessment.closed_on)
 
 
 class PaymentCreateSchema(StrictSchema):

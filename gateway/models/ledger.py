@@ -45,6 +45,9 @@ class Assessment(Base):
         UniqueConstraint("municipality_id", "source_key", "installment"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("installment BETWEEN 1 AND 99", name="installment_range"),
+        CheckConstraint("closed_reason IS NULL OR closed_reason IN ('paid_elsewhere', 'cancelled')",
+                        name="closed_reason_known"),
+        CheckConstraint("(closed_reason IS NULL) = (closed_on IS NULL)", name="closed_on_date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +61,11 @@ class Assessment(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # Closed by the core system's status feed: paid elsewhere or cancelled (domain.booking.CLOSED_REASONS).
+    closed_reason: Mapped[str | None] = mapped_column(String(16))
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    closed_channel: Mapped[str | None] = mapped_column(String(16))  # bank, cashier, ... when paid elsewhere
+    closed_import_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_imports.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -21,7 +21,7 @@ from gateway.db import UTCDateTime, utcnow
 from gateway.models.base import Base
 from gateway.models.ledger import Assessment
 
-SLIP_STATUSES = ("issued", "void", "paid")
+SLIP_STATUSES = ("issued", "void", "paid", "closed")  # closed: its instalment was closed by the core system
 
 
 class SlipNumberSeries(Base):
@@ -55,7 +55,7 @@ class Slip(Base):
         UniqueConstraint("municipality_id", "number", "reissue"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("reissue BETWEEN 0 AND 9", name="reissue_range"),
-        CheckConstraint("status IN ('issued', 'void', 'paid')", name="status_known"),
+        CheckConstraint("status IN ('issued', 'void', 'paid', 'closed')", name="status_known"),
         CheckConstraint("barcode IS NULL OR length(barcode) = 44", name="barcode_len"),
         # At most one live (not void) slip per instalment: a reissue must void the old one.
         Index(

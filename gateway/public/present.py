@@ -24,6 +24,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_issued": "未納",
         "status_paid": "お支払い済み",
         "status_void": "無効（再発行済み）",
+        "status_closed": "お支払い不要",
         "pay_with": "お支払い方法を選んでください",
         "pay_button": "{channel}で支払う",
         "fee": "システム利用料 {fee}円（税・保険料とは別にお支払いいただきます）",
@@ -32,6 +33,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "paid_notice": "この納付書はお支払い済みです。ありがとうございました。",
         "void_notice": "この納付書は新しい納付書に差し替えられたため、無効になりました。"
                        "新しい納付書でお支払いください。",
+        "closed_paid_elsewhere": "この納付書の納付額は、{date}に金融機関・窓口・口座振替など別の方法で納付済みです。"
+                                 "二重のお支払いを防ぐため、このページからはお支払いいただけません。",
+        "closed_cancelled": "この納付書の賦課は{date}に取り消されました。お支払いいただく必要はなく、"
+                            "このページからはお支払いいただけません。",
+        "error_not_payable": "この納付書はお支払いいただけません（納付済みまたは取消）。"
+                             "納付書のページで理由をご確認ください。",
         "no_online": "この納付書はオンラインではお支払いいただけません。"
                      "コンビニエンスストアまたは金融機関の窓口でお支払いください。",
         "result_link": "お支払い状況を確認する",
@@ -75,6 +82,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "status_issued": "Unpaid",
         "status_paid": "Paid",
         "status_void": "Void (replaced)",
+        "status_closed": "Nothing to pay",
         "pay_with": "Choose how to pay",
         "pay_button": "Pay by {channel}",
         "fee": "System usage fee {fee} yen (paid in addition to the tax or premium)",
@@ -82,6 +90,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_fee": "No system usage fee",
         "paid_notice": "This slip has been paid. Thank you.",
         "void_notice": "This slip was replaced by a newer slip and is no longer valid. Please pay with the newer slip.",
+        "closed_paid_elsewhere": "This amount was paid on {date} another way (bank, counter or direct debit). "
+                                 "To prevent paying twice, it cannot be paid on this page.",
+        "closed_cancelled": "This assessment was cancelled on {date}. There is nothing to pay, and it cannot be "
+                            "paid on this page.",
+        "error_not_payable": "This slip cannot be paid (already paid another way, or cancelled). "
+                             "See the slip's page for why.",
         "no_online": "This slip cannot be paid online. Please pay at a convenience store or a bank counter.",
         "result_link": "Check the payment status",
         "paypay_title": "Pay with PayPay",
@@ -120,6 +134,7 @@ ERROR_MESSAGES = {
     "channel_unavailable": "error_channel",
     "slip_paid": "error_paid",
     "slip_void": "error_void",
+    "slip_not_payable": "error_not_payable",
     "idempotency_in_progress": "error_in_progress",
     "csrf": "error_csrf",
 }

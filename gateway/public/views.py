@@ -96,6 +96,8 @@ def start(token: str, channel: str) -> Any:
         return _not_found()
     if not csrf.is_valid(request) or not NONCE.fullmatch(request.form.get("nonce", "")):
         return _error(slip, "csrf", 400)
+    if slip.status == "closed" or slip.assessment.closed_reason is not None:
+        return _closed(slip)
     if slip.status != "issued":
         return _error(slip, f"slip_{slip.status}", 409)
     try:
@@ -148,6 +150,14 @@ def _error(slip: Slip, code: str, status: int) -> tuple[str, int]:
                            message_key=ERROR_MESSAGES.get(code, "error_other")), status
 
 
+def _closed(slip: Slip) -> tuple[str, int]:
+    """The instalment was paid elsewhere or cancelled: say so, and why, instead of a checkout."""
+    summary = _summary(slip)
+    return render_template("public/message.html", slip=summary, title_key="error_title",
+                           message_key=f"closed_{summary['closed_reason']}",
+                           message_values={"date": summary["closed_on"]}), 409
+
+
 def _summary(slip: Slip) -> dict[str, Any]:
     """Return what the page shows of a slip: no personal data, the URL may be shared."""
     lang = _lang()
@@ -157,12 +167,14 @@ def _summary(slip: Slip) -> dict[str, Any]:
             "fund": fund.name_en if lang == "en" else fund.name,
             "fiscal_year": fiscal_year_label(slip.assessment.fiscal_year, lang),
             "installment": installment_label(slip.assessment.installment, lang),
-            "amount": yen(slip.amount), "due_date": date_label(slip.due_date, lang)}
+            "amount": yen(slip.amount), "due_date": date_label(slip.due_date, lang),
+            "closed_reason": slip.assessment.closed_reason,
+            "closed_on": None if slip.assessment.closed_on is None else date_label(slip.assessment.closed_on, lang)}
 
 
 def _channels(slip: Slip) -> list[dict[str, Any]]:
     """Return the online channels the slip's fund accepts and this gateway carries, with their fees."""
-    if slip.status != "issued":
+    if slip.status != "issued" or slip.assessment.closed_reason is not None:
         return []
     carried = adapters_by_channel(current_app.extensions["kokin.adapters"], current_app.config["CHANNEL_ADAPTERS"])
     schedules = current_app.config["FEE_SCHEDULES"]

@@ -93,7 +93,8 @@ def apply_new_payments(session: Session, scope: ImportScope, records: int, progr
 _STREAM = """
     SELECT st.seq, st.record, st.kind, st.match_key, st.barcode, st.slip_number, st.reissue, st.amount,
            st.paid_at, st.paid_on, st.remittance_on, s.id AS slip_id, s.status AS slip_status,
-           s.amount AS slip_amount, s.assessment_id, s.due_date, s.store_deadline, a.amount AS billed
+           s.amount AS slip_amount, s.assessment_id, s.due_date, s.store_deadline, a.amount AS billed,
+           a.closed_reason
     FROM agency_stage st
     LEFT JOIN slips s ON s.municipality_id = %(municipality_id)s AND s.number = st.slip_number
                      AND s.reissue = st.reissue
@@ -131,7 +132,8 @@ def _slips_in(rows: Sequence[Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r.slip_number, r.reissue): dict(id=r.slip_id, number=r.slip_number, reissue=r.reissue,
                                               status=r.slip_status, amount=r.slip_amount,
                                               assessment_id=r.assessment_id, due_date=r.due_date,
-                                              store_deadline=r.store_deadline, billed=r.billed)
+                                              store_deadline=r.store_deadline, billed=r.billed,
+                                              closed_reason=r.closed_reason)
             for r in rows if r.slip_id is not None}
 
 
@@ -176,7 +178,7 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
 # What `_decide` needs of a slip and its instalment (the PostgreSQL stream reads the same in its join).
 _READ_SLIPS = (select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status, _slips.c.amount,
                       _slips.c.assessment_id, _slips.c.due_date, _slips.c.store_deadline,
-                      _assessments.c.amount.label("billed"))
+                      _assessments.c.amount.label("billed"), _assessments.c.closed_reason)
                .join(_assessments, _assessments.c.id == _slips.c.assessment_id))
 
 
@@ -239,7 +241,7 @@ def _decide(scope: ImportScope, new: _NewReport, slips: dict[tuple[str, int], di
     slip, unknown = _slip_of(scope, row, slips)
     instalment = None if slip is None else Instalment(
         billed=slip["billed"], due_date=slip["due_date"], store_deadline=slip["store_deadline"],
-        slip_void=slip["status"] == "void", booked=slip["assessment_id"] in booked)
+        slip_void=slip["status"] == "void", closed=slip["closed_reason"], booked=slip["assessment_id"] in booked)
     booking = decide(row.amount, row.paid_on, instalment, unknown_reason=unknown)
     if booking.applied and slip is not None:
         booked.add(slip["assessment_id"])  # a later payment of it in this file is a double payment

@@ -41,13 +41,13 @@ BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id, _applied.
 PROVIDER_REFUND = exists().where(_funds.c.id == _assessments.c.fund_type_id,
                                  _funds.c.overpayment_policy == "provider_refund")
 INSTALMENT_COLUMNS = (_assessments.c.amount.label("billed"), _slips.c.due_date, _slips.c.store_deadline,
-                      _slips.c.status.label("slip_status"), BOOKED)
+                      _slips.c.status.label("slip_status"), BOOKED, _assessments.c.closed_reason)
 
 
 def instalment_of(row: Any) -> Instalment:
     """The Instalment of a row read with INSTALMENT_COLUMNS."""
     return Instalment(billed=row.billed, due_date=row.due_date, store_deadline=row.store_deadline,
-                      slip_void=row.slip_status == "void", booked=bool(row.booked))
+                      slip_void=row.slip_status == "void", closed=row.closed_reason, booked=bool(row.booked))
 
 
 def paid_on(accepted_at: datetime) -> date:

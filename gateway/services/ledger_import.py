@@ -112,6 +112,9 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
     """
     progress = progress or NoProgress()
     layout = load_layout(layout_name)  # a mistyped layout is an error even for a known file
+    if "fund_code" not in {f.name for f in layout.data.fields}:
+        raise GatewayError(f"layout {layout.name} holds status changes, not assessments (status_import)",
+                           code="not_an_assessments_layout", status=422)
     digest = hashlib.sha256(data).hexdigest()
     previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
     if previous is not None:
@@ -143,7 +146,7 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     references, name_key = _references(session), os.urandom(32)
     records, total = _stage_file(session, cipher, layout, data, references, name_key, progress, workers)
     if sqlite:
-        _hold_the_write_lock(session)
+        hold_the_write_lock(session)
     _find_known(session)
     _reject_conflicts(session)
     result = ImportResult(filename, layout.name, records, total)
@@ -165,7 +168,7 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     return result
 
 
-def _hold_the_write_lock(session: Session) -> None:
+def hold_the_write_lock(session: Session) -> None:
     """SQLite: take the write lock before the ledger is read, so that the import reads what it then writes.
 
     Reading and staging the file (the long part) wrote only temporary tables, which lock no

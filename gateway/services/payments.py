@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -18,12 +19,13 @@ from sqlalchemy.orm import Session
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
 from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import transaction, utcnow
-from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
+from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable, SlipNotPayable
 from gateway.fees import system_fee
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.services.events import record_event
 
 ONLINE_CHANNELS = ("card", "paypay")
+_CLOSED_WORDS = {"paid_elsewhere": "paid through another channel", "cancelled": "cancelled"}
 
 
 def adapters_by_channel(adapters: Mapping[str, PaymentAdapter],
@@ -88,12 +90,21 @@ def _payable_slip(session: Session, municipality_id: int, number: str, channel: 
                           .order_by(Slip.reissue.desc()).limit(1))
     if slip is None:
         raise NotFound(f"slip {number} does not exist")
+    closed = slip.assessment.closed_reason
+    if slip.status == "closed" or closed is not None:  # the instalment's own state decides, whatever the sheet's
+        why = _CLOSED_WORDS.get(closed or "", "closed")
+        raise SlipNotPayable(f"slip {number} cannot be paid: its instalment was {why}",
+                             details={"closed_reason": closed, "closed_on": _iso(slip.assessment.closed_on)})
     if slip.status != "issued":
         raise Conflict(f"slip {number} is {slip.status}", code=f"slip_{slip.status}")
     if channel not in slip.assessment.fund_type.channels:
         raise GatewayError(f"{slip.assessment.fund_type.name} cannot be paid by {channel}",
                            code="channel_not_accepted", status=422)
     return slip
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def transition_attempt(session: Session, attempt_id: int, event: str, data: dict[str, Any],

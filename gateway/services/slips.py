@@ -80,7 +80,8 @@ def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | Non
     # `+ 0` keeps SQLite (no statistics) off the (municipality, source_key, installment)
     # index: with it, every batch would read all of the municipality's instalments instead
     # of its own range of the primary key.
-    filters: list[Any] = [Assessment.municipality_id + 0 == municipality_id]
+    # An instalment the core system closed (paid elsewhere, cancelled) gets no slip.
+    filters: list[Any] = [Assessment.municipality_id + 0 == municipality_id, Assessment.closed_reason.is_(None)]
     if fund_code is not None:
         filters.append(FundType.code == fund_code)
     if fiscal_year is not None:

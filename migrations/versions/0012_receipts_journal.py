@@ -4,7 +4,7 @@ Money events from here on write their records; payments made before this revisio
 sent in the date-keyed receipts files of before and have no records.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import gateway.db
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -17,6 +17,7 @@ CATALOGUE = {
     "ValidationFailed": ("validation_failed", 422),
     "NotFound": ("not_found", 404),
     "Conflict": ("conflict", 409),
+    "SlipNotPayable": ("slip_not_payable", 409),
     "Unauthorized": ("unauthorized", 401),
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
