@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from adapters.agency.simulator import StorePayment, files_by_day, schedule
+from domain import layouts
 from gateway.cli import cli
 from gateway.db import utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
@@ -26,6 +27,8 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips
 from gateway.services.status_import import StatusImportResult, import_status_changes
+from reconciliation.balance import balance
+from reconciliation.receipts import export_next, load_receipts_layout
 from tests.card import open_card_payment, pay_by_card
 
 CODE = "131075"
@@ -271,7 +274,7 @@ def test_a_card_success_for_a_checkout_opened_before_the_close_is_kept_and_raise
     assert session.scalar(select(func.count()).select_from(Refund)) == 0  # the core system decides 充当 or 還付
     assert session.get(Slip, slip.id).status == "closed"
     kept = session.scalar(select(Event).where(Event.kind == "payment.closed_slip"))
-    assert kept is not None and kept.data["flags"][0] == "double_payment" and not kept.data["refund_requested"]
+    assert kept is not None and kept.data["flags"][0] == "double_payment" and not kept.data["overpaid"]
 
 
 def test_a_card_success_for_a_cancelled_claim_is_kept_as_a_payment_on_a_void_slip(app, session, slips) -> None:  # type: ignore[no-untyped-def]
@@ -306,6 +309,16 @@ def test_an_agency_preliminary_report_for_a_closed_slip_is_kept_and_raised(app, 
     assert (payment.channel, payment.amount, payment.applied, payment.overpaid) == ("agency", 6_000, False, False)
     assert session.get(Slip, slip.id).status == "closed"
     assert session.scalar(select(func.count()).select_from(Refund)) == 0
+    # ... and reaches the core system in the next file as an overpayment of a closed slip
+    sent = export_next(session, CODE, actor="test")
+    assert sent is not None
+    ((kind, reason, amount, key),) = [(r.values["record_kind"], r.values["reason"], r.values["amount"],
+                                        r.values["assessment_id"])
+                                       for r in layouts.read(load_receipts_layout("receipts-csv"), sent.data)[0]]
+    assert (kind, reason, amount, key) == ("overpayment", "closed_slip", 6_000, "A-2")
+    exception = session.scalar(select(ReconException).where(ReconException.kind == "double_payment"))
+    assert exception.resolution == "handed_to_core_system"  # the core system applies it (充当) or refunds it
+    assert balance(session, CODE).difference == 0
 
 
 def test_paid_elsewhere_after_the_gateway_applied_a_payment_is_recorded_and_raised_on_that_payment(  # type: ignore[no-untyped-def]
