@@ -23,6 +23,7 @@ from gateway.models import (
     FeePrice,
     Payment,
     PaymentAttempt,
+    ReceiptRecord,
     ReconException,
     Refund,
     Sale,
@@ -329,6 +330,13 @@ def test_a_same_day_void_of_id_is_refunded_through_square(
     assert payment.status == "refunded" and payment.refunded_amount == 900
     assert square.simulator is not None
     assert any(method == "POST" and path == "/v2/refunds" for method, path, _ in square.simulator.calls)
+    # The receipts feed: the sale's receipt per fund, then its reversal for the void.
+    records = session.execute(select(ReceiptRecord.kind, ReceiptRecord.reason, ReceiptRecord.amount,
+                                     ReceiptRecord.channel, ReceiptRecord.reverses_id, ReceiptRecord.id)
+                              .where(ReceiptRecord.payment_id == payment.id).order_by(ReceiptRecord.id)).all()
+    assert [r[:4] for r in records] == [("receipt", None, 900, payment.channel), ("reversal", "voided", 900,
+                                                                                  payment.channel)]
+    assert records[1].reverses_id == records[0].id
 
 
 def test_transportation_ic_is_never_voided_at_once_but_sent_to_accounting(
