@@ -103,7 +103,9 @@ def _walk(kinds: list[tuple[int, str]], good: dict[int, Record]) -> tuple[
     errors: list[LineError] = []
     accounts: list[BankAccount] = []
     transactions: list[Transaction] = []
-    state, account, group, complete = "start", None, [], False
+    state, complete = "start", False
+    account: BankAccount | None = None
+    group: list[Record] = []  # the good data records of the account being read
     for number, name in kinds:
         if name not in _NEXT[state]:
             expected = " or ".join(_SHOWN[n] for n in _NEXT[state]) or "nothing"
@@ -115,7 +117,8 @@ def _walk(kinds: list[tuple[int, str]], good: dict[int, Record]) -> tuple[
         elif name == "data":
             record = good.get(number)
             complete = complete and record is not None and state in ("header", "data")
-            group.append(record) if record is not None else None
+            if record is not None:
+                group.append(record)
         elif name == "trailer" and account is not None:
             trailer = good.get(number)
             if complete and trailer is not None:

@@ -154,5 +154,6 @@ def agency_remittances(adapter_name: str | None, municipality_code: str | None) 
     click.echo(f"{'agency':<18} {'account':<18} {'date':<10} {'payments':>9} {'expected':>14} {'received':>14} "
                f"{'difference':>12}")
     for r in rows:
+        differs = "  <- differs" if r.difference else ""
         click.echo(f"{r.adapter:<18} {r.account or '-':<18} {r.remittance_on:%Y-%m-%d} {r.payments:>9,} "
-                   f"{r.expected:>14,} {r.received:>14,} {r.difference:>12,}" + ("  <- differs" if r.difference else ""))
+                   f"{r.expected:>14,} {r.received:>14,} {r.difference:>12,}{differs}")

@@ -74,14 +74,17 @@ def expected_remittances(session: Session, municipality_code: str, *, adapter: s
         expected = expected.where(AgencyReport.adapter == adapter)
         received = received.where(AgencyDeposit.adapter == adapter)
     rows: dict[_Day, dict[str | None, tuple[int, int]]] = defaultdict(dict)
-    for a, d, account, n, amount in session.execute(expected):
-        rows[(a, d)][account] = (int(n), int(amount))
+    for a, d, fund_account, n, amount in session.execute(expected):
+        if d is not None:
+            rows[(a, d)][fund_account] = (int(n), int(amount))
     deposits: dict[_Day, dict[str | None, int]] = defaultdict(dict)
-    for a, d, account, amount in session.execute(received):
-        accounts = list(rows.get((a, d), {}))
+    for agency, d, deposit_account, amount in session.execute(received):
+        day: _Day = (agency or "", d)  # deposits of no agency are not selected
+        accounts = list(rows.get(day, {}))
+        account: str | None = deposit_account
         if account is None and len(accounts) == 1:  # entered without an account: the day's one account
             account = accounts[0]
-        deposits[(a, d)][account] = deposits[(a, d)].get(account, 0) + int(amount)
+        deposits[day][account] = deposits[day].get(account, 0) + int(amount)
     out = []
     for a, d in sorted(set(rows) | set(deposits), key=lambda k: (k[1], k[0])):
         if until is not None and d > until:
