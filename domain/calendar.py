@@ -54,3 +54,31 @@ def business_day_after(day: date, days: int = 1) -> date:
         day += timedelta(days=1)
         days -= is_business_day(day)
     return day
+
+
+# Japanese eras (和暦) in files that give the year within an era and not the era itself
+# (全銀協 formats: YYMMDD). A layout names the era its dates are in.
+ERAS: dict[str, tuple[str, date]] = {"reiwa": ("令和", date(2019, 5, 1)), "heisei": ("平成", date(1989, 1, 8))}
+
+
+def from_wareki(yymmdd: str, era: str) -> date:
+    """Return the date of a 和暦 YYMMDD in `era` (reiwa: R08 is 2026); ValueError with a reason."""
+    name, start = ERAS[era]
+    if len(yymmdd) != 6 or not (yymmdd.isascii() and yymmdd.isdigit()):
+        raise ValueError(f"is not a 和暦 date YYMMDD, got {yymmdd!r}")
+    year, month, day = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
+    try:
+        value = date(start.year + year - 1, month, day) if year else None
+    except ValueError:
+        value = None
+    if value is None or value < start:
+        raise ValueError(f"is not a date in {name} (YYMMDD, year {name}1 = {start.year}), got {yymmdd!r}")
+    return value
+
+
+def to_wareki(day: date, era: str) -> str:
+    """Return `day` as YYMMDD in `era`."""
+    start = ERAS[era][1]
+    if day < start or day.year - start.year + 1 > 99:
+        raise ValueError(f"{day} is not in {ERAS[era][0]}")
+    return f"{day.year - start.year + 1:02d}{day:%m%d}"

@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from domain.calendar import ERAS, from_wareki, to_wareki
+
 MAX_ERRORS = 200
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1 controls
 
@@ -39,7 +41,7 @@ class LineError:
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    type: str  # digits | text | code | integer | date | time | filler
+    type: str  # digits | text | code | integer | date | time | wareki | filler
     length: int | None = None  # bytes, fixed width only
     max_bytes: int | None = None
     min: int | None = None
@@ -49,6 +51,8 @@ class FieldSpec:
     charset: str = "cp932"  # "unicode" for text that is never written to a cp932 file
     null_values: tuple[str, ...] = ()  # values that mean "none" (e.g. 00000000 for a date not yet known)
     prefix: str | None = None  # a marker the value must start with, dropped (EAN before a barcode)
+    choices: tuple[str, ...] = ()  # the only values allowed (a record's type code), when given
+    era: str | None = None  # wareki dates: the era their YYMMDD is in (domain.calendar.ERAS)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Layout:
     record_length: int | None = None
     kind_length: int = 0
     header_line: bool = True  # CSV: the first line names the columns
+    # Fixed width: "crlf" (every record ends with CRLF) or "optional" (CRLF after every record,
+    # or none at all: records follow each other, as banks send 全銀協 files).
+    line_breaks: str = "crlf"
 
     @property
     def data(self) -> RecordSpec:
@@ -99,13 +106,26 @@ def load_layout(name_or_path: str, directory: Path) -> Layout:
         for name, spec in raw["records"].items()
     }
     layout = Layout(raw["name"], raw["format"], raw["encoding"], records,
-                    raw.get("record_length"), raw.get("kind_length", 0), raw.get("header_line", True))
+                    raw.get("record_length"), raw.get("kind_length", 0), raw.get("header_line", True),
+                    raw.get("line_breaks", "crlf"))
     _check_widths(layout)
+    _check_fields(layout)
     return layout
 
 
 def _field_spec(raw: dict[str, Any]) -> FieldSpec:
-    return FieldSpec(**{**raw, "null_values": tuple(raw.get("null_values", ()))})
+    return FieldSpec(**{**raw, "null_values": tuple(raw.get("null_values", ())),
+                        "choices": tuple(raw.get("choices", ()))})
+
+
+def _check_fields(layout: Layout) -> None:
+    if layout.line_breaks not in ("crlf", "optional"):
+        raise LayoutError(f"layout {layout.name}: line_breaks is crlf or optional, not {layout.line_breaks!r}")
+    for spec in layout.records.values():
+        for fspec in spec.fields:
+            if fspec.type == "wareki" and fspec.era not in ERAS:
+                raise LayoutError(f"layout {layout.name}: {spec.name}.{fspec.name} needs an era: "
+                                  f"{', '.join(ERAS)}")
 
 
 def _check_widths(layout: Layout) -> None:
@@ -138,6 +158,8 @@ def convert(spec: FieldSpec, raw: str, *, checked: bool = False) -> Any:
         value = value.removeprefix(spec.prefix)
     if not checked and _CONTROL.search(value):
         raise ValueError("contains control characters")
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f"must be {' or '.join(spec.choices)}, got {value!r}")
     return _CONVERTERS[spec.type](spec, value)
 
 
@@ -164,6 +186,11 @@ def _integer(spec: FieldSpec, value: str) -> int:
 
 def _date(spec: FieldSpec, value: str) -> date:
     return _strict(value, spec.format or "%Y-%m-%d", "date").date()
+
+
+def _wareki(spec: FieldSpec, value: str) -> date:
+    assert spec.era is not None  # load_layout checks
+    return from_wareki(value, spec.era)
 
 
 def _time(spec: FieldSpec, value: str) -> time:
@@ -198,6 +225,7 @@ def _text(spec: FieldSpec, value: str) -> str:
 
 _CONVERTERS: dict[str, Callable[[FieldSpec, str], Any]] = {
     "digits": _digits, "integer": _integer, "date": _date, "time": _time, "text": _text, "code": _text,
+    "wareki": _wareki,
 }
 
 
@@ -303,10 +331,7 @@ def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterato
     by_kind = {spec.kind: spec for spec in layout.records.values()}
     cuts = {spec.kind: _offsets(spec, layout.kind_length) for spec in layout.records.values()}
     compiled = {spec.kind: _compiled(spec, cuts[spec.kind]) for spec in layout.records.values()}
-    records = data.split(b"\r\n")
-    if records[-1] == b"":
-        records.pop()
-    for number, raw in enumerate(records, start=first):
+    for number, raw in enumerate(split_fixed(layout, data), start=first):
         if len(raw) != layout.record_length:
             yield LineError(number, None, f"record is {len(raw)} bytes, expected {layout.record_length}")
             continue
@@ -322,25 +347,61 @@ def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterato
             yield result
 
 
+def split_fixed(layout: Layout, data: bytes) -> list[bytes]:
+    """Cut a fixed-width file into its records: at each CRLF, or by length where records have none."""
+    assert layout.record_length is not None
+    if layout.line_breaks == "optional" and b"\r\n" not in data:
+        size = layout.record_length
+        return [data[start:start + size] for start in range(0, len(data), size)]
+    records = data.split(b"\r\n")
+    if records[-1] == b"":
+        records.pop()
+    return records
+
+
 def fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:
     """Return the one error that makes reading a fixed-width file record by record pointless."""
     if not data:
         return LineError(0, None, "the file is empty")
     if b"\r\n" not in data and b"\n" in data:
-        return LineError(0, None, f"line ends are LF; {layout.name} needs CRLF")
-    if layout.encoding == "cp932" and not data.isascii():
+        needs = "CRLF or no line breaks" if layout.line_breaks == "optional" else "CRLF"
+        return LineError(0, None, f"line ends are LF; {layout.name} needs {needs}")
+    if layout.line_breaks == "optional" and b"\r\n" not in data and len(data) % (layout.record_length or 1):
+        return _unbroken_length_problem(layout, data)
+    if layout.encoding in ("cp932", JIS_X_0201) and not data.isascii():
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
             pass
         else:  # real cp932 Japanese text is almost never valid UTF-8
             return LineError(0, None, f"the file is UTF-8; {layout.name} files are cp932 (Shift_JIS)")
-    if not data.endswith(b"\r\n"):
+    if not data.endswith(b"\r\n") and not (layout.line_breaks == "optional" and b"\r\n" not in data):
         return TRUNCATED
     return None
 
 
+def _unbroken_length_problem(layout: Layout, data: bytes) -> LineError:
+    """Records without line breaks, one of them short or long: every record after it is shifted."""
+    size = layout.record_length or 1
+    kinds = {spec.kind.encode("ascii") for spec in layout.records.values() if spec.kind}
+    first = next((n for n in range(len(data) // size) if data[n * size:n * size + layout.kind_length] not in kinds),
+                 None)
+    where = f"; record {first + 1} is the first that does not start with a record kind" if first is not None else ""
+    return LineError(0, None, f"the file has no line breaks and is {len(data):,} bytes, not a whole number of "
+                              f"{size}-byte records{where}", "record")
+
+
 TRUNCATED = LineError(0, None, "the file does not end with CRLF: truncated?")
+
+# 全銀協 files are one byte a character: ASCII and half-width kana (JIS X 0201), read as cp932
+# (which gives the same characters for those bytes) once every byte is known to be one of them.
+JIS_X_0201 = "jisx0201"
+_JIS_X_0201_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0xA1, 0xE0))
+
+
+def codec(encoding: str) -> str:
+    """The Python codec that reads a layout's encoding."""
+    return "cp932" if encoding == JIS_X_0201 else encoding
 
 
 def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cuts: tuple[tuple[int, int], ...],
@@ -359,8 +420,16 @@ def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cut
     for fspec in spec.fields:
         chunk = raw[offset: offset + (fspec.length or 0)]
         offset += fspec.length or 0
+        if layout.encoding == JIS_X_0201:
+            wrong = chunk.translate(None, _JIS_X_0201_BYTES)
+            if wrong:
+                errors.append(LineError(number, fspec.name, f"byte 0x{wrong[0]:02x} (record position "
+                                                            f"{offset - len(chunk) + chunk.index(wrong[0]) + 1}) is "
+                                                            "not JIS X 0201 (letters, digits, half-width kana)"))
+                raws.append(None)
+                continue
         try:
-            raws.append(chunk.decode(layout.encoding))
+            raws.append(chunk.decode(codec(layout.encoding)))
         except UnicodeDecodeError:
             errors.append(LineError(number, fspec.name, f"is not valid {layout.encoding} (a broken or "
                                                         "split two-byte character?)"))
@@ -391,18 +460,19 @@ def _fast_converter(spec: FieldSpec) -> Callable[[str], Any]:
     def full(raw: str) -> Any:
         return convert(spec, raw, checked=True)
 
-    if (spec.type == "digits" and spec.length and spec.prefix is None and not spec.null_values
+    if (spec.type == "digits" and spec.length and spec.prefix is None and not spec.null_values and not spec.choices
             and (spec.max_bytes is None or spec.max_bytes >= spec.length)):
         width = spec.length
 
         def digits(raw: str) -> Any:
             return raw if len(raw) == width and raw.isascii() and raw.isdigit() else full(raw)
         return digits
-    if spec.type == "code" and spec.prefix is None and not spec.null_values and spec.max_bytes is None:
+    if (spec.type == "code" and spec.prefix is None and not spec.null_values and spec.max_bytes is None
+            and not spec.choices):
         def code(raw: str) -> Any:  # letters and digits filling the field: no spaces to strip
             return raw if raw.isascii() and raw.isalnum() else full(raw)
         return code
-    if spec.type in ("date", "time") or (spec.type == "text" and (spec.length or spec.max_bytes or 99) <= 8):
+    if spec.type in ("date", "time", "wareki") or (spec.type == "text" and (spec.length or spec.max_bytes or 99) <= 8):
         seen: dict[str, Any] = {}  # a file holds a few hundred dates and at most 1,440 minutes, over and over
 
         def repeated(raw: str) -> Any:
@@ -440,11 +510,14 @@ def encode_field(layout: Layout, spec: FieldSpec, value: Any) -> bytes:
         return b" " * size
     if spec.type == "integer":
         return f"{value:0{size}d}".encode("ascii")
+    if spec.type == "wareki":
+        assert spec.era is not None
+        return to_wareki(value, spec.era).encode("ascii")
     if spec.type in ("date", "time"):
         return value.strftime(spec.format or "%Y%m%d").encode("ascii")
     encoded = b""
     for char in str(value):  # cut by bytes without splitting a two-byte character
-        piece = char.encode(layout.encoding)
+        piece = char.encode(codec(layout.encoding))
         if len(encoded) + len(piece) > size:
             break
         encoded += piece

@@ -25,8 +25,11 @@ class Config:
     ADAPTERS: dict[str, dict[str, Any]] = {"stripe": {"sandbox": True}, "paypay": {"sandbox": True},
                                            "square": {"sandbox": True}}
     # Collection agencies (adapter name -> settings: layout, data_types, chains, pull_url,
-    # company_id, password_env). Sandbox: both shipped layouts with the default chain table.
-    AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {}, "agency-csv": {}}
+    # company_id, password_env, remitter_kana: the name(s) in half-width kana its remittances
+    # carry on the ward's bank statement). Sandbox: both shipped layouts with the default chain
+    # table, and made-up remitter names.
+    AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {"remitter_kana": ["ｶ)ｻﾝﾌﾟﾙｼﾕｳﾉｳﾀﾞｲｺｳ"]},
+                                           "agency-csv": {"remitter_kana": ["ｶ)ｻﾝﾌﾟﾙｼｰｴｽﾌﾞｲ"]}}
     # Each agency's fee per payment (yen), invoiced separately; a deposit short by exactly
     # these fees is reported as fee_netted (gross budgeting).
     AGENCY_FEES: dict[str, int] = {"agency-fixed120": 60, "agency-csv": 55}

@@ -64,16 +64,16 @@ def remittances(session: Session, municipality_code: str) -> Report:
     For a provider the expected amount is what the gateway recorded (gross, fee charged to the payer
     included) and the received one is the payout net of the provider's fees, from the day's run.
     """
-    rows: list[tuple[Any, ...]] = [(r.adapter, r.remittance_on.isoformat(), r.payments, r.expected, r.received,
-                                    r.difference) for r in expected_remittances(session, municipality_code)]
+    rows: list[tuple[Any, ...]] = [(r.adapter, r.account or "", r.remittance_on.isoformat(), r.payments, r.expected,
+                                    r.received, r.difference) for r in expected_remittances(session, municipality_code)]
     municipality = get_municipality(session, municipality_code)
     for run in session.scalars(select(ReconRun).where(ReconRun.municipality_id == municipality.id)
                                .order_by(ReconRun.business_date)):
         for provider, f in sorted((run.summary.get("providers") or {}).items()):
-            rows.append((provider, run.business_date.isoformat(), f["payments"], f["recorded"], f["payout"],
+            rows.append((provider, "", run.business_date.isoformat(), f["payments"], f["recorded"], f["payout"],
                          f["payout"] - f["recorded"]))
     return Report("remittances", "入金予定と入金実績（収納代行）",
-                  ("収納代行", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）"), rows)
+                  ("収納代行", "口座", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）"), rows)
 
 
 def receipts_by_fund(session: Session, municipality_code: str) -> Report:

@@ -114,6 +114,9 @@ class AgencyAdapter:
     company_id: str | None = None
     password: str | None = field(default=None, repr=False)  # resolved from the environment by the gateway
     timeout: float = 30.0
+    # The name(s) the agency's remittances carry on the ward's bank statement (振込依頼人名, half-width
+    # kana): a statement's deposit from one of them is this agency's remittance.
+    remitter_kana: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.layout: Layout = layouts.load_layout(self.layout_name, LAYOUT_DIR)
@@ -383,9 +386,13 @@ def _rows(part: _Part) -> _Part:
 
 def make_agency_adapter(name: str, options: Mapping[str, Any]) -> AgencyAdapter:
     """Build an adapter from its configuration (layout defaults to the adapter's name)."""
-    known = {"layout", "client_code", "data_types", "chains", "pull_url", "company_id", "password", "timeout"}
+    known = {"layout", "client_code", "data_types", "chains", "pull_url", "company_id", "password", "timeout",
+             "remitter_kana"}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"agency adapter {name}: unknown option(s) {', '.join(sorted(unknown))}")
     settings = {k: v for k, v in options.items() if k != "layout"}
+    if "remitter_kana" in settings:  # one name or a list of them
+        names = settings["remitter_kana"]
+        settings["remitter_kana"] = (names,) if isinstance(names, str) else tuple(names)
     return AgencyAdapter(name=name, layout_name=options.get("layout", name), **settings)

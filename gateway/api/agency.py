@@ -44,6 +44,9 @@ class DepositSchema(StrictSchema):
     deposited_on = fields.Date(required=True)
     amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "yen"})
     reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    account = fields.String(load_default=None, allow_none=True,
+                            metadata={"description": "the bank account it arrived on: BBBB-SSS-T-NNNNNNN (bank, "
+                                                     "branch, deposit type, account number)"})
 
 
 class DepositResultSchema(StrictSchema):
@@ -52,6 +55,9 @@ class DepositResultSchema(StrictSchema):
 
 class RemittanceSchema(StrictSchema):
     adapter = fields.String(required=True)
+    account = fields.String(allow_none=True, metadata={"description": "bank account, BBBB-SSS-T-NNNNNNN; null: "
+                                                                      "payments of no fund's account, or deposits "
+                                                                      "entered without one"})
     remittance_on = fields.Date(required=True)
     payments = fields.Integer(required=True)
     expected = fields.Integer(required=True)

@@ -10,9 +10,11 @@ from flask import current_app
 from adapters.agency import AgencyAdapter
 from adapters.base import RetryableError
 from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session
+from gateway.layouts import load_layout
 from gateway.services.agency_checks import (
     check_agency_data,
     expected_remittances,
+    import_bank_statement,
     import_deposits,
     record_deposit,
 )
@@ -81,28 +83,51 @@ def agency_pull(adapter_name: str, save: Path | None, municipality_code: str | N
 @click.option("--date", "deposited_on", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--amount", required=True, type=click.IntRange(min=1), help="yen, as on the bank statement")
 @click.option("--reference", required=True, help="the statement line's reference")
+@click.option("--account", default=None, help="the bank account it arrived on, BBBB-SSS-T-NNNNNNN (bank, branch, "
+                                              "deposit type, number)")
 @municipality_option
 @operation
-def agency_deposit(adapter_name: str, deposited_on: datetime, amount: int, reference: str,
+def agency_deposit(adapter_name: str, deposited_on: datetime, amount: int, reference: str, account: str | None,
                    municipality_code: str | None) -> None:
     """Record a deposit (振込) from an agency as the bank statement shows it."""
     _agency(adapter_name)
     code = resolve_municipality(municipality_code)
     new = record_deposit(session(), code, adapter=adapter_name, deposited_on=deposited_on.date(), amount=amount,
-                         reference=reference, entered_by="cli")
+                         reference=reference, entered_by="cli", account=account)
     click.echo(f"deposit {reference}: {amount:,} yen on {deposited_on:%Y-%m-%d} "
                + ("recorded" if new else "was recorded before; nothing changed"))
 
 
 @agency.command("deposits")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--layout", "layout_name", default="kokin-deposits", show_default=True,
+              help="kokin-deposits (CSV: adapter,deposited_on,amount,reference), zengin-nyushukkin (the bank's "
+                   "全銀協 入出金取引明細 file) or a .toml layout of either kind")
 @municipality_option
 @operation
-def agency_deposits(file: Path, municipality_code: str | None) -> None:
-    """Import a bank statement's deposits from agencies (layout kokin-deposits); lines seen before are skipped."""
-    new, known = import_deposits(session(), resolve_municipality(municipality_code), file.read_bytes(),
-                                 agencies=current_app.extensions["kokin.agencies"], entered_by="cli")
-    click.echo(f"{file.name}: {new:,} deposits recorded, {known:,} recorded before")
+def agency_deposits(file: Path, layout_name: str, municipality_code: str | None) -> None:
+    """Import the deposits agencies made, from a bank statement file; deposits seen before are skipped.
+
+    The whole file is checked first; any error names its line or record and field, and nothing
+    is recorded. From a 全銀協 statement only deposits (入金) are recorded, on the account of
+    their header; the remitter's half-width kana name says which agency (remitter_kana in the
+    agency's settings). A deposit from no configured agency is recorded and raised.
+    """
+    layout = load_layout(layout_name)
+    code = resolve_municipality(municipality_code)
+    agencies: dict[str, AgencyAdapter] = current_app.extensions["kokin.agencies"]
+    if "header" not in layout.records:
+        new, known = import_deposits(session(), code, file.read_bytes(), agencies=agencies, entered_by="cli",
+                                     layout=layout)
+        click.echo(f"{file.name}: {new:,} deposits recorded, {known:,} recorded before")
+        return
+    remitters = {name: adapter.name for adapter in agencies.values() for name in adapter.remitter_kana}
+    result = import_bank_statement(session(), code, file.read_bytes(), layout=layout, remitters=remitters,
+                                   entered_by="cli")
+    click.echo(f"{file.name}: {result.accounts:,} account(s), {result.deposits:,} deposits: {result.recorded:,} "
+               f"recorded, {result.known:,} recorded before; {result.withdrawals:,} withdrawals (not recorded)")
+    if result.unidentified:
+        click.echo(f"  exception remittance_mismatch (remitter is no configured agency): {result.unidentified:,}")
 
 
 @agency.command("check")
@@ -123,10 +148,12 @@ def agency_check(as_of: datetime | None, municipality_code: str | None) -> None:
 @municipality_option
 @operation
 def agency_remittances(adapter_name: str | None, municipality_code: str | None) -> None:
-    """Expected deposits per agency and planned date (from 確報 data) against what arrived."""
+    """Expected deposits per agency, bank account and planned date (from 確報 data) against what arrived."""
     code = resolve_municipality(municipality_code)
     rows = expected_remittances(session(), code, adapter=adapter_name)
-    click.echo(f"{'agency':<18} {'date':<10} {'payments':>9} {'expected':>14} {'received':>14} {'difference':>12}")
+    click.echo(f"{'agency':<18} {'account':<18} {'date':<10} {'payments':>9} {'expected':>14} {'received':>14} "
+               f"{'difference':>12}")
     for r in rows:
-        click.echo(f"{r.adapter:<18} {r.remittance_on:%Y-%m-%d} {r.payments:>9,} {r.expected:>14,} {r.received:>14,} "
-                   f"{r.difference:>12,}" + ("  <- differs" if r.difference else ""))
+        differs = "  <- differs" if r.difference else ""
+        click.echo(f"{r.adapter:<18} {r.account or '-':<18} {r.remittance_on:%Y-%m-%d} {r.payments:>9,} "
+                   f"{r.expected:>14,} {r.received:>14,} {r.difference:>12,}{differs}")

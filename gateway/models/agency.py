@@ -72,14 +72,22 @@ class AgencyReport(Base):
 
 
 class AgencyDeposit(Base):
-    """Money an agency paid into the ward's account (振込), as the bank statement shows it."""
+    """Money an agency paid into the ward's account (振込), as the bank statement shows it.
+
+    A deposit read from a bank statement file carries the account (its header's) and a
+    reference made of the transaction's fields, unique per account; its adapter is None when
+    the remitter's name matches no agency (recorded, and raised). One entered by hand, or
+    from a kokin-deposits file, has no account.
+    """
 
     __tablename__ = "agency_deposits"
-    __table_args__ = (UniqueConstraint("municipality_id", "adapter", "deposited_on", "reference"),)
+    __table_args__ = (UniqueConstraint("municipality_id", "adapter", "deposited_on", "reference"),
+                      UniqueConstraint("municipality_id", "account", "reference"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
-    adapter: Mapped[str] = mapped_column(String(40))
+    adapter: Mapped[str | None] = mapped_column(String(40))
+    account: Mapped[str | None] = mapped_column(String(24))  # BBBB-SSS-T-NNNNNNN; None: entered without one
     deposited_on: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)
     reference: Mapped[str] = mapped_column(String(64))  # the statement line's reference

@@ -49,6 +49,9 @@ class FundType(Base):
     revenue_item: Mapped[str] = mapped_column(String(100))  # 款・項・目
     # Agencies often hold a separate barcode company code for local taxes and for fees.
     company_code: Mapped[str | None] = mapped_column(String(6))
+    # The bank account the fund's money is paid into (BBBB-SSS-T-NNNNNNN, domain.bank_statements):
+    # agencies remit per account, and bank statements are checked per account.
+    bank_account: Mapped[str | None] = mapped_column(String(24))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # A double payment: reported to the core system for 充当 or 還付 (`core_system`, Local Tax
     # Act art. 17-2), or refunded through the provider with four-eyes approval (`provider_refund`).

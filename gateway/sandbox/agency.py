@@ -195,6 +195,7 @@ def _deposit(session: Session, municipality_code: str, adapter: str, plan: Agenc
         elif count < plan.short_remittances + plan.netted_remittances:
             amount -= SANDBOX_FEE * remittance.payments
         record_deposit(session, municipality_code, adapter=adapter, deposited_on=remittance.remittance_on,
-                       amount=amount, reference=f"{adapter}-{remittance.remittance_on:%Y%m%d}", entered_by="sandbox")
+                       amount=amount, account=remittance.account, entered_by="sandbox",
+                       reference=f"{adapter}-{remittance.remittance_on:%Y%m%d}-{remittance.account or 'none'}")
         count += 1
     return count

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.bank_statements import BankAccount
 from domain.fiscal import DEFAULT_CLOSING_CUTOFF, parse_cutoff
 from domain.identifiers import is_valid_municipality_code
 from gateway.db import transaction
@@ -24,7 +25,8 @@ class ReferenceDataError(RuntimeError):
 def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) -> list[str]:
     """Insert configured municipalities and funds that are missing; return what was added.
 
-    Existing rows are left alone: after the first seed, staff own them.
+    Existing rows are left alone: after the first seed, staff own them. The one exception is
+    a fund's bank account where the fund has none yet (funds seeded before accounts existed).
     """
     added: list[str] = []
     with transaction(session):
@@ -39,9 +41,15 @@ def seed_reference_data(session: Session, municipalities: list[dict[str, Any]]) 
                 record_event(session, "municipality.created", "municipality", muni.code,
                              municipality_id=muni.id, data={"name": muni.name})
                 added.append(f"municipality {muni.code} {muni.name}")
-            known = set(session.scalars(select(FundType.code).where(FundType.municipality_id == muni.id)))
+            known = {f.code: f for f in session.scalars(select(FundType).where(FundType.municipality_id == muni.id))}
             for fund in config.get("funds", []):
-                if fund["code"] not in known:
+                existing = known.get(fund["code"])
+                if existing is not None and existing.bank_account is None and fund.get("bank_account"):
+                    existing.bank_account = str(BankAccount.parse(fund["bank_account"]))
+                    record_event(session, "fund_type.bank_account_set", "fund_type", fund["code"],
+                                 municipality_id=muni.id, data={"bank_account": existing.bank_account})
+                    added.append(f"bank account of fund {muni.code}/{fund['code']}")
+                if existing is None:
                     session.add(FundType(municipality_id=muni.id, **fund))
                     record_event(session, "fund_type.created", "fund_type", fund["code"],
                                  municipality_id=muni.id, data={"channels": fund["channels"]})
@@ -69,6 +77,11 @@ def _check_municipality(config: dict[str, Any]) -> None:
         if unknown:
             raise ReferenceDataError(f"fund {code}/{fund.get('code')}: unknown channels {sorted(unknown)}; "
                                      f"known: {', '.join(CHANNELS)}")
+        if fund.get("bank_account") is not None:
+            try:
+                BankAccount.parse(str(fund["bank_account"]))
+            except ValueError as exc:
+                raise ReferenceDataError(f"fund {code}/{fund.get('code')}: {exc}") from None
 
 
 def get_municipality(session: Session, code: str) -> Municipality:

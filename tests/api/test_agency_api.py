@@ -145,6 +145,20 @@ def test_a_deposit_is_recorded_once_and_a_zero_amount_is_a_schema_error(client, 
     assert unknown.status_code == 404
 
 
+def test_a_deposit_may_name_its_bank_account_written_bank_branch_type_number(client, headers, session) -> None:  # type: ignore[no-untyped-def]
+    deposit = {"deposited_on": "2026-06-15", "amount": 12_300, "reference": "stmt-0002",
+               "account": "0001-001-1-0100011"}
+    recorded = client.post(f"/api/v1/agency/{ADAPTER}/deposits", json=deposit, headers=headers)
+    malformed = client.post(f"/api/v1/agency/{ADAPTER}/deposits", headers=headers,
+                            json={**deposit, "reference": "stmt-0003", "account": "0001-001-0100011"})
+
+    assert recorded.status_code == 200 and recorded.json == {"recorded": True}, recorded.json
+    assert session.scalar(select(AgencyDeposit.account)) == "0001-001-1-0100011"
+    assert malformed.status_code == 422 and malformed.json["error"]["code"] == "invalid_bank_account", malformed.json
+    assert "BBBB-SSS-T-NNNNNNN" in malformed.json["error"]["message"]
+    assert _count(session, AgencyDeposit) == 1
+
+
 def test_remittances_show_what_the_final_reports_announce_and_what_the_deposits_brought(  # type: ignore[no-untyped-def]
         client, headers, slips, agency) -> None:
     payments = [_payment(s) for s in slips]

@@ -173,7 +173,7 @@ def test_a_short_deposit_shows_as_a_difference_and_the_check_raises_it_once(app,
     assert shown.exit_code == 0, shown.output
     row = next(line for line in shown.output.splitlines() if line.startswith(ADAPTER))
     assert f"{remit_on:%Y-%m-%d}" in row and row.endswith("<- differs")
-    assert row.split()[2:6] == ["2", f"{expected:,}", f"{expected - 1_000:,}", "-1,000"], row
+    assert row.split()[3:7] == ["2", f"{expected:,}", f"{expected - 1_000:,}", "-1,000"], row
 
     before = runner.invoke(cli, ["agency", "check", "--date", f"{remit_on - timedelta(days=1):%Y-%m-%d}"])
     assert before.exit_code == 0 and before.output.strip().endswith("no new exceptions"), before.output
