@@ -14,13 +14,7 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import os
-import tempfile
 import tomllib
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, aliased
 
 from domain import layouts
 from domain.calendar import TOKYO
@@ -49,6 +43,12 @@ from gateway.models import (
     Refund,
 )
 from gateway.services.events import record_event
+from reconciliation import outbound
+from reconciliation.outbound import ExportResult, encode_records
+
+# The file mechanics shared with the counter revenue feed, importable from here as before.
+from reconciliation.outbound import write_atomically as write_atomically
+from reconciliation.outbound import write_export as write_export
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
@@ -108,20 +108,6 @@ class Receipt:
                 "channel": self.channel, "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    data: bytes
-    count: int
-    total: int  # yen: records less reversals
-    sha256: str  # hex digest of `data`
-    layout: str
-    sequence: int = 0  # 0: a review file outside the sequence
-
-    def sidecar(self, filename: str) -> bytes:
-        """Return the `sha256sum` line for the file saved as `filename`."""
-        return f"{self.sha256}  {filename}\n".encode("ascii")
-
-
 def load_receipts_layout(name_or_path: str) -> Layout:
     """Load a shipped receipts layout by name, or a ward's own from a .toml path.
 
@@ -160,50 +146,11 @@ def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[R
                    "reversal_count": len(reversals), "reversal_amount": sum(reversals)}
         records = [(kind, values) for kind, values in
                    [("header", header), *records, ("trailer", trailer), ("end", {})] if kind in layout.records]
-    try:
-        output = _encode(layout, records)
-    except UnicodeEncodeError as exc:
-        raise ReceiptsNotWritable(f"layout {layout.name}: {exc.object[exc.start:exc.end]!r} cannot be written "
-                                  f"in {layout.encoding}") from None
-    _check_reads_back(layout, output, records)
-    return output
-
-
-def _encode(layout: Layout, records: list[tuple[str, dict[str, Any]]]) -> bytes:
-    if layout.format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")  # CRLF, as RFC 4180 and the core systems' tools expect
-        if layout.header_line:
-            out.write(layouts.csv_header(layout) + "\r\n")
-        fields = layout.data.fields
-        writer.writerows([layouts.csv_value(f, values.get(f.name)) for f in fields] for _, values in records)
-        return out.getvalue().encode(layout.encoding)
-    return b"".join(layouts.encode_fixed(layout, kind, values) + b"\r\n" for kind, values in records)
-
-
-def _check_reads_back(layout: Layout, output: bytes, written: list[tuple[str, dict[str, Any]]]) -> None:
-    if layout.format == "csv" and not written:
-        return  # a header alone (or nothing): the engine reads no records from it by design
-    records, errors = layouts.read(layout, output)
-    problems = [str(e) for e in errors]
-    unit = "record" if layout.format == "fixed" else "line"
-    if not errors:
-        for record, (kind, values) in zip(records, written, strict=True):
-            for spec in layout.records[kind].fields:
-                if spec.type == "filler":
-                    continue
-                theirs, ours = record.values.get(spec.name), values.get(spec.name)
-                if theirs != ours and not (theirs in ("", None) and ours is None):
-                    problems.append(f"{unit} {record.line}, field {spec.name}: {ours!r} would be read back as "
-                                    f"{theirs!r}")
-    if problems:
-        raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {problems[0]}",
-                                  details={"errors": problems[:20]})
+    return encode_records(layout, records, what="receipts", error=ReceiptsNotWritable)
 
 
 def _result(layout: Layout, data: bytes, receipts: Sequence[Receipt], sequence: int) -> ExportResult:
-    return ExportResult(data, len(receipts), sum(r.signed for r in receipts), hashlib.sha256(data).hexdigest(),
-                        layout.name, sequence)
+    return outbound.result(layout, data, len(receipts), sum(r.signed for r in receipts), sequence)
 
 
 def _municipality(session: Session, municipality_code: str) -> tuple[int, str]:
@@ -244,12 +191,8 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
     session.rollback()
     try:
         with transaction(session):
-            sequence = 1 + (session.scalar(select(func.max(OutboundFile.sequence)).where(
-                OutboundFile.municipality_id == municipality_id, OutboundFile.feed == FEED)) or 0)
-            sent = OutboundFile(municipality_id=municipality_id, feed=FEED, sequence=sequence, layout=layout.name,
-                                record_count=0, total_amount=0, sha256="", content=b"", created_by=actor[:100])
-            session.add(sent)
-            session.flush()
+            sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
+            sequence = sent.sequence
             claimed = session.execute(update(ReceiptRecord).where(ReceiptRecord.municipality_id == municipality_id,
                                                                   ReceiptRecord.file_id.is_(None))
                                       .values(file_id=sent.id).execution_options(synchronize_session=False))
@@ -260,8 +203,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
             data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
                                    created_on=today or utcnow().astimezone(TOKYO).date())
             result = _result(layout, data, receipts, sequence)
-            sent.record_count, sent.total_amount, sent.sha256 = result.count, result.total, result.sha256
-            sent.content = zlib.compress(data, 6)
+            outbound.keep(sent, result)
             handed = _hand_over_double_payments(session, sent.id, actor)
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
                          actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
@@ -294,21 +236,13 @@ def _hand_over_double_payments(session: Session, file_id: int, actor: str) -> in
 def resend(session: Session, municipality_code: str, sequence: int) -> ExportResult:
     """File `sequence` again, byte for byte as it was sent. Raises NotFound for a number never sent."""
     municipality_id, _ = _municipality(session, municipality_code)
-    sent = session.scalar(select(OutboundFile).where(OutboundFile.municipality_id == municipality_id,
-                                                     OutboundFile.feed == FEED, OutboundFile.sequence == sequence))
-    if sent is None:
-        raise NotFound(f"receipts file {sequence} of municipality {municipality_code} was never sent")
-    data = zlib.decompress(sent.content)
-    if hashlib.sha256(data).hexdigest() != sent.sha256:
-        raise ReceiptsNotWritable(f"receipts file {sequence}: the kept bytes do not match their SHA-256")
-    return ExportResult(data, sent.record_count, sent.total_amount, sent.sha256, sent.layout, sent.sequence)
+    return outbound.kept_file(session, municipality_id, FEED, sequence, error=ReceiptsNotWritable,
+                              name=f"receipts file {sequence} of municipality {municipality_code}")
 
 
 def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list[OutboundFile]:
     """The files sent, newest first (without loading their bytes)."""
-    return list(session.scalars(select(OutboundFile).options(defer(OutboundFile.content))
-                                .where(OutboundFile.municipality_id == municipality_id, OutboundFile.feed == feed)
-                                .order_by(OutboundFile.sequence.desc())))
+    return outbound.sent_files(session, municipality_id, feed)
 
 
 def receipts_where(session: Session, cutoff: str, *where: Any) -> list[Receipt]:
@@ -339,30 +273,3 @@ def receipts_where(session: Session, cutoff: str, *where: Any) -> list[Receipt]:
         out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
                            row.installment, row.amount, row.paid_at, remitted, booked, row.channel, row.reason))
     return out
-
-
-def write_export(result: ExportResult, out: Path) -> Path:
-    """Write the file to `out` and its `sha256sum` line to `<out>.sha256`, each atomically.
-
-    Returns the sidecar's path. The file goes first: a reader never finds a sidecar that
-    vouches for bytes not yet in place (a stale one simply does not match).
-    """
-    sidecar = out.with_name(out.name + ".sha256")
-    write_atomically(out, result.data)
-    write_atomically(sidecar, result.sidecar(out.name))
-    return sidecar
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, fsynced, then renamed."""
-    # mkstemp's 0600 is kept: the file holds payment data until the transfer path takes it.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
