@@ -7,6 +7,7 @@ date them by the clock), as the receipts feed's tests do.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,36 @@ def test_the_nightly_job_writes_the_next_file_into_the_instance_folder_once(app,
     written = Path(app.instance_path) / "outbound" / CODE / first[CODE]["file"]
     assert hashlib.sha256(written.read_bytes()).hexdigest() == first[CODE]["sha256"]
     assert written.with_name(written.name + ".sha256").is_file()
+
+
+def _signed_in(client, username: str) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/staff/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    response = client.post("/staff/login", data={"username": username, "password": PASSWORD,
+                                                  "csrf_token": token.group(1)})
+    assert response.status_code == 302
+
+
+def test_the_staff_page_shows_a_days_journal_and_the_files_sent_with_their_sha256(
+        client, session: Session, staff: dict[str, StaffUser], days: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    sent = export_next(session, CODE, actor="test")
+    assert sent is not None
+    _signed_in(client, "acct")
+
+    page = client.get(f"/staff/revenue?date={REFUND_DAY}")
+    download = client.get("/staff/revenue/files/1")
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "歳入日計" in html and "第1号ファイル" in html
+    assert "住民票の写し（取消・返金）" in html and "QUICPay" in html and "-300円" in html
+    assert sent.sha256 in html and f"{SALE_DAY}〜{TODAY - timedelta(days=1)}" in html
+    assert download.status_code == 200 and download.data == sent.data
+    assert client.get("/staff/revenue/files/9").status_code in (302, 404)
+
+
+def test_counter_staff_cannot_open_the_revenue_page(client, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
+    _signed_in(client, "clerk")
+
+    assert client.get("/staff/revenue").status_code == 403
+    assert client.get("/staff/revenue/files/1").status_code == 403
