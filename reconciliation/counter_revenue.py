@@ -26,7 +26,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from domain import layouts
 from domain.calendar import TOKYO
 from domain.layouts import Layout, LayoutError
 from gateway.db import transaction, utcnow
@@ -89,7 +88,7 @@ def load_revenue_layout(name_or_path: str) -> Layout:
     Raises LayoutError for an unknown name, a broken table, or a field the journal does not have.
     """
     try:
-        layout = layouts.load_layout(name_or_path, LAYOUT_DIR)
+        layout = outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "counter-revenue-")
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
     if "data" not in layout.records:

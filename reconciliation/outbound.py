@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from domain import layouts
-from domain.layouts import Layout
+from domain.layouts import Layout, LayoutError
 from gateway.errors import GatewayError, NotFound
 from gateway.models import OutboundFile
 
@@ -42,6 +42,17 @@ class ExportResult:
     def sidecar(self, filename: str) -> bytes:
         """Return the `sha256sum` line for the file saved as `filename`."""
         return f"{self.sha256}  {filename}\n".encode("ascii")
+
+
+def load_feed_layout(name_or_path: str, directory: Path, prefix: str) -> Layout:
+    """Load a feed's shipped layout by name (those of `directory` named `prefix`...), or a ward's own .toml.
+
+    The feeds share one folder of tables; each offers only its own by name.
+    """
+    shipped = [name for name in layouts.available_layouts(directory) if name.startswith(prefix)]
+    if not name_or_path.endswith(".toml") and name_or_path not in shipped:
+        raise LayoutError(f"unknown layout {name_or_path!r}; shipped: {', '.join(shipped)}")
+    return layouts.load_layout(name_or_path, directory)
 
 
 def result(layout: Layout, data: bytes, count: int, total: int, sequence: int) -> ExportResult:

@@ -25,7 +25,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from domain import layouts
 from domain.calendar import TOKYO
 from domain.fiscal import booked_fiscal_year, fiscal_year_of
 from domain.layouts import Layout, LayoutError
@@ -114,7 +113,7 @@ def load_receipts_layout(name_or_path: str) -> Layout:
     Raises LayoutError for an unknown name, a broken table, or a field receipts do not have.
     """
     try:
-        layout = layouts.load_layout(name_or_path, LAYOUT_DIR)
+        layout = outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "receipts-")
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
     for spec in layout.records.values():

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from domain import layouts
+from domain.layouts import LayoutError
 from gateway.cli import cli
 from gateway.db import transaction
 from gateway.errors import RevenueNotWritable
@@ -37,6 +38,7 @@ from reconciliation.counter_revenue import (
     sent_files,
 )
 from reconciliation.receipts import export_next as export_receipts_next
+from reconciliation.receipts import load_receipts_layout
 
 CODE = "131075"
 PASSWORD = "revenue-pass-2026"  # noqa: S105 - throwaway test accounts
@@ -277,3 +279,10 @@ def test_counter_staff_cannot_open_the_revenue_page(client, staff: dict[str, Sta
 
     assert client.get("/staff/revenue").status_code == 403
     assert client.get("/staff/revenue/files/1").status_code == 403
+
+
+def test_each_feed_offers_only_its_own_shipped_layouts_by_name(app) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LayoutError, match=r"shipped: counter-revenue-csv$"):
+        load_revenue_layout("receipts-csv")
+    with pytest.raises(LayoutError, match=r"shipped: receipts-csv, receipts-fixed$"):
+        load_receipts_layout("counter-revenue-csv")

@@ -33,10 +33,10 @@ def test_a_rerun_writes_byte_identical_files_and_counts_the_run(app, session, ci
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert "(run 1)" in first.output and "(run 2)" in second.output
     assert "new exceptions: none" in second.output
-    for name in ("summary.csv", "summary.json", "receipts.dat", "receipts.dat.sha256"):
+    for name in ("summary.csv", "summary.json", "receipts.csv", "receipts.csv.sha256"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    receipts = (tmp_path / "a" / "receipts.dat").read_bytes()
-    assert (tmp_path / "a" / "receipts.dat.sha256").read_text().startswith(hashlib.sha256(receipts).hexdigest())
+    receipts = (tmp_path / "a" / "receipts.csv").read_bytes()
+    assert (tmp_path / "a" / "receipts.csv.sha256").read_text().startswith(hashlib.sha256(receipts).hexdigest())
     assert f"{slip.amount:,} yen revenue" in first.output
 
 
