@@ -9,7 +9,13 @@ import click
 from domain.calendar import TOKYO
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
 from gateway.cli.recon import business_date
-from reconciliation.counter_revenue import DEFAULT_LAYOUT, export_day, export_next
+from reconciliation.counter_revenue import (
+    DEFAULT_LAYOUT,
+    export_day,
+    export_next,
+    municipality_id_of,
+    written_after_sending,
+)
 from reconciliation.counter_revenue import resend as resend_file
 from reconciliation.outbound import write_export
 
@@ -57,9 +63,17 @@ def counter_revenue(out: Path, day: str | None, resend: int | None, layout: str,
         found = export_next(session(), code, layout, actor="cli")
         if found is None:
             click.echo(f"no counter revenue of closed days to send for municipality {code}; no file written")
+            _warn_late(code)
             return
         result = found
         sidecar = write_export(result, out)
         click.echo(f"{out}: counter revenue file {result.sequence}, {result.count:,} lines, net {result.total:,} yen "
                    f"(municipality {code}, layout {result.layout})")
     click.echo(f"sha256 {result.sha256} (in {sidecar.name})")
+    _warn_late(code)
+
+
+def _warn_late(code: str) -> None:
+    for sequence, day, amount in written_after_sending(session(), municipality_id_of(session(), code)):
+        click.echo(f"warning: {amount:,} yen of {day} were recorded after file {sequence} covering that day was "
+                   "sent; they are in no file: book them by hand", err=True)

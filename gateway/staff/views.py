@@ -343,7 +343,8 @@ def revenue() -> Any:
     journal = counter_revenue.revenue_journal(session, current_user.municipality_id, day, day)
     files = counter_revenue.sent_files(session, current_user.municipality_id)
     sent_in = next((f for f in files if f.first_day and f.last_day and f.first_day <= day <= f.last_day), None)
-    return render_template("staff/revenue.html", day=day, journal=journal, files=files, sent_in=sent_in,
+    late = counter_revenue.written_after_sending(session, current_user.municipality_id)
+    return render_template("staff/revenue.html", day=day, journal=journal, files=files, sent_in=sent_in, late=late,
                            closed=day < _today(), brands=sales_service.BRANDS, tokyo=TOKYO,
                            total_count=sum(line.count for line in journal),
                            total_amount=sum(line.amount for line in journal))

@@ -36,6 +36,7 @@ from reconciliation.counter_revenue import (
     resend,
     revenue_journal,
     sent_files,
+    written_after_sending,
 )
 from reconciliation.receipts import export_next as export_receipts_next
 from reconciliation.receipts import load_receipts_layout
@@ -286,3 +287,21 @@ def test_each_feed_offers_only_its_own_shipped_layouts_by_name(app) -> None:  # 
         load_revenue_layout("receipts-csv")
     with pytest.raises(LayoutError, match=r"shipped: receipts-csv, receipts-fixed$"):
         load_receipts_layout("counter-revenue-csv")
+
+
+def test_money_recorded_for_a_day_already_sent_is_shown_not_lost_silently(
+        app, client, session: Session, staff: dict[str, StaffUser], days: dict[str, int],  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    first = export_next(session, CODE, actor="test")
+    assert first is not None
+    municipality_id = municipality_id_of(session, CODE)
+    assert written_after_sending(session, municipality_id) == []
+    late = _paid_sale(app, session, staff["clerk"], "FELICA_ID", [SaleLineRequest("inkan", 1)], SALE_DAY)
+    _dated(session, late, "receipt", SALE_DAY)  # as a terminal outcome settled after the file was sent
+
+    assert written_after_sending(session, municipality_id) == [(1, SALE_DAY, 300)]
+    assert export_next(session, CODE, actor="test") is None and resend(session, CODE, 1).data == first.data
+    command = app.test_cli_runner().invoke(cli, ["counter", "revenue", "--out", str(tmp_path / "r.csv")])
+    assert f"warning: 300 yen of {SALE_DAY} were recorded after file 1" in command.output
+    _signed_in(client, "acct")
+    assert f"第1号ファイルの対象日 {SALE_DAY}: 300円" in client.get("/staff/revenue").get_data(as_text=True)
