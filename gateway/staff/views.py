@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO
 from domain.errors import DomainError
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
@@ -340,7 +340,11 @@ def revenue() -> Any:
     """歳入日計: the counter revenue journal of a day for financial accounting, and the files sent."""
     session = _session()
     day = _date(request.args.get("date")) or _today() - timedelta(days=1)
-    journal = counter_revenue.revenue_journal(session, current_user.municipality_id, day, day)
+    try:
+        journal = counter_revenue.revenue_journal(session, current_user.municipality_id, day, day)
+    except RevenueNotWritable as exc:  # shown here: the error handler would send the browser back to this page
+        flash(exc.message, "error")
+        journal = []
     files = counter_revenue.sent_files(session, current_user.municipality_id)
     sent_in = next((f for f in files if f.first_day and f.last_day and f.first_day <= day <= f.last_day), None)
     late = counter_revenue.written_after_sending(session, current_user.municipality_id)

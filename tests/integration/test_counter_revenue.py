@@ -305,3 +305,15 @@ def test_money_recorded_for_a_day_already_sent_is_shown_not_lost_silently(
     assert f"warning: 300 yen of {SALE_DAY} were recorded after file 1" in command.output
     _signed_in(client, "acct")
     assert f"第1号ファイルの対象日 {SALE_DAY}: 300円" in client.get("/staff/revenue").get_data(as_text=True)
+
+
+def test_the_staff_page_names_a_day_that_does_not_add_up(client, session: Session, staff: dict[str, StaffUser],  # type: ignore[no-untyped-def]
+                                                         days: dict[str, int]) -> None:
+    payment = select(Payment.id).where(Payment.sale_id == days["kept"]).scalar_subquery()
+    with transaction(session):
+        session.execute(update(ReceiptRecord).where(ReceiptRecord.payment_id == payment).values(amount=899))
+    _signed_in(client, "acct")
+
+    page = client.get(f"/staff/revenue?date={SALE_DAY}")
+
+    assert page.status_code == 200 and "the receipts records hold 1,199 yen" in page.get_data(as_text=True)
