@@ -174,6 +174,13 @@ class ReceiptsNotWritable(GatewayError):
     status = 422
 
 
+class RevenueNotWritable(GatewayError):
+    """A counter revenue line the layout cannot hold, or counter records that do not add up to their sales' lines."""
+
+    code = "counter_revenue_not_writable"
+    status = 422
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -14,11 +14,7 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import tomllib
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,9 +23,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, aliased
 
-from domain import layouts
 from domain.calendar import TOKYO
 from domain.fiscal import booked_fiscal_year, fiscal_year_of
 from domain.layouts import Layout, LayoutError
@@ -48,6 +43,12 @@ from gateway.models import (
     table,
 )
 from gateway.services.events import record_event
+from reconciliation import outbound
+from reconciliation.outbound import ExportResult, encode_records
+
+# The file mechanics shared with the counter revenue feed, importable from here as before.
+from reconciliation.outbound import write_atomically as write_atomically
+from reconciliation.outbound import write_export as write_export
 
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
@@ -108,27 +109,13 @@ class Receipt:
                 "channel": self.channel, "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    data: bytes
-    count: int
-    total: int  # yen: records less reversals
-    sha256: str  # hex digest of `data`
-    layout: str
-    sequence: int = 0  # 0: a review file outside the sequence
-
-    def sidecar(self, filename: str) -> bytes:
-        """Return the `sha256sum` line for the file saved as `filename`."""
-        return f"{self.sha256}  {filename}\n".encode("ascii")
-
-
 def load_receipts_layout(name_or_path: str) -> Layout:
     """Load a shipped receipts layout by name, or a ward's own from a .toml path.
 
     Raises LayoutError for an unknown name, a broken table, or a field receipts do not have.
     """
     try:
-        layout = layouts.load_layout(name_or_path, LAYOUT_DIR)
+        layout = outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "receipts-")
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
     for spec in layout.records.values():
@@ -151,91 +138,20 @@ def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[R
     Raises ReceiptsNotWritable when a value would not read back unchanged (a layout that
     cuts it, overflows or cannot encode it): a receipt file must never post a wrong value.
     """
-    writer = _Writer(layout)
-    if layout.format == "csv":
-        lines = [layouts.csv_header(layout).encode(layout.encoding)] if layout.header_line else []
-        lines += [writer.record("data", r.values(municipality_code, sequence), n)
-                  for n, r in enumerate(receipts, start=len(lines) + 1)]
-        return b"".join(line + b"\r\n" for line in lines)
-    reversals = [r.amount for r in receipts if r.kind == "reversal"]
-    records: list[tuple[str, dict[str, Any]]] = [
-        ("header", {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}),
-        *(("data", r.values(municipality_code, sequence)) for r in receipts),
-        ("trailer", {"record_count": len(receipts), "total_amount": sum(r.signed for r in receipts),
-                     "reversal_count": len(reversals), "reversal_amount": sum(reversals)}),
-        ("end", {})]
-    return b"".join(writer.record(kind, values, n) + b"\r\n"
-                    for n, (kind, values) in enumerate(records, start=1) if kind in layout.records)
-
-
-class _Writer:
-    """Writes records of a layout, each distinct value of a field checked once to read back unchanged.
-
-    The check is the reader's own (`layouts.convert`) on the field as written: a value the
-    layout would cut, overflow, strip or not encode is refused with its line and field. A
-    value is checked the first time it is seen; a million records hold few distinct values
-    in most fields, so the file costs little more than its writing.
-    """
-
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
-        self.cells: dict[tuple[str, int], dict[Any, bytes]] = {}
-
-    def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
-        spec = self.layout.records[kind]
-        cells = [self._cell(kind, index, field, values.get(field.name), line)
-                 for index, field in enumerate(spec.fields)]
-        if self.layout.format == "csv":
-            return b",".join(cells)
-        return (spec.kind or "").encode("ascii") + b"".join(cells)
-
-    def _cell(self, kind: str, index: int, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
-        known = self.cells.setdefault((kind, index), {})
-        key = (type(value), value)
-        cell = known.get(key)
-        if cell is None:
-            cell = known[key] = self._write(spec, value, line)
-        return cell
-
-    def _write(self, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
-        layout = self.layout
-        unit = "line" if layout.format == "csv" else "record"
-        if layout.format == "csv":
-            text = layouts.csv_value(spec, value)
-        else:
-            text = None
-        try:
-            if text is not None:
-                cell = text.encode(layout.encoding)
-                if "," in text or '"' in text:
-                    cell = b'"' + cell.replace(b'"', b'""') + b'"'
-            else:
-                cell = layouts.encode_field(layout, spec, value)
-                text = cell.decode(layout.encoding)
-                if spec.length is not None and len(cell) != spec.length:
-                    raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
-        except UnicodeEncodeError as exc:
-            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
-                                      f"{spec.name}: {exc.object[exc.start:exc.end]!r} cannot be written in "
-                                      f"{layout.encoding}") from None
-        except ValueError as exc:
-            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
-                                      f"{spec.name}: {value!r} {exc}") from None
-        if spec.type == "filler":
-            return cell
-        try:
-            back = layouts.convert(spec, text)
-        except ValueError as exc:
-            back = f"nothing ({exc})"
-        if back != value and not (back in ("", None) and value is None):
-            raise ReceiptsNotWritable(f"layout {layout.name} cannot hold these receipts: {unit} {line}, field "
-                                      f"{spec.name}: {value!r} would be read back as {back!r}")
-        return cell
+    data = [r.values(municipality_code, sequence) for r in receipts]
+    records: list[tuple[str, dict[str, Any]]] = [("data", values) for values in data]
+    if layout.format == "fixed":
+        header = {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}
+        reversals = [r.amount for r in receipts if r.kind == "reversal"]
+        trailer = {"record_count": len(data), "total_amount": sum(r.signed for r in receipts),
+                   "reversal_count": len(reversals), "reversal_amount": sum(reversals)}
+        records = [(kind, values) for kind, values in
+                   [("header", header), *records, ("trailer", trailer), ("end", {})] if kind in layout.records]
+    return encode_records(layout, records, what="receipts", error=ReceiptsNotWritable)
 
 
 def _result(layout: Layout, data: bytes, receipts: Sequence[Receipt], sequence: int) -> ExportResult:
-    return ExportResult(data, len(receipts), sum(r.signed for r in receipts), hashlib.sha256(data).hexdigest(),
-                        layout.name, sequence)
+    return outbound.result(layout, data, len(receipts), sum(r.signed for r in receipts), sequence)
 
 
 def _municipality(session: Session, municipality_code: str) -> tuple[int, str]:
@@ -276,12 +192,8 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
     session.rollback()
     try:
         with transaction(session):
-            sequence = 1 + (session.scalar(select(func.max(OutboundFile.sequence)).where(
-                OutboundFile.municipality_id == municipality_id, OutboundFile.feed == FEED)) or 0)
-            sent = OutboundFile(municipality_id=municipality_id, feed=FEED, sequence=sequence, layout=layout.name,
-                                record_count=0, total_amount=0, sha256="", content=b"", created_by=actor[:100])
-            session.add(sent)
-            session.flush()
+            sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
+            sequence = sent.sequence
             receipts = _claim(session, municipality_id, sent.id, cutoff)
             if not receipts:
                 session.rollback()
@@ -289,8 +201,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
             data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
                                    created_on=today or utcnow().astimezone(TOKYO).date())
             result = _result(layout, data, receipts, sequence)
-            sent.record_count, sent.total_amount, sent.sha256 = result.count, result.total, result.sha256
-            sent.content = zlib.compress(data, 6)
+            outbound.keep(sent, result)
             handed = _hand_over_double_payments(session, sent.id, actor)
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
                          actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
@@ -323,21 +234,13 @@ def _hand_over_double_payments(session: Session, file_id: int, actor: str) -> in
 def resend(session: Session, municipality_code: str, sequence: int) -> ExportResult:
     """File `sequence` again, byte for byte as it was sent. Raises NotFound for a number never sent."""
     municipality_id, _ = _municipality(session, municipality_code)
-    sent = session.scalar(select(OutboundFile).where(OutboundFile.municipality_id == municipality_id,
-                                                     OutboundFile.feed == FEED, OutboundFile.sequence == sequence))
-    if sent is None:
-        raise NotFound(f"receipts file {sequence} of municipality {municipality_code} was never sent")
-    data = zlib.decompress(sent.content)
-    if hashlib.sha256(data).hexdigest() != sent.sha256:
-        raise ReceiptsNotWritable(f"receipts file {sequence}: the kept bytes do not match their SHA-256")
-    return ExportResult(data, sent.record_count, sent.total_amount, sent.sha256, sent.layout, sent.sequence)
+    return outbound.kept_file(session, municipality_id, FEED, sequence, error=ReceiptsNotWritable,
+                              name=f"receipts file {sequence} of municipality {municipality_code}")
 
 
 def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list[OutboundFile]:
     """The files sent, newest first (without loading their bytes)."""
-    return list(session.scalars(select(OutboundFile).options(defer(OutboundFile.content))
-                                .where(OutboundFile.municipality_id == municipality_id, OutboundFile.feed == feed)
-                                .order_by(OutboundFile.sequence.desc())))
+    return outbound.sent_files(session, municipality_id, feed)
 
 
 def _claim(session: Session, municipality_id: int, file_id: int, cutoff: str) -> list[Receipt]:
@@ -383,29 +286,3 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
                            row.installment, row.amount, row.paid_at, remitted, booked, row.channel, row.reason))
     return out
 
-
-def write_export(result: ExportResult, out: Path) -> Path:
-    """Write the file to `out` and its `sha256sum` line to `<out>.sha256`, each atomically.
-
-    Returns the sidecar's path. The file goes first: a reader never finds a sidecar that
-    vouches for bytes not yet in place (a stale one simply does not match).
-    """
-    sidecar = out.with_name(out.name + ".sha256")
-    write_atomically(out, result.data)
-    write_atomically(sidecar, result.sidecar(out.name))
-    return sidecar
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, fsynced, then renamed."""
-    # mkstemp's 0600 is kept: the file holds payment data until the transfer path takes it.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

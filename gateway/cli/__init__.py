@@ -5,7 +5,7 @@ import click
 from flask.cli import FlaskGroup
 
 from gateway import create_app
-from gateway.cli import admin, agency, demo, ledger, payments, recon, scheduler, slips, users
+from gateway.cli import admin, agency, counter, demo, ledger, payments, recon, scheduler, slips, users
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False,
@@ -14,8 +14,8 @@ def cli() -> None:
     """kokin-gateway: payment slips, payments and reconciliation of public funds."""
 
 
-for command in (*admin.COMMANDS, agency.agency, demo.demo, ledger.ledger, payments.payments, recon.recon,
-                scheduler.scheduler, slips.slips, users.users):
+for command in (*admin.COMMANDS, agency.agency, counter.counter, demo.demo, ledger.ledger, payments.payments,
+                recon.recon, scheduler.scheduler, slips.slips, users.users):
     cli.add_command(command)
 
 

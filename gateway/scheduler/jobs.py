@@ -140,6 +140,32 @@ def export_receipts(app: Flask, business_date: date) -> dict[str, Any]:
     return summary
 
 
+def export_counter_revenue(app: Flask, business_date: date) -> dict[str, Any]:
+    """Write each municipality's next counter revenue file (closed days up to `business_date`) into the instance folder.
+
+    The business date is the day before the run: that day is over. With no new line, no file.
+    """
+    from pathlib import Path
+
+    from reconciliation.counter_revenue import export_next
+    from reconciliation.outbound import write_export
+
+    summary: dict[str, Any] = {}
+    for code in _municipality_codes(app):
+        with _db(app).session() as session:
+            result = export_next(session, code, actor="scheduler", through=business_date)
+        if result is None:
+            summary[code] = "nothing new"
+            continue
+        folder = Path(app.instance_path) / "outbound" / code
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"counter-revenue-{result.sequence:06d}.{'csv' if result.layout.endswith('csv') else 'dat'}"
+        write_export(result, out)
+        summary[code] = {"sequence": result.sequence, "lines": result.count, "total": result.total,
+                         "file": out.name, "sha256": result.sha256}
+    return summary
+
+
 def janitor(app: Flask, business_date: date) -> dict[str, Any]:
     """Settle attempts and refunds left open by lost notifications (idempotent)."""
     from gateway.services.janitor import settle_stale_attempts
@@ -171,6 +197,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("agency-pull", pull_agencies, {"hour": 6, "minute": 0}, description="pull agencies' newest files"),
     Job("receipts-export", export_receipts, {"hour": 6, "minute": 30},
         description="the next receipts file for the core system, after the agency pull"),
+    Job("counter-revenue-export", export_counter_revenue, {"hour": 6, "minute": 40}, date_offset=-1,
+        description="the next counter revenue file for financial accounting, the closed days up to yesterday"),
     Job("agency-checks", check_agencies, {"hour": 7, "minute": 0},
         description="overdue 確報 and remittance differences"),
     Job("janitor", janitor, {"minute": "*/10"}, guarded=False, description="settle stale attempts and refunds"),

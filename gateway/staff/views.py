@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO
 from domain.errors import DomainError
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
@@ -33,6 +33,7 @@ from gateway.services.exceptions import (
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_accounts import authenticate
 from gateway.staff import csrf
+from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
 from reconciliation.balance import balance as feed_balance
 from reconciliation.receipts import resend as resend_receipts
@@ -364,6 +365,39 @@ CHANNEL_NAMES = {"card": "クレジットカード", "paypay": "PayPay", "agency
                  "emoney": "窓口 電子マネー", "eltax": "eLTAX"}
 REPORT_TITLES = {"daily": "日次照合", "remittances": "入金予定と実績", "receipts": "会計区分・年度別の収納",
                  "usage": "キャッシュレス利用状況"}
+
+
+@bp.route("/revenue")
+@roles(*RECONCILE)
+def revenue() -> Any:
+    """歳入日計: the counter revenue journal of a day for financial accounting, and the files sent."""
+    session = _session()
+    day = _date(request.args.get("date")) or _today() - timedelta(days=1)
+    try:
+        journal = counter_revenue.revenue_journal(session, current_user.municipality_id, day, day)
+    except RevenueNotWritable as exc:  # shown here: the error handler would send the browser back to this page
+        flash(exc.message, "error")
+        journal = []
+    files = counter_revenue.sent_files(session, current_user.municipality_id)
+    sent_in = next((f for f in files if f.first_day and f.last_day and f.first_day <= day <= f.last_day), None)
+    late = counter_revenue.written_after_sending(session, current_user.municipality_id)
+    return render_template("staff/revenue.html", day=day, journal=journal, files=files, sent_in=sent_in, late=late,
+                           closed=day < _today(), brands=sales_service.BRANDS, tokyo=TOKYO,
+                           total_count=sum(line.count for line in journal),
+                           total_amount=sum(line.amount for line in journal))
+
+
+@bp.route("/revenue/files/<int:sequence>")
+@roles(*RECONCILE)
+def revenue_file(sequence: int) -> Any:
+    """A counter revenue file as it was sent, byte for byte."""
+    session = _session()
+    code = session.get(Municipality, current_user.municipality_id).code
+    sent = counter_revenue.resend(session, code, sequence)
+    return Response(sent.data, mimetype="text/csv" if sent.layout.endswith("csv") else "application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename=counter-revenue-{sequence:06d}."
+                                                    f"{'csv' if sent.layout.endswith('csv') else 'dat'}",
+                             "X-Content-SHA256": sent.sha256})
 
 
 @bp.route("/refunds")

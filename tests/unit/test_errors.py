@@ -29,6 +29,7 @@ CATALOGUE = {
     "DepositFileRejected": ("deposit_file_rejected", 422),
     "SettlementFileInvalid": ("settlement_file_rejected", 422),
     "ReceiptsNotWritable": ("receipts_not_writable", 422),
+    "RevenueNotWritable": ("counter_revenue_not_writable", 422),
 }
 
 
