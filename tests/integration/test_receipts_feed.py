@@ -325,3 +325,18 @@ def test_the_cli_fails_with_a_one_line_reason_and_writes_nothing(app, tmp_path: 
     assert result.exit_code != 0
     assert result.output.strip().splitlines()[-1] == reason
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_nightly_job_writes_the_next_receipts_file_into_the_instance_folder(app, payments) -> None:  # type: ignore[no-untyped-def]
+    from gateway.scheduler.jobs import JOBS
+
+    job = JOBS["receipts-export"]
+    assert job.cron == {"hour": 6, "minute": 30}  # after the agency pull at 06:00: its 速報 are in the file
+    first = job.run(app, DAY)
+    again = job.run(app, DAY)
+
+    assert first[CODE]["sequence"] == 1 and first[CODE]["records"] == 6 and again == {CODE: "nothing new"}
+    written = Path(app.instance_path) / "outbound" / CODE / first[CODE]["file"]
+    assert written.name == "receipts-000001.csv"
+    assert hashlib.sha256(written.read_bytes()).hexdigest() == first[CODE]["sha256"]
+    assert written.with_name(written.name + ".sha256").is_file()
