@@ -15,7 +15,6 @@ its `counter_revenue.exported` event (append-only, written in the file's transac
 """
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -27,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.calendar import TOKYO
-from domain.layouts import Layout, LayoutError
+from domain.layouts import Layout
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound, RevenueNotWritable
 from gateway.models import Event, FeeItem, FundType, Municipality, Payment, ReceiptRecord, Sale, SaleLine
@@ -87,21 +86,8 @@ def load_revenue_layout(name_or_path: str) -> Layout:
 
     Raises LayoutError for an unknown name, a broken table, or a field the journal does not have.
     """
-    try:
-        layout = outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "counter-revenue-")
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
-    if "data" not in layout.records:
-        raise LayoutError(f"layout {layout.name}: no data records")
-    for spec in layout.records.values():
-        allowed = RECORD_FIELDS.get(spec.name)
-        if allowed is None or (layout.format == "csv" and spec.name != "data"):
-            raise LayoutError(f"layout {layout.name}: counter revenue files have no {spec.name!r} records")
-        unknown = [f.name for f in spec.fields if f.type != "filler" and f.name not in allowed]
-        if unknown:
-            raise LayoutError(f"layout {layout.name}: {spec.name} records have no field {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(allowed))}")
-    return layout
+    return outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "counter-revenue-", RECORD_FIELDS,
+                                     what="counter revenue")
 
 
 def _signed(column: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import tomllib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +44,33 @@ class ExportResult:
         return f"{self.sha256}  {filename}\n".encode("ascii")
 
 
-def load_feed_layout(name_or_path: str, directory: Path, prefix: str) -> Layout:
+def load_feed_layout(name_or_path: str, directory: Path, prefix: str, fields: dict[str, frozenset[str]], *,
+                     what: str) -> Layout:
     """Load a feed's shipped layout by name (those of `directory` named `prefix`...), or a ward's own .toml.
 
-    The feeds share one folder of tables; each offers only its own by name.
+    The feeds share one folder of tables; each offers only its own by name. `fields`: what
+    each record of the feed's files may name (a layout leaves fields out or reorders them,
+    never invents one). Raises LayoutError for an unknown name, a broken table, a record or
+    a field the feed does not have.
     """
     shipped = [name for name in layouts.available_layouts(directory) if name.startswith(prefix)]
     if not name_or_path.endswith(".toml") and name_or_path not in shipped:
         raise LayoutError(f"unknown layout {name_or_path!r}; shipped: {', '.join(shipped)}")
-    return layouts.load_layout(name_or_path, directory)
+    try:
+        layout = layouts.load_layout(name_or_path, directory)
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
+    if "data" not in layout.records:
+        raise LayoutError(f"layout {layout.name}: no data records")
+    for spec in layout.records.values():
+        allowed = fields.get(spec.name)
+        if allowed is None or (layout.format == "csv" and spec.name != "data"):
+            raise LayoutError(f"layout {layout.name}: {what} files have no {spec.name!r} records")
+        unknown = [f.name for f in spec.fields if f.type != "filler" and f.name not in allowed]
+        if unknown:
+            raise LayoutError(f"layout {layout.name}: {spec.name} records have no field {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(allowed))}")
+    return layout
 
 
 def result(layout: Layout, data: bytes, count: int, total: int, sequence: int) -> ExportResult:

@@ -14,7 +14,6 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 """
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from domain.calendar import TOKYO
 from domain.fiscal import booked_fiscal_year, fiscal_year_of
-from domain.layouts import Layout, LayoutError
+from domain.layouts import Layout
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound, ReceiptsNotWritable
 from gateway.models import (
@@ -114,21 +113,7 @@ def load_receipts_layout(name_or_path: str) -> Layout:
 
     Raises LayoutError for an unknown name, a broken table, or a field receipts do not have.
     """
-    try:
-        layout = outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "receipts-")
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise LayoutError(f"layout {name_or_path!r} is not a usable layout table: {exc}") from exc
-    for spec in layout.records.values():
-        allowed = RECORD_FIELDS.get(spec.name)
-        if allowed is None or (layout.format == "csv" and spec.name != "data"):
-            raise LayoutError(f"layout {layout.name}: receipts files have no {spec.name!r} records")
-        unknown = [f.name for f in spec.fields if f.type != "filler" and f.name not in allowed]
-        if unknown:
-            raise LayoutError(f"layout {layout.name}: {spec.name} records have no field {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(allowed))}")
-    if "data" not in layout.records:
-        raise LayoutError(f"layout {layout.name}: no data records")
-    return layout
+    return outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "receipts-", RECORD_FIELDS, what="receipts")
 
 
 def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[Receipt], *, sequence: int,

@@ -120,24 +120,10 @@ def export_receipts(app: Flask, business_date: date) -> dict[str, Any]:
 
     Runs after the agency pull, so the 速報 of the night are in it. With nothing new, no file.
     """
-    from pathlib import Path
+    from reconciliation.receipts import export_next
 
-    from reconciliation.receipts import export_next, write_export
-
-    summary: dict[str, Any] = {}
-    for code in _municipality_codes(app):
-        with _db(app).session() as session:
-            result = export_next(session, code, actor="scheduler")
-        if result is None:
-            summary[code] = "nothing new"
-            continue
-        folder = Path(app.instance_path) / "outbound" / code
-        folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"receipts-{result.sequence:06d}.{'csv' if result.layout.endswith('csv') else 'dat'}"
-        write_export(result, out)
-        summary[code] = {"sequence": result.sequence, "records": result.count, "total": result.total,
-                         "file": out.name, "sha256": result.sha256}
-    return summary
+    return _write_next_files(app, "receipts", "records",
+                             lambda session, code: export_next(session, code, actor="scheduler"))
 
 
 def export_counter_revenue(app: Flask, business_date: date) -> dict[str, Any]:
@@ -145,23 +131,30 @@ def export_counter_revenue(app: Flask, business_date: date) -> dict[str, Any]:
 
     The business date is the day before the run: that day is over. With no new line, no file.
     """
+    from reconciliation.counter_revenue import export_next
+
+    return _write_next_files(app, "counter-revenue", "lines", lambda session, code: export_next(
+        session, code, actor="scheduler", through=business_date))
+
+
+def _write_next_files(app: Flask, prefix: str, counted: str, export: Callable[[Any, str], Any]) -> dict[str, Any]:
+    """Each municipality's next file of a feed, written with its sidecar into instance/outbound/<code>/."""
     from pathlib import Path
 
-    from reconciliation.counter_revenue import export_next
     from reconciliation.outbound import write_export
 
     summary: dict[str, Any] = {}
     for code in _municipality_codes(app):
         with _db(app).session() as session:
-            result = export_next(session, code, actor="scheduler", through=business_date)
+            result = export(session, code)
         if result is None:
             summary[code] = "nothing new"
             continue
         folder = Path(app.instance_path) / "outbound" / code
         folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"counter-revenue-{result.sequence:06d}.{'csv' if result.layout.endswith('csv') else 'dat'}"
+        out = folder / f"{prefix}-{result.sequence:06d}.{'csv' if result.layout.endswith('csv') else 'dat'}"
         write_export(result, out)
-        summary[code] = {"sequence": result.sequence, "lines": result.count, "total": result.total,
+        summary[code] = {"sequence": result.sequence, counted: result.count, "total": result.total,
                          "file": out.name, "sha256": result.sha256}
     return summary
 
