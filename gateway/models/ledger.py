@@ -8,10 +8,12 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -48,6 +50,11 @@ class Assessment(Base):
         CheckConstraint("closed_reason IS NULL OR closed_reason IN ('paid_elsewhere', 'cancelled')",
                         name="closed_reason_known"),
         CheckConstraint("(closed_reason IS NULL) = (closed_on IS NULL)", name="closed_on_date"),
+        CheckConstraint("late_fee >= 0 AND dunning_fee >= 0 AND late_fee + dunning_fee < amount",
+                        name="additions_within_amount"),
+        # eLTAX payment data is matched on the eL番号: one instalment each.
+        Index("uq_assessments_el_number", "municipality_id", "el_number", unique=True,
+              sqlite_where=text("el_number IS NOT NULL"), postgresql_where=text("el_number IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,6 +67,12 @@ class Assessment(Base):
     payer_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
+    # Of `amount`, the additions the core system computed (延滞金, 督促手数料); the rest is principal.
+    late_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    dunning_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # eLTAX: the eL番号 as printed (digits) and the eL-QR payload exactly as the core system gave it.
+    el_number: Mapped[str | None] = mapped_column(String(32))
+    el_qr: Mapped[str | None] = mapped_column(String(512))
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # Closed by the core system's status feed: paid elsewhere or cancelled (domain.booking.CLOSED_REASONS).
     closed_reason: Mapped[str | None] = mapped_column(String(16))

@@ -11,7 +11,7 @@ from gateway.models.base import Base
 
 # Payment channels a fund type may accept. `agency` = the slip barcode paid at a
 # convenience store or in a bill-payment app, reported by a collection agency.
-CHANNELS = ("agency", "card", "paypay", "emoney")
+CHANNELS = ("agency", "card", "paypay", "emoney", "eltax")
 OVERPAYMENT_POLICIES = ("core_system", "provider_refund")
 
 
