@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from domain.calendar import TOKYO
 from gateway.errors import NotFound
-from gateway.models import AgencyReport, Municipality, Payment, ReceiptRecord
+from gateway.models import AgencyReport, Municipality, Payment, ReceiptQueue, ReceiptRecord
 
 LISTED = 100  # differences listed in full; the rest are counted
 
@@ -93,12 +93,16 @@ def balance(session: Session, municipality_code: str, start: date | None = None,
     if municipality_id is None:
         raise NotFound(f"municipality {municipality_code} is not configured")
     signed = case((ReceiptRecord.kind == "reversal", -ReceiptRecord.amount), else_=ReceiptRecord.amount)
-    sent = func.coalesce(func.sum(case((ReceiptRecord.file_id.is_not(None), signed), else_=0)), 0)
-    unsent = func.coalesce(func.sum(case((ReceiptRecord.file_id.is_(None), signed), else_=0)), 0)
-    by_payment = (select(ReceiptRecord.payment_id.label("pid"), sent.label("sent"), unsent.label("unsent"))
+    queued = ReceiptQueue.record_id.is_not(None)
+    sent = func.coalesce(func.sum(case((queued, 0), else_=signed)), 0)
+    unsent = func.coalesce(func.sum(case((queued, signed), else_=0)), 0)
+    journal = select(ReceiptRecord).outerjoin(ReceiptQueue, ReceiptQueue.record_id == ReceiptRecord.id)
+    by_payment = (journal.with_only_columns(ReceiptRecord.payment_id.label("pid"), sent.label("sent"),
+                                            unsent.label("unsent"))
                   .where(ReceiptRecord.municipality_id == municipality_id, ReceiptRecord.payment_id.is_not(None))
                   .group_by(ReceiptRecord.payment_id).subquery())
-    by_report = (select(ReceiptRecord.agency_report_id.label("rid"), sent.label("sent"), unsent.label("unsent"))
+    by_report = (journal.with_only_columns(ReceiptRecord.agency_report_id.label("rid"), sent.label("sent"),
+                                           unsent.label("unsent"))
                  .where(ReceiptRecord.municipality_id == municipality_id, ReceiptRecord.payment_id.is_(None),
                         ReceiptRecord.agency_report_id.is_not(None))
                  .group_by(ReceiptRecord.agency_report_id).subquery())

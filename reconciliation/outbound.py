@@ -102,21 +102,23 @@ class _Writer:
     def __init__(self, layout: Layout, what: str, error: type[GatewayError]) -> None:
         self.layout, self.what, self.error = layout, what, error
         self.unit = "line" if layout.format == "csv" else "record"
-        self.cells: dict[tuple[str, int], dict[tuple[type, Any], bytes]] = {}
+        # Per record kind: each field with the cells written for its values so far.
+        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes]]]] = {}
 
     def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
-        spec = self.layout.records[kind]
+        fields = self.fields.get(kind)
+        if fields is None:
+            fields = self.fields[kind] = [(field, {}) for field in self.layout.records[kind].fields]
         cells = []
-        for index, field in enumerate(spec.fields):
+        for field, known in fields:
             value = values.get(field.name)
-            known = self.cells.setdefault((kind, index), {})
             cell = known.get((type(value), value))
             if cell is None:
                 cell = known[(type(value), value)] = self._write(field, value, line)
             cells.append(cell)
         if self.layout.format == "csv":
             return b",".join(cells)
-        return (spec.kind or "").encode("ascii") + b"".join(cells)
+        return (self.layout.records[kind].kind or "").encode("ascii") + b"".join(cells)
 
     def _refuse(self, line: int, spec: layouts.FieldSpec, why: str) -> GatewayError:
         return self.error(f"layout {self.layout.name} cannot hold these {self.what}: {self.unit} {line}, "

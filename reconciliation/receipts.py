@@ -15,12 +15,11 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -36,6 +35,7 @@ from gateway.models import (
     Municipality,
     OutboundFile,
     Payment,
+    ReceiptQueue,
     ReceiptRecord,
     ReconException,
     Refund,
@@ -52,7 +52,7 @@ from reconciliation.outbound import write_export as write_export
 LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
 FEED = "receipts"
-_records = table(ReceiptRecord)
+_records, _queue = table(ReceiptRecord), table(ReceiptQueue)
 HANDED_OVER = "handed_to_core_system"  # the resolution of a double payment's exception once sent
 
 # What each record of a layout may name; a layout leaves fields out or reorders them.
@@ -72,9 +72,8 @@ def record_id(municipality_code: str, record: int) -> str:
     return f"{municipality_code}-{record:012d}"
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """One record as the file shows it."""
+class Receipt(NamedTuple):
+    """One record as the file shows it (a tuple: a million of them are made for one file)."""
 
     id: int
     kind: str
@@ -84,11 +83,12 @@ class Receipt:
     fiscal_year: int | None  # of the assessment
     installment: int | None
     amount: int  # public revenue only, yen; never the system-usage fee
-    paid_at: datetime  # timezone-aware
+    paid_at: datetime  # Asia/Tokyo
     remitted_on: date | None
     booked_fiscal_year: int
     channel: str
     reason: str | None
+    payment_id: int | None = None  # not in the file: what a double payment's exception is about
 
     @property
     def signed(self) -> int:
@@ -97,7 +97,7 @@ class Receipt:
 
     def values(self, municipality_code: str, sequence: int) -> dict[str, Any]:
         """The record's fields by their layout names."""
-        local = self.paid_at.astimezone(TOKYO)
+        local = self.paid_at
         return {"sequence": sequence, "record_id": record_id(municipality_code, self.id), "record_kind": self.kind,
                 "reverses": None if self.reverses is None else record_id(municipality_code, self.reverses),
                 "municipality_code": municipality_code, "assessment_id": self.assessment_id,
@@ -179,7 +179,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
         with transaction(session):
             sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
             sequence = sent.sequence
-            receipts = _claim(session, municipality_id, sent.id, cutoff)
+            receipts = _claim(session, municipality_id, cutoff)
             if not receipts:
                 session.rollback()
                 return None
@@ -187,7 +187,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
                                    created_on=today or utcnow().astimezone(TOKYO).date())
             result = _result(layout, data, receipts, sequence)
             outbound.keep(sent, result)
-            handed = _hand_over_double_payments(session, sent.id, actor)
+            handed = _hand_over_double_payments(session, receipts, actor)
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
                          actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
                                             "sha256": result.sha256, "handed_over": handed})
@@ -197,23 +197,25 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
     return result
 
 
-def _hand_over_double_payments(session: Session, file_id: int, actor: str) -> int:
+def _hand_over_double_payments(session: Session, receipts: Sequence[Receipt], actor: str) -> int:
     """Close the open double_payment exceptions of the overpayments sent without a provider refund.
 
     The core system decides 充当 or 還付 on them now; the count closed.
     """
-    sent = select(ReceiptRecord.payment_id).where(ReceiptRecord.file_id == file_id,
-                                                  ReceiptRecord.kind == "overpayment",
-                                                  ReceiptRecord.payment_id.is_not(None))
+    sent = sorted({r.payment_id for r in receipts if r.kind == "overpayment" and r.payment_id is not None})
     refunding = select(Refund.payment_id)
-    closed = session.execute(
-        update(ReconException)
-        .where(ReconException.kind == "double_payment", ReconException.status == "open",
-               ReconException.payment_id.in_(sent), ReconException.payment_id.not_in(refunding))
-        .values(status="resolved", resolution=HANDED_OVER, resolved_by=actor[:100], resolved_at=utcnow(),
-                resolution_note="sent to the core system as an overpayment for 充当 or 還付")
-        .execution_options(synchronize_session=False))
-    return int(closed.rowcount)  # type: ignore[attr-defined]
+    closed = 0
+    for start in range(0, len(sent), 5_000):
+        result = session.execute(
+            update(ReconException)
+            .where(ReconException.kind == "double_payment", ReconException.status == "open",
+                   ReconException.payment_id.in_(sent[start:start + 5_000]),
+                   ReconException.payment_id.not_in(refunding))
+            .values(status="resolved", resolution=HANDED_OVER, resolved_by=actor[:100], resolved_at=utcnow(),
+                    resolution_note="sent to the core system as an overpayment for 充当 or 還付")
+            .execution_options(synchronize_session=False))
+        closed += int(result.rowcount)  # type: ignore[attr-defined]
+    return closed
 
 
 def resend(session: Session, municipality_code: str, sequence: int) -> ExportResult:
@@ -228,14 +230,20 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
     return outbound.sent_files(session, municipality_id, feed)
 
 
-def _claim(session: Session, municipality_id: int, file_id: int, cutoff: str) -> list[Receipt]:
-    """Mark every record not sent yet as in file `file_id` and read them; on PostgreSQL in one statement."""
-    claim = (update(_records).where(_records.c.municipality_id == municipality_id, _records.c.file_id.is_(None))
-             .values(file_id=file_id))
+def _claim(session: Session, municipality_id: int, cutoff: str) -> list[Receipt]:
+    """Take the municipality's queue of records not sent yet and read them; on PostgreSQL in one statement.
+
+    On SQLite the caller holds the write lock already (the file's row is written first), so
+    no record can be queued between the read and the delete.
+    """
+    take = delete(_queue).where(_queue.c.municipality_id == municipality_id)
     if session.get_bind().dialect.name == "postgresql":
-        return receipts_where(session, cutoff, claim.returning(*_records.c).cte("claimed"))
-    session.execute(claim)
-    return receipts_where(session, cutoff, _records, _records.c.file_id == file_id)
+        taken = take.returning(_queue.c.record_id).cte("taken")
+        return receipts_where(session, cutoff, _records, _records.c.id.in_(select(taken.c.record_id)))
+    queued = select(_queue.c.record_id).where(_queue.c.municipality_id == municipality_id)
+    receipts = receipts_where(session, cutoff, _records, _records.c.id.in_(queued))
+    session.execute(take)
+    return receipts
 
 
 def receipts_where(session: Session, cutoff: str, records: Any = None, *where: Any) -> list[Receipt]:
@@ -246,7 +254,7 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
         select(r.c.id, r.c.kind, r.c.reverses_id, Assessment.source_key,
                func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
                Assessment.installment, Assessment.due_date, r.c.amount, r.c.paid_at,
-               AgencyReport.remittance_on, Payment.remitted_at, r.c.channel, r.c.reason)
+               AgencyReport.remittance_on, Payment.remitted_at, r.c.channel, r.c.reason, r.c.payment_id)
         .select_from(r)
         .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
         .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
@@ -257,7 +265,8 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
     out = []
     attributed: dict[tuple[date, date], int] = {}
     for row in rows:
-        paid_on = row.paid_at.astimezone(TOKYO).date()
+        paid_at = row.paid_at.astimezone(TOKYO)
+        paid_on = paid_at.date()
         remitted = row.remittance_on or (None if row.remitted_at is None
                                          else row.remitted_at.astimezone(TOKYO).date())
         if row.due_date is None:  # a counter sale (its own claim, of the day) or unidentified money
@@ -268,6 +277,7 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
             booked = attributed.get(key) or attributed.setdefault(key, booked_fiscal_year(*key, cutoff))
             fiscal_year = row.fiscal_year
         out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
-                           row.installment, row.amount, row.paid_at, remitted, booked, row.channel, row.reason))
+                           row.installment, row.amount, paid_at, remitted, booked, row.channel, row.reason,
+                           row.payment_id))
     return out
 

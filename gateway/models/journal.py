@@ -53,8 +53,8 @@ class ReceiptRecord(Base):
     `receipt`: money applied to an instalment (or a counter sale, which is its own claim);
     `overpayment`: money for a known instalment kept, not applied (`reason` says why);
     `unidentified`: money no slip could be found for; `reversal`: undoes `reverses`, same
-    amount. A record is never changed once written, except `file_id` when it is sent; it is
-    reversed at most once (unique `reverses_id`).
+    amount. A record is never changed once written; it is reversed at most once (unique
+    `reverses_id`). The database queues every record it stores (`ReceiptQueue`, by trigger).
     """
 
     __tablename__ = "receipt_records"
@@ -64,9 +64,6 @@ class ReceiptRecord(Base):
         CheckConstraint("kind IN ('receipt', 'overpayment', 'unidentified', 'reversal')", name="kind_known"),
         Index("uq_receipt_records_reverses", "reverses_id", unique=True,
               sqlite_where=text("reverses_id IS NOT NULL"), postgresql_where=text("reverses_id IS NOT NULL")),
-        # What the next file takes: the records not yet sent.
-        Index("ix_receipt_records_unsent", "municipality_id", "id",
-              sqlite_where=text("file_id IS NULL"), postgresql_where=text("file_id IS NULL")),
         Index("ix_receipt_records_day", "municipality_id", "business_date"),
     )
 
@@ -83,5 +80,18 @@ class ReceiptRecord(Base):
     assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
     agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"), index=True)
     fund_type_id: Mapped[int | None] = mapped_column(ForeignKey("fund_types.id"))  # a counter sale's fund
-    file_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_files.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReceiptQueue(Base):
+    """The records not sent yet: a trigger on `receipt_records` queues each record as it is stored.
+
+    The next file takes (deletes) the municipality's queue: a narrow table, so that sending a
+    million records deletes a million small rows instead of rewriting the records themselves.
+    """
+
+    __tablename__ = "receipt_records_unsent"
+
+    record_id: Mapped[int] = mapped_column(ForeignKey("receipt_records.id"), primary_key=True,
+                                           autoincrement=False)
+    municipality_id: Mapped[int] = mapped_column(Integer, index=True)

@@ -1,7 +1,8 @@
 """The receipts feed: the outbound journal of money records, the files sent, 充当 policy, the closing cut-off.
 
-Money events from here on write their records; payments made before this revision were
-sent in the date-keyed receipts files of before and have no records.
+Money events from here on write their records (queued for the next file by a trigger);
+payments made before this revision were sent in the date-keyed receipts files of before and
+have no records.
 
 Revision ID: 0012
 Revises: 0011
@@ -52,14 +53,12 @@ def upgrade() -> None:
     sa.Column('assessment_id', sa.Integer(), nullable=True),
     sa.Column('agency_report_id', sa.Integer(), nullable=True),
     sa.Column('fund_type_id', sa.Integer(), nullable=True),
-    sa.Column('file_id', sa.Integer(), nullable=True),
     sa.Column('created_at', gateway.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name=op.f('ck_receipt_records_reversal_reverses')),
     sa.CheckConstraint("kind IN ('receipt', 'overpayment', 'unidentified', 'reversal')", name=op.f('ck_receipt_records_kind_known')),
     sa.CheckConstraint('amount > 0', name=op.f('ck_receipt_records_amount_positive')),
     sa.ForeignKeyConstraint(['agency_report_id'], ['agency_reports.id'], name=op.f('fk_receipt_records_agency_report_id_agency_reports')),
     sa.ForeignKeyConstraint(['assessment_id'], ['assessments.id'], name=op.f('fk_receipt_records_assessment_id_assessments')),
-    sa.ForeignKeyConstraint(['file_id'], ['outbound_files.id'], name=op.f('fk_receipt_records_file_id_outbound_files')),
     sa.ForeignKeyConstraint(['fund_type_id'], ['fund_types.id'], name=op.f('fk_receipt_records_fund_type_id_fund_types')),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipalities.id'], name=op.f('fk_receipt_records_municipality_id_municipalities')),
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], name=op.f('fk_receipt_records_payment_id_payments')),
@@ -70,8 +69,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_receipt_records_agency_report_id'), ['agency_report_id'], unique=False)
         batch_op.create_index('ix_receipt_records_day', ['municipality_id', 'business_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_receipt_records_payment_id'), ['payment_id'], unique=False)
-        batch_op.create_index('ix_receipt_records_unsent', ['municipality_id', 'id'], unique=False, sqlite_where=sa.text('file_id IS NULL'), postgresql_where=sa.text('file_id IS NULL'))
         batch_op.create_index('uq_receipt_records_reverses', ['reverses_id'], unique=True, sqlite_where=sa.text('reverses_id IS NOT NULL'), postgresql_where=sa.text('reverses_id IS NOT NULL'))
+
+    op.create_table('receipt_records_unsent',
+    sa.Column('record_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('municipality_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['record_id'], ['receipt_records.id'], name=op.f('fk_receipt_records_unsent_record_id_receipt_records')),
+    sa.PrimaryKeyConstraint('record_id', name=op.f('pk_receipt_records_unsent'))
+    )
+    with op.batch_alter_table('receipt_records_unsent', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_receipt_records_unsent_municipality_id'), ['municipality_id'], unique=False)
+    _queue_trigger()
 
     with op.batch_alter_table('fund_types', schema=None) as batch_op:
         batch_op.add_column(sa.Column('overpayment_policy', sa.String(length=20), server_default='core_system', nullable=False))
@@ -95,11 +103,43 @@ def downgrade() -> None:
 
     with op.batch_alter_table('receipt_records', schema=None) as batch_op:
         batch_op.drop_index('uq_receipt_records_reverses', sqlite_where=sa.text('reverses_id IS NOT NULL'), postgresql_where=sa.text('reverses_id IS NOT NULL'))
-        batch_op.drop_index('ix_receipt_records_unsent', sqlite_where=sa.text('file_id IS NULL'), postgresql_where=sa.text('file_id IS NULL'))
         batch_op.drop_index(batch_op.f('ix_receipt_records_payment_id'))
         batch_op.drop_index('ix_receipt_records_day')
         batch_op.drop_index(batch_op.f('ix_receipt_records_agency_report_id'))
 
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP TRIGGER receipt_records_queued ON receipt_records')
+        op.execute('DROP FUNCTION kokin_queue_receipt_records()')
+    else:
+        op.execute('DROP TRIGGER receipt_records_queued')
+    with op.batch_alter_table('receipt_records_unsent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_receipt_records_unsent_municipality_id'))
+    op.drop_table('receipt_records_unsent')
     op.drop_table('receipt_records')
     op.drop_table('outbound_files')
     # ### end Alembic commands ###
+
+
+def _queue_trigger() -> None:
+    """Every record stored is queued for the next file: by the database, whoever writes it.
+
+    PostgreSQL: one statement-level trigger with the inserted rows as a transition table (a
+    million records of an agency file queue in one INSERT); SQLite: a row trigger.
+    """
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("""
+            CREATE FUNCTION kokin_queue_receipt_records() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO receipt_records_unsent (record_id, municipality_id)
+                SELECT id, municipality_id FROM inserted;
+                RETURN NULL;
+            END $$""")
+        op.execute("""
+            CREATE TRIGGER receipt_records_queued AFTER INSERT ON receipt_records
+            REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION kokin_queue_receipt_records()""")
+    else:
+        op.execute("""
+            CREATE TRIGGER receipt_records_queued AFTER INSERT ON receipt_records FOR EACH ROW
+            BEGIN
+                INSERT INTO receipt_records_unsent (record_id, municipality_id) VALUES (NEW.id, NEW.municipality_id);
+            END""")
