@@ -96,47 +96,67 @@ def encode_records(layout: Layout, records: Records, *, what: str, error: type[G
     return b"".join(line + b"\r\n" for line in lines)  # CRLF, as the receiving systems' tools expect
 
 
+# A text's shape: each ASCII digit, upper- and lower-case letter stands for its class. Whether
+# a text reads back unchanged (its characters, byte length, spaces at its ends) depends only
+# on its shape, so one check serves every id, key and number written alike.
+_SHAPE = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "0" * 10 + "A" * 26 + "a" * 26)
+_REMEMBERED = 50_000  # cells kept per field by value; beyond, a field of unique values is written afresh
+
+
 class _Writer:
-    """Writes the records of a layout, each distinct value of a field written and checked once."""
+    """Writes the records of a layout, each distinct value (or text shape) of a field checked once."""
 
     def __init__(self, layout: Layout, what: str, error: type[GatewayError]) -> None:
         self.layout, self.what, self.error = layout, what, error
         self.unit = "line" if layout.format == "csv" else "record"
-        # Per record kind: each field with the cells written for its values so far.
-        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes]]]] = {}
+        # Per record kind: each field with the cells written for its values so far, and the text shapes checked.
+        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes], set[str]]]] = {}
 
     def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
         fields = self.fields.get(kind)
         if fields is None:
-            fields = self.fields[kind] = [(field, {}) for field in self.layout.records[kind].fields]
+            fields = self.fields[kind] = [(field, {}, set()) for field in self.layout.records[kind].fields]
         cells = []
-        for field, known in fields:
+        for field, known, shapes in fields:
             value = values.get(field.name)
-            cell = known.get((type(value), value))
+            key = (type(value), value)
+            cell = known.get(key)
             if cell is None:
-                cell = known[(type(value), value)] = self._write(field, value, line)
+                if type(value) is str and value.translate(_SHAPE) in shapes:
+                    cell = self._cell(field, value)
+                else:
+                    cell = self._write(field, value, line)
+                    if type(value) is str:
+                        shapes.add(value.translate(_SHAPE))
+                if len(known) < _REMEMBERED:
+                    known[key] = cell
             cells.append(cell)
         if self.layout.format == "csv":
             return b",".join(cells)
         return (self.layout.records[kind].kind or "").encode("ascii") + b"".join(cells)
+
+    def _cell(self, spec: layouts.FieldSpec, value: Any) -> bytes:
+        """The field as written (not checked)."""
+        if self.layout.format == "csv":
+            text = layouts.csv_value(spec, value)
+            cell = text.encode(self.layout.encoding)
+            return b'"' + cell.replace(b'"', b'""') + b'"' if ("," in text or '"' in text) else cell
+        return layouts.encode_field(self.layout, spec, value)
 
     def _refuse(self, line: int, spec: layouts.FieldSpec, why: str) -> GatewayError:
         return self.error(f"layout {self.layout.name} cannot hold these {self.what}: {self.unit} {line}, "
                           f"field {spec.name}: {why}")
 
     def _write(self, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
+        """The field as written, checked to read back as `value`."""
         layout = self.layout
         try:
+            cell = self._cell(spec, value)
+            text = cell.decode(layout.encoding)
             if layout.format == "csv":
                 text = layouts.csv_value(spec, value)
-                cell = text.encode(layout.encoding)
-                if "," in text or '"' in text:
-                    cell = b'"' + cell.replace(b'"', b'""') + b'"'
-            else:
-                cell = layouts.encode_field(layout, spec, value)
-                text = cell.decode(layout.encoding)
-                if spec.length is not None and len(cell) != spec.length:
-                    raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
+            elif spec.length is not None and len(cell) != spec.length:
+                raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
         except UnicodeEncodeError as exc:
             raise self._refuse(line, spec, f"{exc.object[exc.start:exc.end]!r} cannot be written in "
                                            f"{layout.encoding}") from None
