@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import count
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -45,7 +45,7 @@ from domain.fiscal import fiscal_year_of
 from domain.identifiers import make_slip_number
 from gateway import create_app
 from gateway.db import transaction
-from gateway.errors import Conflict
+from gateway.errors import Conflict, GatewayError
 from gateway.models import Assessment, FundType, OutboundFile, Payment, ReceiptRecord, Refund, Sale, Slip, StaffUser
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file
@@ -153,9 +153,10 @@ class Conservation(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            self._export()
-            self._check_files()
-            assert self._files_net() == self._expected()  # everything sent: the files hold every yen once
+            if sys.exc_info()[1] is None:  # a step failed: that is the report, not what follows from it
+                self._export()
+                self._check_files()
+                assert self._files_net() == self._expected()  # everything sent: the files hold every yen once
         finally:
             self.session.close()
             self.app.extensions["kokin.db"].dispose()
@@ -227,14 +228,18 @@ class Conservation(RuleBasedStateMachine):
 
     # -- residents at stores, and the agency's files ------------------------------------------------
 
-    @rule(which=st.integers(0, len(FUNDS) - 1), older=st.integers(0, 9), latest=st.booleans())
-    def pay_at_a_store(self, which: int, older: int, latest: bool) -> None:
-        """A resident pays a printed slip at a store: its latest barcode, or an older one (void, old amount)."""
-        slips = list(self.session.scalars(select(Slip).join(Assessment, Assessment.id == Slip.assessment_id)
-                                          .where(Assessment.source_key == self.keys[which]).order_by(Slip.id)))
-        slip = slips[-1] if latest else slips[older % len(slips)]
-        assert slip.barcode is not None
-        self._store_payment(slip.barcode)
+    @rule(which=st.integers(0, len(FUNDS) - 1))
+    def pay_at_a_store(self, which: int) -> None:
+        """A resident pays the slip last printed for the instalment (paid already or not) at a store."""
+        self._store_payment(self._barcode(self._latest_slip(which)))
+
+    @rule(pick=st.integers(0, 50))
+    def pay_a_void_slip_at_a_store(self, pick: int) -> None:
+        """A slip voided by a reissue (same amount) or an amendment (the old amount: a mismatch) is paid."""
+        void = list(self.session.scalars(select(Slip).where(Slip.status == "void").order_by(Slip.id)))
+        if void:
+            self._store_payment(self._barcode(void[pick % len(void)]))
+        self.session.rollback()
 
     @rule(amount=st.integers(1, 60_000))
     def pay_an_unknown_barcode_at_a_store(self, amount: int) -> None:
@@ -306,12 +311,22 @@ class Conservation(RuleBasedStateMachine):
 
     def _decide_and_execute(self, refund_id: int, approve: bool) -> None:
         decide_refund(self.session, refund_id, approve=approve, decided_by="accounting")
-        refund = execute_refund(self.session, self.adapters, refund_id, actor="accounting") if approve else None
-        if refund is not None and refund.status == "processing":  # PayPay answers later: ask again, as the janitor does
-            execute_refund(self.session, self.adapters, refund_id, actor="janitor")
-        refund = self.session.get(Refund, refund_id, populate_existing=True)
-        assert refund is not None and refund.status == ("succeeded" if approve else "rejected")
         if approve:
+            try:
+                if execute_refund(self.session, self.adapters, refund_id, actor="accounting").status == "processing":
+                    execute_refund(self.session, self.adapters, refund_id, actor="janitor")  # PayPay answers later
+            except GatewayError as exc:
+                assert exc.code == "refund_not_supported", exc
+        refund = self.session.get(Refund, refund_id, populate_existing=True)
+        assert refund is not None
+        channel, brand = self.session.execute(select(Payment.channel, Sale.brand)
+                                              .outerjoin(Sale, Sale.id == Payment.sale_id)
+                                              .where(Payment.id == refund.payment_id)).one()
+        # A store payment is paid back by the ward's bank transfer, a transport IC card in cash: not here.
+        expected = ("rejected" if not approve else "approved" if channel == "agency"
+                    else "failed" if brand == "FELICA_TRANSPORTATION_GROUP" else "succeeded")
+        assert refund.status == expected, (channel, brand, refund.status)
+        if refund.status == "succeeded":
             self.money[f"payment:{refund.payment_id}"].refunded += refund.amount
         self.session.rollback()
 
@@ -444,6 +459,10 @@ class Conservation(RuleBasedStateMachine):
         assert sum(c.expected for c in report.channels) == self._expected() == int(journal or 0), report.as_dict()
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _barcode(self, slip: Slip) -> str:
+        assert slip.barcode is not None  # the ledger's amounts are below the barcode's limit
+        return slip.barcode
 
     def _latest_slip(self, which: int) -> Slip:
         slip = self.session.scalar(select(Slip).join(Assessment, Assessment.id == Slip.assessment_id)
