@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from itertools import count
 from pathlib import Path
@@ -37,7 +37,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from adapters.agency.simulator import StorePayment, files_by_day, schedule
+from adapters.agency import ReportKind
+from adapters.agency.simulator import StorePayment, schedule, write_file
 from domain import barcode as gs1
 from domain import layouts
 from domain.calendar import TOKYO
@@ -141,6 +142,7 @@ class Conservation(RuleBasedStateMachine):
         self.agency = self.app.extensions["kokin.agencies"]["agency-csv"]
         self.money: dict[str, Money] = {}
         self.stores: list[Store] = []
+        self.confirmed: set[str] = set()  # the stores' keys whose 確報 came later
         self.files: dict[int, bytes] = {}  # sequence -> the bytes export_next returned
         self.day, self.minutes, self.numbers = FIRST_STORE_DAY, count(), count(1)
         self.staff: tuple[StaffUser, StaffUser] | None = None
@@ -250,14 +252,30 @@ class Conservation(RuleBasedStateMachine):
         number = make_slip_number(fiscal_year_of(TODAY), 9_000_000_000 + next(self.numbers))
         self._store_payment(gs1.compose(prefix[:13], number, 0, LAST_STORE_DAY + timedelta(days=60), amount))
 
-    def _store_payment(self, barcode: str) -> None:
+    @rule(which=st.integers(0, len(FUNDS) - 1),
+          records=st.sampled_from([("final",), ("cancel",), ("preliminary", "cancel"), ("preliminary", "final")]))
+    def a_store_payment_first_reported_otherwise(self, which: int, records: tuple[ReportKind, ...]) -> None:
+        """A 確報 with no 速報 before it, a 取消 alone, or several records of one payment in one file."""
+        self._store_payment(self._barcode(self._latest_slip(which)), records)
+
+    @rule(pick=st.integers(0, 50))
+    def the_agency_confirms_a_report(self, pick: int) -> None:
+        """確報 of a live 速報 not confirmed yet: no new money."""
+        waiting = [s for s in self.stores if not self.money[s.key].cancelled and "final" not in s.payment.records
+                   and s.key not in self.confirmed]
+        if waiting:
+            store = waiting[pick % len(waiting)]
+            self._import_agency(store.payment, ("final",))
+            self.confirmed.add(store.key)
+
+    def _store_payment(self, barcode: str, records: tuple[ReportKind, ...] = ("preliminary",)) -> None:
         minute = next(self.minutes)  # each payment its own moment and store: never a repeated record
         paid_at = datetime.combine(self.day, time(8 + minute // 60, minute % 60), tzinfo=TOKYO)
-        payment = StorePayment(barcode, paid_at, f"{minute:07d}", "820", ("preliminary", "cancel"))
-        self._import_agency(payment, "preliminary")
+        payment = StorePayment(barcode, paid_at, f"{minute:07d}", "820", records)
+        self._import_agency(payment, records)
         store = Store(payment, f"store:{len(self.stores)}")
         self.stores.append(store)
-        self.money[store.key] = Money(payment.amount)
+        self.money[store.key] = Money(payment.amount, cancelled="cancel" in records)
 
     @precondition(lambda self: any(not self.money[s.key].cancelled for s in self.stores))
     @rule(pick=st.integers(0, 50))
@@ -265,16 +283,16 @@ class Conservation(RuleBasedStateMachine):
         """速報取消: the store voids a payment it reported; its records are reversed."""
         live = [s for s in self.stores if not self.money[s.key].cancelled]
         store = live[pick % len(live)]
-        self._import_agency(store.payment, "cancel")
+        self._import_agency(store.payment, ("cancel",))
         self.money[store.key].cancelled = True
 
-    def _import_agency(self, payment: StorePayment, kind: str) -> None:
-        records = [s for s in schedule([payment]) if s.kind == kind]
-        for data in files_by_day(self.agency, records, client_code="13107").values():
-            result = import_agency_file(self.session, self.agency, data, municipality_code=CODE,
-                                        filename=f"{kind}-{next(self.numbers)}.csv", source="test", actor="test",
-                                        workers=1)
-            assert not result.already_imported and result.records == 1
+    def _import_agency(self, payment: StorePayment, kinds: tuple[ReportKind, ...]) -> None:
+        """One file of the payment's records of `kinds`, sent the day after the last of them is due."""
+        records = schedule([replace(payment, records=kinds)])
+        data = write_file(self.agency, records, created_on=max(s.sent_on for s in records), client_code="13107")
+        result = import_agency_file(self.session, self.agency, data, municipality_code=CODE,
+                                    filename=f"agency-{next(self.numbers)}.csv", source="test", actor="test", workers=1)
+        assert not result.already_imported and result.records == len(kinds)
 
     @precondition(lambda self: self.day < LAST_STORE_DAY)
     @rule()
