@@ -53,7 +53,7 @@ from gateway.services.agency_import import import_agency_file
 from gateway.services.counters import counter_terminals
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import StartedPayment, start_payment
+from gateway.services.payments import start_payment
 from gateway.services.refunds import decide_refund, execute_refund, refundable, request_refund
 from gateway.services.sales import SaleLineRequest, follow_sale, sale_attempt, start_sale, void_sale
 from gateway.services.slips import issue_slips, reissue_slip
@@ -90,6 +90,16 @@ class Money:
     def stands(self) -> int:
         """What should stand in the feed: revenue refunded first, the fee last (CONTRACT)."""
         return 0 if self.cancelled else self.amount - min(self.refunded, self.amount)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A card or PayPay checkout opened at the simulated provider."""
+
+    adapter: str
+    paid: str  # the simulator's word for paid
+    payment_id: int
+    provider_ref: str
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,8 @@ class Conservation(RuleBasedStateMachine):
         self.agency = self.app.extensions["kokin.agencies"]["agency-csv"]
         self.money: dict[str, Money] = {}
         self.stores: list[Store] = []
+        self.checkouts: list[Checkout] = []  # opened, not paid yet
+        self.settled: list[Checkout] = []
         self.confirmed: set[str] = set()  # the stores' keys whose 確報 came later
         self.files: dict[int, bytes] = {}  # sequence -> the bytes export_next returned
         self.day, self.minutes, self.numbers = FIRST_STORE_DAY, count(), count(1)
@@ -203,29 +215,53 @@ class Conservation(RuleBasedStateMachine):
     # -- residents online -------------------------------------------------------------------------
 
     @rule(which=st.integers(0, len(FUNDS) - 1),
-          channels=st.lists(st.sampled_from(sorted(ONLINE)), min_size=1, max_size=2))
-    def pay_online(self, which: int, channels: list[str]) -> None:
-        """Open a checkout per channel (two tabs: a double payment), then the resident pays each."""
+          channels=st.lists(st.sampled_from(sorted(ONLINE)), min_size=1, max_size=2), now=st.booleans())
+    def pay_online(self, which: int, channels: list[str], now: bool) -> None:
+        """Open a checkout per channel (two tabs: a double payment); the resident pays now or later."""
         slip = self._latest_slip(which)
-        opened: list[tuple[str, StartedPayment]] = []
+        opened: list[Checkout] = []
         for channel in channels:
             try:
-                opened.append((channel, start_payment(
+                started = start_payment(
                     self.session, {c: self.adapters[name] for c, (name, _) in ONLINE.items()},
                     municipality_id=self.municipality_id, slip_number=slip.number, channel=channel,
                     return_url="https://ward.test/r", cancel_url="https://ward.test/c",
-                    fee_schedules=self.app.config["FEE_SCHEDULES"], actor="resident")))
+                    fee_schedules=self.app.config["FEE_SCHEDULES"], actor="resident")
             except Conflict:  # the slip is paid or voided: nothing to pay online
                 assert slip.status != "issued"
-                return
-        for channel, started in opened:
-            adapter = self.adapters[ONLINE[channel][0]]
-            ref = started.attempt.provider_ref
-            adapter.simulator.simulate_payment(ref, ONLINE[channel][1])
-            settle_attempt(self.session, adapter.name, adapter.fetch_status(ref), actor="test")
-            payment = self.session.get(Payment, started.payment.id, populate_existing=True)
-            assert payment is not None and payment.status == "succeeded" and payment.accepted_at is not None
-            self.money[f"payment:{payment.id}"] = Money(payment.amount)
+                break
+            assert started.attempt.provider_ref is not None
+            opened.append(Checkout(ONLINE[channel][0], ONLINE[channel][1], started.payment.id,
+                                   started.attempt.provider_ref))
+        self.session.rollback()
+        for checkout in opened:
+            if now:
+                self._pay(checkout)
+            else:
+                self.checkouts.append(checkout)
+
+    @precondition(lambda self: self.checkouts)
+    @rule(pick=st.integers(0, 50))
+    def a_resident_pays_an_open_checkout(self, pick: int) -> None:
+        """A checkout left open pays after all: the slip may have been paid, reissued or amended since."""
+        self._pay(self.checkouts.pop(pick % len(self.checkouts)))
+
+    @precondition(lambda self: self.settled)
+    @rule(pick=st.integers(0, 50))
+    def the_provider_reports_a_payment_again(self, pick: int) -> None:
+        """A repeated notification (or the janitor's poll) of a settled payment books nothing more."""
+        checkout = self.settled[pick % len(self.settled)]
+        adapter = self.adapters[checkout.adapter]
+        settle_attempt(self.session, adapter.name, adapter.fetch_status(checkout.provider_ref), actor="janitor")
+
+    def _pay(self, checkout: Checkout) -> None:
+        adapter = self.adapters[checkout.adapter]
+        adapter.simulator.simulate_payment(checkout.provider_ref, checkout.paid)
+        settle_attempt(self.session, adapter.name, adapter.fetch_status(checkout.provider_ref), actor="test")
+        payment = self.session.get(Payment, checkout.payment_id, populate_existing=True)
+        assert payment is not None and payment.status == "succeeded" and payment.accepted_at is not None
+        self.money[f"payment:{payment.id}"] = Money(payment.amount)
+        self.settled.append(checkout)
         self.session.rollback()
 
     # -- residents at stores, and the agency's files ------------------------------------------------
