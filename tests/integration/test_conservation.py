@@ -548,5 +548,5 @@ def test_every_yen_through_every_channel_stands_in_the_receipts_feed_once_whatev
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
     Conservation.databases = FreshDatabases(request, database_url, tmp_path)
     run_state_machine_as_test(Conservation, settings=settings(
-        max_examples=int(os.environ.get("KOKIN_CONSERVATION_EXAMPLES", "20")), stateful_step_count=20,
+        max_examples=int(os.environ.get("KOKIN_CONSERVATION_EXAMPLES", "15")), stateful_step_count=20,
         deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
