@@ -1,13 +1,16 @@
 """Conservation of every yen in the receipts feed, as a hypothesis state machine over the real services.
 
-Residents pay slips by card and PayPay (sometimes twice, in two tabs), at stores through the
-collection agency's 速報 files (with the slip's latest barcode, an older one voided by a
-reissue or an amendment, or a barcode of no slip at all), stores cancel what they reported
-(速報取消), staff amend assessments, reissue slips, refund payments (a second person
-approves; the simulated provider pays back) and sell certificates at the counter's
-terminal, voided the same day; the receipts feed is exported at random points. Every step
-goes through the services a ward's staff, residents and providers reach; nothing creates
-money by writing to the database.
+Residents pay slips by card and PayPay (now, or a checkout left open and paid after the slip
+was paid, reissued or amended; sometimes in two tabs: a double payment), and at stores
+through the collection agency's files (速報, 確報 alone, 取消 alone, several records in one
+file) with the slip's latest barcode, one voided by a reissue or by an amendment (the old
+amount: a mismatch) or a barcode of no slip; stores cancel what they reported (速報取消);
+providers repeat their reports; staff amend assessments, reissue slips, refund payments in
+part or whole (a second person approves or rejects; the simulated provider pays back) and
+sell certificates at the counter's terminal, voided the same day; accounting carries out
+the refunds the system requested; the receipts feed is exported at random points. Every
+step goes through the services staff, residents and providers reach; nothing creates money
+by writing to the database.
 
 After every step `balance` finds nothing missing or extra, and the journal stands at what
 the model says the gateway accepted, less what was cancelled and the revenue refunded.
@@ -18,6 +21,7 @@ at the end, with everything sent, equal to the model's figure (CONTRACT: Conserv
 
 The balance is over the whole municipality, so each example starts from a fresh database:
 a copy of the migrated template on SQLite, the seeded baseline put back on PostgreSQL.
+KOKIN_CONSERVATION_EXAMPLES runs more examples (e.g. 100 before a release).
 """
 from __future__ import annotations
 
