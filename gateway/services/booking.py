@@ -38,6 +38,9 @@ _applied = _payments.alias("applied")
 # An instalment's state as `decide` needs it, read (after the instalment is locked) with the slip.
 BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id, _applied.c.applied).label("booked")
 # Refunded through the provider only where the fund's policy says so (else 充当 or 還付 in the core system).
+# Channels whose provider can give money back; a store or app payment (agency) or eLTAX is
+# refunded by the ward (by transfer), so its double payment always goes to the core system.
+REFUNDABLE_CHANNELS = ("card", "paypay", "emoney")
 PROVIDER_REFUND = exists().where(_funds.c.id == _assessments.c.fund_type_id,
                                  _funds.c.overpayment_policy == "provider_refund")
 INSTALMENT_COLUMNS = (_assessments.c.amount.label("billed"), _slips.c.due_date, _slips.c.store_deadline,
@@ -84,7 +87,7 @@ def record_bookings(session: Session, municipality_id: int, booked: Sequence[Boo
         session.execute(update(_slips).where(_slips.c.assessment_id.in_(applied[start:start + 5_000]),
                                              _slips.c.status == "issued").values(status="paid"))
     write_records(session, [_record_row(municipality_id, b, now) for b in booked])
-    to_refund = [b for b in booked if b.booking.refund]
+    to_refund = [b for b in booked if b.booking.refund and b.channel in REFUNDABLE_CHANNELS]
     if to_refund:
         by_provider = set(session.scalars(select(_assessments.c.id).where(
             _assessments.c.id.in_({b.assessment_id for b in to_refund}), PROVIDER_REFUND)))
@@ -103,7 +106,8 @@ _STAGED_WRITES = (
     f"""INSERT INTO refunds (payment_id, amount, reason, status, requested_by, created_at, updated_at)
         SELECT b.payment_id, b.amount, %(reason)s, 'requested', 'system', %(now)s, %(now)s FROM {_STAGED} b
         JOIN assessments a ON a.id = b.assessment_id JOIN fund_types f ON f.id = a.fund_type_id
-        WHERE b.refund AND f.overpayment_policy = 'provider_refund'""",
+        WHERE b.refund AND f.overpayment_policy = 'provider_refund'
+              AND b.channel IN {REFUNDABLE_CHANNELS!r}""",
     f"""INSERT INTO receipt_records (municipality_id, kind, reason, amount, channel, paid_at, business_date,
                                      payment_id, assessment_id, agency_report_id, created_at)
         SELECT %(municipality_id)s, kind, reason, amount, channel, paid_at, business_date, payment_id,
@@ -166,7 +170,7 @@ def booking_writes(dialect: str, municipality_id: int, booked: Booked, *,
     writes: list[tuple[Executable, dict[str, Any]]] = []
     if booked.booking.applied and booked.assessment_id is not None:
         writes.append((_PAY_SLIPS, {"b_assessment_id": booked.assessment_id}))
-    if booked.booking.refund:
+    if booked.booking.refund and booked.channel in REFUNDABLE_CHANNELS:
         writes.append((_REQUEST_REFUND, {f"r_{k}": v for k, v in _refund_row(booked, now).items()}
                        | {"r_assessment_id": booked.assessment_id}))
     writes += booking_record_writes(municipality_id, booked.booking, amount=booked.amount, channel=booked.channel,

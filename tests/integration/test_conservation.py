@@ -51,7 +51,18 @@ from domain.identifiers import make_slip_number
 from gateway import create_app
 from gateway.db import transaction
 from gateway.errors import Conflict, GatewayError
-from gateway.models import Assessment, FundType, OutboundFile, Payment, ReceiptRecord, Refund, Sale, Slip, StaffUser
+from gateway.models import (
+    Assessment,
+    FundType,
+    OutboundFile,
+    Payment,
+    ReceiptQueue,
+    ReceiptRecord,
+    Refund,
+    Sale,
+    Slip,
+    StaffUser,
+)
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file
 from gateway.services.counters import counter_terminals
@@ -62,6 +73,7 @@ from gateway.services.refunds import decide_refund, execute_refund, refundable, 
 from gateway.services.sales import SaleLineRequest, follow_sale, sale_attempt, start_sale, void_sale
 from gateway.services.slips import issue_slips, reissue_slip
 from gateway.services.staff_accounts import create_user
+from gateway.services.status_import import import_status_changes
 from reconciliation.balance import balance
 from reconciliation.receipts import export_next, load_receipts_layout, resend
 from tests.conftest import BACKEND, TEST_DATA_KEY
@@ -79,10 +91,6 @@ SALE_BRANDS = ("FELICA_ID", "FELICA_ID", "FELICA_TRANSPORTATION_GROUP")  # the l
 PASSWORD = "counter-pass-2026"  # noqa: S105 - throwaway test accounts
 RECEIPTS = load_receipts_layout("receipts-csv")
 MONEY_KINDS = ("receipt", "overpayment", "unidentified")
-# TODO(status feed): once `kokin ledger import --layout kokin-status-csv` is in this branch,
-# set this to True: the rule `close_instalment` then closes instalments (paid elsewhere,
-# cancelled) and every later payment of them must stand in the feed as an overpayment.
-STATUS_FEED = False
 
 
 @dataclass
@@ -209,15 +217,13 @@ class Conservation(RuleBasedStateMachine):
         if slip.status == "issued" and slip.reissue < 9:
             reissue_slip(self.session, self.municipality_id, slip.number, reason="lost", actor="clerk")
 
-    @precondition(lambda self: STATUS_FEED)
     @rule(which=INSTALMENT, status=st.sampled_from(["paid_elsewhere", "cancelled"]))
     def close_instalment(self, which: int, status: str) -> None:
         """The core system closes an instalment (CONTRACT: status changes); later money is an overpayment."""
         channel = "bank" if status == "paid_elsewhere" else ""
         data = ("municipality_code,assessment_id,installment,status,changed_on,channel\n"
                 f"{CODE},{self.keys[which]},1,{status},{TODAY - timedelta(days=1)},{channel}\n").encode()
-        import_ledger(self.session, self.app.extensions["kokin.cipher"], data,
-                      filename=f"status-{next(self.numbers)}.csv", layout_name="kokin-status-csv", workers=1)
+        import_status_changes(self.session, data, filename=f"status-{next(self.numbers)}.csv")
 
     # -- residents online -------------------------------------------------------------------------
 
@@ -473,8 +479,7 @@ class Conservation(RuleBasedStateMachine):
         self.files[result.sequence] = result.data
 
     def _unsent(self) -> int:
-        unsent = self.session.scalar(select(func.count()).select_from(ReceiptRecord)
-                                     .where(ReceiptRecord.file_id.is_(None))) or 0
+        unsent = self.session.scalar(select(func.count()).select_from(ReceiptQueue)) or 0
         self.session.rollback()
         return unsent
 
@@ -483,8 +488,9 @@ class Conservation(RuleBasedStateMachine):
         amounts: dict[str, int] = {}  # record_id -> amount, of the records seen so far
         reversed_: set[str] = set()
         net = 0
-        file_ids = dict(self.session.execute(select(OutboundFile.sequence, OutboundFile.id)).all())
-        assert sorted(file_ids) == sorted(self.files)
+        sequences = self.session.scalars(select(OutboundFile.sequence)).all()
+        assert sorted(sequences) == sorted(self.files)
+        in_files: list[str] = []
         for sequence, sent in sorted(self.files.items()):
             data = resend(self.session, CODE, sequence).data
             assert data == sent  # byte for byte
@@ -504,16 +510,18 @@ class Conservation(RuleBasedStateMachine):
                     assert record["record_kind"] in MONEY_KINDS and not record["reverses"]
                     net += record["amount"]
                 amounts[record["record_id"]] = record["amount"]
-            journal = self.session.scalars(select(ReceiptRecord.id).where(
-                ReceiptRecord.file_id == file_ids[sequence])).all()
-            assert sorted(r["record_id"] for r in values) == sorted(f"{CODE}-{i:012d}" for i in journal)
+            in_files += [r["record_id"] for r in values]
+        # The files hold exactly the journal's records taken from the queue: none lost, none twice.
+        journal = self.session.scalars(select(ReceiptRecord.id).where(ReceiptRecord.id.not_in(
+            select(ReceiptQueue.record_id)))).all()
+        assert sorted(in_files) == sorted(f"{CODE}-{i:012d}" for i in journal)
         self.session.rollback()
         assert net == self._files_net()
 
     def _files_net(self) -> int:
         """The net yen of the journal's records sent in files."""
         net = self.session.scalar(select(func.coalesce(func.sum(_SIGNED), 0))
-                                  .where(ReceiptRecord.file_id.is_not(None)))
+                                  .where(ReceiptRecord.id.not_in(select(ReceiptQueue.record_id))))
         self.session.rollback()
         return int(net or 0)
 

@@ -352,3 +352,18 @@ def test_the_nightly_job_writes_the_next_receipts_file_into_the_instance_folder(
     assert written.name == "receipts-000001.csv"
     assert hashlib.sha256(written.read_bytes()).hexdigest() == first[CODE]["sha256"]
     assert written.with_name(written.name + ".sha256").is_file()
+
+
+def test_a_store_double_payment_goes_to_the_core_system_even_where_the_fund_refunds_through_providers(  # type: ignore[no-untyped-def]
+        app, session, payments) -> None:
+    with transaction(session):
+        session.execute(update(FundType).where(FundType.code == "13").values(overpayment_policy="provider_refund"))
+    slip = session.scalar(select(Slip).join(Assessment).where(Assessment.source_key == "13-2026-0000000006"))
+    _pay_at_a_store(app, session, [StorePayment(slip.barcode, _at(DAY, 8), "0001234", "820"),
+                                   StorePayment(slip.barcode, _at(DAY, 9), "0005678", "010")])
+
+    assert session.scalar(select(func.count()).select_from(Refund)) == 0  # a store cannot give it back
+    export_next(session, CODE, actor="test")
+    exception = session.scalar(select(ReconException).where(ReconException.kind == "double_payment",
+                                                            ReconException.amount == 4_000))
+    assert (exception.status, exception.resolution) == ("resolved", "handed_to_core_system")
