@@ -74,7 +74,6 @@ def upgrade() -> None:
     op.create_table('receipt_records_unsent',
     sa.Column('record_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('municipality_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['record_id'], ['receipt_records.id'], name=op.f('fk_receipt_records_unsent_record_id_receipt_records')),
     sa.PrimaryKeyConstraint('record_id', name=op.f('pk_receipt_records_unsent'))
     )
     with op.batch_alter_table('receipt_records_unsent', schema=None) as batch_op:
