@@ -130,3 +130,15 @@ def test_the_api_still_opens_a_checkout_for_a_fund_without_eltax(client, headers
     response = _pay(client, headers, slips["card"], "card", "k-card")
     assert response.status_code == 201 and response.json["fee_amount"] == 40
     assert _count(session, Payment) == 1
+
+
+def test_a_fund_that_lists_card_beside_eltax_is_still_paid_through_eltax(client, headers, session, slips) -> None:  # type: ignore[no-untyped-def]
+    fund = slips["card"].assessment.fund_type  # staff add eltax to the light vehicle tax after seeding
+    fund.channels = ["agency", "card", "paypay", "eltax"]
+    session.commit()
+
+    html = client.get(f"/pay/{slips['card'].pay_token}").get_data(as_text=True)
+    assert f'href="{ELTAX_SITE}"' in html and "<form" not in html
+    response = _pay(client, headers, slips["card"], "card", "k-listed")
+    assert response.status_code == 422 and response.json["error"]["details"]["pay_through"] == "eltax"
+    assert _count(session, Payment) == 0
