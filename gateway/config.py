@@ -39,6 +39,10 @@ class Config:
     FEE_SCHEDULES: dict[str, dict[str, int]] = {
         "card": {"first_band": 10_000, "first_fee": 40, "band": 10_000, "step": 83},
     }
+    # 地方税お支払サイト, where a fund whose channels include `eltax` is paid online (the pay
+    # page links there instead of offering the gateway's card or PayPay checkout). The site of
+    # 地方税共同機構, the same for every municipality; a ward's file may set `eltax_pay_url`.
+    ELTAX_PAY_URL = "https://www.payment.eltax.lta.go.jp/"
     LEDGER_LAYOUT = "kokin-csv"
     JSON_AS_ASCII = False
     API_TITLE = "kokin-gateway"

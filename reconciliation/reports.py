@@ -32,7 +32,12 @@ from reconciliation.run import TOKYO
 
 PAID = ("succeeded", "partially_refunded", "refunded")
 CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
-                 "emoney": "窓口 電子マネー・QR"}
+                 "emoney": "窓口 電子マネー・QR", "eltax": "eLTAX"}
+# How residents paid an instalment the core system reports paid elsewhere (status feed closed_channel).
+ELSEWHERE_NAMES = {"bank": "銀行窓口", "direct_debit": "口座振替", "cashier": "区の窓口（出納）", "eltax": "eLTAX",
+                   "other": "その他"}
+# Who recorded the payment: the gateway took the money (or its report), or the core system told it.
+SOURCE_GATEWAY, SOURCE_CORE = "ゲートウェイ", "基幹システム（他経路の納付）"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Report:
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     chart: tuple[str, str] | None = None  # (label column, value column) for a bar chart
+    stack: str | None = None  # a column whose values split each bar into segments (a stacked chart)
 
 
 def daily_summary(session: Session, municipality_code: str, business_date: date) -> Report:
@@ -90,24 +96,47 @@ def receipts_by_fund(session: Session, municipality_code: str) -> Report:
 
 
 def cashless_usage(session: Session, municipality_code: str) -> Report:
-    """Cashless payments by channel, fund type and month: the figures the ward council asked for."""
+    """How residents pay, by channel, fund type and month: the figures the ward council asked for.
+
+    Two sources side by side (the `記録元` column): payments the gateway applied, in the month
+    they were accepted (Asia/Tokyo); and instalments the core system reports paid elsewhere
+    (status feed: bank, direct debit, the ward's cashier, eLTAX, other), in the month of
+    `closed_on`, for the instalment's amount. The chart stacks each month's channels.
+    """
     municipality = get_municipality(session, municipality_code)
-    grouped: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for channel, fund, accepted_at, amount in session.execute(
-            select(Payment.channel, FundType.name, Payment.accepted_at, Payment.amount)
+    grouped: dict[tuple[str, int, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for channel, fund_code, fund, accepted_at, amount in session.execute(
+            select(Payment.channel, FundType.code, FundType.name, Payment.accepted_at, Payment.amount)
             .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
             .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
             .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
             .execution_options(yield_per=10_000)):
         if accepted_at is None:
             continue
-        month = accepted_at.astimezone(TOKYO).strftime("%Y-%m")
-        figures = grouped[(month, CHANNEL_NAMES.get(channel, channel), fund or "窓口手数料")]
-        figures[0] += 1
-        figures[1] += int(amount)
-    rows = [(*key, n, amount) for key, (n, amount) in sorted(grouped.items())]
-    return Report("usage", "キャッシュレス収納の利用状況（経路・科目・月別）",
-                  ("月", "経路", "科目", "件数", "金額（円）"), rows, ("経路", "金額（円）"))
+        _add(grouped, (accepted_at.astimezone(TOKYO).strftime("%Y-%m"), 0, _order(CHANNEL_NAMES, channel),
+                       CHANNEL_NAMES.get(channel, channel), fund_code or "", fund or "窓口手数料"), int(amount))
+    for closed_channel, fund_code, fund, closed_on, amount in session.execute(
+            select(Assessment.closed_channel, FundType.code, FundType.name, Assessment.closed_on, Assessment.amount)
+            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .where(Assessment.municipality_id == municipality.id, Assessment.closed_reason == "paid_elsewhere")
+            .execution_options(yield_per=10_000)):
+        how = closed_channel or "other"
+        _add(grouped, (f"{closed_on:%Y-%m}", 1, _order(ELSEWHERE_NAMES, how), ELSEWHERE_NAMES.get(how, how),
+                       fund_code, fund), int(amount))
+    rows = [(month, label, fund, n, amount, (SOURCE_GATEWAY, SOURCE_CORE)[source])
+            for (month, source, _, label, _, fund), (n, amount) in sorted(grouped.items())]
+    return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）",
+                  ("月", "経路", "科目", "件数", "金額（円）", "記録元"), rows, ("月", "金額（円）"), stack="経路")
+
+
+def _order(names: dict[str, str], channel: str) -> int:
+    return list(names).index(channel) if channel in names else len(names) - 1
+
+
+def _add(grouped: dict[Any, list[int]], key: tuple[Any, ...], amount: int) -> None:
+    figures = grouped[key]
+    figures[0] += 1
+    figures[1] += amount
 
 
 def to_csv(report: Report) -> bytes:
@@ -132,23 +161,60 @@ def chart_series(report: Report) -> list[tuple[str, int]]:
     return list(series.items())
 
 
+def chart_stacks(report: Report) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The stacked chart's bars: per label, the value column summed per `stack` value, in first-seen order."""
+    if report.chart is None or report.stack is None:
+        return []
+    label_at, value_at = (report.columns.index(c) for c in report.chart)
+    stack_at = report.columns.index(report.stack)
+    bars: dict[str, dict[str, int]] = {}
+    for row in report.rows:
+        if isinstance(row[value_at], int):
+            segments = bars.setdefault(str(row[label_at]), {})
+            segments[str(row[stack_at])] = segments.get(str(row[stack_at]), 0) + row[value_at]
+    return [(label, list(segments.items())) for label, segments in bars.items()]
+
+
+PALETTE = ("#0b5cad", "#e07b00", "#2e8b57", "#c0392b", "#7b4fa0", "#8c6d1f", "#d45c9e", "#5f7380", "#17a2b8",
+           "#6b8e23")
+
+
 def bar_chart_svg(report: Report, width: int = 640) -> str:
-    """A horizontal bar chart of `chart_series` as inline SVG (no script, prints as it shows)."""
-    series = chart_series(report)
-    if not series:
+    """A horizontal bar chart of `chart_series` (or of `chart_stacks`, with a legend) as inline SVG.
+
+    No script; it prints as it shows.
+    """
+    if report.stack is not None:
+        bars = chart_stacks(report)
+    else:
+        bars = [(label, [("", value)]) for label, value in chart_series(report)]
+    if not bars:
         return ""
-    top = max(v for _, v in series) or 1
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in
+               enumerate(dict.fromkeys(name for _, segments in bars for name, _ in segments))}
+    top = max(sum(v for _, v in segments) for _, segments in bars) or 1
     bar, gap, label_w = 22, 8, 220
-    height = len(series) * (bar + gap) + gap
+    legend = [] if report.stack is None else list(colours)
+    height = (len(bars) + len(legend)) * (bar + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(report.title)}" '
              f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" class="chart">']
-    for i, (label, value) in enumerate(series):
+    for i, (label, segments) in enumerate(bars):
         y = gap + i * (bar + gap)
-        length = int((width - label_w - 110) * value / top)
         parts.append(f'<text x="{label_w - 6}" y="{y + bar * 0.7:.0f}" text-anchor="end" font-size="12">'
                      f'{escape(label)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{max(length, 1)}" height="{bar}" fill="#0b5cad"/>')
-        parts.append(f'<text x="{label_w + length + 6}" y="{y + bar * 0.7:.0f}" font-size="12">{value:,}</text>')
+        x = label_w
+        for name, value in segments:
+            length = int((width - label_w - 110) * value / top)
+            title = f"<title>{escape(name)} {value:,}</title>" if name else ""
+            parts.append(f'<rect x="{x}" y="{y}" width="{max(length, 1)}" height="{bar}" fill="{colours[name]}">'
+                         f'{title}</rect>')
+            x += length
+        total = sum(v for _, v in segments)
+        parts.append(f'<text x="{x + 6}" y="{y + bar * 0.7:.0f}" font-size="12">{total:,}</text>')
+    for i, name in enumerate(legend):
+        y = gap + (len(bars) + i) * (bar + gap)
+        parts.append(f'<rect x="{label_w}" y="{y + 4}" width="14" height="14" fill="{colours[name]}"/>')
+        parts.append(f'<text x="{label_w + 20}" y="{y + bar * 0.7:.0f}" font-size="12">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

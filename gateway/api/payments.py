@@ -42,6 +42,8 @@ def create_payment(args: dict[str, Any]) -> Any:
                                 return_url=args["return_url"], cancel_url=args.get("cancel_url") or args["return_url"],
                                 fee_schedules=current_app.config["FEE_SCHEDULES"], actor=f"api:{g.api_key_name}")
     except DomainError as exc:
+        if exc.details.get("pay_through") == "eltax":  # where to send the resident instead
+            exc.details["pay_url"] = current_app.config["ELTAX_PAY_URL"]
         if exc.status >= 500:
             idempotency.release(session(), claim.key_id)
         else:

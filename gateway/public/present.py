@@ -41,6 +41,11 @@ STRINGS: dict[str, dict[str, str]] = {
                              "納付書のページで理由をご確認ください。",
         "no_online": "この納付書はオンラインではお支払いいただけません。"
                      "コンビニエンスストアまたは金融機関の窓口でお支払いください。",
+        "eltax_notice": "この納付書は、地方税お支払サイト（地方税共同機構）でお支払いいただけます"
+                        "（クレジットカード、インターネットバンキングなど）。納付書のeL-QRを読み取るか、"
+                        "eL番号を入力してください。このページからはお支払いいただけません。",
+        "eltax_link": "地方税お支払サイトへ",
+        "error_eltax": "この納付書は、このページではお支払いいただけません。地方税お支払サイトでお支払いください。",
         "result_link": "お支払い状況を確認する",
         "paypay_title": "PayPayでお支払い",
         "paypay_scan": "PayPayアプリでQRコードを読み取ってください。",
@@ -97,6 +102,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "error_not_payable": "This slip cannot be paid (already paid another way, or cancelled). "
                              "See the slip's page for why.",
         "no_online": "This slip cannot be paid online. Please pay at a convenience store or a bank counter.",
+        "eltax_notice": "This slip is paid online at the Local Tax Payment Site (地方税お支払サイト) of the Local Tax "
+                        "Agency (by card, internet banking and more): scan the eL-QR on the slip there, or enter its "
+                        "eL number. It cannot be paid on this page.",
+        "eltax_link": "Go to the Local Tax Payment Site",
+        "error_eltax": "This slip cannot be paid on this page. Please pay it at the Local Tax Payment Site.",
         "result_link": "Check the payment status",
         "paypay_title": "Pay with PayPay",
         "paypay_scan": "Scan the QR code with the PayPay app.",

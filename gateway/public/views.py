@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from adapters.base import PermanentError, RetryableError
+from domain.channels import gateway_checkouts, paid_through_eltax
 from domain.errors import DomainError
 from gateway.errors import GatewayError, NotFound
 from gateway.fees import system_fee
@@ -86,6 +87,7 @@ def show_slip(token: str) -> Any:
     if slip is None:
         return _not_found()
     return render_template("public/slip.html", slip=_summary(slip), channels=_channels(slip),
+                           eltax_url=_eltax_url(slip),
                            nonces={channel: secrets.token_urlsafe(16) for channel in ONLINE_CHANNELS})
 
 
@@ -100,6 +102,9 @@ def start(token: str, channel: str) -> Any:
         return _closed(slip)
     if slip.status != "issued":
         return _error(slip, f"slip_{slip.status}", 409)
+    if paid_through_eltax(slip.assessment.fund_type.channels):  # a page kept from before the fund moved to eLTAX
+        return render_template("public/message.html", slip=_summary(slip), title_key="error_title",
+                               message_key="error_eltax", eltax_url=current_app.config["ELTAX_PAY_URL"]), 422
     try:
         attempt = _start_once(slip, channel, request.form["nonce"])
     except DomainError as exc:
@@ -180,12 +185,19 @@ def _channels(slip: Slip) -> list[dict[str, Any]]:
     schedules = current_app.config["FEE_SCHEDULES"]
     labels = CHANNEL_LABELS[_lang()]
     channels = []
-    for channel in ONLINE_CHANNELS:
-        if channel in slip.assessment.fund_type.channels and channel in carried:
+    for channel in gateway_checkouts(slip.assessment.fund_type.channels):
+        if channel in carried:
             fee = system_fee(slip.amount, schedules.get(channel))
             channels.append({"code": channel, "label": labels[channel], "fee": yen(fee) if fee else None,
                              "total": yen(slip.amount + fee)})
     return channels
+
+
+def _eltax_url(slip: Slip) -> str | None:
+    """Return where to pay a payable slip of a fund paid online through eLTAX (ELTAX_PAY_URL), else None."""
+    if slip.status != "issued" or slip.assessment.closed_reason is not None:
+        return None
+    return current_app.config["ELTAX_PAY_URL"] if paid_through_eltax(slip.assessment.fund_type.channels) else None
 
 
 def _start_once(slip: Slip, channel: str, nonce: str) -> PaymentAttempt:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
+from domain.channels import gateway_checkouts, paid_through_eltax
 from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable, SlipNotPayable
@@ -97,9 +98,12 @@ def _payable_slip(session: Session, municipality_id: int, number: str, channel: 
                              details={"closed_reason": closed, "closed_on": _iso(slip.assessment.closed_on)})
     if slip.status != "issued":
         raise Conflict(f"slip {number} is {slip.status}", code=f"slip_{slip.status}")
-    if channel not in slip.assessment.fund_type.channels:
-        raise GatewayError(f"{slip.assessment.fund_type.name} cannot be paid by {channel}",
-                           code="channel_not_accepted", status=422)
+    fund = slip.assessment.fund_type
+    if paid_through_eltax(fund.channels):  # paid online at 地方税お支払サイト, never through our checkouts
+        raise GatewayError(f"{fund.name} is paid online through eLTAX (地方税お支払サイト), not by {channel}",
+                           code="channel_not_accepted", status=422, details={"pay_through": "eltax"})
+    if channel not in gateway_checkouts(fund.channels):
+        raise GatewayError(f"{fund.name} cannot be paid by {channel}", code="channel_not_accepted", status=422)
     return slip
 
 

@@ -364,7 +364,7 @@ def feed_file(sequence: int) -> Any:
 CHANNEL_NAMES = {"card": "クレジットカード", "paypay": "PayPay", "agency": "コンビニ・アプリ（収納代行）",
                  "emoney": "窓口 電子マネー", "eltax": "eLTAX"}
 REPORT_TITLES = {"daily": "日次照合", "remittances": "入金予定と実績", "receipts": "会計区分・年度別の収納",
-                 "usage": "キャッシュレス利用状況"}
+                 "usage": "収納経路の利用状況"}
 
 
 @bp.route("/revenue")
