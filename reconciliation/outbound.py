@@ -16,6 +16,7 @@ import tempfile
 import tomllib
 import zlib
 from dataclasses import dataclass
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,24 @@ def encode_records(layout: Layout, records: Records, *, what: str, error: type[G
 # a text reads back unchanged (its characters, byte length, spaces at its ends) depends only
 # on its shape, so one check serves every id, key and number written alike.
 _SHAPE = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "0" * 10 + "A" * 26 + "a" * 26)
+def _shape(value: Any) -> Any:
+    """What decides whether `value` reads back unchanged through any format of its field, or None.
+
+    A text: its shape. A time: which of its parts are not zero (a format without seconds
+    loses a time's seconds only when it has some). A date: its year, and whether its month
+    and day are not the first (a format without them loses only those).
+    """
+    kind = type(value)
+    if kind is str:
+        return value.translate(_SHAPE)
+    if kind is time:
+        return ("time", value.hour != 0, value.minute != 0, value.second != 0, value.microsecond != 0,
+                value.tzinfo)
+    if kind is date:
+        return ("date", value.year, value.month != 1, value.day != 1)
+    return None
+
+
 _REMEMBERED = 50_000  # cells kept per field by value; beyond, a field of unique values is written afresh
 
 
@@ -110,7 +129,7 @@ class _Writer:
         self.layout, self.what, self.error = layout, what, error
         self.unit = "line" if layout.format == "csv" else "record"
         # Per record kind: each field with the cells written for its values so far, and the text shapes checked.
-        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes], set[str]]]] = {}
+        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes], set[Any]]]] = {}
 
     def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
         fields = self.fields.get(kind)
@@ -122,12 +141,13 @@ class _Writer:
             key = (type(value), value)
             cell = known.get(key)
             if cell is None:
-                if type(value) is str and value.translate(_SHAPE) in shapes:
+                shape = _shape(value)
+                if shape is not None and shape in shapes:
                     cell = self._cell(field, value)
                 else:
                     cell = self._write(field, value, line)
-                    if type(value) is str:
-                        shapes.add(value.translate(_SHAPE))
+                    if shape is not None:
+                        shapes.add(shape)
                 if len(known) < _REMEMBERED:
                     known[key] = cell
             cells.append(cell)
