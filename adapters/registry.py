@@ -6,8 +6,8 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from adapters.agency import AgencyAdapter
-from adapters.eltax import EltaxAdapter
 from adapters.base import PaymentAdapter
+from adapters.eltax import EltaxAdapter
 
 ENTRY_POINT_GROUP = "kokin.adapters"
 

@@ -55,7 +55,8 @@ def _report(label: str, result: AgencyImportResult, *, eltax: bool = False) -> N
 
 @agency.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--adapter", "adapter_name", required=True, help="agency-fixed120, agency-csv, eltax-csv or a configured one")
+@click.option("--adapter", "adapter_name", required=True,
+              help="agency-fixed120, agency-csv, eltax-csv (eLTAX payment data) or a configured one")
 @municipality_option
 @operation
 def agency_import(file: Path, adapter_name: str, municipality_code: str | None) -> None:

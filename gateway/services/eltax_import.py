@@ -187,7 +187,7 @@ def _write(session: Session, municipality_id: int, adapter: str, import_id: int,
     paid_at = datetime.combine(payment.paid_on, payment.paid_time, tzinfo=TOKYO)
     slip = None if target is None else target.slip
     payment_id = None
-    if target is not None:
+    if target is not None and slip is not None:  # `_book_new` books no instalment without a slip
         payment_id = session.execute(insert(_payments).values(
             municipality_id=municipality_id, slip_id=slip.id, assessment_id=target.assessment_id, channel=CHANNEL,
             status="succeeded", amount=payment.amount, fee_amount=0, refunded_amount=0, applied=booking.applied,

@@ -211,7 +211,8 @@ def test_the_command_imports_eltax_data_once(app, session, ward, tmp_path: Path)
     assert first.exit_code == 0, first.output
     assert f"{len(NORMAL) + 1} booked" in first.output and "確報" not in first.output
     assert "already imported" in again.output
-    assert session.scalar(select(func.count()).select_from(Payment).where(Payment.channel == "eltax")) == len(NORMAL) + 1
+    eltax = select(func.count()).select_from(Payment).where(Payment.channel == "eltax")
+    assert session.scalar(eltax) == len(NORMAL) + 1
 
 
 def test_a_payment_at_a_moment_is_booked_at_that_moment_in_tokyo(app, session, ward) -> None:  # type: ignore[no-untyped-def]
