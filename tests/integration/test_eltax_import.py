@@ -16,7 +16,7 @@ from domain.calendar import TOKYO
 from gateway.cli import cli
 from gateway.db import transaction
 from gateway.errors import AgencyFileInvalid
-from gateway.models import AgencyImport, AgencyReport, Assessment, Payment, ReceiptRecord, ReconException, Slip
+from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Assessment, Payment, ReceiptRecord, ReconException, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
@@ -25,6 +25,7 @@ from gateway.services.slips import issue_slips
 from gateway.services.status_import import import_status_changes
 from reconciliation.balance import balance
 from reconciliation.receipts import export_next
+from tests import zengin
 
 CODE = "131075"
 ADAPTER = "eltax-csv"
@@ -197,6 +198,24 @@ def test_remittances_from_the_agency_of_local_taxes_are_expected_per_account_and
 
     assert raised == Counter({"remittance_mismatch": 1})
     assert check_agency_data(session, CODE, day + timedelta(days=2), adapter=ADAPTER) == Counter()
+
+
+def test_the_bank_statement_names_the_remittances_of_the_agency_of_local_taxes_by_its_kana(  # type: ignore[no-untyped-def]
+        app, session, ward, tmp_path: Path) -> None:
+    _import(app, session, write_file(app.extensions["kokin.agencies"][ADAPTER], _planted(ward)["clean"]))
+    day = remittance_on(PAID)
+    expected = expected_remittances(session, CODE, adapter=ADAPTER)
+    path = tmp_path / "statement.dat"
+    path.write_bytes(zengin.statement(*(zengin.Account(r.account, [zengin.Line(r.expected, day, "ﾁﾎｳｾﾞｲｷｮｳﾄﾞｳｷｺｳ")])
+                                        for r in expected)))
+    session.close()
+
+    read = app.test_cli_runner().invoke(cli, ["agency", "deposits", str(path), "--layout", "zengin-nyushukkin"])
+
+    assert read.exit_code == 0, read.output
+    assert set(session.scalars(select(AgencyDeposit.adapter))) == {ADAPTER}
+    assert [r.difference for r in expected_remittances(session, CODE, adapter=ADAPTER)] == [0, 0]
+    assert check_agency_data(session, CODE, day + timedelta(days=1), adapter=ADAPTER) == Counter()
 
 
 def test_the_command_imports_eltax_data_once(app, session, ward, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
