@@ -16,7 +16,16 @@ from domain.calendar import TOKYO
 from gateway.cli import cli
 from gateway.db import transaction
 from gateway.errors import AgencyFileInvalid
-from gateway.models import AgencyDeposit, AgencyImport, AgencyReport, Assessment, Payment, ReceiptRecord, ReconException, Slip
+from gateway.models import (
+    AgencyDeposit,
+    AgencyImport,
+    AgencyReport,
+    Assessment,
+    Payment,
+    ReceiptRecord,
+    ReconException,
+    Slip,
+)
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
