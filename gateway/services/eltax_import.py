@@ -30,6 +30,7 @@ from adapters.agency import AgencyFileRejected
 from adapters.eltax import EltaxAdapter, EltaxFile, EltaxPayment
 from domain.booking import Booking, Instalment, decide
 from domain.calendar import TOKYO
+from domain.layouts import LineError
 from gateway.db import transaction, utcnow
 from gateway.errors import AgencyFileInvalid
 from gateway.models import AgencyImport, Assessment, Payment, Slip, table
@@ -96,15 +97,23 @@ def _claim_import(session: Session, municipality_id: int, eltax_file: EltaxFile,
 
 def _apply_to_known(session: Session, municipality_id: int, adapter: str, payments: Sequence[EltaxPayment],
                     result: AgencyImportResult) -> list[EltaxPayment]:
-    """Payments an earlier file carried: repeats (a remittance date not known then is kept); the rest are new."""
+    """Payments an earlier file carried: repeats (a remittance date not known then is kept); the rest are new.
+
+    Raises AgencyFileInvalid when a record id seen before comes with another eL番号, amount,
+    moment or remittance date: the money would be counted wrong either way, a person must ask.
+    """
     by_key = {p.match_key: p for p in payments}
     keys = sorted(by_key)
     known: dict[str, Any] = {}
     for start in range(0, len(keys), _CHUNK):
-        for row in session.execute(select(_reports.c.id, _reports.c.match_key, _reports.c.remittance_on).where(
+        for row in session.execute(select(_reports.c.id, _reports.c.match_key, _reports.c.remittance_on,
+                                          _reports.c.el_number, _reports.c.amount, _reports.c.paid_at).where(
                 _reports.c.municipality_id == municipality_id, _reports.c.adapter == adapter,
                 _reports.c.match_key.in_(keys[start:start + _CHUNK]))):
             known[row.match_key] = row
+    errors = [error for key, row in known.items() for error in _changed(row, by_key[key])]
+    if errors:
+        raise AgencyFileInvalid(adapter, sorted(errors, key=lambda e: (e.line, e.field or "")))
     for key, row in known.items():
         remitted_on = by_key[key].remitted_on
         if row.remittance_on is None and remitted_on is not None:
@@ -112,6 +121,18 @@ def _apply_to_known(session: Session, municipality_id: int, adapter: str, paymen
             result.confirmed += 1  # its remittance date, now known
     result.repeated += len(known)
     return [p for p in payments if p.match_key not in known]
+
+
+def _changed(row: Any, payment: EltaxPayment) -> list[LineError]:
+    """What a payment imported before says differently now, field by field."""
+    paid_at = datetime.combine(payment.paid_on, payment.paid_time, tzinfo=TOKYO)
+    then = {"el_number": row.el_number, "amount": row.amount, "paid_at": row.paid_at.astimezone(TOKYO),
+            "remitted_on": row.remittance_on}
+    now = {"el_number": payment.el_number, "amount": payment.amount, "paid_at": paid_at,
+           "remitted_on": payment.remitted_on if row.remittance_on is not None else None}
+    return [LineError(payment.line, "paid_on" if name == "paid_at" else name,
+                      f"record {payment.record_id} was imported before with another {name.replace('_', ' ')}")
+            for name in then if then[name] != now[name]]
 
 
 @dataclass

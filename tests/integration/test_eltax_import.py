@@ -169,6 +169,21 @@ def test_a_file_imported_twice_and_a_payment_repeated_in_a_later_file_apply_once
     assert balance(session, CODE).difference == 0
 
 
+def test_a_payment_imported_before_that_comes_back_changed_refuses_the_file(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    adapter = app.extensions["kokin.agencies"][ADAPTER]
+    clean = _planted(ward)["clean"]
+    _import(app, session, write_file(adapter, clean))
+    before = _state(session)
+    changed = replace(clean[1], amount=clean[1].amount + 1, record_id=clean[1].key)
+
+    with pytest.raises(AgencyFileInvalid) as rejected:
+        _import(app, session, write_file(adapter, [clean[0], changed, *_planted(ward)["unknown_slip"]]), "again.csv")
+
+    assert rejected.value.details["errors"] == [
+        f"line 3, field amount: record {changed.key} was imported before with another amount"]
+    assert _state(session) == before
+
+
 def test_a_bad_file_names_every_bad_line_and_applies_nothing(app, session, ward) -> None:  # type: ignore[no-untyped-def]
     adapter = app.extensions["kokin.agencies"][ADAPTER]
     good = write_file(adapter, _planted(ward)["clean"]).decode()
