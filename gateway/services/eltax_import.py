@@ -129,7 +129,9 @@ def _changed(row: Any, payment: EltaxPayment) -> list[LineError]:
     then = {"el_number": row.el_number, "amount": row.amount, "paid_at": row.paid_at.astimezone(TOKYO),
             "remitted_on": row.remittance_on}
     now = {"el_number": payment.el_number, "amount": payment.amount, "paid_at": paid_at,
-           "remitted_on": payment.remitted_on if row.remittance_on is not None else None}
+           # a remittance date learnt now, or left out now, is no change
+           "remitted_on": payment.remitted_on if None not in (row.remittance_on, payment.remitted_on)
+           else row.remittance_on}
     return [LineError(payment.line, "paid_on" if name == "paid_at" else name,
                       f"record {payment.record_id} was imported before with another {name.replace('_', ' ')}")
             for name in then if then[name] != now[name]]
