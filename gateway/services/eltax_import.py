@@ -157,6 +157,7 @@ def _book_new(session: Session, municipality_id: int, adapter: str, import_id: i
         target = targets.get(payment.el_number)
         if target is not None and target.slip is None:
             target = None
+        # No store deadline: eLTAX takes the eL-QR on its own terms; lateness is the due date's.
         instalment = None if target is None else Instalment(
             billed=target.billed, due_date=target.slip.due_date, slip_void=target.slip.status == "void",
             closed=target.closed, booked=target.booked)
