@@ -7,6 +7,7 @@ from typing import Any
 
 from adapters.agency import AgencyAdapter
 from adapters.base import PaymentAdapter
+from adapters.eltax import EltaxAdapter
 
 ENTRY_POINT_GROUP = "kokin.adapters"
 
@@ -38,8 +39,8 @@ def load_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Payment
 AGENCY_ENTRY_POINT_GROUP = "kokin.agencies"
 
 
-def load_agency_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, AgencyAdapter]:
-    """Build each configured collection-agency adapter (entry points `kokin.agencies`)."""
+def load_agency_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, AgencyAdapter | EltaxAdapter]:
+    """Build each configured collection-agency (or eLTAX payment data) adapter (entry points `kokin.agencies`)."""
     return {name: _factory(AGENCY_ENTRY_POINT_GROUP, name, "agency adapter")(name, config)
             for name, config in configs.items()}
 

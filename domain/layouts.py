@@ -231,7 +231,7 @@ _CONVERTERS: dict[str, Callable[[FieldSpec, str], Any]] = {
 
 def _human(fmt: str | None) -> str:
     return (fmt or "%Y-%m-%d").replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD") \
-        .replace("%H", "HH").replace("%M", "MM")
+        .replace("%H", "HH").replace("%M", "MM").replace("%S", "SS")
 
 
 def read(layout: Layout, data: bytes, *, first: int = 1,

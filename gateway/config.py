@@ -29,7 +29,10 @@ class Config:
     # carry on the ward's bank statement). Sandbox: both shipped layouts with the default chain
     # table, and made-up remitter names.
     AGENCIES: dict[str, dict[str, Any]] = {"agency-fixed120": {"remitter_kana": ["ｶ)ｻﾝﾌﾟﾙｼﾕｳﾉｳﾀﾞｲｺｳ"]},
-                                           "agency-csv": {"remitter_kana": ["ｶ)ｻﾝﾌﾟﾙｼｰｴｽﾌﾞｲ"]}}
+                                           "agency-csv": {"remitter_kana": ["ｶ)ｻﾝﾌﾟﾙｼｰｴｽﾌﾞｲ"]},
+                                           # eLTAX payment data (layout, methods, remitter_kana): its money is
+                                           # remitted by 地方税共同機構.
+                                           "eltax-csv": {"remitter_kana": ["ﾁﾎｳｾﾞｲｷｮｳﾄﾞｳｷｺｳ"]}}
     # Each agency's fee per payment (yen), invoiced separately; a deposit short by exactly
     # these fees is reported as fee_netted (gross budgeting).
     AGENCY_FEES: dict[str, int] = {"agency-fixed120": 60, "agency-csv": 55}

@@ -1,7 +1,7 @@
 """Conservation: every yen the gateway accepted is in the receipts feed once, less what went away.
 
-For each piece of money accepted (a payment through any channel, or agency money for a
-slip nobody could find) what should stand in the feed is its amount, less the amount if
+For each piece of money accepted (a payment through any channel, or agency or eLTAX money
+for a slip nobody could find) what should stand in the feed is its amount, less the amount if
 it was cancelled (速報取消) and less the public revenue refunded (the system usage fee is
 never revenue). What does stand is the sum of its journal records, a reversal taking
 away, sent or not yet sent. Per channel the two agree; where they do not, each piece of
@@ -118,7 +118,9 @@ def balance(session: Session, municipality_code: str, start: date | None = None,
                 .where(Payment.municipality_id == municipality_id, Payment.accepted_at.is_not(None),
                        *([] if start is None else [Payment.accepted_at >= _moment(start)]),
                        *([] if end is None else [Payment.accepted_at < _moment(end + timedelta(days=1))])))
-    unknown = (select(literal("agency_report").label("kind"), AgencyReport.id, literal("agency").label("channel"),
+    # Money no slip was found for, as an agency or eLTAX (whose rows carry eLTAX's record id) reported it.
+    report_channel = case((AgencyReport.record_id.is_not(None), literal("eltax")), else_=literal("agency"))
+    unknown = (select(literal("agency_report").label("kind"), AgencyReport.id, report_channel.label("channel"),
                       AgencyReport.paid_at.label("at"), AgencyReport.amount,
                       case((AgencyReport.cancel_import_id.is_not(None), AgencyReport.amount), else_=0)
                       .label("cancelled"), literal(0).label("refunded"),

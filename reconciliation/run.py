@@ -92,6 +92,7 @@ def reconcile_day(session: Session, municipality_code: str, business_date: date,
     summary.raised += check_agency_data(session, municipality_code, business_date, fees=agency_fees)
     summary.settlement["agency"] = f"速報/確報 within {rules()['agency'].settle_within_days} business days; " \
                                    "remittances against deposits"
+    summary.settlement["eltax"] = "payment data matched on the eL番号; 地方税共同機構's remittances against deposits"
     reports = {name: a.settlement_report(business_date) for name, a in (adapters or {}).items()
                if a.capabilities & Capability.TERMINAL and a.capabilities & Capability.SETTLEMENT_REPORT}
     if reports:

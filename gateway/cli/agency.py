@@ -9,6 +9,7 @@ from flask import current_app
 
 from adapters.agency import AgencyAdapter
 from adapters.base import RetryableError
+from adapters.eltax import EltaxAdapter
 from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session
 from gateway.layouts import load_layout
 from gateway.services.agency_checks import (
@@ -26,17 +27,24 @@ def agency() -> None:
     """Collection agencies: store and app payments of the slip barcode."""
 
 
-def _agency(name: str) -> AgencyAdapter:
-    agencies: dict[str, AgencyAdapter] = current_app.extensions["kokin.agencies"]
+def _agency(name: str) -> AgencyAdapter | EltaxAdapter:
+    agencies: dict[str, AgencyAdapter | EltaxAdapter] = current_app.extensions["kokin.agencies"]
     if name not in agencies:
         raise click.ClickException(f"agency adapter {name!r} is not configured; configured: "
                                    f"{', '.join(sorted(agencies)) or 'none'}")
     return agencies[name]
 
 
-def _report(label: str, result: AgencyImportResult) -> None:
+def _report(label: str, result: AgencyImportResult, *, eltax: bool = False) -> None:
     if result.already_imported:
         click.echo(f"{label}: already imported ({result.records:,} records); nothing changed")
+        return
+    if eltax:  # one record per payment: no 確報 or 取消, a remittance date that may come later
+        click.echo(f"{label}: {result.records:,} payments, {result.total_amount:,} yen; {result.booked:,} booked, "
+                   f"{result.confirmed:,} remittance dates learnt, {result.repeated:,} already applied by "
+                   f"earlier files")
+        for kind, count in sorted(result.exceptions.items()):
+            click.echo(f"  exception {kind}: {count:,}")
         return
     click.echo(f"{label}: {result.records:,} records, {result.total_amount:,} yen; {result.booked:,} payments booked, "
                f"{result.confirmed:,} confirmed (確報), {result.cancelled:,} cancellations (取消), "
@@ -47,15 +55,20 @@ def _report(label: str, result: AgencyImportResult) -> None:
 
 @agency.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--adapter", "adapter_name", required=True, help="agency-fixed120, agency-csv or a configured one")
+@click.option("--adapter", "adapter_name", required=True,
+              help="agency-fixed120, agency-csv, eltax-csv (eLTAX payment data) or a configured one")
 @municipality_option
 @operation
 def agency_import(file: Path, adapter_name: str, municipality_code: str | None) -> None:
-    """Validate the whole file, then apply it atomically; a file or record seen before applies once."""
+    """Validate the whole file, then apply it atomically; a file or record seen before applies once.
+
+    `--adapter eltax-csv` imports eLTAX payment data (a configured eLTAX adapter, the same way).
+    """
     code = resolve_municipality(municipality_code)
-    result = import_agency_file(session(), _agency(adapter_name), file.read_bytes(), municipality_code=code,
+    adapter = _agency(adapter_name)
+    result = import_agency_file(session(), adapter, file.read_bytes(), municipality_code=code,
                                 filename=file.name, source="cli", actor="cli", progress=ClickProgress())
-    _report(file.name, result)
+    _report(file.name, result, eltax=isinstance(adapter, EltaxAdapter))
 
 
 @agency.command("pull")

@@ -16,6 +16,7 @@ from gateway.cli.base import ClickProgress, cipher, database, operation, session
 from gateway.cli.demo_payments import pay_some_slips
 from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
 from gateway.sandbox.agency import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
+from gateway.sandbox.eltax import plan_eltax_payments, run_eltax_sandbox
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.apikeys import create_api_key
 from gateway.services.counters import counter_terminals
@@ -86,6 +87,9 @@ def demo(payers: int, serve: bool | None) -> None:
     _step("residents pay in apps and at stores: collection-agency files (速報, 確報, 取消, remittances)")
     _agency_payments(db_session, code, outdir / "agency", progress)
 
+    _step("residents pay with the eL番号 through eLTAX: payment data, remittances from 地方税共同機構")
+    _eltax_payments(db_session, code, outdir / "eltax")
+
     _step("certificate counter: fees by e-money on the simulated Square terminal, daily close")
     _counter_sales(db_session, code)
 
@@ -137,6 +141,24 @@ def _agency_payments(session, code: str, folder: Path, progress: ClickProgress) 
 
 DEMO_STAFF = (("demo-clerk", "counter_staff"), ("demo-supervisor", "counter_supervisor"),
               ("demo-accounting", "accounting"), ("demo-approver", "approver"), ("demo-admin", "administrator"))
+
+
+def _eltax_payments(session, code: str, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """A few instalments paid through eLTAX, one anomaly of each kind the channel shows planted."""
+    adapter = current_app.extensions["kokin.agencies"].get("eltax-csv")
+    if adapter is None:
+        return
+    if session.scalar(select(AgencyImport.id).where(AgencyImport.adapter == adapter.name,
+                                                    AgencyImport.source == "sandbox").limit(1)) is not None:
+        click.echo("eLTAX payments were simulated by an earlier run; nothing changed")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    payments = plan_eltax_payments(session, code, count=20, until=date.today())
+    outcome = run_eltax_sandbox(session, adapter, code, payments, save_to=folder)
+    click.echo(f"{adapter.name}: {outcome.files:,} files, {outcome.payments:,} payments, {outcome.booked:,} booked, "
+               f"{outcome.deposits:,} remittances recorded")
+    for kind, count in sorted(outcome.exceptions.items()):
+        click.echo(f"  exception {kind}: {count:,}")
 
 
 def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]

@@ -31,7 +31,7 @@ class AgencyImport(Base):
 
 
 class AgencyReport(Base):
-    """One store or app payment as the agency reports it: its 速報, 確報 and 取消 in one row.
+    """One store or app payment as the agency reports it: its 速報, 確報 and 取消 in one row (or an eLTAX payment).
 
     `match_key` identifies the store payment (barcode, store date and time, store), so a
     record an agency sends again in a later file finds its row and is never applied twice.
@@ -69,6 +69,12 @@ class AgencyReport(Base):
     remittance_on: Mapped[date | None] = mapped_column(Date)  # 振込予定日, from the 確報
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)  # None: unknown slip
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # eLTAX payment data (adapters.eltax): its rows carry these and have no barcode, store or chain
+    # (empty text); `channel` is "eltax", `slip_number` the newest slip of the instalment its
+    # eL番号 names ("" when none). None in an agency's rows.
+    record_id: Mapped[str | None] = mapped_column(String(40))  # eLTAX's id of the payment
+    el_number: Mapped[str | None] = mapped_column(String(32))  # eL番号 as paid
+    method: Mapped[str | None] = mapped_column(String(20))  # card | netbank | app | bank_counter
 
 
 class AgencyDeposit(Base):

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, paused_gc
+from adapters.eltax import EltaxAdapter
 from gateway.db import transaction, utcnow
 from gateway.errors import AgencyFileInvalid
 from gateway.models import AgencyImport, table
@@ -63,7 +64,7 @@ class AgencyImportResult:
 IMPORT_WORK_MEM = "256MB"
 
 
-def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, municipality_code: str,
+def import_agency_file(session: Session, agency: AgencyAdapter | EltaxAdapter, data: bytes, *, municipality_code: str,
                        filename: str, source: str, actor: str, progress: Progress | None = None,
                        workers: int | None = None) -> AgencyImportResult:
     """Validate `data` in full, then apply it atomically; the same file or record twice applies once.
@@ -71,7 +72,13 @@ def import_agency_file(session: Session, agency: AgencyAdapter, data: bytes, *, 
     A large file is read by `workers` processes (default: one per core this process may use).
 
     Raises AgencyFileInvalid (every error with its record and field; nothing applied).
+    eLTAX payment data (an EltaxAdapter) is applied by `eltax_import`, into the same reports.
     """
+    if isinstance(agency, EltaxAdapter):
+        from gateway.services.eltax_import import import_eltax_file  # it builds on this module's result
+
+        return import_eltax_file(session, agency, data, municipality_code=municipality_code, filename=filename,
+                                 source=source, actor=actor)
     municipality = get_municipality(session, municipality_code)
     municipality_id, client_code = municipality.id, municipality.client_code
     digest = hashlib.sha256(data).hexdigest()

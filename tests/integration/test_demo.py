@@ -20,6 +20,10 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert slips and session.scalar(select(func.count()).where(Slip.reissue == 1)) == 4
     for kind in ANOMALY_KINDS:
         assert f"exception {kind}: 1" in first.output
+    eltax = first.output.split("eltax-csv: ", 1)[1].split("==>", 1)[0]  # the eLTAX step's own lines
+    assert "20 booked" in eltax and "remittances recorded" in eltax
+    assert [line.strip() for line in eltax.splitlines()[1:]] == [
+        f"exception {kind}: 1" for kind in ("amount_mismatch", "double_payment", "unknown_slip")]
     exceptions = session.scalar(select(func.count()).select_from(ReconException))
     assert "by iD -> paid" in first.output and "by 交通系IC -> cancelled" in first.output
     assert "1,200 yen; settlement report 1,200 yen; matched" in first.output
@@ -32,6 +36,7 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert "already imported" in second.output and "issued 0 slips" in second.output
     assert session.scalar(select(func.count()).select_from(Slip)) == slips
     assert "agency payments were simulated by an earlier run" in second.output
+    assert "eLTAX payments were simulated by an earlier run" in second.output
     assert "counter sales were made by an earlier run" in second.output
     assert session.scalar(select(func.count()).select_from(Sale)) == sales == 3
     assert session.scalar(select(func.count()).select_from(ReconException)) == exceptions >= len(ANOMALY_KINDS)

@@ -123,8 +123,8 @@ def test_once_runs_a_job_through_its_guard_and_runs_lists_the_record(app) -> Non
     listed = runner.invoke(cli, ["scheduler", "runs", "--date", "2026-06-01"])
     assert listed.exit_code == 0, listed.output
     assert "agency-pull" in listed.output and "succeeded" in listed.output
-    # The sandbox agencies have no pull_url: skipped, and the record says so.
-    assert "skipped_without_pull_url=['agency-csv', 'agency-fixed120']" in listed.output
+    # The sandbox agencies have no pull_url, and eLTAX data is never pulled: skipped, and the record says so.
+    assert "skipped_without_pull_url=['agency-csv', 'agency-fixed120', 'eltax-csv']" in listed.output
     assert runner.invoke(cli, ["scheduler", "runs", "--date", "2026-05-01"]).output.strip() == "no job runs"
 
 

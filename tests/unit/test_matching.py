@@ -44,9 +44,9 @@ def test_a_grouped_deposit_is_complete_net_of_fees_or_different(expected: int, r
 
 def test_every_channel_has_an_exact_amount_rule_and_a_settlement_window() -> None:
     table = rules()
-    assert set(table) == {"agency", "emoney", "card", "paypay"}
+    assert set(table) == {"agency", "eltax", "emoney", "card", "paypay"}
     assert all(rule.amount == "exact" and rule.settle_within_days >= 0 for rule in table.values())
-    assert table["agency"].remittance == "grouped"
+    assert table["agency"].remittance == table["eltax"].remittance == "grouped"
 
 
 @pytest.mark.parametrize(
