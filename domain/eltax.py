@@ -62,3 +62,16 @@ def additions_problem(amount: int, late_fee: int, dunning_fee: int) -> tuple[str
 def principal(amount: int, late_fee: int, dunning_fee: int) -> int:
     """The principal (本税/本料) of a total `amount` that includes the additions."""
     return amount - late_fee - dunning_fee
+
+
+def split_paid(amount: int, billed: int | None, late_fee: int, dunning_fee: int) -> tuple[int, int, int]:
+    """(principal, late_fee, dunning_fee) of money `amount` recorded against an instalment billed `billed`.
+
+    Money of exactly the billed amount (a receipt, or an overpayment or a reversal of that
+    amount) splits as the instalment does; any other amount (part of one, unidentified money,
+    a counter sale, an instalment since amended to another amount) is all principal, because
+    which addition it would pay is not ours to decide. The three always add up to `amount`.
+    """
+    if billed is None or amount != billed or late_fee + dunning_fee >= amount:
+        return amount, 0, 0
+    return amount - late_fee - dunning_fee, late_fee, dunning_fee
