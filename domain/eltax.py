@@ -1,13 +1,12 @@
 """eLTAX data an instalment carries: its eL番号, its eL-QR payload, and the additions within its amount.
 
 The eL-QR's inner layout is given to the core system's vendor only (shared/domain): the
-gateway never parses it. It stores the payload exactly as given and prints it as a QR code
-in byte mode, its UTF-8 bytes as they are (no ECI header), so that the symbol decodes to
-those bytes.
+gateway never parses it. It stores the payload exactly as given and prints its UTF-8 bytes
+as a QR code without an ECI header, so that the symbol decodes to exactly those bytes.
 
 Payload rule (what a file may hand us):
-- at most MAX_EL_QR_BYTES bytes in UTF-8 (the size the eLTAX slip guideline leaves for it
-  and the size a QR symbol at level M printed in the slip's box still scans at);
+- at most MAX_EL_QR_BYTES bytes in UTF-8 (the contract's limit; at level M that is a
+  version 18 symbol at most, 33 mm square with its quiet zone at 0.339 mm a module);
 - no control characters (C0, DEL, C1): a payload is one line of text, and a tab or line end
   would not survive the ward's CSV or fixed-width files anyway;
 - no leading or trailing spaces: fixed-width files pad fields with spaces, so such spaces

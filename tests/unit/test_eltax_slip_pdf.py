@@ -20,7 +20,7 @@ from domain.barcode import encode
 from domain.eltax import MAX_EL_QR_BYTES, el_qr_problem
 from gateway.rendering import slip_pdf
 from gateway.rendering.slip_pdf import render_slips
-from tests.unit.test_slip_pdf import DPI, QR_CODE, issued, linear_barcodes, printable, tool
+from tests.unit.test_slip_pdf import DPI, QR_CODE, inked, issued, linear_barcodes, printable, tool
 
 SLIPS = 240
 QR_BOX_MM = (8, 140, 62, 200)  # left, top, right, bottom: where the eL-QR of a barcoded slip sits
@@ -77,7 +77,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> list[list[zxingcpp.Barc
 
 def _image(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        return image.copy()
+        return image.convert("L")
 
 
 def test_every_el_qr_decodes_to_its_payload_byte_for_byte(scanned: list[list[zxingcpp.Barcode]]) -> None:
@@ -92,9 +92,10 @@ def test_the_el_qr_is_level_m_with_modules_of_at_least_0_3_mm_and_a_4_module_qui
     assert {codes[0].ec_level for codes in scanned} == {"M"}
     assert slip_pdf.EL_QR_MODULE_MM >= slip_pdf.EL_QR_MIN_MODULE_MM == 0.3
     assert slip_pdf.QR_QUIET_MODULES == 4
-    longest = slip_pdf.el_qr_matrix(payloads()[0])
-    assert len(longest) == 89  # version 18 at level M holds 512 bytes
-    assert (len(longest) + 8) * slip_pdf.EL_QR_MODULE_MM < 34  # with the quiet zone, in its box
+    versions = {int(codes[0].extra["Version"]) for codes in scanned}
+    assert max(versions) == 18  # 512 bytes at level M
+    largest = max(len(slip_pdf.el_qr_matrix(p)) for p in payloads())
+    assert largest == 17 + 4 * 18 and (largest + 8) * slip_pdf.EL_QR_MODULE_MM < 34  # quiet zone in, in its box
 
 
 def _page_of(slip: slip_pdf.PrintableSlip, folder: Path) -> tuple[Image.Image, str]:
@@ -114,6 +115,16 @@ def test_the_gs1_128_the_el_qr_and_the_pay_link_each_scan_and_are_labelled_apart
     assert bar.symbology_identifier == "]C1" and bar.bytes.decode("ascii") == encode(issued(101, 12_300))
     qr = {code.bytes for code in zxingcpp.read_barcodes(page, formats=QR_CODE)}
     assert qr == {slip.el_qr.encode("utf-8"), slip.pay_url.encode("ascii")}  # type: ignore[union-attr]
+    [el] = [code for code in zxingcpp.read_barcodes(page, formats=QR_CODE) if code.bytes != slip.pay_url.encode()]
+    modules = 17 + 4 * int(el.extra["Version"])
+    left, top = el.position.top_left.x, el.position.top_left.y
+    width = el.position.top_right.x - left + 1
+    assert width * 25.4 / DPI / modules >= 0.3  # module size as printed
+    quiet = round(4 * slip_pdf.EL_QR_MODULE_MM * DPI / 25.4)  # 4 modules, in dots
+    for x in range(left - quiet, left + width + quiet):  # the quiet zone above and below is blank
+        assert not inked(page, x, top - quiet + 1) and not inked(page, x, top + width + quiet - 2)
+    for y in range(top - quiet, top + width + quiet):  # and left and right
+        assert not inked(page, left - quiet + 1, y) and not inked(page, left + width + quiet - 2, y)
     for label in (slip_pdf.STORE_HEADING, slip_pdf.EL_HEADING, slip_pdf.GATEWAY_ONLINE_HEADING):
         assert re.sub(r"\s", "", label) in text
     assert "eL番号" in text and slip.el_number in text  # type: ignore[operator]
