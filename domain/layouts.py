@@ -53,6 +53,9 @@ class FieldSpec:
     prefix: str | None = None  # a marker the value must start with, dropped (EAN before a barcode)
     choices: tuple[str, ...] = ()  # the only values allowed (a record's type code), when given
     era: str | None = None  # wareki dates: the era their YYMMDD is in (domain.calendar.ERAS)
+    absent: bool = False  # CSV: the column may be left out of the header (every record then has it empty)
+    default: str | None = None  # the text an empty field (or an absent column) stands for, e.g. "0"
+    strip: bool = True  # False: spaces around the value are part of it (CSV only; fixed width pads)
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,11 @@ def convert(spec: FieldSpec, raw: str, *, checked: bool = False) -> Any:
     """
     if spec.type == "filler":
         return None
-    value = raw.strip()
+    value = raw.strip() if spec.strip else raw
     if value in spec.null_values:
         return None
+    if value == "" and spec.default is not None:
+        value = spec.default
     if value == "":
         if spec.optional:
             return None if spec.type in ("date", "time") else ""
@@ -285,6 +290,7 @@ def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
     if wrong is not None:
         yield wrong
         return
+    columns: list[int | None] = list(range(len(names)))  # each field's column in the file, None when absent
     for number, raw_line in enumerate(lines, start=1):
         try:
             text = raw_line.rstrip(b"\r").decode(layout.encoding)
@@ -294,16 +300,46 @@ def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
             continue
         row = next(csv.reader(io.StringIO(text)), [])
         if number == 1 and layout.header_line:
-            if row != names:
-                yield LineError(1, None, f"header must be {','.join(names)}")
+            found = header_columns(spec, row)
+            if found is None:
+                yield LineError(1, None, header_rule(spec))
+            else:
+                columns = found
             continue
-        if len(row) != len(names):
-            yield LineError(number, None, f"has {len(row)} columns, expected {len(names)} (truncated or shifted line?)")
+        row_width = sum(c is not None for c in columns)
+        if len(row) != row_width:
+            yield LineError(number, None, f"has {len(row)} columns, expected {row_width} "
+                                          "(truncated or shifted line?)")
             continue
-        result = _fields(spec, number, list(row))
+        result = _fields(spec, number, [row[c] if c is not None else "" for c in columns])
         yield from result if isinstance(result, list) else [result]
     if len(lines) < 2 and layout.header_line:
         yield LineError(0, None, "the file has a header but no records")
+
+
+def header_columns(spec: RecordSpec, header: list[str]) -> list[int | None] | None:
+    """Each field's column in a CSV header, by name (None: an absent-allowed column left out); None if wrong.
+
+    Every column is named once; a column the layout does not know, or a missing one that
+    may not be absent, makes the header wrong.
+    """
+    names = [f.name for f in spec.fields]
+    if header == names:
+        return list(range(len(names)))
+    if not any(f.absent for f in spec.fields):  # a layout without optional columns: exactly as listed
+        return None
+    if len(set(header)) != len(header) or not set(header) <= set(names):
+        return None
+    position = {name: index for index, name in enumerate(header)}
+    if any(f.name not in position and not f.absent for f in spec.fields):
+        return None
+    return [position.get(name) for name in names]
+
+
+def header_rule(spec: RecordSpec) -> str:
+    required = ",".join(f.name for f in spec.fields if not f.absent)
+    extra = [f.name for f in spec.fields if f.absent]
+    return f"header must be {required}" + (f" (in any order, and may add {', '.join(extra)})" if extra else "")
 
 
 def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:

@@ -78,6 +78,16 @@ class SlipNotPayable(Conflict):
     status = 409
 
 
+class SlipExpired(Conflict):
+    """The slip is past its store deadline (支払期限, Asia/Tokyo business date): the resident needs a new slip.
+
+    `details` names the `store_deadline`.
+    """
+
+    code = "slip_expired"
+    status = 409
+
+
 # -- Requests: idempotency and provider notifications ----------------------------------------
 
 

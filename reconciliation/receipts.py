@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from domain.calendar import TOKYO
+from domain.eltax import split_paid
 from domain.fiscal import booked_fiscal_year, fiscal_year_of
 from domain.layouts import Layout
 from gateway.db import transaction, utcnow
@@ -88,6 +89,8 @@ class Receipt(NamedTuple):
     booked_fiscal_year: int
     channel: str
     reason: str | None
+    late_fee: int = 0  # of `amount` (domain.eltax.split_paid); the rest is principal
+    dunning_fee: int = 0
     payment_id: int | None = None  # not in the file: what a double payment's exception is about
 
     @property
@@ -102,7 +105,8 @@ class Receipt(NamedTuple):
                 "reverses": None if self.reverses is None else record_id(municipality_code, self.reverses),
                 "municipality_code": municipality_code, "assessment_id": self.assessment_id,
                 "fund_code": self.fund_code, "fiscal_year": self.fiscal_year, "installment": self.installment,
-                "amount": self.amount, "principal": self.amount, "late_fee": 0, "dunning_fee": 0,
+                "amount": self.amount, "principal": self.amount - self.late_fee - self.dunning_fee,
+                "late_fee": self.late_fee, "dunning_fee": self.dunning_fee,
                 "paid_on": local.date(), "paid_time": local.time().replace(microsecond=0, tzinfo=None),
                 "remitted_on": self.remitted_on, "booked_fiscal_year": self.booked_fiscal_year,
                 "channel": self.channel, "reason": self.reason}
@@ -253,7 +257,8 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
     rows = session.execute(
         select(r.c.id, r.c.kind, r.c.reverses_id, Assessment.source_key,
                func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
-               Assessment.installment, Assessment.due_date, r.c.amount, r.c.paid_at,
+               Assessment.installment, Assessment.due_date, Assessment.amount.label("billed"),
+               Assessment.late_fee, Assessment.dunning_fee, r.c.amount, r.c.paid_at,
                AgencyReport.remittance_on, Payment.remitted_at, r.c.channel, r.c.reason, r.c.payment_id)
         .select_from(r)
         .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
@@ -276,8 +281,9 @@ def receipts_where(session: Session, cutoff: str, records: Any = None, *where: A
             key = (row.due_date, paid_on)
             booked = attributed.get(key) or attributed.setdefault(key, booked_fiscal_year(*key, cutoff))
             fiscal_year = row.fiscal_year
+        _, late_fee, dunning_fee = split_paid(row.amount, row.billed, row.late_fee or 0, row.dunning_fee or 0)
         out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
                            row.installment, row.amount, paid_at, remitted, booked, row.channel, row.reason,
-                           row.payment_id))
+                           late_fee, dunning_fee, row.payment_id))
     return out
 

@@ -16,6 +16,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,21 @@ POSTGRES_ADMIN_URL = os.environ.get("KOKIN_TEST_POSTGRES_URL", "postgresql+psyco
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ... under xdist
 TEST_DATA_KEY = Fernet.generate_key().decode()
 MUNICIPALITIES = load_settings()["MUNICIPALITIES"]
+
+
+# The business day online payments are checked against (store deadlines, 支払期限): the
+# synthetic ward's files are dated 2026-04-01 and every slip they make is payable that day,
+# whatever the machine's clock says. A test of expiry sets its own day.
+BUSINESS_DAY = date(2026, 4, 1)
+
+
+@pytest.fixture(autouse=True)
+def business_day() -> Iterator[date]:
+    from gateway.services import payments
+
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch.undo() leaves it
+        patch.setattr(payments, "business_today", lambda: BUSINESS_DAY)
+        yield BUSINESS_DAY
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, pre_load, validate
 
 from domain.booking import CLOSED_REASONS
+from domain.eltax import split_paid
 from gateway.models import CHANNELS, SLIP_STATUSES
 
 
@@ -43,6 +44,12 @@ class SlipSchema(StrictSchema):
     closed_reason = fields.String(allow_none=True, validate=validate.OneOf(CLOSED_REASONS), metadata={
         "description": "why the core system closed the instalment (status closed): paid_elsewhere or cancelled"})
     closed_on = fields.Date(allow_none=True, metadata={"description": "when it was paid elsewhere or cancelled"})
+    el_number = fields.String(allow_none=True, metadata={"description": "eL番号 (digits as printed); null when none"})
+    el_qr = fields.String(allow_none=True, metadata={
+        "description": "the eL-QR payload exactly as the core system gave it; null when none"})
+    principal = fields.Integer(required=True, metadata={"description": "yen: amount less late_fee and dunning_fee"})
+    late_fee = fields.Integer(required=True, metadata={"description": "延滞金 within amount, yen"})
+    dunning_fee = fields.Integer(required=True, metadata={"description": "督促手数料 within amount, yen"})
 
 
 class PagedQuerySchema(StrictSchema):
@@ -72,7 +79,10 @@ def slip_dict(slip: Any, pay_url: str) -> dict[str, Any]:
                 fund_code=assessment.fund_type.code, fiscal_year=assessment.fiscal_year,
                 installment=assessment.installment, assessment_id=assessment.source_key, pay_url=pay_url,
                 issued_at=slip.issued_at, voided_at=slip.voided_at, void_reason=slip.void_reason,
-                closed_reason=assessment.closed_reason, closed_on=assessment.closed_on)
+                closed_reason=assessment.closed_reason, closed_on=assessment.closed_on,
+                el_number=assessment.el_number, el_qr=assessment.el_qr,
+                **dict(zip(("principal", "late_fee", "dunning_fee"), split_paid(
+                    slip.amount, assessment.amount, assessment.late_fee, assessment.dunning_fee), strict=True)))
 
 
 class PaymentCreateSchema(StrictSchema):

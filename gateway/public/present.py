@@ -37,6 +37,10 @@ STRINGS: dict[str, dict[str, str]] = {
                                  "二重のお支払いを防ぐため、このページからはお支払いいただけません。",
         "closed_cancelled": "この納付書の賦課は{date}に取り消されました。お支払いいただく必要はなく、"
                             "このページからはお支払いいただけません。",
+        "expired_notice": "この納付書の支払期限（{date}）を過ぎたため、このページからはお支払いいただけません。"
+                          "延滞金などを含めた新しい納付書の発行を、区役所の担当窓口へお問い合わせください。",
+        "error_expired": "この納付書は支払期限を過ぎています。"
+                         "区役所の担当窓口へ新しい納付書の発行をお問い合わせください。",
         "error_not_payable": "この納付書はお支払いいただけません（納付済みまたは取消）。"
                              "納付書のページで理由をご確認ください。",
         "no_online": "この納付書はオンラインではお支払いいただけません。"
@@ -99,6 +103,9 @@ STRINGS: dict[str, dict[str, str]] = {
                                  "To prevent paying twice, it cannot be paid on this page.",
         "closed_cancelled": "This assessment was cancelled on {date}. There is nothing to pay, and it cannot be "
                             "paid on this page.",
+        "expired_notice": "This slip could be paid until {date}; that deadline has passed, so it cannot be paid "
+                          "on this page. Please ask the ward office for a new slip (it will show any late charges).",
+        "error_expired": "This slip is past its payment deadline. Please ask the ward office for a new slip.",
         "error_not_payable": "This slip cannot be paid (already paid another way, or cancelled). "
                              "See the slip's page for why.",
         "no_online": "This slip cannot be paid online. Please pay at a convenience store or a bank counter.",
@@ -145,6 +152,7 @@ ERROR_MESSAGES = {
     "slip_paid": "error_paid",
     "slip_void": "error_void",
     "slip_not_payable": "error_not_payable",
+    "slip_expired": "error_expired",
     "idempotency_in_progress": "error_in_progress",
     "csrf": "error_csrf",
 }

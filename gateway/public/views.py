@@ -35,9 +35,9 @@ from gateway.public.present import (
     text,
     yen,
 )
-from gateway.services import idempotency
+from gateway.services import idempotency, payments
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, start_payment
+from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, is_expired, start_payment
 from gateway.services.slips import get_slip_by_token
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ def start(token: str, channel: str) -> Any:
     if paid_through_eltax(slip.assessment.fund_type.channels):  # a page kept from before the fund moved to eLTAX
         return render_template("public/message.html", slip=_summary(slip), title_key="error_title",
                                message_key="error_eltax", eltax_url=current_app.config["ELTAX_PAY_URL"]), 422
+    if is_expired(slip, payments.business_today()):
+        return _error(slip, "slip_expired", 409)
     try:
         attempt = _start_once(slip, channel, request.form["nonce"])
     except DomainError as exc:
@@ -174,12 +176,16 @@ def _summary(slip: Slip) -> dict[str, Any]:
             "installment": installment_label(slip.assessment.installment, lang),
             "amount": yen(slip.amount), "due_date": date_label(slip.due_date, lang),
             "closed_reason": slip.assessment.closed_reason,
-            "closed_on": None if slip.assessment.closed_on is None else date_label(slip.assessment.closed_on, lang)}
+            "closed_on": None if slip.assessment.closed_on is None else date_label(slip.assessment.closed_on, lang),
+            "expired": is_expired(slip, payments.business_today()),
+            "store_deadline": None if slip.store_deadline is None else date_label(slip.store_deadline, lang)}
 
 
 def _channels(slip: Slip) -> list[dict[str, Any]]:
     """Return the online channels the slip's fund accepts and this gateway carries, with their fees."""
     if slip.status != "issued" or slip.assessment.closed_reason is not None:
+        return []
+    if is_expired(slip, payments.business_today()):
         return []
     carried = adapters_by_channel(current_app.extensions["kokin.adapters"], current_app.config["CHANNEL_ADAPTERS"])
     schedules = current_app.config["FEE_SCHEDULES"]

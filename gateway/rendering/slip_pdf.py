@@ -11,13 +11,14 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 from typing import BinaryIO
 
 import segno
+import zxingcpp
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -54,7 +55,18 @@ _DARK_RUNS = re.compile(rb"\x01+")
 _BULLET = "・"
 QR_QUIET_MODULES = 4  # the blank border QR readers need
 
+# The eL-QR (地方税統一QRコード): the payload's bytes, level M, a fixed module of 4 dots at 300 dpi (0.339 mm,
+# above the 0.3 mm minimum, and on the 300 and 600 dpi grids), quiet zone of 4 modules. Its
+# size follows the payload: 512 bytes make version 18, 97 modules with the quiet zone, 33 mm.
+EL_QR_MODULE_MM = 25.4 * 4 / 300
+EL_QR_MIN_MODULE_MM = 0.3
+EL_QR_ERROR = "M"
+_DARK_MODULES = bytes([1] + [0] * 255)  # zxing-cpp's pixel values -> segno's (1 = dark)
+EL_HEADING = "地方税統一QRコード（eL-QR）：地方税お支払サイト・スマホアプリ・金融機関で"
+EL_HINT = "地方税お支払サイトまたは対応するアプリ・金融機関でこのQRコードを読み取るか、eL番号を入力してください。"
+STORE_HEADING = "コンビニ・バーコード決済（コンビニエンスストア・スマートフォン決済アプリ）"
 ONLINE_HEADING = "オンライン決済（クレジットカード・PayPay）はこちら"
+GATEWAY_ONLINE_HEADING = "この納付書のオンライン決済（クレジットカード・PayPay）はこちら"
 ONLINE_HINT = "スマートフォンのカメラで読み取ると、この納付書のお支払いページが開きます。"
 OVER_LIMIT_NOTICE = (
     "この納付書の金額は30万円を超えるため、コンビニエンスストア・"
@@ -93,6 +105,19 @@ class PrintableSlip:
     reissue: int  # 0 = original
     municipality_name: str
     alternatives: tuple[str, ...] = ()  # ways to pay when there is no barcode
+    el_number: str | None = None  # eL番号 as printed (digits)
+    el_qr: str | None = None  # the eL-QR payload, printed as given (its UTF-8 bytes)
+    late_fee: int = 0  # 延滞金 within `amount`, yen
+    dunning_fee: int = 0  # 督促手数料 within `amount`, yen
+
+    @property
+    def principal(self) -> int:
+        return self.amount - self.late_fee - self.dunning_fee
+
+    @property
+    def is_dunning(self) -> bool:
+        """A 督促状: 督促手数料 is charged only once a 督促状 is sent, so a slip that bills one is one."""
+        return self.dunning_fee > 0
 
 
 def slip_font_path() -> str:
@@ -150,6 +175,7 @@ def render_slips(
     pages = 0
     for slip in slips:
         _check_barcode(slip)
+        _check_additions(slip)
         _draw_page(canvas, slip)
         canvas.showPage()
         pages += 1
@@ -174,6 +200,12 @@ def _check_barcode(slip: PrintableSlip) -> None:
         raise BarcodeError(f"slip {slip.number}: {slip.amount:,} yen may not carry a barcode")
 
 
+def _check_additions(slip: PrintableSlip) -> None:
+    if slip.late_fee < 0 or slip.dunning_fee < 0 or slip.principal <= 0:
+        raise ValueError(f"slip {slip.number}: additions {slip.late_fee:,} + {slip.dunning_fee:,} leave no "
+                         f"principal in {slip.amount:,} yen")
+
+
 def _draw_page(canvas: Canvas, slip: PrintableSlip) -> None:
     _draw_header(canvas, slip)
     _draw_summary(canvas, slip)
@@ -181,7 +213,10 @@ def _draw_page(canvas: Canvas, slip: PrintableSlip) -> None:
         bottom = _draw_store_section(canvas, slip.barcode)
     else:
         bottom = _draw_no_barcode_notice(canvas, slip)
-    bottom = _draw_online_section(canvas, slip.pay_url, bottom + 12)
+    if slip.el_qr or slip.el_number:
+        bottom = _draw_eltax_section(canvas, slip, bottom + 10)
+    heading = GATEWAY_ONLINE_HEADING if slip.el_qr or slip.el_number else ONLINE_HEADING
+    bottom = _draw_online_section(canvas, slip.pay_url, bottom + 12, heading)
     top = _draw_paragraph(canvas, bottom + 10, "ご注意", 9, _RIGHT - _LEFT)
     _draw_notes(canvas, top, _GENERAL_NOTES, 9, _RIGHT - _LEFT)
 
@@ -208,7 +243,7 @@ def _draw_header(canvas: Canvas, slip: PrintableSlip) -> None:
     installment = f"第{slip.installment}期"
     canvas.setFont(font, 17)
     canvas.drawRightString(_RIGHT, _y(38), installment)
-    title = f"{slip.fund_name}　納付書"
+    title = f"{slip.fund_name}　{'督促状' if slip.is_dunning else '納付書'}"
     room = _RIGHT - _LEFT - pdfmetrics.stringWidth(installment, font, 17) - 6 * mm
     canvas.setFont(font, _fitting_size(title, 17, room))
     canvas.drawString(_LEFT, _y(38), title)
@@ -232,25 +267,44 @@ def _draw_reissue_mark(canvas: Canvas, reissue: int) -> None:
 def _draw_summary(canvas: Canvas, slip: PrintableSlip) -> None:
     rows = (
         ("納付金額", f"{slip.amount:,}円", 20),
+        *((("内訳", additions_label(slip), 10.5),) if slip.late_fee or slip.dunning_fee else ()),
         ("納期限", date_label(slip.due_date), 13),
         ("コンビニ・アプリ支払期限", _store_deadline_label(slip), 13),
         ("納付書番号", " ".join(slip.number[i : i + 4] for i in range(0, 16, 4)), 13),
     )
-    top, row_height, label_width = 58, 10, 62 * mm
+    # Four rows of 10 mm, or five of 8 with the additions apart: the box ends at 98 mm either way.
+    top, label_width = 58, 62 * mm
+    row_height = 40 / len(rows)
+    height = len(rows) * row_height
     canvas.setFillGray(0.92)
-    canvas.rect(_LEFT, _y(top + 4 * row_height), label_width, 4 * row_height * mm, stroke=0, fill=1)
+    canvas.rect(_LEFT, _y(top + height), label_width, height * mm, stroke=0, fill=1)
     canvas.setFillGray(0)
     canvas.setLineWidth(0.6)
-    canvas.rect(_LEFT, _y(top + 4 * row_height), _RIGHT - _LEFT, 4 * row_height * mm)
-    canvas.line(_LEFT + label_width, _y(top), _LEFT + label_width, _y(top + 4 * row_height))
+    canvas.rect(_LEFT, _y(top + height), _RIGHT - _LEFT, height * mm)
+    canvas.line(_LEFT + label_width, _y(top), _LEFT + label_width, _y(top + height))
     for index, (label, value, size) in enumerate(rows):
-        baseline = _y(top + index * row_height + 6.6)
+        baseline = _y(top + index * row_height + row_height * 0.66)
         if index:
             canvas.line(_LEFT, _y(top + index * row_height), _RIGHT, _y(top + index * row_height))
         canvas.setFont(FONT_FAMILY, 10.5)
         canvas.drawString(_LEFT + 3 * mm, baseline, label)
-        canvas.setFont(FONT_FAMILY, size)
+        canvas.setFont(FONT_FAMILY, _fitting_size(value, size, _RIGHT - _LEFT - label_width - 7 * mm))
         canvas.drawString(_LEFT + label_width + 5 * mm, baseline - (1 if size > 13 else 0), value)
+
+
+def principal_label(fund_name: str) -> str:
+    """本税 for a tax, 本料 for any other fund (a premium, a fee, a charge)."""
+    return "本税" if "税" in fund_name else "本料"
+
+
+def additions_label(slip: PrintableSlip) -> str:
+    """e.g. "本税 12,800円　延滞金 1,000円　督促手数料 100円" (an addition of 0 left out)."""
+    parts = [f"{principal_label(slip.fund_name)} {slip.principal:,}円"]
+    if slip.late_fee:
+        parts.append(f"延滞金 {slip.late_fee:,}円")
+    if slip.dunning_fee:
+        parts.append(f"督促手数料 {slip.dunning_fee:,}円")
+    return "　".join(parts)
 
 
 def _store_deadline_label(slip: PrintableSlip) -> str:
@@ -277,7 +331,7 @@ def barcode_symbol(digits: str) -> Code128:
 
 
 def _draw_store_section(canvas: Canvas, digits: str) -> float:
-    _draw_heading(canvas, 108, "コンビニエンスストア・スマートフォン決済アプリでのお支払い")
+    _draw_heading(canvas, 108, STORE_HEADING)
     left = _snap(_LEFT)
     bar_bottom = _snap(_y(126))
     canvas.setFillGray(0)  # black bars on the white page, whatever was drawn before
@@ -304,8 +358,47 @@ def _draw_no_barcode_notice(canvas: Canvas, slip: PrintableSlip) -> float:
     return bottom
 
 
-def _draw_online_section(canvas: Canvas, url: str, top: float) -> float:
-    _draw_heading(canvas, top, ONLINE_HEADING)
+def _draw_eltax_section(canvas: Canvas, slip: PrintableSlip, top: float) -> float:
+    """The eL-QR at its own module size, and the eL番号 beside it; return the section's bottom (mm)."""
+    _draw_heading(canvas, top, EL_HEADING)
+    size = 0.0
+    if slip.el_qr:
+        rows = el_qr_matrix(slip.el_qr)
+        size = (len(rows) + 2 * QR_QUIET_MODULES) * EL_QR_MODULE_MM * mm
+        left, bottom = _snap(_LEFT), _snap(_y(top + 3) - size)
+        _draw_mask(canvas, rows, left, bottom, EL_QR_MODULE_MM * mm)
+    text_left = _LEFT + (size + 4 * mm if size else 0)
+    line = top + 9
+    if slip.el_number:
+        canvas.setFont(FONT_FAMILY, 10.5)
+        canvas.drawString(text_left, _y(line), "eL番号")
+        grouped = " ".join(slip.el_number[i:i + 4] for i in range(0, len(slip.el_number), 4))
+        canvas.setFont(FONT_FAMILY, _fitting_size(grouped, 12, _RIGHT - text_left))
+        canvas.drawString(text_left, _y(line + 6), grouped)
+        line += 13
+    line = _draw_paragraph(canvas, line, EL_HINT, 9, _RIGHT - text_left, text_left)
+    return max(top + 3 + size / mm, line)
+
+
+def el_qr_matrix(payload: str) -> tuple[bytes, ...]:
+    """The eL-QR's modules, one row a bytes (1 dark): the payload's UTF-8 bytes, level M, no ECI header."""
+    return _el_qr_matrix(payload)
+
+
+@lru_cache(maxsize=256)  # a re-print of the same slips encodes each payload once
+def _el_qr_matrix(payload: str) -> tuple[bytes, ...]:
+    # zxing-cpp's encoder (C++): segno, pure Python, took 60 ms for a 512-byte symbol, several
+    # times a whole page. Given bytes, it writes no ECI header; it may put a run of digits in
+    # numeric mode, which decodes to the same bytes.
+    code = zxingcpp.create_barcode(payload.encode("utf-8"), zxingcpp.BarcodeFormat.QRCode, ec_level=EL_QR_ERROR)
+    image = code.to_image(scale=1, add_quiet_zones=False)  # one byte a module: 0 dark, 255 light
+    size = image.shape[1]
+    modules = bytes(memoryview(image)).translate(_DARK_MODULES)  # type: ignore[arg-type]  # Image is a buffer
+    return tuple(modules[start:start + size] for start in range(0, len(modules), size))
+
+
+def _draw_online_section(canvas: Canvas, url: str, top: float, heading: str = ONLINE_HEADING) -> float:
+    _draw_heading(canvas, top, heading)
     qr_size = 30 * mm
     _draw_qr(canvas, url, _LEFT, _y(top + 4) - qr_size, qr_size)
     text_left = _LEFT + qr_size + 6 * mm
@@ -346,8 +439,34 @@ def _draw_notes(
 
 def _draw_qr(canvas: Canvas, url: str, x: float, y: float, size: float) -> None:
     rows = segno.make(url, error="m", micro=False, encoding="utf-8").matrix
+    _draw_matrix(canvas, rows, x, y, size / (len(rows) + 2 * QR_QUIET_MODULES))
+
+
+def _draw_mask(canvas: Canvas, rows: Sequence[bytes], x: float, y: float, module: float) -> None:
+    """A QR symbol as a 1-bit image mask, one sample a module, painted black where dark.
+
+    A 512-byte eL-QR has some 2,000 dark runs: as rectangles they tripled a page's size and
+    time. As an image mask it is 89 rows of 12 bytes; at 4 dots a module every module edge
+    falls on the 300 and 600 dpi grids, and masks are not smoothed (no /Interpolate).
+    """
     count = len(rows)
-    module = size / (count + 2 * QR_QUIET_MODULES)
+    padding, width = b"0" * (-count % 8), (count + 7) // 8  # each row starts on a byte
+    bits = b"".join(int(row.translate(_AS_DIGITS) + padding, 2).to_bytes(width) for row in rows)
+    side = count * module
+    origin = QR_QUIET_MODULES * module
+    canvas.saveState()
+    canvas.setFillGray(0)
+    canvas.transform(side, 0, 0, side, x + origin, y + origin)
+    canvas.addLiteral(f"BI /W {count} /H {count} /IM true /BPC 1 /D [1 0] /F /AHx ID\n{bits.hex()}>\nEI")
+    canvas.restoreState()
+
+
+_AS_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+
+
+def _draw_matrix(canvas: Canvas, rows: Sequence[bytes | bytearray], x: float, y: float, module: float) -> None:
+    """A QR symbol's modules with the quiet zone left blank; (x, y) is the quiet zone's lower left corner."""
+    count = len(rows)
     # One path in module units: integer operands are cheap to format and keep the PDF
     # small, where a reportlab call per dark run costs a float formatting each.
     operations = [

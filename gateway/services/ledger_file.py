@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from domain.eltax import additions_problem, el_number_problem, el_qr_problem
 from domain.identifiers import is_valid_municipality_code, municipality_check_digit
 from domain.layouts import MAX_ERRORS, TRUNCATED, Layout, LineError, Record, fixed_file_problem, read
 from gateway.crypto import DataCipher
@@ -224,6 +225,23 @@ def _check(context: _Context, record: Record, checked: dict[str, str | None]) ->
     if not date(year, 4, 1) <= due <= date(year + 1 + PRESCRIPTION_YEARS, 3, 31):
         errors.append(LineError(line, "due_date", f"{due} is outside fiscal year {year} "
                                 f"and its {PRESCRIPTION_YEARS}-year limitation period"))
+    return errors + _eltax_errors(values, line)
+
+
+def _eltax_errors(values: dict[str, Any], line: int) -> list[LineError]:
+    """The eL番号, the eL-QR payload and the additions of a layout that has them (domain.eltax)."""
+    errors: list[LineError] = []
+    if values.get("el_number"):
+        problem = el_number_problem(values["el_number"])
+        if problem:
+            errors.append(LineError(line, "el_number", problem))
+    if values.get("el_qr"):
+        problem = el_qr_problem(values["el_qr"])
+        if problem:
+            errors.append(LineError(line, "el_qr", problem))
+    additions = additions_problem(values["amount"], values.get("late_fee", 0), values.get("dunning_fee", 0))
+    if additions:
+        errors.append(LineError(line, *additions))
     return errors
 
 
@@ -306,7 +324,8 @@ def municipality_problem(code: str, municipalities: dict[str, int]) -> str | Non
 
 # The staging table's columns, in this order (ledger_import.STAGE).
 STAGE_COLUMNS = ("line", "municipality_code", "municipality_id", "source_key", "fund_type_id", "fiscal_year",
-                 "installment", "payer_ref", "payer_name_enc", "name_digest", "amount", "due_date")
+                 "installment", "payer_ref", "payer_name_enc", "name_digest", "amount", "due_date",
+                 "late_fee", "dunning_fee", "el_number", "el_qr")
 
 
 def _stage_row(context: _Context, record: Record, encrypt: bool) -> tuple[Any, ...]:
@@ -319,7 +338,8 @@ def _stage_row(context: _Context, record: Record, encrypt: bool) -> tuple[Any, .
     digest = name_digest(context.name_key, name) if encrypt else None
     return (record.line, values["municipality_code"], municipality_id, values["assessment_id"],
             fund[0] if fund else None, values["fiscal_year"], values["installment"], values["payer_ref"], token,
-            digest, values["amount"], values["due_date"])
+            digest, values["amount"], values["due_date"], values.get("late_fee", 0), values.get("dunning_fee", 0),
+            values.get("el_number") or None, values.get("el_qr") or None)
 
 
 def name_digest(name_key: bytes, name: str) -> bytes:
@@ -329,10 +349,12 @@ def name_digest(name_key: bytes, name: str) -> bytes:
 
 def _copy_line(row: tuple[Any, ...]) -> str:
     """A staging row in COPY's text format (a Fernet token is base64: bytea takes it as it is)."""
-    line, code, municipality_id, source_key, fund_id, year, installment, payer_ref, token, digest, amount, due = row
+    (line, code, municipality_id, source_key, fund_id, year, installment, payer_ref, token, digest, amount, due,
+     late_fee, dunning_fee, el_number, el_qr) = row
     return (f"{line}\t{code}\t{_null(municipality_id)}\t{_copy_text(source_key)}\t{_null(fund_id)}\t{year}\t"
             f"{installment}\t{_copy_text(payer_ref)}\t{_null(token and token.decode('ascii'))}\t"
-            f"{_null(digest and HEX + digest.hex())}\t{amount}\t{due.isoformat()}\n")
+            f"{_null(digest and HEX + digest.hex())}\t{amount}\t{due.isoformat()}\t{late_fee}\t{dunning_fee}\t"
+            f"{_null(el_number)}\t{_null(el_qr and _copy_text(el_qr))}\n")
 
 
 HEX = "\\\\x"  # bytea's hex form, its backslash escaped for COPY

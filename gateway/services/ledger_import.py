@@ -86,6 +86,9 @@ STAGE = Table(  # the file's records, one per line; municipality and fund ids No
     Column("source_key", String(32)), Column("fund_type_id", Integer), Column("fiscal_year", Integer),
     Column("installment", Integer), Column("payer_ref", String(20)), Column("payer_name_enc", LargeBinary),
     Column("name_digest", LargeBinary), Column("amount", BigInteger), Column("due_date", Date),
+    # Unbounded: a line whose eL番号 or payload is too long is staged, refused, and named with the others.
+    Column("late_fee", BigInteger), Column("dunning_fee", BigInteger), Column("el_number", String),
+    Column("el_qr", String),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 assert tuple(c.name for c in STAGE.columns) == STAGE_COLUMNS
@@ -93,7 +96,8 @@ KNOWN = Table(  # the staged lines whose key the ledger already holds, with what
     "ledger_known", _metadata,
     Column("line", Integer, primary_key=True), Column("assessment_id", Integer), Column("municipality_id", Integer),
     Column("fund_type_id", Integer), Column("fiscal_year", Integer), Column("amount", BigInteger),
-    Column("due_date", Date), Column("payer_name_enc", LargeBinary), Column("revision", Integer),
+    Column("due_date", Date), Column("late_fee", BigInteger), Column("dunning_fee", BigInteger),
+    Column("el_number", String(32)), Column("payer_name_enc", LargeBinary), Column("revision", Integer),
     Column("change", String(8)),  # amended, payer, or None: unchanged
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
@@ -218,7 +222,7 @@ def _stage_file(session: Session, cipher: DataCipher, layout: Layout, data: byte
     errors = check.layout_errors
     if layout.format == "fixed" and not check.capped and not any(e.line == 0 for e in errors):
         errors = errors + envelope_errors(check, references, counts_comparable=not errors)
-    errors = errors + check.row_errors + _duplicates(session)
+    errors = errors + check.row_errors + _duplicates(session) + _el_numbers_taken(session)
     if not errors and not check.records:
         errors.append(LineError(0, None, "the file holds no assessment records"))
     if errors:
@@ -265,15 +269,43 @@ def _duplicates(session: Session) -> list[LineError]:
             for line, source_key, installment, first_line in rows]
 
 
+def _el_numbers_taken(session: Session) -> list[LineError]:
+    """Every line whose eL番号 an earlier line, or another instalment in the ledger, already has.
+
+    eLTAX payment data is matched on it. An instalment that gives its number up and another
+    that takes it over must come in two files, the first freeing it.
+    """
+    s = STAGE.c
+    key = (s.municipality_code, s.el_number)
+    first = select(*key, func.min(s.line).label("first")).where(s.el_number.is_not(None)).group_by(*key) \
+        .having(func.count() > 1).subquery()
+    twice = session.execute(select(s.line, s.el_number, first.c.first)
+                            .join(first, and_(*(c == first.c[c.name] for c in key))).where(s.line > first.c.first))
+    errors = [LineError(line, "el_number", f"{number} is also on line {first_line}; an eL番号 belongs to one "
+                                           "instalment") for line, number, first_line in twice]
+    a = _assessments.c
+    taken = session.execute(
+        select(s.line, s.el_number, a.source_key, a.installment)
+        .join(_assessments, and_(a.municipality_id == s.municipality_id, a.el_number == s.el_number))
+        .where((a.source_key != s.source_key) | (a.installment != s.installment)).order_by(s.line))
+    errors += [LineError(line, "el_number", f"{number} is already the eL番号 of assessment {source_key}, "
+                                            f"instalment {installment}")
+               for line, number, source_key, installment in taken]
+    return errors
+
+
 # -- what the ledger holds already ----------------------------------------------------------------
 
 def _find_known(session: Session) -> None:
     """Note the staged lines whose key the ledger holds (found through its unique index), and amendments."""
     KNOWN.create(session.connection())
     a = _assessments.c
-    amended = (a.amount != STAGE.c.amount) | (a.due_date != STAGE.c.due_date)
+    # Whatever the printed slip shows is an amendment: its unpaid slip is voided and printed anew.
+    amended = ((a.amount != STAGE.c.amount) | (a.due_date != STAGE.c.due_date) | (a.late_fee != STAGE.c.late_fee)
+               | (a.dunning_fee != STAGE.c.dunning_fee) | a.el_number.is_distinct_from(STAGE.c.el_number)
+               | a.el_qr.is_distinct_from(STAGE.c.el_qr))
     query = select(STAGE.c.line, a.id, a.municipality_id, a.fund_type_id, a.fiscal_year, a.amount, a.due_date,
-                   a.payer_name_enc, a.revision,
+                   a.late_fee, a.dunning_fee, a.el_number, a.payer_name_enc, a.revision,
                    case((amended, literal("amended")), (a.payer_ref != STAGE.c.payer_ref, literal("payer")),
                         else_=None)
                    ).join(_assessments, and_(a.municipality_id == STAGE.c.municipality_id,
@@ -338,11 +370,12 @@ def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int
     """Insert the lines whose key is new, in line order, each with its first revision; return how many."""
     s = STAGE.c
     new = select(s.municipality_id, s.source_key, s.fund_type_id, s.fiscal_year, s.installment, s.payer_ref,
-                 s.payer_name_enc, s.amount, s.due_date, literal(1), literal(now, _assessments.c.created_at.type),
-                 literal(now, _assessments.c.updated_at.type)) \
+                 s.payer_name_enc, s.amount, s.due_date, s.late_fee, s.dunning_fee, s.el_number, s.el_qr, literal(1),
+                 literal(now, _assessments.c.created_at.type), literal(now, _assessments.c.updated_at.type)) \
         .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists()).order_by(s.line)
     columns = ["municipality_id", "source_key", "fund_type_id", "fiscal_year", "installment", "payer_ref",
-               "payer_name_enc", "amount", "due_date", "revision", "created_at", "updated_at"]
+               "payer_name_enc", "amount", "due_date", "late_fee", "dunning_fee", "el_number", "el_qr", "revision",
+               "created_at", "updated_at"]
     revision_columns = ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"]
     a = _assessments.c
     if session.get_bind().dialect.name == "postgresql":  # one statement: the inserted rows feed the revisions
@@ -373,13 +406,15 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
     """Apply the amended lines: new amount and due date, a revision each, their unpaid slips voided."""
     k, s, a = KNOWN.c, STAGE.c, _assessments.c
     amended = select(k.assessment_id, k.municipality_id, k.revision, k.amount, s.amount, k.due_date, s.due_date,
-                     s.source_key, s.installment).join(STAGE, s.line == k.line) \
+                     s.source_key, s.installment, k.late_fee, s.late_fee, k.dunning_fee, s.dunning_fee,
+                     k.el_number.is_distinct_from(s.el_number)).join(STAGE, s.line == k.line) \
         .where(k.change == "amended").order_by(s.line)
     rows = session.execute(amended).all()
     if not rows:
         return
     session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "amended")
-                    .values(amount=s.amount, due_date=s.due_date, revision=a.revision + 1, payer_ref=s.payer_ref,
+                    .values(amount=s.amount, due_date=s.due_date, late_fee=s.late_fee, dunning_fee=s.dunning_fee,
+                            el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1, payer_ref=s.payer_ref,
                             payer_name_enc=s.payer_name_enc, updated_at=now))
     session.execute(insert(_revisions).from_select(
         ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
@@ -395,12 +430,17 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
     for assessment_id, number, reissue in sorted(voided, key=lambda v: (v[1], v[2])):
         slips_of[assessment_id].append((number, reissue))
     events: list[dict[str, Any]] = []
-    for assessment_id, municipality_id, revision, old_amount, amount, old_due, due, source_key, installment in rows:
+    for (assessment_id, municipality_id, revision, old_amount, amount, old_due, due, source_key, installment,
+         old_late, late, old_dunning, dunning, el_changed) in rows:
         result.amendments.append(f"{source_key}/{installment}: {old_amount:,} -> {amount:,} yen")
+        data: dict[str, Any] = {"revision": revision + 1, "amount": [old_amount, amount],
+                                "due_date": [old_due.isoformat(), due.isoformat()]}
+        if (old_late, old_dunning) != (late, dunning):
+            data.update(late_fee=[old_late, late], dunning_fee=[old_dunning, dunning])
+        if el_changed:
+            data["el_number_changed"] = True
         events.append(dict(kind="assessment.amended", subject_type="assessment", subject_id=str(assessment_id),
-                           municipality_id=municipality_id,
-                           data={"revision": revision + 1, "amount": [old_amount, amount],
-                                 "due_date": [old_due.isoformat(), due.isoformat()]}))
+                           municipality_id=municipality_id, data=data))
         events += [dict(kind="slip.voided", subject_type="slip", subject_id=f"{number}-{reissue}",
                         municipality_id=municipality_id, data={"reason": "assessment amended"})
                    for number, reissue in slips_of[assessment_id]]

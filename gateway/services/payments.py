@@ -17,10 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
+from domain.calendar import business_date
 from domain.channels import gateway_checkouts, paid_through_eltax
 from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import transaction, utcnow
-from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable, SlipNotPayable
+from gateway.errors import (
+    Conflict,
+    GatewayError,
+    NotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+    SlipExpired,
+    SlipNotPayable,
+)
 from gateway.fees import system_fee
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.services.events import record_event
@@ -102,9 +111,28 @@ def _payable_slip(session: Session, municipality_id: int, number: str, channel: 
     if paid_through_eltax(fund.channels):  # paid online at 地方税お支払サイト, never through our checkouts
         raise GatewayError(f"{fund.name} is paid online through eLTAX (地方税お支払サイト), not by {channel}",
                            code="channel_not_accepted", status=422, details={"pay_through": "eltax"})
+    if is_expired(slip, business_today()):
+        raise SlipExpired(f"slip {number} was payable until {slip.store_deadline}; ask the ward for a new slip",
+                          details={"store_deadline": _iso(slip.store_deadline)})
     if channel not in gateway_checkouts(fund.channels):
         raise GatewayError(f"{fund.name} cannot be paid by {channel}", code="channel_not_accepted", status=422)
     return slip
+
+
+def business_today() -> date:
+    """Today's business date (Asia/Tokyo)."""
+    return business_date(utcnow())
+
+
+def is_expired(slip: Slip, today: date) -> bool:
+    """Whether the slip is past its store deadline (支払期限) and so no longer payable online.
+
+    The printed amount holds until that day inclusive (shared/domain, "Overdue slips"); after it
+    延滞金 may have run, and only a new slip shows the right amount. A slip without a deadline
+    (no barcode, or 999999) does not expire. A payment that arrives late anyway through an
+    agency is still booked, and raised as late (domain.booking).
+    """
+    return slip.store_deadline is not None and today > slip.store_deadline
 
 
 def _iso(day: date | None) -> str | None:

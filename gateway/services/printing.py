@@ -7,6 +7,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from domain.eltax import split_paid
 from gateway.crypto import DataCipher
 from gateway.models import Municipality, Slip
 from gateway.progress import NoProgress, Progress
@@ -30,6 +31,8 @@ def printable(slip: Slip, municipality: Municipality, cipher: DataCipher) -> Pri
     assessment = slip.assessment
     fund = assessment.fund_type
     alternatives: tuple[str, ...] = ()
+    # An issued slip is for the instalment's amount (an amendment voids it): it splits as the instalment.
+    _, late_fee, dunning_fee = split_paid(slip.amount, assessment.amount, assessment.late_fee, assessment.dunning_fee)
     if slip.barcode is None:
         alternatives = tuple(CHANNEL_LABELS[c] for c in fund.channels if c in CHANNEL_LABELS) + (COUNTER,)
     return PrintableSlip(
@@ -37,8 +40,10 @@ def printable(slip: Slip, municipality: Municipality, cipher: DataCipher) -> Pri
         store_deadline=slip.store_deadline, fund_name=fund.name, fiscal_year=assessment.fiscal_year,
         installment=assessment.installment, reissue=slip.reissue, municipality_name=municipality.name,
         payer_name=cipher.decrypt(assessment.payer_name_enc) if assessment.payer_name_enc else "",
-        pay_url=pay_url(municipality, slip), alternatives=alternatives,
+        pay_url=pay_url(municipality, slip), alternatives=alternatives, el_number=assessment.el_number,
+        el_qr=assessment.el_qr, late_fee=late_fee, dunning_fee=dunning_fee,
     )
+
 
 
 def _printables(session: Session, cipher: DataCipher, slip_ids: list[int],

@@ -135,3 +135,24 @@ def test_a_wrong_method_keeps_the_allow_header(client, headers) -> None:  # type
     response = client.delete("/api/v1/funds", headers=headers)
     assert response.status_code == 405 and "GET" in response.headers["Allow"]
     assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_a_slip_shows_its_eltax_data_and_its_additions_apart(client, headers, session, cipher) -> None:  # type: ignore[no-untyped-def]
+    row = dict(list(ward_rows(CODE, 2026, 25, seed=3))[0], assessment_id="EL-1", installment=1, amount=13_900,
+               el_number="0123456789012345678901234567", el_qr="ELQR 地方税 \\ ,\"payload\"", late_fee=1_000,
+               dunning_fee=100)
+    import_ledger(session, cipher, ledger_file_bytes([row], "kokin-csv", date(2026, 4, 1)), filename="el.csv")
+    issue_slips(session, CODE)
+    [listed] = _all_slips(client, headers, assessment_id="EL-1")
+    plain = next(s for s in _all_slips(client, headers) if s["assessment_id"] != "EL-1")
+
+    body = client.get(f"/api/v1/slips/{listed['number']}", headers=headers).json
+    other = client.get(f"/api/v1/slips/{plain['number']}", headers=headers).json
+
+    assert {k: body[k] for k in ("amount", "principal", "late_fee", "dunning_fee", "el_number", "el_qr")} == {
+        "amount": 13_900, "principal": 12_800, "late_fee": 1_000, "dunning_fee": 100,
+        "el_number": row["el_number"], "el_qr": row["el_qr"]}
+    assert (other["el_number"], other["el_qr"], other["late_fee"], other["dunning_fee"]) == (None, None, 0, 0)
+    assert other["principal"] == other["amount"]
+    pdf = client.get(f"/api/v1/slips/{listed['number']}/pdf", headers=headers)
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")

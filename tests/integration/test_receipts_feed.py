@@ -367,3 +367,30 @@ def test_a_store_double_payment_goes_to_the_core_system_even_where_the_fund_refu
     exception = session.scalar(select(ReconException).where(ReconException.kind == "double_payment",
                                                             ReconException.amount == 4_000))
     assert (exception.status, exception.resolution) == ("resolved", "handed_to_core_system")
+
+
+def test_a_receipt_splits_its_amount_into_principal_and_the_instalments_additions(app, session, cipher) -> None:  # type: ignore[no-untyped-def]
+    overdue = dict(_row("01-2026-0000000007", "01", 2026, 2, 13_900, date(2026, 8, 31)), late_fee=1_000,
+                   dunning_fee=100)
+    import_ledger(session, cipher, ledger_file_bytes([overdue], "kokin-csv", date(2026, 4, 1)), filename="d.csv")
+    issue_slips(session, CODE)
+    _pay_by_card(app, session, session.scalar(select(Slip)))
+
+    result = export_next(session, CODE, actor="test")
+
+    assert result is not None
+    [record] = [_fields(r) for r in _read("receipts-csv", result.data) if r.kind == "data"]
+    assert (record["record_kind"], record["amount"]) == ("receipt", 13_900)
+    assert (record["principal"], record["late_fee"], record["dunning_fee"]) == (12_800, 1_000, 100)
+
+
+@pytest.mark.parametrize(("amount", "billed", "expected"), [
+    (13_900, 13_900, (12_800, 1_000, 100)),  # the billed amount: split as the instalment
+    (5_000, 13_900, (5_000, 0, 0)),  # another amount: all principal
+    (13_900, None, (13_900, 0, 0)),  # no instalment (unidentified, a counter sale)
+])
+def test_money_splits_as_its_instalment_only_when_it_is_the_billed_amount(amount, billed, expected) -> None:  # type: ignore[no-untyped-def]
+    from domain.eltax import split_paid
+
+    assert split_paid(amount, billed, 1_000, 100) == expected
+    assert sum(expected) == amount

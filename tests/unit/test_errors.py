@@ -18,6 +18,7 @@ CATALOGUE = {
     "NotFound": ("not_found", 404),
     "Conflict": ("conflict", 409),
     "SlipNotPayable": ("slip_not_payable", 409),
+    "SlipExpired": ("slip_expired", 409),
     "Unauthorized": ("unauthorized", 401),
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
