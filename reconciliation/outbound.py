@@ -10,13 +10,16 @@ goes beside every file.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 import tomllib
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +82,76 @@ def result(layout: Layout, data: bytes, count: int, total: int, sequence: int) -
 
 
 def encode_records(layout: Layout, records: Records, *, what: str, error: type[GatewayError]) -> bytes:
-    """The file's bytes; the same records always give the same bytes.
+    """The file's bytes from its records one by one (see `encode_blocks`: a run of records of a kind is a block)."""
+    runs: list[tuple[str, list[dict[str, Any]]]] = []
+    for kind, values in records:
+        if kind in layout.records:
+            if runs and runs[-1][0] == kind:
+                runs[-1][1].append(values)
+            else:
+                runs.append((kind, [values]))
+    blocks = [Block(kind, {field.name: [values.get(field.name) for values in run]
+                           for field in layout.records[kind].fields}, len(run)) for kind, run in runs]
+    return encode_blocks(layout, blocks, what=what, error=error)
+
+
+@dataclass(frozen=True)
+class Same:
+    """A column holding one value on every line (a municipality code, a file's sequence number)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Block:
+    """`count` consecutive records of one kind, given by columns: each field's values, by field name.
+
+    A column is a sequence of `count` values or `Same`; a field without a column is empty.
+    """
+
+    kind: str
+    columns: Mapping[str, Sequence[Any] | Same]
+    count: int
+
+
+def encode_blocks(layout: Layout, blocks: Sequence[Block], *, what: str, error: type[GatewayError]) -> bytes:
+    """The file's bytes; the same blocks always give the same bytes.
 
     Raises `error` when a value would not read back unchanged (a layout that cuts it,
     overflows, strips or cannot encode it), naming its line and field: a file for another
-    system must never post a wrong value. The check is the reader's own
-    (`layouts.convert`) on the field as written, made once per distinct value of a field: a
-    million records hold few distinct values in most fields, so the check costs little more
-    than the writing.
+    system must never post a wrong value. The check is the reader's own (`layouts.convert`)
+    on the field as written, made once per distinct value of a column, and for texts, times
+    and dates once per *shape* (see `_shape`): a million records hold few distinct values or
+    shapes in most fields, so the check costs little more than the writing. A file is
+    written a column at a time: each distinct value of a field is written once, and a line
+    is the join of its cells.
     """
     writer = _Writer(layout, what, error)
-    lines = [layouts.csv_header(layout).encode(layout.encoding)] \
-        if layout.format == "csv" and layout.header_line else []
-    first = len(lines) + 1
-    lines += [writer.record(kind, values, n) for n, (kind, values) in enumerate(records, start=first)
-              if kind in layout.records]
-    return b"".join(line + b"\r\n" for line in lines)  # CRLF, as the receiving systems' tools expect
+    csv_file = layout.format == "csv"
+    first = 2 if csv_file and layout.header_line else 1
+    lines: list[Any] = [layouts.csv_header(layout)] if csv_file and layout.header_line else []
+    for block in blocks:
+        if block.kind not in layout.records or block.count == 0:
+            continue
+        lines += writer.block(block, first)
+        first += block.count
+    if not lines:
+        return b""
+    if csv_file:  # CRLF, as the receiving systems' tools expect; every text was checked to encode
+        return _encode("\r\n".join(lines) + "\r\n", layout.encoding)
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+@functools.cache
+def _ascii_compatible(encoding: str) -> bool:
+    return "".join(map(chr, range(128))).encode(encoding) == bytes(range(128))
+
+
+def _encode(text: str, encoding: str) -> bytes:
+    """`text` in `encoding`; through the faster ASCII codec when the text is ASCII and the encoding agrees."""
+    if text.isascii() and _ascii_compatible(encoding):
+        return text.encode("ascii")
+    return text.encode(encoding)
 
 
 # A text's shape: each ASCII digit, upper- and lower-case letter stands for its class. Whether
@@ -119,69 +176,120 @@ def _shape(value: Any) -> Any:
     return None
 
 
-_REMEMBERED = 50_000  # cells kept per field by value; beyond, a field of unique values is written afresh
+_TEXTS, _INTEGERS = {str, type(None)}, {int, type(None)}
+
+
+def _by_shape(spec: layouts.FieldSpec) -> bool:
+    """Whether values of one shape read back alike through `spec`.
+
+    Not when the field names particular texts (choices, null values, a prefix, a default):
+    00000000 and 12345678 share a shape, but one of them may mean "none".
+    """
+    return not (spec.choices or spec.null_values or spec.prefix or spec.default is not None)
+
+
+class _Refused(Exception):
+    """A value the field cannot hold, and why (the caller names its line)."""
 
 
 class _Writer:
-    """Writes the records of a layout, each distinct value (or text shape) of a field checked once."""
+    """Writes blocks of records column by column; remembers the shapes checked per record kind and field."""
 
     def __init__(self, layout: Layout, what: str, error: type[GatewayError]) -> None:
         self.layout, self.what, self.error = layout, what, error
-        self.unit = "line" if layout.format == "csv" else "record"
-        # Per record kind: each field with the cells written for its values so far, and the text shapes checked.
-        self.fields: dict[str, list[tuple[layouts.FieldSpec, dict[tuple[type, Any], bytes], set[Any]]]] = {}
+        self.csv = layout.format == "csv"
+        self.shapes: dict[tuple[str, str], set[Any]] = {}
 
-    def record(self, kind: str, values: dict[str, Any], line: int) -> bytes:
-        fields = self.fields.get(kind)
-        if fields is None:
-            fields = self.fields[kind] = [(field, {}, set()) for field in self.layout.records[kind].fields]
-        cells = []
-        for field, known, shapes in fields:
-            value = values.get(field.name)
-            key = (type(value), value)
-            cell = known.get(key)
-            if cell is None:
-                shape = _shape(value)
-                if shape is not None and shape in shapes:
-                    cell = self._cell(field, value)
-                else:
-                    cell = self._write(field, value, line)
-                    if shape is not None:
-                        shapes.add(shape)
-                if len(known) < _REMEMBERED:
-                    known[key] = cell
-            cells.append(cell)
-        if self.layout.format == "csv":
-            return b",".join(cells)
-        return (self.layout.records[kind].kind or "").encode("ascii") + b"".join(cells)
+    def block(self, block: Block, first_line: int) -> list[Any]:
+        """The block's lines: text for a CSV layout (encoded with the file), bytes for a fixed one."""
+        spec = self.layout.records[block.kind]
+        cells = [self._column(block, field, first_line) for field in spec.fields]
+        if self.csv:
+            return [",".join(row) for row in zip(*cells, strict=True)]
+        prefix = (spec.kind or "").encode("ascii")
+        return [prefix + b"".join(row) for row in zip(*cells, strict=True)]
 
-    def _cell(self, spec: layouts.FieldSpec, value: Any) -> bytes:
-        """The field as written (not checked)."""
-        if self.layout.format == "csv":
-            text = layouts.csv_value(spec, value)
-            cell = text.encode(self.layout.encoding)
-            return b'"' + cell.replace(b'"', b'""') + b'"' if ("," in text or '"' in text) else cell
+    def _column(self, block: Block, field: layouts.FieldSpec, first_line: int) -> Sequence[Any]:
+        values = block.columns.get(field.name, Same(None))
+        shapes = self.shapes.setdefault((block.kind, field.name), set())
+        if isinstance(values, Same):
+            return [self._checked(field, values.value, shapes, lambda: first_line)] * block.count
+        if len(values) != block.count:
+            raise ValueError(f"{block.kind} column {field.name} has {len(values)} values for {block.count} records")
+        distinct = dict.fromkeys(values)  # each distinct value once, in the order of the lines
+
+        def line_of(value: Any) -> Callable[[], int]:
+            return lambda: first_line + values.index(value)
+
+        kinds = set(map(type, distinct))
+        if self.csv and kinds <= _TEXTS and _by_shape(field):
+            return self._texts(field, values, distinct, shapes, line_of)
+        if self.csv and kinds <= _INTEGERS and field.type == "integer" and _by_shape(field):
+            numbers = [value for value in distinct if value is not None]
+            for value in {min(numbers, default=None), max(numbers, default=None), *distinct.keys() - set(numbers)}:
+                self._checked(field, value, shapes, line_of(value))
+            return ["" if value is None else str(value) for value in values]
+        cells = {value: self._checked(field, value, shapes, line_of(value)) for value in distinct}
+        return list(map(cells.__getitem__, values))
+
+    def _texts(self, field: layouts.FieldSpec, values: Sequence[str | None], distinct: dict[Any, None],
+               shapes: set[Any], line_of: Callable[[Any], Callable[[], int]]) -> Sequence[Any]:
+        """A CSV column of texts (ids, keys, codes) and Nones: each new shape checked on its first value.
+
+        A text needs no quotes unless its shape holds a comma or a quote, and then its cell
+        is the text itself: such a column is written as it is, Nones aside.
+        """
+        empty = self._checked(field, None, shapes, line_of(None)) if None in distinct else None
+        texts = [value for value in distinct if value is not None]
+        forms = list(map(str.translate, texts, repeat(_SHAPE, len(texts))))
+        first_of = dict(zip(reversed(forms), reversed(texts), strict=True))  # each shape's first value
+        for form, value in first_of.items():
+            if form not in shapes:
+                self._checked(field, value, shapes, line_of(value))
+        if any("," in form or '"' in form for form in first_of):
+            return [empty if value is None else self._cell(field, value) for value in values]
+        if empty is None:
+            return values  # no None among them
+        return [empty if value is None else value for value in values]
+
+    def _checked(self, spec: layouts.FieldSpec, value: Any, shapes: set[Any], line: Callable[[], int]) -> Any:
+        """The cell of `value`, checked unless a value of its shape was; `line()` names it in a refusal."""
+        shape = _shape(value) if _by_shape(spec) else None
+        try:
+            if shape is not None and shape in shapes:
+                return self._cell(spec, value)
+            cell = self._write(spec, value)
+        except _Refused as refused:
+            unit = "line" if self.csv else "record"
+            raise self.error(f"layout {self.layout.name} cannot hold these {self.what}: {unit} {line()}, "
+                             f"field {spec.name}: {refused}") from None
+        if shape is not None:
+            shapes.add(shape)
+        return cell
+
+    def _cell(self, spec: layouts.FieldSpec, value: Any) -> Any:
+        """The field as written (not checked): text for CSV, bytes for a fixed layout."""
+        if self.csv:
+            text = value if type(value) is str else layouts.csv_value(spec, value)
+            return '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
         return layouts.encode_field(self.layout, spec, value)
 
-    def _refuse(self, line: int, spec: layouts.FieldSpec, why: str) -> GatewayError:
-        return self.error(f"layout {self.layout.name} cannot hold these {self.what}: {self.unit} {line}, "
-                          f"field {spec.name}: {why}")
-
-    def _write(self, spec: layouts.FieldSpec, value: Any, line: int) -> bytes:
-        """The field as written, checked to read back as `value`."""
+    def _write(self, spec: layouts.FieldSpec, value: Any) -> Any:
+        """The field as written, checked to read back as `value`; raises _Refused."""
         layout = self.layout
         try:
             cell = self._cell(spec, value)
-            text = cell.decode(layout.encoding)
-            if layout.format == "csv":
+            if self.csv:
+                cell.encode(layout.encoding)
                 text = layouts.csv_value(spec, value)
-            elif spec.length is not None and len(cell) != spec.length:
-                raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
+            else:
+                text = cell.decode(layout.encoding)
+                if spec.length is not None and len(cell) != spec.length:
+                    raise ValueError(f"takes {len(cell)} bytes, the field has {spec.length}")
         except UnicodeEncodeError as exc:
-            raise self._refuse(line, spec, f"{exc.object[exc.start:exc.end]!r} cannot be written in "
-                                           f"{layout.encoding}") from None
+            raise _Refused(f"{exc.object[exc.start:exc.end]!r} cannot be written in {layout.encoding}") from None
         except ValueError as exc:
-            raise self._refuse(line, spec, f"{value!r} {exc}") from None
+            raise _Refused(f"{value!r} {exc}") from None
         if spec.type == "filler":
             return cell
         try:
@@ -189,7 +297,7 @@ class _Writer:
         except ValueError as exc:
             back = f"nothing ({exc})"
         if back != value and not (back in ("", None) and value is None):
-            raise self._refuse(line, spec, f"{value!r} would be read back as {back!r}")
+            raise _Refused(f"{value!r} would be read back as {back!r}")
         return cell
 
 
@@ -211,7 +319,7 @@ def new_file(session: Session, municipality_id: int, feed: str, layout: str, act
 def keep(sent: OutboundFile, exported: ExportResult) -> None:
     """Keep the file's figures and bytes (zlib) on its row."""
     sent.record_count, sent.total_amount, sent.sha256 = exported.count, exported.total, exported.sha256
-    sent.content = zlib.compress(exported.data, 6)
+    sent.content = zlib.compress(exported.data, 1)  # fast: a million records are 120 MiB
 
 
 def kept_file(session: Session, municipality_id: int, feed: str, sequence: int, *, name: str,

@@ -15,11 +15,12 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass, fields
+from datetime import date, time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Date, Time, cast, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -44,7 +45,7 @@ from gateway.models import (
 )
 from gateway.services.events import record_event
 from reconciliation import outbound
-from reconciliation.outbound import ExportResult, encode_records
+from reconciliation.outbound import ExportResult
 
 # The file mechanics shared with the counter revenue feed, importable from here as before.
 from reconciliation.outbound import write_atomically as write_atomically
@@ -73,43 +74,68 @@ def record_id(municipality_code: str, record: int) -> str:
     return f"{municipality_code}-{record:012d}"
 
 
-class Receipt(NamedTuple):
-    """One record as the file shows it (a tuple: a million of them are made for one file)."""
+@dataclass(frozen=True)
+class Receipts:
+    """Records as the file shows them, a column each (a million records are a few lists, not a million objects).
 
-    id: int
-    kind: str
-    reverses: int | None
-    assessment_id: str | None  # the core system's key (Assessment.source_key); None: unidentified, a sale
-    fund_code: str | None
-    fiscal_year: int | None  # of the assessment
-    installment: int | None
-    amount: int  # public revenue only, yen; never the system-usage fee
-    paid_at: datetime  # Asia/Tokyo
-    remitted_on: date | None
-    booked_fiscal_year: int
-    channel: str
-    reason: str | None
-    late_fee: int = 0  # of `amount` (domain.eltax.split_paid); the rest is principal
-    dunning_fee: int = 0
-    payment_id: int | None = None  # not in the file: what a double payment's exception is about
+    `assessment_id` is the core system's key (Assessment.source_key), None for unidentified
+    money and counter sales; `fiscal_year` the claim's; `amount` public revenue only, never
+    the system-usage fee, of which `late_fee` and `dunning_fee` (domain.eltax.split_paid) are
+    parts; `paid_on` and `paid_time` Asia/Tokyo; `payment_id` is not in the file (what a
+    double payment's exception is about).
+    """
+
+    id: Sequence[int]
+    kind: Sequence[str]
+    reverses: Sequence[int | None]
+    assessment_id: Sequence[str | None]
+    fund_code: Sequence[str | None]
+    fiscal_year: Sequence[int | None]
+    installment: Sequence[int | None]
+    amount: Sequence[int]
+    late_fee: Sequence[int]
+    dunning_fee: Sequence[int]
+    paid_on: Sequence[date]
+    paid_time: Sequence[time]
+    remitted_on: Sequence[date | None]
+    booked_fiscal_year: Sequence[int]
+    channel: Sequence[str]
+    reason: Sequence[str | None]
+    payment_id: Sequence[int | None]
+
+    def __len__(self) -> int:
+        return len(self.id)
 
     @property
-    def signed(self) -> int:
-        """The amount as it counts: a reversal takes away."""
-        return -self.amount if self.kind == "reversal" else self.amount
+    def total(self) -> int:
+        """The records' amounts as they count: a reversal takes away."""
+        return sum(self.amount) - 2 * self.reversal_amount
 
-    def values(self, municipality_code: str, sequence: int) -> dict[str, Any]:
-        """The record's fields by their layout names."""
-        local = self.paid_at
-        return {"sequence": sequence, "record_id": record_id(municipality_code, self.id), "record_kind": self.kind,
-                "reverses": None if self.reverses is None else record_id(municipality_code, self.reverses),
-                "municipality_code": municipality_code, "assessment_id": self.assessment_id,
-                "fund_code": self.fund_code, "fiscal_year": self.fiscal_year, "installment": self.installment,
-                "amount": self.amount, "principal": self.amount - self.late_fee - self.dunning_fee,
-                "late_fee": self.late_fee, "dunning_fee": self.dunning_fee,
-                "paid_on": local.date(), "paid_time": local.time().replace(microsecond=0, tzinfo=None),
-                "remitted_on": self.remitted_on, "booked_fiscal_year": self.booked_fiscal_year,
-                "channel": self.channel, "reason": self.reason}
+    @property
+    def reversal_amount(self) -> int:
+        return sum(amount for kind, amount in zip(self.kind, self.amount, strict=True) if kind == "reversal")
+
+    @property
+    def reversal_count(self) -> int:
+        return self.kind.count("reversal")
+
+    def columns(self, municipality_code: str, sequence: int) -> dict[str, Sequence[Any] | outbound.Same]:
+        """The records' fields by their layout names."""
+        prefix = f"{municipality_code}-"
+        return {"sequence": outbound.Same(sequence), "record_id": [f"{prefix}{i:012d}" for i in self.id],
+                "record_kind": self.kind, "municipality_code": outbound.Same(municipality_code),
+                "reverses": [None if r is None else f"{prefix}{r:012d}" for r in self.reverses],
+                "assessment_id": self.assessment_id, "fund_code": self.fund_code, "fiscal_year": self.fiscal_year,
+                "installment": self.installment, "amount": self.amount,
+                "principal": [a - f - d for a, f, d in zip(self.amount, self.late_fee, self.dunning_fee, strict=True)],
+                "late_fee": self.late_fee, "dunning_fee": self.dunning_fee, "paid_on": self.paid_on,
+                "paid_time": self.paid_time, "remitted_on": self.remitted_on,
+                "booked_fiscal_year": self.booked_fiscal_year, "channel": self.channel, "reason": self.reason}
+
+    def overpaid_payments(self) -> list[int]:
+        """The payments of the overpayment records, each once, in order."""
+        return sorted({payment for kind, payment in zip(self.kind, self.payment_id, strict=True)
+                       if kind == "overpayment" and payment is not None})
 
 
 def load_receipts_layout(name_or_path: str) -> Layout:
@@ -120,27 +146,25 @@ def load_receipts_layout(name_or_path: str) -> Layout:
     return outbound.load_feed_layout(name_or_path, LAYOUT_DIR, "receipts-", RECORD_FIELDS, what="receipts")
 
 
-def render_receipts(layout: Layout, municipality_code: str, receipts: Sequence[Receipt], *, sequence: int,
+def render_receipts(layout: Layout, municipality_code: str, receipts: Receipts, *, sequence: int,
                     created_on: date) -> bytes:
     """The file's bytes; the same arguments always give the same bytes.
 
     Raises ReceiptsNotWritable when a value would not read back unchanged (a layout that
     cuts it, overflows or cannot encode it): a receipt file must never post a wrong value.
     """
-    data = [r.values(municipality_code, sequence) for r in receipts]
-    records: list[tuple[str, dict[str, Any]]] = [("data", values) for values in data]
+    blocks = [outbound.Block("data", receipts.columns(municipality_code, sequence), len(receipts))]
     if layout.format == "fixed":
         header = {"sequence": sequence, "created_on": created_on, "municipality_code": municipality_code}
-        reversals = [r.amount for r in receipts if r.kind == "reversal"]
-        trailer = {"record_count": len(data), "total_amount": sum(r.signed for r in receipts),
-                   "reversal_count": len(reversals), "reversal_amount": sum(reversals)}
-        records = [(kind, values) for kind, values in
-                   [("header", header), *records, ("trailer", trailer), ("end", {})] if kind in layout.records]
-    return encode_records(layout, records, what="receipts", error=ReceiptsNotWritable)
+        trailer = {"record_count": len(receipts), "total_amount": receipts.total,
+                   "reversal_count": receipts.reversal_count, "reversal_amount": receipts.reversal_amount}
+        blocks = [outbound.Block("header", {k: [v] for k, v in header.items()}, 1), *blocks,
+                  outbound.Block("trailer", {k: [v] for k, v in trailer.items()}, 1), outbound.Block("end", {}, 1)]
+    return outbound.encode_blocks(layout, blocks, what="receipts", error=ReceiptsNotWritable)
 
 
-def _result(layout: Layout, data: bytes, receipts: Sequence[Receipt], sequence: int) -> ExportResult:
-    return outbound.result(layout, data, len(receipts), sum(r.signed for r in receipts), sequence)
+def _result(layout: Layout, data: bytes, receipts: Receipts, sequence: int) -> ExportResult:
+    return outbound.result(layout, data, len(receipts), receipts.total, sequence)
 
 
 def _municipality(session: Session, municipality_code: str) -> tuple[int, str]:
@@ -161,7 +185,7 @@ def export_receipts(session: Session, municipality_code: str, business_date: dat
     if isinstance(layout, str):
         layout = load_receipts_layout(layout)
     municipality_id, cutoff = _municipality(session, municipality_code)
-    receipts = receipts_where(session, cutoff, _records, _records.c.municipality_id == municipality_id,
+    receipts = receipts_where(session, cutoff, _records.c.municipality_id == municipality_id,
                               _records.c.business_date == business_date)
     data = render_receipts(layout, municipality_code, receipts, sequence=0, created_on=business_date)
     return _result(layout, data, receipts, 0)
@@ -201,12 +225,12 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
     return result
 
 
-def _hand_over_double_payments(session: Session, receipts: Sequence[Receipt], actor: str) -> int:
+def _hand_over_double_payments(session: Session, receipts: Receipts, actor: str) -> int:
     """Close the open double_payment exceptions of the overpayments sent without a provider refund.
 
     The core system decides 充当 or 還付 on them now; the count closed.
     """
-    sent = sorted({r.payment_id for r in receipts if r.kind == "overpayment" and r.payment_id is not None})
+    sent = receipts.overpaid_payments()
     refunding = select(Refund.payment_id)
     closed = 0
     for start in range(0, len(sent), 5_000):
@@ -234,7 +258,7 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
     return outbound.sent_files(session, municipality_id, feed)
 
 
-def _claim(session: Session, municipality_id: int, cutoff: str) -> list[Receipt]:
+def _claim(session: Session, municipality_id: int, cutoff: str) -> Receipts:
     """Take the municipality's queue of records not sent yet and read them; on PostgreSQL in one statement.
 
     On SQLite the caller holds the write lock already (the file's row is written first), so
@@ -242,48 +266,79 @@ def _claim(session: Session, municipality_id: int, cutoff: str) -> list[Receipt]
     """
     take = delete(_queue).where(_queue.c.municipality_id == municipality_id)
     if session.get_bind().dialect.name == "postgresql":
-        taken = take.returning(_queue.c.record_id).cte("taken")
-        return receipts_where(session, cutoff, _records, _records.c.id.in_(select(taken.c.record_id)))
+        # A day's records joined in memory: hashes and the sort by id would spill to disk at the default.
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+        return receipts_where(session, cutoff, taken=take.returning(_queue.c.record_id).cte("taken"))
     queued = select(_queue.c.record_id).where(_queue.c.municipality_id == municipality_id)
-    receipts = receipts_where(session, cutoff, _records, _records.c.id.in_(queued))
+    receipts = receipts_where(session, cutoff, _records.c.id.in_(queued))
     session.execute(take)
     return receipts
 
 
-def receipts_where(session: Session, cutoff: str, records: Any = None, *where: Any) -> list[Receipt]:
-    """The records of `records` (the journal, or a selection of its rows) matching `where`, in journal order."""
-    r = _records if records is None else records
+def receipts_where(session: Session, cutoff: str, *where: Any, taken: Any = None) -> Receipts:
+    """The journal's records matching `where` (and in `taken`, a selection of record ids), in journal order.
+
+    PostgreSQL gives the times and dates in Asia/Tokyo itself, and its rows are read from the
+    driver's cursor (binary, no result objects: a million rows through SQLAlchemy's cost
+    seconds); on SQLite they are converted here.
+    """
+    r = _records
     claim_fund, sale_fund = aliased(FundType), aliased(FundType)
-    rows = session.execute(
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    when: list[Any]
+    if postgresql:
+        local = func.timezone(TOKYO.key, r.c.paid_at)  # timestamp without time zone, Tokyo's wall clock
+        when = [cast(local, Date), cast(func.date_trunc("second", local), Time),
+                func.coalesce(AgencyReport.remittance_on, cast(func.timezone(TOKYO.key, Payment.remitted_at), Date))]
+    else:
+        when = [r.c.paid_at, AgencyReport.remittance_on, Payment.remitted_at]
+    records = r if taken is None else r.join(taken, taken.c.record_id == r.c.id)
+    statement = (
         select(r.c.id, r.c.kind, r.c.reverses_id, Assessment.source_key,
                func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
                Assessment.installment, Assessment.due_date, Assessment.amount.label("billed"),
-               Assessment.late_fee, Assessment.dunning_fee, r.c.amount, r.c.paid_at,
-               AgencyReport.remittance_on, Payment.remitted_at, r.c.channel, r.c.reason, r.c.payment_id)
-        .select_from(r)
+               Assessment.late_fee, Assessment.dunning_fee, r.c.amount, r.c.channel, r.c.reason, r.c.payment_id,
+               *when)
+        .select_from(records)
         .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
         .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
         .outerjoin(sale_fund, sale_fund.id == r.c.fund_type_id)
         .outerjoin(AgencyReport, AgencyReport.id == r.c.agency_report_id)
         .outerjoin(Payment, Payment.id == r.c.payment_id)
-        .where(*where).order_by(r.c.id)).all()
-    out = []
-    attributed: dict[tuple[date, date], int] = {}
-    for row in rows:
-        paid_at = row.paid_at.astimezone(TOKYO)
-        paid_on = paid_at.date()
-        remitted = row.remittance_on or (None if row.remitted_at is None
-                                         else row.remitted_at.astimezone(TOKYO).date())
-        if row.due_date is None:  # a counter sale (its own claim, of the day) or unidentified money
-            booked = fiscal_year_of(paid_on)
-            fiscal_year = None if row.fund_code is None else booked
-        else:
-            key = (row.due_date, paid_on)
-            booked = attributed.get(key) or attributed.setdefault(key, booked_fiscal_year(*key, cutoff))
-            fiscal_year = row.fiscal_year
-        _, late_fee, dunning_fee = split_paid(row.amount, row.billed, row.late_fee or 0, row.dunning_fee or 0)
-        out.append(Receipt(row.id, row.kind, row.reverses_id, row.source_key, row.fund_code, fiscal_year,
-                           row.installment, row.amount, paid_at, remitted, booked, row.channel, row.reason,
-                           late_fee, dunning_fee, row.payment_id))
-    return out
-
+        .where(*where).order_by(r.c.id))
+    rows: Sequence[Sequence[Any]]
+    if postgresql:
+        compiled = statement.compile(dialect=session.get_bind().dialect)
+        with session.connection().connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            cursor.execute(str(compiled), compiled.params)
+            rows = cursor.fetchall()
+    else:
+        rows = session.execute(statement).all()
+    if not rows:
+        return Receipts(*([] for _ in fields(Receipts)))
+    (ids, kinds, reverses, keys, funds, claim_years, installments, due_dates, billed, late_fees, dunning_fees,
+     amounts, channels, reasons, payments, *when_columns) = zip(*rows, strict=True)
+    paid_on: Sequence[date]
+    paid_time: Sequence[time]
+    remitted_on: Sequence[date | None]
+    if postgresql:
+        paid_on, paid_time, remitted_on = when_columns
+    else:
+        paid_at, remittance_on, remitted_at = when_columns
+        local_times = [at.astimezone(TOKYO) for at in paid_at]
+        paid_on = [at.date() for at in local_times]
+        paid_time = [at.time().replace(microsecond=0, tzinfo=None) for at in local_times]
+        remitted_on = [on or (None if at is None else at.astimezone(TOKYO).date())
+                       for on, at in zip(remittance_on, remitted_at, strict=True)]
+    # A counter sale (its own claim, of the day) or unidentified money (no claim) books to the year received.
+    attributed = {(due, paid): fiscal_year_of(paid) if due is None else booked_fiscal_year(due, paid, cutoff)
+                  for due, paid in set(zip(due_dates, paid_on, strict=True))}
+    booked_years = list(map(attributed.__getitem__, zip(due_dates, paid_on, strict=True)))
+    fiscal_years = [year if due is not None else (None if fund is None else book)
+                    for year, due, fund, book in zip(claim_years, due_dates, funds, booked_years, strict=True)]
+    late, dunning = [0] * len(ids), [0] * len(ids)
+    for n, (amount, bill, fee, charge) in enumerate(zip(amounts, billed, late_fees, dunning_fees, strict=True)):
+        if fee or charge:  # an overdue claim's additions (the rest: all principal)
+            _, late[n], dunning[n] = split_paid(amount, bill, fee or 0, charge or 0)
+    return Receipts(ids, kinds, reverses, keys, funds, fiscal_years, installments, amounts, late, dunning, paid_on,
+                    paid_time, remitted_on, booked_years, channels, reasons, payments)
