@@ -108,11 +108,13 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
     click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/slips/{number}/pdf -o slip.pdf")
     click.echo(f"  OpenAPI: {base}/api/v1/openapi.json")
 
-    serving = serve if serve is not None else sys.stdin.isatty() and sys.stdout.isatty()
-    _step("try this" + (" (Ctrl-C stops the server)" if serving else " after `kokin serve`"))
+    _step("try this")
     click.echo(try_this(base, password, payable_slip_token(db_session, code)))
-    if serving:
+    if serve if serve is not None else sys.stdin.isatty() and sys.stdout.isatty():
+        _step(f"serving on {base} (Ctrl-C to stop)")
         serve_app(port)
+    else:
+        click.echo(f"not serving: `kokin serve{'' if port == 5000 else f' --port {port}'}` serves on {base}")
 
 
 def _import(session, path: Path, layout: str, progress: ClickProgress) -> None:  # type: ignore[no-untyped-def]

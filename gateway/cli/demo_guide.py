@@ -22,7 +22,7 @@ TRY_THIS = """\
      a slip's pay page: pay it by card in the sandbox (no real money moves)
   4. {base}/staff/reports
      the reports, signed in as demo-accounting"""
-PASSWORD_SET_BEFORE = "the one an earlier run printed (`kokin users password demo-admin --generate` sets a new one)"
+PASSWORD_SET_BEFORE = "the one an earlier run printed (`kokin users password demo-admin --generate` sets a new one)"  # noqa: S105 - words
 NO_PAYABLE_SLIP = "(no slip is payable online today: `kokin slips issue` after importing a ledger)"
 
 

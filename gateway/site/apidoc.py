@@ -72,25 +72,27 @@ def describe(spec: dict[str, Any]) -> ApiDoc:
             for t in spec.get("tags", [])}
     responses = spec.get("components", {}).get("responses", {})
     for path, item in spec.get("paths", {}).items():
-        shared = item.get("parameters", [])
-        for method in METHODS:
-            if method not in item:
-                continue
-            op = item[method]
-            name = (op.get("tags") or ["other"])[0]
+        for method in (m for m in METHODS if m in item):
+            name = (item[method].get("tags") or ["other"])[0]
             tag = tags.setdefault(name, Tag(name, TAG_TITLES.get(name, name), ""))
-            tag.operations.append(Operation(
-                method=method.upper(), path=path, summary=op.get("summary", ""),
-                description=op.get("description", ""),
-                parameters=[(PLACES.get(p["in"], p["in"]), _parameter(p)) for p in [*shared, *op.get("parameters", [])]],
-                request=_body("request", op["requestBody"], responses) if "requestBody" in op else None,
-                responses=[_body(status, r, responses) for status, r in sorted(op.get("responses", {}).items())],
-                anchor=f"{method}{path}".replace("/", "-").replace("{", "").replace("}", "")))
-    schemas = [Schema(name, [_field(f, s, f in body.get("required", ())) for f, s in body.get("properties", {}).items()])
+            tag.operations.append(_operation(method, path, item, responses))
+    schemas = [Schema(name, [_field(f, field_schema, f in body.get("required", ()))
+                             for f, field_schema in body.get("properties", {}).items()])
                for name, body in sorted(spec.get("components", {}).get("schemas", {}).items())]
     info = spec.get("info", {})
     return ApiDoc(info.get("title", ""), info.get("version", ""), info.get("description", ""),
                   [t for t in tags.values() if t.operations], schemas)
+
+
+def _operation(method: str, path: str, item: dict[str, Any], responses: dict[str, Any]) -> Operation:
+    op = item[method]
+    parameters = [*item.get("parameters", []), *op.get("parameters", [])]  # the path's own, then the operation's
+    return Operation(
+        method=method.upper(), path=path, summary=op.get("summary", ""), description=op.get("description", ""),
+        parameters=[(PLACES.get(p["in"], p["in"]), _parameter(p)) for p in parameters],
+        request=_body("request", op["requestBody"], responses) if "requestBody" in op else None,
+        responses=[_body(status, r, responses) for status, r in sorted(op.get("responses", {}).items())],
+        anchor=f"{method}{path}".replace("/", "-").replace("{", "").replace("}", ""))
 
 
 def _parameter(param: dict[str, Any]) -> Field:
