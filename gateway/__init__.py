@@ -41,5 +41,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.staff import init_staff
 
     init_staff(app)
+    from gateway.site import bp as site_pages  # the front page and the API document
+
+    app.register_blueprint(site_pages)
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

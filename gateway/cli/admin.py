@@ -5,7 +5,7 @@ import click
 from flask import current_app
 
 from gateway import migrate
-from gateway.cli.base import database, operation, session
+from gateway.cli.base import database, municipality_option, operation, resolve_municipality, serve_app, session
 from gateway.services.apikeys import create_api_key
 from gateway.services.reference import ReferenceDataError, seed_reference_data
 
@@ -35,11 +35,13 @@ def db_upgrade() -> None:
 
 
 @click.command("serve")
-@click.option("--port", default=5000, show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @operation
 def serve(port: int) -> None:
-    """Run the development server on 127.0.0.1 (production: gunicorn 'gateway:create_app()')."""
-    current_app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    """Serve the pages and the API on http://127.0.0.1:5000 until Ctrl-C (production: gunicorn)."""
+    click.echo(f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop); production: "
+               "gunicorn --worker-class gthread --threads 4 'gateway:create_app()'")
+    serve_app(port)
 
 
 @click.group("apikeys")
@@ -49,12 +51,13 @@ def apikeys_group() -> None:
 
 @apikeys_group.command("create")
 @click.argument("name")
-@click.option("--municipality", "municipality_code", required=True, help="6-digit local government code")
+@municipality_option
 @operation
-def apikeys_create(name: str, municipality_code: str) -> None:
+def apikeys_create(name: str, municipality_code: str | None) -> None:
     """Create an API key acting for one municipality; it is printed once, never stored."""
-    key = create_api_key(session(), name, municipality_code, actor="cli")
-    click.echo(f"API key for {name} ({municipality_code}); store it now, it is not shown again:")
+    code = resolve_municipality(municipality_code)
+    key = create_api_key(session(), name, code, actor="cli")
+    click.echo(f"API key for {name} ({code}); store it now, it is not shown again:")
     click.echo(key)
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
+from werkzeug.serving import run_simple
 
 from domain.errors import DomainError
 from domain.layouts import LayoutError
@@ -66,6 +67,8 @@ def operation(func: F) -> F:
             for line in exc.details.get("errors", []):
                 click.echo(f"  {line}", err=True)
             raise click.ClickException(exc.message) from exc
+        except BrokenPipeError:
+            raise  # the reader of stdout has gone (`kokin ... | head`): the entry point ends quietly
         except (LayoutError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
@@ -87,3 +90,12 @@ def resolve_municipality(code: str | None) -> str:
     if len(configured) != 1:
         raise click.ClickException("several municipalities are configured: name one with --municipality")
     return str(configured[0]["code"])
+
+
+def serve_app(port: int) -> None:
+    """Serve the command's app on 127.0.0.1 until Ctrl-C: Werkzeug's development server, threaded.
+
+    Werkzeug directly, not `app.run`, which does nothing when Flask's CLI started the process.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # the app, not its proxy
+    run_simple("127.0.0.1", port, app, use_reloader=False, use_debugger=False, threaded=True)

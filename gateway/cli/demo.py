@@ -11,8 +11,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from domain.calendar import TOKYO
+from domain.fiscal import fiscal_year_of
 from gateway import migrate
-from gateway.cli.base import ClickProgress, cipher, database, operation, session
+from gateway.cli.base import ClickProgress, cipher, database, operation, serve_app, session
+from gateway.cli.demo_guide import DEMO_STAFF, payable_slip_token, try_this
 from gateway.cli.demo_payments import pay_some_slips
 from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
 from gateway.sandbox.agency import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
@@ -28,9 +30,8 @@ from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
 from reconciliation.balance import balance, balance_text
 from reconciliation.receipts import DEFAULT_LAYOUT, export_next, write_atomically, write_export
-from reconciliation.run import reconcile_day, summary_csv
+from reconciliation.run import reconcile_day, summary_csv, summary_json
 
-FISCAL_YEAR = 2026
 SAMPLE_PAGES = 12
 
 
@@ -41,11 +42,13 @@ def _step(text: str) -> None:
 @click.command("demo")
 @click.option("--payers", default=10_000, show_default=True, help="size of the synthetic ward")
 @click.option("--serve/--no-serve", default=None,
-              help="serve the API afterwards (default: when run on a terminal)")
+              help="serve the pages and the API afterwards until Ctrl-C (default: when run on a terminal)")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @operation
-def demo(payers: int, serve: bool | None) -> None:
-    """Generate a ward, import its ledger, issue a year of slips, print a sample, serve the API."""
+def demo(payers: int, serve: bool | None, port: int) -> None:
+    """Build a sandbox ward, run a year of its money through every channel, then serve it."""
     app = current_app
+    fiscal_year = fiscal_year_of(datetime.now(TOKYO).date())  # this year's slips: payable today
     db_session = session()
     progress = ClickProgress()
     outdir = Path(app.instance_path) / "demo"
@@ -56,23 +59,23 @@ def demo(payers: int, serve: bool | None) -> None:
     migrate.upgrade(database().engine)
     seed_reference_data(db_session, app.config["MUNICIPALITIES"])
 
-    _step(f"synthetic ward {code}: {payers:,} payers, fiscal year {FISCAL_YEAR}")
-    rows = list(ward_rows(code, FISCAL_YEAR, payers))
-    ledger = outdir / f"ledger-{FISCAL_YEAR}.csv"
-    ledger.write_bytes(ledger_file_bytes(rows, "kokin-csv", date(FISCAL_YEAR, 4, 1)))
+    _step(f"synthetic ward {code}: {payers:,} payers, fiscal year {fiscal_year}")
+    rows = list(ward_rows(code, fiscal_year, payers))
+    ledger = outdir / f"ledger-{fiscal_year}.csv"
+    ledger.write_bytes(ledger_file_bytes(rows, "kokin-csv", date(fiscal_year, 4, 1)))
     click.echo(f"wrote {ledger} ({len(rows):,} instalments, {sum(int(str(r['amount'])) for r in rows):,} yen)")
     _import(db_session, ledger, "kokin-csv", progress)
 
     _step("issue the year's slips")
-    result = issue_slips(db_session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    result = issue_slips(db_session, code, fiscal_year=fiscal_year, progress=progress)
     click.echo(f"issued {result.issued:,} slips ({result.without_barcode:,} above 300,000 yen, without barcode)")
 
     _step("amendments from the core system (fixed-width cp932 layout): void and reissue")
     amended = [dict(row, amount=int(str(row["amount"])) + 1_000) for row in rows[:3]]
-    amendments = outdir / f"amendments-{FISCAL_YEAR}.dat"
-    amendments.write_bytes(ledger_file_bytes(amended, "kokin-fixed", date(FISCAL_YEAR, 7, 1)))
+    amendments = outdir / f"amendments-{fiscal_year}.dat"
+    amendments.write_bytes(ledger_file_bytes(amended, "kokin-fixed", date(fiscal_year, 7, 1)))
     _import(db_session, amendments, "kokin-fixed", progress)
-    reissued = issue_slips(db_session, code, fiscal_year=FISCAL_YEAR, progress=progress)
+    reissued = issue_slips(db_session, code, fiscal_year=fiscal_year, progress=progress)
     click.echo(f"reissued {reissued.reissued:,} slips")
 
     _step("sample PDF")
@@ -91,7 +94,7 @@ def demo(payers: int, serve: bool | None) -> None:
     _eltax_payments(db_session, code, outdir / "eltax")
 
     _step("certificate counter: fees by e-money on the simulated Square terminal, daily close")
-    _counter_sales(db_session, code)
+    password = _counter_sales(db_session, code)
 
     _step("nightly reconciliation of today: every channel, exceptions, the receipts file")
     _reconcile_today(db_session, code)
@@ -99,14 +102,19 @@ def demo(payers: int, serve: bool | None) -> None:
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo")
     number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
-    base = "http://127.0.0.1:5000/api/v1"
+    base = f"http://127.0.0.1:{port}"
     click.echo(f"API key (demo): {key}")
-    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/slips/{number}")
-    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/slips/{number}/pdf -o slip.pdf")
-    click.echo(f"  OpenAPI: {base}/openapi.json")
-    if serve if serve is not None else sys.stdin.isatty():
-        _step("serving on http://127.0.0.1:5000 (Ctrl-C to stop)")
-        app.run(host="127.0.0.1", port=5000, use_reloader=False)
+    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/slips/{number}")
+    click.echo(f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/slips/{number}/pdf -o slip.pdf")
+    click.echo(f"  OpenAPI: {base}/api/v1/openapi.json")
+
+    _step("try this")
+    click.echo(try_this(base, password, payable_slip_token(db_session, code)))
+    if serve if serve is not None else sys.stdin.isatty() and sys.stdout.isatty():
+        _step(f"serving on {base} (Ctrl-C to stop)")
+        serve_app(port)
+    else:
+        click.echo(f"not serving: `kokin serve{'' if port == 5000 else f' --port {port}'}` serves on {base}")
 
 
 def _import(session, path: Path, layout: str, progress: ClickProgress) -> None:  # type: ignore[no-untyped-def]
@@ -139,10 +147,6 @@ def _agency_payments(session, code: str, folder: Path, progress: ClickProgress) 
     click.echo(f"agency files kept in {folder}; `kokin agency remittances` compares expected and received")
 
 
-DEMO_STAFF = (("demo-clerk", "counter_staff"), ("demo-supervisor", "counter_supervisor"),
-              ("demo-accounting", "accounting"), ("demo-approver", "approver"), ("demo-admin", "administrator"))
-
-
 def _eltax_payments(session, code: str, folder: Path) -> None:  # type: ignore[no-untyped-def]
     """A few instalments paid through eLTAX, one anomaly of each kind the channel shows planted."""
     adapter = current_app.extensions["kokin.agencies"].get("eltax-csv")
@@ -161,11 +165,14 @@ def _eltax_payments(session, code: str, folder: Path) -> None:  # type: ignore[n
         click.echo(f"  exception {kind}: {count:,}")
 
 
-def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
-    """Staff accounts, three sales at the resident counter (two paid, one cancelled), the daily close."""
+def _counter_sales(session, code: str) -> str | None:  # type: ignore[no-untyped-def]
+    """Staff accounts, three sales at the resident counter (two paid, one cancelled), the daily close.
+
+    Returns the staff accounts' password when this run made them.
+    """
     if session.scalar(select(Sale.id).limit(1)) is not None:
         click.echo("counter sales were made by an earlier run; nothing changed")
-        return
+        return None
     password = secrets.token_urlsafe(12)
     for name, role in DEMO_STAFF:
         create_user(session, code, name, role, password, counter_code="resident", actor="demo")
@@ -175,7 +182,7 @@ def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
     square = adapters.get("square")
     if square is None or square.simulator is None:
         click.echo("no sandbox terminal adapter configured: counter sales skipped")
-        return
+        return password
     _, terminals = counter_terminals(session, clerk.municipality_id, "resident")
     today = datetime.now(TOKYO).date()
     for lines, brand, device_action in (([("juminhyo", 2), ("inkan", 1)], "FELICA_ID", "complete"),
@@ -195,7 +202,7 @@ def _counter_sales(session, code: str) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"daily close {today} {device}: {figures.get('sales', 0)} sales, {figures.get('amount', 0):,} yen; "
                    f"settlement report {figures.get('settled_amount', 0):,} yen; "
                    f"{'matched' if not close.differences else f'{len(close.differences)} difference(s)'}")
-    click.echo("staff screens: http://127.0.0.1:5000/staff/login")
+    return password
 
 
 def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def]
@@ -204,10 +211,14 @@ def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def
                             agency_fees=current_app.config["AGENCY_FEES"])
     folder = Path(current_app.instance_path) / "recon" / code / today.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / "summary.csv", summary_csv(summary))
+    files = {"summary.csv": summary_csv(summary), "summary.json": summary_json(summary)}
+    for name, data in files.items():
+        write_atomically(folder / name, data)
+    written = list(files)
     receipts = export_next(session, code, DEFAULT_LAYOUT, actor="demo")
     if receipts is not None:
-        write_export(receipts, folder / f"receipts-{receipts.sequence:06d}.csv")
+        out = folder / f"receipts-{receipts.sequence:06d}.csv"
+        written += [out.name, write_export(receipts, out).name]
     click.echo(f"{today}: {summary.payments:,} payments, {summary.revenue:,} yen revenue, {summary.fees:,} yen "
                f"fees apart; open exceptions of the day: "
                + (", ".join(f"{k} {v}" for k, v in sorted(summary.open_exceptions.items())) or "none"))
@@ -215,7 +226,8 @@ def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def
         click.echo("receipts feed: nothing new to send")
     else:
         click.echo(f"receipts file {receipts.sequence}: {receipts.count:,} records, net {receipts.total:,} yen, "
-                   f"sha256 {receipts.sha256[:16]}... in {folder}; staff reports at http://127.0.0.1:5000/staff/reports")
+                   f"sha256 {receipts.sha256[:16]}...")
+    click.echo(f"files in {folder}: {', '.join(written)}")
     report = balance(session, code)
     click.echo(balance_text(report))
     if report.difference or report.differences:

@@ -5,12 +5,12 @@ from typing import Any
 
 import click
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
 from gateway.models import Payment, Refund, Slip
-from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, start_payment
+from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, business_today, start_payment
 from gateway.services.refunds import decide_refund, execute_refund
 from gateway.services.webhooks import receive_webhook
 
@@ -24,7 +24,8 @@ def pay_some_slips(session: Session, municipality_id: int) -> None:
         return
     adapters = current_app.extensions["kokin.adapters"]
     channels = adapters_by_channel(adapters, current_app.config["CHANNEL_ADAPTERS"])
-    slips = list(session.scalars(select(Slip.number).where(Slip.status == "issued", Slip.barcode.is_not(None))
+    payable = or_(Slip.store_deadline.is_(None), Slip.store_deadline >= business_today())  # not past 支払期限
+    slips = list(session.scalars(select(Slip.number).where(Slip.status == "issued", Slip.barcode.is_not(None), payable)
                                  .order_by(Slip.id.desc()).limit(3)))
     session.rollback()
     if len(slips) < 3 or set(channels) != {"card", "paypay"}:

@@ -1,31 +1,89 @@
-"""`kokin users create NAME --role ROLE`: staff accounts for the staff screens."""
+"""`kokin users create NAME --role ROLE`, `kokin users password NAME`: staff accounts for the staff screens."""
 from __future__ import annotations
 
 import os
+import secrets
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
+from gateway.errors import Conflict
 from gateway.models import ROLES
-from gateway.services.staff_accounts import create_user
+from gateway.services.staff_accounts import create_user, set_password, user_differences
 
 PASSWORD_ENV = "KOKIN_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 
 @click.group("users")
 def users() -> None:
-    """Staff accounts."""
+    """Staff accounts: create one, set a new password."""
+
+
+def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--password-stdin and --generate: the ways a password comes in other than the prompt."""
+    func = click.option("--generate", is_flag=True,
+                        help="make a random password and print it once")(func)
+    return click.option("--password-stdin", is_flag=True,
+                        help="read the password from the first line of standard input")(func)
+
+
+def _password(password_stdin: bool, generate: bool) -> tuple[str, bool]:
+    """The new password and whether to print it: --generate, stdin, KOKIN_NEW_USER_PASSWORD or the prompt."""
+    if password_stdin and generate:
+        raise click.UsageError("choose one of --password-stdin and --generate")
+    if generate:
+        return secrets.token_urlsafe(12), True
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.ClickException("no password on standard input")
+        return line, False
+    return os.environ.get(PASSWORD_ENV) or click.prompt("password", hide_input=True, confirmation_prompt=True), False
 
 
 @users.command("create")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--counter", "counter_code", default=None, help="the counter this person usually works at")
+@password_options
 @municipality_option
 @operation
-def users_create(name: str, role: str, counter_code: str | None, municipality_code: str | None) -> None:
-    """Create a staff account; the password is asked for (or read from KOKIN_NEW_USER_PASSWORD)."""
-    password = os.environ.get(PASSWORD_ENV) or click.prompt("password", hide_input=True, confirmation_prompt=True)
-    user = create_user(session(), resolve_municipality(municipality_code), name, role, password,
-                       counter_code=counter_code, actor="cli")
-    click.echo(f"user {user.username} created with role {user.role}")
+def users_create(name: str, role: str, counter_code: str | None, password_stdin: bool, generate: bool,
+                 municipality_code: str | None) -> None:
+    """Create a staff account; safe to run twice (an account that exists as asked is left as it is).
+
+    The password is asked for, or read from KOKIN_NEW_USER_PASSWORD or standard input, or made up.
+    """
+    code = resolve_municipality(municipality_code)
+    if user_differences(session(), name, code, role, counter_code) is None:
+        password, show = _password(password_stdin, generate)
+        try:
+            user = create_user(session(), code, name, role, password, counter_code=counter_code, actor="cli")
+        except Conflict:
+            pass  # made by someone else meanwhile: compared below
+        else:
+            click.echo(f"user {user.username} created with role {user.role}")
+            if show:
+                click.echo(f"password (shown once): {password}")
+            return
+    differences = user_differences(session(), name, code, role, counter_code) or []
+    if differences:
+        raise click.ClickException(f"user {name} exists already with {', '.join(differences)}; nothing changed")
+    click.echo(f"user {name} exists already with role {role}; nothing changed "
+               f"(`kokin users password {name}` sets a new password)")
+
+
+@users.command("password")
+@click.argument("name")
+@password_options
+@operation
+def users_password(name: str, password_stdin: bool, generate: bool) -> None:
+    """Set a new password for a staff account (asked for, read from standard input, or made up)."""
+    password, show = _password(password_stdin, generate)
+    set_password(session(), name, password, actor="cli")
+    click.echo(f"user {name}: new password set")
+    if show:
+        click.echo(f"password (shown once): {password}")

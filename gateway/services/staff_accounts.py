@@ -19,9 +19,7 @@ def create_user(session: Session, municipality_code: str, username: str, role: s
     """Create a staff account; the password is kept only as a salted hash."""
     if role not in ROLES:
         raise GatewayError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", code="unknown_role", status=422)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise GatewayError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", code="weak_password",
-                           status=422)
+    _check_password(password)
     municipality_id = session.scalar(select(Municipality.id).where(Municipality.code == municipality_code))
     if municipality_id is None:
         raise NotFound(f"municipality {municipality_code} is not configured")
@@ -45,3 +43,49 @@ def authenticate(session: Session, username: str, password: str) -> StaffUser | 
         check_password_hash(generate_password_hash("timing"), password)  # same work either way
         return None
     return user if check_password_hash(user.password_hash, password) else None
+
+
+def user_differences(session: Session, username: str, municipality_code: str, role: str,
+                     counter_code: str | None) -> list[str] | None:
+    """How an existing account differs from the one asked for: None if there is none, [] if it is the same."""
+    found = session.execute(select(StaffUser, Municipality.code).join(Municipality)
+                            .where(StaffUser.username == username)).first()
+    session.rollback()  # no transaction open while the command asks for a password
+    if found is None:
+        return None
+    user, code = found
+    asked = {"municipality": municipality_code, "role": role, "counter": counter_code}
+    has = {"municipality": code, "role": user.role, "counter": user.counter_code}
+    return [f"{name} {has[name]} (not {asked[name]})" for name in asked if has[name] != asked[name]]
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str,
+                 municipality_id: int | None = None) -> StaffUser:
+    """Give a staff account a new password; its event names who set it, never the password.
+
+    `municipality_id` limits the change to that municipality's staff (an administrator's screen).
+    """
+    _check_password(password)
+    with transaction(session):
+        query = select(StaffUser).where(StaffUser.username == username).with_for_update()
+        if municipality_id is not None:
+            query = query.where(StaffUser.municipality_id == municipality_id)
+        user = session.scalar(query)
+        if user is None:
+            raise NotFound(f"there is no user {username!r}")
+        user.password_hash = generate_password_hash(password)
+        record_event(session, "user.password_set", "staff_user", user.id, municipality_id=user.municipality_id,
+                     actor=actor, data={"username": username})
+    return user
+
+
+def staff_of(session: Session, municipality_id: int) -> list[StaffUser]:
+    """The municipality's staff accounts, by name."""
+    return list(session.scalars(select(StaffUser).where(StaffUser.municipality_id == municipality_id)
+                                .order_by(StaffUser.username)))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise GatewayError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", code="weak_password",
+                           status=422)

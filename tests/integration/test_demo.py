@@ -1,6 +1,8 @@
 """`kokin demo` runs the main job end to end and is safe to run twice."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -8,6 +10,8 @@ from sqlalchemy import func, select
 from gateway.cli import cli
 from gateway.models import ReconException, Sale, Slip
 from gateway.sandbox.agency import ANOMALY_KINDS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothing(app, session) -> None:  # type: ignore[no-untyped-def]
@@ -44,3 +48,21 @@ def test_demo_imports_issues_reissues_and_prints_and_a_second_run_changes_nothin
     assert "difference: 0 yen (every yen is in the receipts feed once)" in first.output  # conservation
     assert "receipts feed: nothing new to send" in second.output
     assert "difference: 0 yen (every yen is in the receipts feed once)" in second.output
+    assert "not serving: `kokin serve` serves on http://127.0.0.1:5000" in second.output  # output not a terminal
+
+
+def test_the_demo_writes_the_days_summary_files_and_prints_the_try_this_list_of_the_readme(app) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(cli, ["demo", "--payers", "60", "--no-serve"])
+    assert result.exit_code == 0, result.output
+    folder = Path(result.output.split("files in ", 1)[1].split(":", 1)[0])
+    assert folder.parent.parent == Path(app.instance_path) / "recon"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["business_date"] == folder.name and (folder / "summary.csv").exists()
+
+    printed = result.output.split("==> try this\n", 1)[1].split("\nnot serving", 1)[0]
+    password = re.search(r"password \(sandbox, shown once\): (\S+)", result.output)
+    assert password is not None and f"password: {password.group(1)}" in printed
+    printed = printed.replace(password.group(1), "<password>")
+    printed = re.sub(r"/pay/[A-Za-z0-9_-]{16,}", "/pay/<pay token>", printed)
+    readme = README.read_text(encoding="utf-8").split("```text\n==> try this\n", 1)[1].split("\n```", 1)[0]
+    assert printed == readme
