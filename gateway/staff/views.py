@@ -321,7 +321,9 @@ def report(name: str) -> Any:
         abort(404)
     session = _session()
     code = session.get(Municipality, current_user.municipality_id).code
-    day = _date(request.args.get("date")) or _today() - timedelta(days=1)
+    day, why = _date(request.args.get("date")), ""
+    if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
+        day, why = reports_module.default_day(session, code, _today())
     result = build(session, code, day) if name == "daily" else build(session, code)
     fmt = request.args.get("format")
     if fmt in ("csv", "pdf"):
@@ -329,7 +331,7 @@ def report(name: str) -> Any:
         filename = f"{name}-{day:%Y%m%d}.{fmt}" if name == "daily" else f"{name}.{fmt}"
         return Response(body, mimetype="text/csv" if fmt == "csv" else "application/pdf",
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
-    return render_template("staff/report.html", report=result, name=name, day=day,
+    return render_template("staff/report.html", report=result, name=name, day=day, why=why if name == "daily" else "",
                            chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
 
 
