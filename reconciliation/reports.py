@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.fiscal import fiscal_year_of
-from gateway.models import Assessment, FundType, Payment, ReconRun, Sale, SaleLine
+from gateway.models import Assessment, FundType, Payment, ReconException, ReconRun, Sale, SaleLine
 from gateway.rendering.slip_pdf import registered_font
 from gateway.services.agency_checks import expected_remittances
 from gateway.services.reference import get_municipality
@@ -79,34 +79,38 @@ DAILY_COLUMNS = ("区分", "件数", "歳入（円）", "歳入外（二重納�
 def daily_summary(session: Session, municipality_code: str, business_date: date) -> Report:
     """The day by channel: payments, revenue, money kept that is not revenue, system usage fees; open exceptions.
 
-    From the day's reconciliation run; a day not reconciled yet is counted from the payments
-    (read-only) and says so. Each channel's row holds all its payments: a double payment is in
+    Counted from the payments as they stand (read-only), so that the report always agrees with
+    them, also for a day reconciled before its last payment came in; it says whether and when
+    the day was reconciled. Each channel's row holds all its payments: a double payment is in
     the count and the 歳入外 column, never in revenue.
     """
     municipality = get_municipality(session, municipality_code)
     run = session.scalar(select(ReconRun).where(ReconRun.municipality_id == municipality.id,
                                                 ReconRun.business_date == business_date))
-    summary = run.summary if run else day_figures(session, municipality_code, business_date).as_dict()
+    summary = day_figures(session, municipality_code, business_date)
     channels: dict[str, list[int]] = {}
-    for part, at in (("by_channel", 2), ("unapplied", 3)):
-        for c in summary.get(part, []):
+    for part, at in ((summary.by_channel, 1), (summary.unapplied, 2)):
+        for c in part:
             figures = channels.setdefault(c["channel"], [0, 0, 0, 0])
             figures[0] += c["count"]
-            figures[at - 1] += c["amount"]
+            figures[at] += c["amount"]
             figures[3] += c["fee"]
     rows: list[tuple[Any, ...]] = [(CHANNEL_NAMES.get(channel, channel), *channels[channel])
                                    for channel in sorted(channels, key=lambda c: _order(CHANNEL_NAMES, c))]
-    revenue = summary.get("revenue", 0)
-    totals = [("合計", summary.get("payments", 0), revenue, summary.get("received", revenue) - revenue,
-               summary.get("fees", 0))]
+    totals = [("合計", summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
     if run:
-        note = f"照合を実行済み（{run.runs}回）。"
+        at = (run.finished_at or run.started_at).astimezone(TOKYO)
+        note = f"照合を実行済み（{run.runs}回、最後は {at:%Y-%m-%d %H:%M}）。金額はいまの支払の記録から集計しています。"
     else:
         note = "この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。"
+    exceptions = session.execute(
+        select(ReconException.kind, func.count()).where(ReconException.municipality_id == municipality.id,
+                                                        ReconException.business_date == business_date,
+                                                        ReconException.status != "resolved")
+        .group_by(ReconException.kind).order_by(ReconException.kind)).all()
     return Report("daily", f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）"), DAILY_COLUMNS,
                   rows, ("区分", "歳入（円）"), totals=totals, figures=DAILY_COLUMNS[1:], note=note,
-                  appendix=[(f"未解決の例外: {kind}", count)
-                            for kind, count in summary.get("open_exceptions", {}).items()])
+                  appendix=[(f"未解決の例外: {kind}", int(count)) for kind, count in exceptions])
 
 
 def default_day(session: Session, municipality_code: str, today: date) -> tuple[date, str]:
