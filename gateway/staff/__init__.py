@@ -56,9 +56,11 @@ def init_staff(app: Flask) -> None:
         user = app.extensions["kokin.db"].scoped().get(StaffUser, int(user_id))
         return user if user is not None and user.active else None
 
+    from gateway.staff import errors
     from gateway.staff.views import bp
 
     app.register_blueprint(bp)
+    errors.register(app)
 
 
 def _secret_key(app: Flask) -> str:
