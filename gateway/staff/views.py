@@ -18,6 +18,7 @@ from domain.calendar import TOKYO
 from domain.errors import DomainError
 from gateway.errors import GatewayError, NotFound, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
+from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
 from gateway.services import sales as sales_service
@@ -233,6 +234,8 @@ def receipt(sale_id: int) -> Any:
         abort(404)
     return render_template("staff/receipt.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
                            brand=sales_service.BRANDS.get(sale.brand, sale.brand),
+                           municipality=session.get(Municipality, sale.municipality_id),
+                           counter=session.get(CounterDesk, sale.counter_id),
                            paid_at=sale.completed_at.astimezone(TOKYO) if sale.completed_at else None)
 
 
