@@ -99,8 +99,8 @@ def daily_summary(session: Session, municipality_code: str, business_date: date)
                                    for channel in sorted(channels, key=lambda c: _order(CHANNEL_NAMES, c))]
     totals = [("合計", summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
     if run:
-        at = (run.finished_at or run.started_at).astimezone(TOKYO)
-        note = f"照合を実行済み（{run.runs}回、最後は {at:%Y-%m-%d %H:%M}）。金額はいまの支払の記録から集計しています。"
+        last = (run.finished_at or run.started_at).astimezone(TOKYO)
+        note = f"照合を実行済み（{run.runs}回、最後は {last:%Y-%m-%d %H:%M}）。金額はいまの支払の記録から集計しています。"
     else:
         note = "この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。"
     exceptions = session.execute(

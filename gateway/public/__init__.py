@@ -8,6 +8,6 @@ from gateway.public import errors
 from gateway.public.views import bp
 
 # Errors the views do not answer themselves get the pages' own HTML, once the pages are registered.
-bp.record_once(lambda state: errors.register(state.app))
+bp.record_once(lambda state: errors.register(state.app))  # type: ignore[arg-type]  # a Flask app
 
 __all__ = ["bp"]
