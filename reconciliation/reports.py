@@ -100,7 +100,8 @@ def daily_summary(session: Session, municipality_code: str, business_date: date)
     totals = [("合計", summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
     if run:
         last = (run.finished_at or run.started_at).astimezone(TOKYO)
-        note = f"照合を実行済み（{run.runs}回、最後は {last:%Y-%m-%d %H:%M}）。金額はいまの支払の記録から集計しています。"
+        note = (f"照合を実行済み（{run.runs}回、最後は {last:%Y-%m-%d %H:%M}）。"
+                "金額はいまの支払の記録から集計しています（返金は差し引いていません）。")
     else:
         note = "この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。"
     exceptions = session.execute(
@@ -110,7 +111,7 @@ def daily_summary(session: Session, municipality_code: str, business_date: date)
         .group_by(ReconException.kind).order_by(ReconException.kind)).all()
     return Report("daily", f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）"), DAILY_COLUMNS,
                   rows, ("区分", "歳入（円）"), totals=totals, figures=DAILY_COLUMNS[1:], note=note,
-                  appendix=[(f"未解決の例外: {kind}", int(count)) for kind, count in exceptions])
+                  appendix=[(f"未解決の例外（{kind}）", int(count)) for kind, count in exceptions])
 
 
 def default_day(session: Session, municipality_code: str, today: date) -> tuple[date, str]:
