@@ -8,9 +8,10 @@ GatewayError is unexpected: logged, and answered with a generic 500 that leaks n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, current_app, jsonify, make_response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -199,15 +200,54 @@ def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+HtmlErrorPage = Callable[[Exception, int], Any]  # (the error, its HTTP status) -> a response
+HTML_PAGES = "kokin.html_error_pages"
+
+
+def html_error_pages(app: Flask, prefix: str, render: HtmlErrorPage) -> None:
+    """Answer errors under the path `prefix` (screens people read) with `render`'s HTML page, not JSON.
+
+    A request that asks for JSON first (a page's script polling) keeps the envelope, and so
+    does everything under /api whatever its prefix.
+    """
+    app.extensions.setdefault(HTML_PAGES, {})[prefix.rstrip("/")] = render
+
+
+def _html_page(exc: Exception, status: int) -> Any | None:
+    """The HTML page of a screen's error, or None where the JSON envelope answers."""
+    path = request.path
+    if path.startswith("/api/") or request.accept_mimetypes.best_match(
+            ["text/html", "application/json"]) == "application/json":
+        return None
+    pages: dict[str, HtmlErrorPage] = current_app.extensions.get(HTML_PAGES, {})
+    for prefix, render in pages.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            try:
+                response = make_response(render(exc, status))
+            except Exception:  # the page itself failed (the database gone): the envelope, which needs nothing
+                log.exception("the error page of %s could not be rendered", prefix)
+                return None
+            if isinstance(exc, HTTPException):
+                response.headers.update({h: v for h, v in exc.get_headers() if h.lower() == "allow"})
+            return response
+    return None
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Render every error in the contract's envelope; unexpected ones leak nothing."""
+    """Render every error in the contract's envelope (screens: their HTML page); unexpected ones leak nothing."""
 
     @app.errorhandler(DomainError)
-    def _gateway(exc: DomainError) -> tuple[Response, int]:
+    def _gateway(exc: DomainError) -> Any:
+        page = _html_page(exc, exc.status)
+        if page is not None:
+            return page
         return jsonify(error_body(exc.code, exc.message, exc.details)), exc.status
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
+    def _http(exc: HTTPException) -> Any:
+        page = _html_page(exc, exc.code or 500)
+        if page is not None:
+            return page
         details: dict[str, Any] = {}
         data = getattr(exc, "data", None)  # webargs/flask-smorest put field errors here
         if isinstance(data, dict) and "messages" in data:
@@ -222,14 +262,20 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(DBAPIError)
-    def _database(exc: DBAPIError) -> tuple[Response, int]:
+    def _database(exc: DBAPIError) -> Any:
         if exc.connection_invalidated:  # the server went away; the pool starts afresh
             log.warning("database connection lost; the pool was refreshed")
+            page = _html_page(exc, 503)
+            if page is not None:
+                return page
             return jsonify(error_body("database_unavailable",
                                       "The database connection was lost; send the request again.")), 503
         return _unexpected(exc)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> tuple[Response, int]:
+    def _unexpected(exc: Exception) -> Any:
         log.exception("unexpected error")
+        page = _html_page(exc, 500)
+        if page is not None:
+            return page
         return jsonify(error_body("internal_error", "An unexpected error occurred.")), 500

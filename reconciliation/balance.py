@@ -70,6 +70,12 @@ class Balance:
     def difference(self) -> int:
         return sum(c.difference for c in self.channels)
 
+    @property
+    def total(self) -> ChannelBalance:
+        """Every channel's figures added up."""
+        return ChannelBalance("total", *(sum(getattr(c, name) for c in self.channels)
+                                         for name in ("count", "accepted", "cancelled", "refunded", "sent", "unsent")))
+
     def as_dict(self) -> dict[str, Any]:
         return {"municipality_code": self.municipality_code,
                 "from": None if self.start is None else self.start.isoformat(),

@@ -11,7 +11,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from xml.sax.saxutils import escape
@@ -24,11 +24,12 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Assessment, FundType, Payment, ReconRun
+from domain.fiscal import fiscal_year_of
+from gateway.models import Assessment, FundType, Payment, ReconException, ReconRun, Sale, SaleLine
 from gateway.rendering.slip_pdf import registered_font
 from gateway.services.agency_checks import expected_remittances
 from gateway.services.reference import get_municipality
-from reconciliation.run import TOKYO
+from reconciliation.run import TOKYO, day_figures
 
 PAID = ("succeeded", "partially_refunded", "refunded")
 CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
@@ -42,26 +43,96 @@ SOURCE_GATEWAY, SOURCE_CORE = "ゲートウェイ", "基幹システム（他経
 
 @dataclass(frozen=True)
 class Report:
+    """A report: rows, the totals under them, and what to draw.
+
+    Each total is the sum of the rows above it, column by column (the tests hold every report
+    to it). Only the `figures` columns (counts and yen) are numbers to add and get thousands
+    separators; years, codes and dates are shown as they are.
+    """
+
     name: str
     title: str
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     chart: tuple[str, str] | None = None  # (label column, value column) for a bar chart
     stack: str | None = None  # a column whose values split each bar into segments (a stacked chart)
+    totals: list[tuple[Any, ...]] = field(default_factory=list)
+    figures: tuple[str, ...] = ()
+    note: str = ""  # what the report shows and why, in a sentence (e.g. a day not reconciled yet)
+    appendix: list[tuple[Any, ...]] = field(default_factory=list)  # (label, count) lines after the totals
+
+    def cell(self, column: int, value: Any) -> str:
+        """A value as shown: figures with thousands separators, anything else as it is."""
+        if value is None:
+            return ""
+        if self.columns[column] in self.figures and isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    def is_figure(self, column: int) -> bool:
+        return self.columns[column] in self.figures
+
+
+DAILY_COLUMNS = ("区分", "件数", "歳入（円）", "歳入外（二重納付など・円）", "利用料（円・歳入外）")
 
 
 def daily_summary(session: Session, municipality_code: str, business_date: date) -> Report:
-    """The reconciliation of a day: payments, revenue and fees by channel; open exceptions by kind."""
+    """The day by channel: payments, revenue, money kept that is not revenue, system usage fees; open exceptions.
+
+    Counted from the payments as they stand (read-only), so that the report always agrees with
+    them, also for a day reconciled before its last payment came in; it says whether and when
+    the day was reconciled. Each channel's row holds all its payments: a double payment is in
+    the count and the 歳入外 column, never in revenue.
+    """
     municipality = get_municipality(session, municipality_code)
     run = session.scalar(select(ReconRun).where(ReconRun.municipality_id == municipality.id,
                                                 ReconRun.business_date == business_date))
-    summary = run.summary if run else {}
-    rows: list[tuple[Any, ...]] = [(CHANNEL_NAMES.get(c["channel"], c["channel"]), c["count"], c["amount"], c["fee"])
-                                   for c in summary.get("by_channel", [])]
-    rows.append(("合計", summary.get("payments", 0), summary.get("revenue", 0), summary.get("fees", 0)))
-    rows += [(f"例外: {kind}", count, "", "") for kind, count in summary.get("open_exceptions", {}).items()]
-    title = f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）")
-    return Report("daily", title, ("区分", "件数", "金額（円）", "利用料（円・歳入外）"), rows, ("区分", "金額（円）"))
+    summary = day_figures(session, municipality_code, business_date)
+    channels: dict[str, list[int]] = {}
+    for part, at in ((summary.by_channel, 1), (summary.unapplied, 2)):
+        for c in part:
+            figures = channels.setdefault(c["channel"], [0, 0, 0, 0])
+            figures[0] += c["count"]
+            figures[at] += c["amount"]
+            figures[3] += c["fee"]
+    rows: list[tuple[Any, ...]] = [(CHANNEL_NAMES.get(channel, channel), *channels[channel])
+                                   for channel in sorted(channels, key=lambda c: _order(CHANNEL_NAMES, c))]
+    totals = [("合計", summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
+    if run:
+        last = (run.finished_at or run.started_at).astimezone(TOKYO)
+        note = (f"照合を実行済み（{run.runs}回、最後は {last:%Y-%m-%d %H:%M}）。"
+                "金額はいまの支払の記録から集計しています（返金は差し引いていません）。")
+    else:
+        note = "この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。"
+    exceptions = session.execute(
+        select(ReconException.kind, func.count()).where(ReconException.municipality_id == municipality.id,
+                                                        ReconException.business_date == business_date,
+                                                        ReconException.status != "resolved")
+        .group_by(ReconException.kind).order_by(ReconException.kind)).all()
+    return Report("daily", f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）"), DAILY_COLUMNS,
+                  rows, ("区分", "歳入（円）"), totals=totals, figures=DAILY_COLUMNS[1:], note=note,
+                  appendix=[(f"未解決の例外（{kind}）", int(count)) for kind, count in exceptions])
+
+
+def default_day(session: Session, municipality_code: str, today: date) -> tuple[date, str]:
+    """The day the daily report opens on without a date, and why: the latest reconciled day, else the latest paid.
+
+    Yesterday is not reconciled until the night's run: opening on it would show zeros.
+    """
+    municipality = get_municipality(session, municipality_code)
+    reconciled = session.scalar(select(func.max(ReconRun.business_date))
+                                .where(ReconRun.municipality_id == municipality.id))
+    if reconciled is not None:
+        return reconciled, f"日付の指定がないため、照合を最後に実行した日（{reconciled:%Y-%m-%d}）を表示しています。"
+    paid = session.scalar(select(func.max(Payment.accepted_at)).where(Payment.municipality_id == municipality.id,
+                                                                       Payment.status.in_(PAID)))
+    if paid is not None:
+        day = paid.astimezone(TOKYO).date()
+        return day, f"まだ照合を実行した日がないため、最後に支払があった日（{day:%Y-%m-%d}）を表示しています。"
+    return today, "まだ照合を実行した日も支払もありません。"
+
+
+REMITTANCE_COLUMNS = ("収納代行", "口座", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）")
 
 
 def remittances(session: Session, municipality_code: str) -> Report:
@@ -69,6 +140,7 @@ def remittances(session: Session, municipality_code: str) -> Report:
 
     For a provider the expected amount is what the gateway recorded (gross, fee charged to the payer
     included) and the received one is the payout net of the provider's fees, from the day's run.
+    The chart stacks each remittance date's expected yen by agency or provider.
     """
     rows: list[tuple[Any, ...]] = [(r.adapter, r.account or "", r.remittance_on.isoformat(), r.payments, r.expected,
                                     r.received, r.difference) for r in expected_remittances(session, municipality_code)]
@@ -78,21 +150,46 @@ def remittances(session: Session, municipality_code: str) -> Report:
         for provider, f in sorted((run.summary.get("providers") or {}).items()):
             rows.append((provider, "", run.business_date.isoformat(), f["payments"], f["recorded"], f["payout"],
                          f["payout"] - f["recorded"]))
-    return Report("remittances", "入金予定と入金実績（収納代行）",
-                  ("収納代行", "口座", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）"), rows)
+    return Report("remittances", "入金予定と入金実績（収納代行・決済事業者）", REMITTANCE_COLUMNS, rows,
+                  ("入金予定日", "予定額（円）"), stack="収納代行", totals=[_sums("合計", REMITTANCE_COLUMNS, rows, 3)],
+                  figures=REMITTANCE_COLUMNS[3:])
+
+
+RECEIPT_COLUMNS = ("科目コード", "科目", "年度", "件数", "金額（円）")
 
 
 def receipts_by_fund(session: Session, municipality_code: str) -> Report:
-    """Receipts (applied payments) by fund type and the assessments' fiscal year."""
+    """Receipts (applied payments) by fund type and fiscal year: instalments in their year, counter fees in the sale's.
+
+    A counter sale counts once for each fund its lines are of.
+    """
     municipality = get_municipality(session, municipality_code)
-    rows = [(fund, name, fy, int(n), int(amount)) for fund, name, fy, n, amount in session.execute(
-        select(FundType.code, FundType.name, Assessment.fiscal_year, func.count(), func.sum(Payment.amount))
-        .join(Assessment, Assessment.id == Payment.assessment_id).join(FundType, FundType.id == Assessment.fund_type_id)
-        .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
-        .group_by(FundType.code, FundType.name, Assessment.fiscal_year)
-        .order_by(FundType.code, Assessment.fiscal_year))]
-    return Report("receipts", "会計区分・年度別の収納", ("科目コード", "科目", "年度", "件数", "金額（円）"), rows,
-                  ("科目", "金額（円）"))
+    applied = (Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
+    grouped: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for fund, name, year, n, amount in session.execute(
+            select(FundType.code, FundType.name, Assessment.fiscal_year, func.count(), func.sum(Payment.amount))
+            .join(Assessment, Assessment.id == Payment.assessment_id)
+            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .where(*applied).group_by(FundType.code, FundType.name, Assessment.fiscal_year)):
+        _add(grouped, (fund, name, int(year)), int(amount), int(n))
+    for fund, name, day, n, amount in session.execute(
+            select(FundType.code, FundType.name, Sale.business_date, func.count(func.distinct(Payment.id)),
+                   func.sum(SaleLine.amount))
+            .join(Sale, Sale.id == Payment.sale_id).join(SaleLine, SaleLine.sale_id == Sale.id)
+            .join(FundType, FundType.id == SaleLine.fund_type_id)
+            .where(*applied).group_by(FundType.code, FundType.name, Sale.business_date)):
+        _add(grouped, (fund, name, fiscal_year_of(day)), int(amount), int(n))
+    rows = [(fund, name, year, n, amount) for (fund, name, year), (n, amount) in sorted(grouped.items())]
+    return Report("receipts", "会計区分・年度別の収納", RECEIPT_COLUMNS, rows, ("科目", "金額（円）"),
+                  totals=[_sums("合計", RECEIPT_COLUMNS, rows, 3)], figures=RECEIPT_COLUMNS[3:],
+                  note="二重納付など充当していないお金は含みません。窓口手数料は会計した日の年度です。")
+
+
+def _sums(label: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], first: int,
+          skip: tuple[str, ...] = ()) -> tuple[Any, ...]:
+    """A totals line: `label`, then blanks, then each column from `first` on summed (but `skip`)."""
+    return (label, *[""] * (first - 1), *("" if columns[i] in skip else sum(row[i] for row in rows)
+                                          for i in range(first, len(columns))))
 
 
 def cashless_usage(session: Session, municipality_code: str) -> Report:
@@ -125,17 +222,21 @@ def cashless_usage(session: Session, municipality_code: str) -> Report:
                        fund_code, fund), int(amount))
     rows = [(month, label, fund, n, amount, (SOURCE_GATEWAY, SOURCE_CORE)[source])
             for (month, source, _, label, _, fund), (n, amount) in sorted(grouped.items())]
-    return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）",
-                  ("月", "経路", "科目", "件数", "金額（円）", "記録元"), rows, ("月", "金額（円）"), stack="経路")
+    return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）", USAGE_COLUMNS, rows,
+                  ("月", "金額（円）"), stack="経路", totals=[_sums("合計", USAGE_COLUMNS, rows, 3, skip=("記録元",))],
+                  figures=("件数", "金額（円）"))
+
+
+USAGE_COLUMNS = ("月", "経路", "科目", "件数", "金額（円）", "記録元")
 
 
 def _order(names: dict[str, str], channel: str) -> int:
     return list(names).index(channel) if channel in names else len(names) - 1
 
 
-def _add(grouped: dict[Any, list[int]], key: tuple[Any, ...], amount: int) -> None:
+def _add(grouped: dict[Any, list[int]], key: tuple[Any, ...], amount: int, count: int = 1) -> None:
     figures = grouped[key]
-    figures[0] += 1
+    figures[0] += count
     figures[1] += amount
 
 
@@ -145,6 +246,8 @@ def to_csv(report: Report) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(report.columns)
     writer.writerows(report.rows)
+    writer.writerows(report.totals)
+    writer.writerows(report.appendix)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -226,13 +329,23 @@ def to_pdf(report: Report) -> bytes:
     doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm, title=report.title, author="kokin-gateway",
                             invariant=1)
-    data = [list(report.columns)] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in report.rows]
+    lines = [*report.rows, *report.totals]
+    data = [list(report.columns)] + [[report.cell(i, v) for i, v in enumerate(row)] for row in lines]
     table = Table(data, repeatRows=1)
-    table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), font, 9), ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
-                               ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
-    heading = Paragraph(escape(report.title), ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8))
-    doc.build([heading, table])
+    style = [("FONT", (0, 0), (-1, -1), font, 9), ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5"))]
+    style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i in range(len(report.columns)) if report.is_figure(i)]
+    if report.totals:
+        style.append(("BACKGROUND", (0, len(report.rows) + 1), (-1, -1), colors.HexColor("#f3f3f3")))
+    table.setStyle(TableStyle(style))
+    heading_style = ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8)
+    body = ParagraphStyle("p", fontName=font, fontSize=9, spaceAfter=6)
+    story: list[Any] = [Paragraph(escape(report.title), heading_style)]
+    if report.note:
+        story.append(Paragraph(escape(report.note), body))
+    story.append(table)
+    story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in report.appendix]
+    doc.build(story)
     return out.getvalue()
 
 

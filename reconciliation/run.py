@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import Capability, PaymentAdapter, SettledPayment
 from domain.calendar import TOKYO
+from domain.fiscal import fiscal_year_of
 from domain.matching import Booked, Settled, match, rules
 from gateway.db import transaction, utcnow
 from gateway.models import (
@@ -32,6 +33,7 @@ from gateway.models import (
     ProviderSettlement,
     ReconException,
     ReconRun,
+    SaleLine,
     Slip,
     table,
 )
@@ -50,10 +52,12 @@ class ReconSummary:
     municipality_code: str
     business_date: date
     payments: int = 0
+    received: int = 0  # yen of every payment accepted on the day, revenue or not
     revenue: int = 0  # yen booked to instalments or counter sales
     fees: int = 0  # system usage fees charged on top: never revenue
     by_channel: list[dict[str, Any]] = field(default_factory=list)
-    by_fund: list[dict[str, Any]] = field(default_factory=list)
+    by_fund: list[dict[str, Any]] = field(default_factory=list)  # counter fees included, in the day's year
+    unapplied: list[dict[str, Any]] = field(default_factory=list)  # by channel: accepted, not revenue
     raised: Counter[str] = field(default_factory=Counter)  # exceptions new in this run
     open_exceptions: Counter[str] = field(default_factory=Counter)  # of this date, however old
     settlement: dict[str, str] = field(default_factory=dict)  # channel -> how it was checked
@@ -62,8 +66,8 @@ class ReconSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"municipality": self.municipality_code, "business_date": self.business_date.isoformat(),
-                "payments": self.payments, "revenue": self.revenue, "fees": self.fees,
-                "by_channel": self.by_channel, "by_fund": self.by_fund,
+                "payments": self.payments, "received": self.received, "revenue": self.revenue, "fees": self.fees,
+                "by_channel": self.by_channel, "by_fund": self.by_fund, "unapplied": self.unapplied,
                 "open_exceptions": dict(sorted(self.open_exceptions.items())), "settlement": self.settlement,
                 "providers": self.providers}
 
@@ -125,27 +129,56 @@ def _of_day(municipality_id: int, business_date: date) -> Any:
                 Payment.status.in_(PAID))
 
 
+def day_figures(session: Session, municipality_code: str, business_date: date) -> ReconSummary:
+    """The day's figures as a run would record them, read-only (for a day not reconciled yet)."""
+    municipality = get_municipality(session, municipality_code)
+    summary = ReconSummary(municipality_code, business_date)
+    _figures(session, municipality.id, business_date, summary)
+    return summary
+
+
 def _figures(session: Session, municipality_id: int, business_date: date, summary: ReconSummary) -> None:
-    """Counts and yen of the day: all payments, revenue (applied ones) by channel and by fund and year."""
+    """Counts and yen of the day: all payments; revenue (applied ones) by channel and by fund and year.
+
+    A payment not applied (a double payment, money kept for the core system) is in the totals
+    and in `unapplied` by channel, never in revenue. Counter fees are revenue of their lines'
+    funds, in the fiscal year of the day.
+    """
     of_day = _of_day(municipality_id, business_date)
-    payments, fees = session.execute(select(func.count(), func.coalesce(func.sum(Payment.fee_amount), 0))
-                                     .where(of_day)).one()
-    summary.payments, summary.fees = int(payments), int(fees)
-    summary.by_channel = [
-        {"channel": channel, "count": int(n), "amount": int(amount), "fee": int(fee)}
-        for channel, n, amount, fee in session.execute(
-            select(Payment.channel, func.count(), func.sum(Payment.amount), func.sum(Payment.fee_amount))
-            .where(of_day, Payment.applied).group_by(Payment.channel).order_by(Payment.channel))]
+    payments, received, fees = session.execute(
+        select(func.count(), func.coalesce(func.sum(Payment.amount), 0), func.coalesce(func.sum(Payment.fee_amount), 0))
+        .where(of_day)).one()
+    summary.payments, summary.received, summary.fees = int(payments), int(received), int(fees)
+    by_channel = session.execute(
+        select(Payment.channel, Payment.applied, func.count(), func.sum(Payment.amount), func.sum(Payment.fee_amount))
+        .where(of_day).group_by(Payment.channel, Payment.applied).order_by(Payment.channel)).all()
+    summary.by_channel = [{"channel": channel, "count": int(n), "amount": int(amount), "fee": int(fee)}
+                          for channel, applied, n, amount, fee in by_channel if applied]
+    summary.unapplied = [{"channel": channel, "count": int(n), "amount": int(amount), "fee": int(fee)}
+                         for channel, applied, n, amount, fee in by_channel if not applied]
     summary.revenue = sum(row["amount"] for row in summary.by_channel)
-    summary.by_fund = [
-        {"fund": fund, "fiscal_year": year, "count": int(n), "amount": int(amount), "fee": int(fee)}
-        for fund, year, n, amount, fee in session.execute(
+    funds: dict[tuple[str, int], list[int]] = {}
+    for fund, year, n, amount, fee in session.execute(
             select(FundType.code, Assessment.fiscal_year, func.count(), func.sum(Payment.amount),
                    func.sum(Payment.fee_amount))
             .join(Assessment, Assessment.id == Payment.assessment_id)
             .join(FundType, FundType.id == Assessment.fund_type_id)
-            .where(of_day, Payment.applied).group_by(FundType.code, Assessment.fiscal_year)
-            .order_by(FundType.code, Assessment.fiscal_year))]
+            .where(of_day, Payment.applied).group_by(FundType.code, Assessment.fiscal_year)):
+        _add_fund(funds, (fund, int(year)), int(n), int(amount), int(fee))
+    for fund, n, amount in session.execute(
+            select(FundType.code, func.count(func.distinct(Payment.id)), func.sum(SaleLine.amount))
+            .join(SaleLine, SaleLine.sale_id == Payment.sale_id).join(FundType, FundType.id == SaleLine.fund_type_id)
+            .where(of_day, Payment.applied).group_by(FundType.code)):
+        _add_fund(funds, (fund, fiscal_year_of(business_date)), int(n), int(amount), 0)
+    summary.by_fund = [{"fund": fund, "fiscal_year": year, "count": n, "amount": amount, "fee": fee}
+                       for (fund, year), (n, amount, fee) in sorted(funds.items())]
+
+
+def _add_fund(funds: dict[tuple[str, int], list[int]], key: tuple[str, int], n: int, amount: int, fee: int) -> None:
+    figures = funds.setdefault(key, [0, 0, 0])
+    figures[0] += n
+    figures[1] += amount
+    figures[2] += fee
 
 
 def _ledger_findings(session: Session, municipality_id: int, business_date: date) -> list[dict[str, Any]]:
@@ -259,6 +292,8 @@ def summary_csv(summary: ReconSummary) -> bytes:
     writer.writerow(["total", "all", "", summary.payments, summary.revenue, summary.fees])
     for row in summary.by_channel:
         writer.writerow(["channel", row["channel"], "", row["count"], row["amount"], row["fee"]])
+    for row in summary.unapplied:
+        writer.writerow(["unapplied", row["channel"], "", row["count"], row["amount"], row["fee"]])
     for row in summary.by_fund:
         writer.writerow(["fund", row["fund"], row["fiscal_year"], row["count"], row["amount"], row["fee"]])
     for kind, count in sorted(summary.open_exceptions.items()):

@@ -122,6 +122,8 @@ def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> 
                f"apart (run {summary.runs})")
     for row in summary.by_channel:
         click.echo(f"  {row['channel']:<8} {row['count']:>7,} {row['amount']:>14,} yen")
+    for row in summary.unapplied:
+        click.echo(f"  {row['channel']:<8} {row['count']:>7,} {row['amount']:>14,} yen not revenue (double payments)")
     raised = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.raised.items())) or "none"
     click.echo(f"  new exceptions: {raised}; open for the date: {sum(summary.open_exceptions.values())}")
     for channel, how in sorted(summary.settlement.items()):

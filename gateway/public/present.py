@@ -186,7 +186,8 @@ def date_label(day: date, lang: str) -> str:
 
 
 def installment_label(number: int, lang: str) -> str:
-    return f"Instalment {number}" if lang == "en" else f"第{number}期"
+    """Return "第4期" or "No. 4": the value shown beside the label 期別 / Instalment, never repeating it."""
+    return f"No. {number}" if lang == "en" else f"第{number}期"
 
 
 def _reiwa_year(year: int) -> str:

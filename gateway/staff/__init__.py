@@ -57,9 +57,11 @@ def init_staff(app: Flask) -> None:
         return user if user is not None and user.active else None
 
     from gateway.staff import accounts  # noqa: F401 - the administrator's staff screen, on the same blueprint
+    from gateway.staff import errors
     from gateway.staff.views import bp
 
     app.register_blueprint(bp)
+    errors.register(app)
 
 
 def _secret_key(app: Flask) -> str:

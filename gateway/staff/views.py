@@ -18,6 +18,7 @@ from domain.calendar import TOKYO
 from domain.errors import DomainError
 from gateway.errors import GatewayError, NotFound, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
+from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
 from gateway.services import sales as sales_service
@@ -233,6 +234,8 @@ def receipt(sale_id: int) -> Any:
         abort(404)
     return render_template("staff/receipt.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
                            brand=sales_service.BRANDS.get(sale.brand, sale.brand),
+                           municipality=session.get(Municipality, sale.municipality_id),
+                           counter=session.get(CounterDesk, sale.counter_id),
                            paid_at=sale.completed_at.astimezone(TOKYO) if sale.completed_at else None)
 
 
@@ -321,7 +324,9 @@ def report(name: str) -> Any:
         abort(404)
     session = _session()
     code = session.get(Municipality, current_user.municipality_id).code
-    day = _date(request.args.get("date")) or _today() - timedelta(days=1)
+    day, why = _date(request.args.get("date")), ""
+    if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
+        day, why = reports_module.default_day(session, code, _today())
     result = build(session, code, day) if name == "daily" else build(session, code)
     fmt = request.args.get("format")
     if fmt in ("csv", "pdf"):
@@ -329,7 +334,7 @@ def report(name: str) -> Any:
         filename = f"{name}-{day:%Y%m%d}.{fmt}" if name == "daily" else f"{name}.{fmt}"
         return Response(body, mimetype="text/csv" if fmt == "csv" else "application/pdf",
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
-    return render_template("staff/report.html", report=result, name=name, day=day,
+    return render_template("staff/report.html", report=result, name=name, day=day, why=why if name == "daily" else "",
                            chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
 
 

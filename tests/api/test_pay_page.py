@@ -86,11 +86,14 @@ def test_a_fund_shows_only_the_channels_it_accepts_online(client, slips) -> None
 def test_the_english_page_is_english_and_links_back_to_japanese(client, slip) -> None:  # type: ignore[no-untyped-def]
     html = client.get(f"/pay/{slip.pay_token}?lang=en").get_data(as_text=True)
     for shown in ('lang="en"', "Special ward and metropolitan resident tax (by slip)", "FY2026 (Reiwa 8)",
-                  "Instalment 2", "12,300", "Tue 30 June 2026", "Pay by Credit card", "Pay by PayPay",
+                  "12,300", "Tue 30 June 2026", "Pay by Credit card", "Pay by PayPay",
                   "System usage fee 123 yen", f'href="/pay/{slip.pay_token}"'):
         assert shown in html, shown
     assert "お支払い方法" not in html
     assert f'/pay/{slip.pay_token}/card?lang=en"' in html  # the form keeps the language
+    words = " ".join(re.sub(r"<[^>]+>", " ", html).split())  # the page's text, as a reader sees it
+    assert "Instalment No. 2" in words and "Instalment Instalment" not in words
+    assert "Fiscal year FY2026 (Reiwa 8)" in words
 
 
 def test_an_unknown_token_is_a_japanese_404_that_leaks_nothing(client, slip) -> None:  # type: ignore[no-untyped-def]

@@ -267,7 +267,9 @@ def test_every_planted_anomaly_is_detected_exactly_once_and_the_totals_are_exact
     assert sum(count for count, _, _ in by_channel.values()) == len(ward_day.applied)
     assert sum(amount for _, amount, _ in by_channel.values()) == revenue
     assert by_channel["card"][2] > 0 and by_channel["paypay"][2] == by_channel["emoney"][2] == 0
-    assert sum(row["amount"] for row in summary.by_fund) == revenue - by_channel["emoney"][1]
+    assert sum(row["amount"] for row in summary.by_fund) == revenue  # counter fees under their fund
+    assert [(row["channel"], row["count"]) for row in summary.unapplied] == [("card", 1)]  # the double payment
+    assert summary.received == revenue + summary.unapplied[0]["amount"]
     assert summary.runs == 1
 
 
