@@ -56,8 +56,10 @@ def init_staff(app: Flask) -> None:
         user = app.extensions["kokin.db"].scoped().get(StaffUser, int(user_id))
         return user if user is not None and user.active else None
 
-    from gateway.staff import accounts  # noqa: F401 - the administrator's staff screen, on the same blueprint
-    from gateway.staff import errors
+    from gateway.staff import (
+        accounts,  # noqa: F401 - the administrator's staff screen, on the same blueprint
+        errors,
+    )
     from gateway.staff.views import bp
 
     app.register_blueprint(bp)
