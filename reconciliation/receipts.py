@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Date, Time, cast, delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from domain.calendar import TOKYO
@@ -55,6 +55,7 @@ LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
 FEED = "receipts"
 _records, _queue = table(ReceiptRecord), table(ReceiptQueue)
+SERIALIZATION_FAILURE = "40001"  # PostgreSQL: a concurrent export claimed records of this snapshot
 HANDED_OVER = "handed_to_core_system"  # the resolution of a double payment's exception once sent
 
 # What each record of a layout may name; a layout leaves fields out or reorders them.
@@ -203,6 +204,8 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
         layout = load_receipts_layout(layout)
     municipality_id, cutoff = _municipality(session, municipality_code)
     session.rollback()
+    if session.get_bind().dialect.name == "postgresql":  # one snapshot for the read and the claim (_claim)
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     try:
         with transaction(session):
             sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
@@ -219,9 +222,11 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
                          actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
                                             "sha256": result.sha256, "handed_over": handed})
-    except IntegrityError:
-        raise Conflict("another export took this file number at the same moment; run the export again",
-                       code="export_in_progress") from None
+    except (IntegrityError, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) != SERIALIZATION_FAILURE:
+            raise
+        raise Conflict("another export took this file number or these records at the same moment; "
+                       "run the export again", code="export_in_progress") from None
     return result
 
 
@@ -259,24 +264,25 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
 
 
 def _claim(session: Session, municipality_id: int, cutoff: str) -> Receipts:
-    """Take the municipality's queue of records not sent yet and read them; on PostgreSQL in one statement.
+    """Take the municipality's queue of records not sent yet: read them, then empty the queue of them.
 
-    On SQLite the caller holds the write lock already (the file's row is written first), so
-    no record can be queued between the read and the delete.
+    The export's transaction reads from one snapshot (REPEATABLE READ on PostgreSQL; on
+    SQLite the caller holds the write lock, the file's row being written first), so the
+    delete takes exactly the records read: one queued by a payment committed meanwhile stays
+    for the next file. Reading without a data-modifying statement lets PostgreSQL join the
+    day's records in parallel.
     """
-    take = delete(_queue).where(_queue.c.municipality_id == municipality_id)
     if session.get_bind().dialect.name == "postgresql":
         # A day's records joined in memory: hashes and the sort by id would spill to disk at the default.
         session.execute(text("SET LOCAL work_mem = '256MB'"))
-        return receipts_where(session, cutoff, taken=take.returning(_queue.c.record_id).cte("taken"))
     queued = select(_queue.c.record_id).where(_queue.c.municipality_id == municipality_id)
     receipts = receipts_where(session, cutoff, _records.c.id.in_(queued))
-    session.execute(take)
+    session.execute(delete(_queue).where(_queue.c.municipality_id == municipality_id))
     return receipts
 
 
-def receipts_where(session: Session, cutoff: str, *where: Any, taken: Any = None) -> Receipts:
-    """The journal's records matching `where` (and in `taken`, a selection of record ids), in journal order.
+def receipts_where(session: Session, cutoff: str, *where: Any) -> Receipts:
+    """The journal's records matching `where`, in journal order.
 
     PostgreSQL gives the times and dates in Asia/Tokyo itself, and its rows are read from the
     driver's cursor (binary, no result objects: a million rows through SQLAlchemy's cost
@@ -292,14 +298,13 @@ def receipts_where(session: Session, cutoff: str, *where: Any, taken: Any = None
                 func.coalesce(AgencyReport.remittance_on, cast(func.timezone(TOKYO.key, Payment.remitted_at), Date))]
     else:
         when = [r.c.paid_at, AgencyReport.remittance_on, Payment.remitted_at]
-    records = r if taken is None else r.join(taken, taken.c.record_id == r.c.id)
     statement = (
         select(r.c.id, r.c.kind, r.c.reverses_id, Assessment.source_key,
                func.coalesce(claim_fund.code, sale_fund.code).label("fund_code"), Assessment.fiscal_year,
                Assessment.installment, Assessment.due_date, Assessment.amount.label("billed"),
                Assessment.late_fee, Assessment.dunning_fee, r.c.amount, r.c.channel, r.c.reason, r.c.payment_id,
                *when)
-        .select_from(records)
+        .select_from(r)
         .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
         .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
         .outerjoin(sale_fund, sale_fund.id == r.c.fund_type_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips
+from reconciliation import receipts
 from reconciliation.balance import balance
 from reconciliation.receipts import (
     LAYOUT_DIR,
@@ -394,3 +396,32 @@ def test_money_splits_as_its_instalment_only_when_it_is_the_billed_amount(amount
 
     assert split_paid(amount, billed, 1_000, 100) == expected
     assert sum(expected) == amount
+
+
+@pytest.mark.skipif(os.environ.get("KOKIN_TEST_DATABASE", "sqlite") != "postgresql",
+                    reason="on SQLite the export holds the write lock: no payment commits while it reads")
+def test_a_payment_committed_while_an_export_reads_stays_queued_for_the_next_file(  # type: ignore[no-untyped-def]
+        app, database, session, payments, monkeypatch) -> None:
+    late = session.scalar(select(Slip).join(Assessment, Assessment.id == Slip.assessment_id)
+                          .where(Assessment.source_key == "13-2026-0000000006"))
+    read = receipts.receipts_where
+    paid: list[int] = []
+
+    def read_then_a_payment_commits(*args: Any) -> Any:
+        found = read(*args)
+        other = database.session()  # another connection: a resident paying at this moment
+        try:
+            paid.append(_pay_by_card(app, other, other.get(Slip, late.id)))
+        finally:
+            other.close()
+        return found
+
+    monkeypatch.setattr(receipts, "receipts_where", read_then_a_payment_commits)
+    first = export_next(session, CODE, "receipts-csv", actor="test")
+    monkeypatch.undo()
+
+    assert first is not None and first.count == 6 and paid  # the payment came in during the export
+    record = session.scalar(select(ReceiptRecord.id).where(ReceiptRecord.payment_id == paid[0]))
+    assert session.scalar(select(ReceiptQueue.record_id).where(ReceiptQueue.record_id == record)) == record
+    second = export_next(session, CODE, "receipts-csv", actor="test")
+    assert second is not None and (second.sequence, second.count, second.total) == (2, 1, 4_000)
