@@ -11,12 +11,14 @@ goes beside every file.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import os
 import tempfile
 import tomllib
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, time
 from itertools import repeat
@@ -75,6 +77,22 @@ def load_feed_layout(name_or_path: str, directory: Path, prefix: str, fields: di
             raise LayoutError(f"layout {layout.name}: {spec.name} records have no field {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(allowed))}")
     return layout
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Millions of rows and cells made at once, none of them in a cycle: no cyclic collection meanwhile.
+
+    The collector would walk every object made so far again and again while they are made
+    (a third of the time of reading a million rows).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def result(layout: Layout, data: bytes, count: int, total: int, sequence: int) -> ExportResult:

@@ -210,12 +210,13 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
         with transaction(session):
             sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
             sequence = sent.sequence
-            receipts = _claim(session, municipality_id, cutoff)
-            if not receipts:
-                session.rollback()
-                return None
-            data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
-                                   created_on=today or utcnow().astimezone(TOKYO).date())
+            with outbound.bulk():
+                receipts = _claim(session, municipality_id, cutoff)
+                if not receipts:
+                    session.rollback()
+                    return None
+                data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
+                                       created_on=today or utcnow().astimezone(TOKYO).date())
             result = _result(layout, data, receipts, sequence)
             outbound.keep(sent, result)
             handed = _hand_over_double_payments(session, receipts, actor)
