@@ -30,12 +30,13 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import StartedPayment, start_payment
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
-from gateway.services.sales import SaleLineRequest, follow_sale, sale_attempt, start_sale, void_sale
+from gateway.services.sales import SaleLineRequest, void_sale
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
 from gateway.services.status_import import import_status_changes
 from reconciliation.receipts import export_next
 from reconciliation.run import reconcile_day
+from tests.counter import paid_sale
 
 CODE = "131075"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -151,15 +152,7 @@ def _counter(app: Any, session: Session, day: WardDay) -> None:
     sales = []
     for lines in ([SaleLineRequest("juminhyo", 2)], [SaleLineRequest("inkan", 1), SaleLineRequest("juminhyo", 1)],
                   [SaleLineRequest("inkan", 3)]):
-        sale = start_sale(session, adapters, user=clerk, counter_code="resident", terminal_id=terminals[0].id,
-                          lines=lines, brand="FELICA_ID", business_date=day.today)
-        attempt = sale_attempt(session, sale.id)
-        assert attempt is not None and attempt.provider_ref
-        session.rollback()
-        adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
-        adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
-        assert follow_sale(session, adapters, sale.id).status == "paid"
-        sales.append(sale.id)
+        sales.append(paid_sale(app, session, clerk, lines, brand="FELICA_ID", business_date=day.today))
     voided = void_sale(session, adapters, sales[-1], supervisor=day.staff["super"], today=day.today)
     assert voided.status == "voided"
     session.rollback()

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from domain.calendar import TOKYO
 from gateway.models import Sale
 from gateway.services.counters import counter_terminals
-from gateway.services.sales import SaleLineRequest, follow_sale, sale_attempt, start_sale
+from gateway.services.sales import SaleLineRequest
 from gateway.services.staff_accounts import create_user
+from tests.counter import paid_sale
+from tests.staff import PASSWORD, log_in
 
 CODE = "131075"
-PASSWORD = "receipt-pass-2026"  # noqa: S105 - a throwaway test account
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _text(html: str, element_id: str) -> str:
@@ -28,28 +28,17 @@ def _text(html: str, element_id: str) -> str:
 def test_the_receipt_names_the_ward_the_counter_the_items_the_amount_the_tender_the_time_and_its_number(
         app: Any, client: FlaskClient, session: Session) -> None:
     clerk = create_user(session, CODE, "clerk", "counter_staff", PASSWORD, counter_code="resident", actor="test")
-    adapters = app.extensions["kokin.adapters"]
-    counter, terminals = counter_terminals(session, clerk.municipality_id, "resident")
+    counter, _ = counter_terminals(session, clerk.municipality_id, "resident")
     counter_name = counter.name
-    session.rollback()
-    sale = start_sale(session, adapters, user=clerk, counter_code="resident", terminal_id=terminals[0].id,
-                      lines=[SaleLineRequest("juminhyo", 2), SaleLineRequest("inkan", 1)], brand="QR_CODE",
-                      business_date=datetime.now(TOKYO).date())
-    attempt = sale_attempt(session, sale.id)
-    assert attempt is not None and attempt.provider_ref
-    session.rollback()
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
-    assert follow_sale(session, adapters, sale.id).status == "paid"
-    paid = session.get(Sale, sale.id, populate_existing=True)
+    sale_id = paid_sale(app, session, clerk, [SaleLineRequest("juminhyo", 2), SaleLineRequest("inkan", 1)],
+                        brand="QR_CODE", business_date=datetime.now(TOKYO).date())
+    paid = session.get(Sale, sale_id, populate_existing=True)
     assert paid is not None and paid.completed_at is not None
     number, paid_at = paid.receipt_number, paid.completed_at.astimezone(TOKYO)
     session.rollback()
-    token = TOKEN.search(client.get("/staff/login").get_data(as_text=True))
-    assert token is not None
-    client.post("/staff/login", data={"username": "clerk", "password": PASSWORD, "csrf_token": token.group(1)})
+    assert log_in(client, "clerk").status_code == 302
 
-    html = client.get(f"/staff/counter/sales/{sale.id}/receipt").get_data(as_text=True)
+    html = client.get(f"/staff/counter/sales/{sale_id}/receipt").get_data(as_text=True)
 
     assert _text(html, "receipt-municipality") == "墨田区"
     assert _text(html, "receipt-counter") == counter_name and counter_name

@@ -5,7 +5,6 @@ and where to go, with the right status; residents on the pay pages get the pages
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -13,10 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from gateway.services.staff_accounts import create_user
+from tests.staff import PASSWORD, log_in
 
 CODE = "131075"
-PASSWORD = "error-pages-2026!"  # noqa: S105 - throwaway test accounts
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -26,11 +24,7 @@ def staff(session: Session) -> None:
 
 
 def _log_in(client: FlaskClient, username: str) -> None:
-    token = TOKEN.search(client.get("/staff/login").get_data(as_text=True))
-    assert token is not None
-    answer = client.post("/staff/login", data={"username": username, "password": PASSWORD,
-                                                "csrf_token": token.group(1)})
-    assert answer.status_code == 302
+    assert log_in(client, username).status_code == 302
 
 
 def _html(answer: Any, status: int) -> str:

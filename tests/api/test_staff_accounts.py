@@ -1,7 +1,6 @@
 """Staff passwords: set anew by an administrator's screen or `kokin users password`; `users create` twice is safe."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -12,11 +11,10 @@ from sqlalchemy.orm import Session
 from gateway.cli import cli
 from gateway.models import Event, StaffUser
 from gateway.services.staff_accounts import authenticate, create_user
+from tests.staff import PASSWORD, csrf_token, log_in
 
 CODE = "131075"
-PASSWORD = "staff-pass-2026!"  # noqa: S105 - throwaway test accounts
 NEW = "a-new-pass-2027!"  # noqa: S105
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -25,17 +23,8 @@ def staff(session: Session) -> dict[str, StaffUser]:
             for name, role in [("clerk", "counter_staff"), ("acct", "accounting"), ("admin", "administrator")]}
 
 
-def _token(client: FlaskClient, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, path
-    match = TOKEN.search(page.get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
-def _log_in(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
-    return client.post("/staff/login", data={"username": username, "password": password,
-                                              "csrf_token": _token(client, "/staff/login")})
 
 
 def _signs_in(session: Session, username: str, password: str) -> bool:
@@ -54,11 +43,11 @@ def _events(session: Session, kind: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_an_administrator_sets_a_new_password_that_the_user_then_signs_in_with(
         app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
-    _log_in(client, "admin")
+    log_in(client, "admin")
     page = client.get("/staff/users").get_data(as_text=True)
     assert "<th scope=\"row\">clerk</th>" in page and 'autocomplete="new-password"' in page
     response = client.post("/staff/users/clerk/password", data={
-        "password": NEW, "confirm": NEW, "csrf_token": _token(client, "/staff/users")}, follow_redirects=True)
+        "password": NEW, "confirm": NEW, "csrf_token": csrf_token(client, "/staff/users")}, follow_redirects=True)
     assert response.status_code == 200 and "clerk のパスワードを設定しました。" in response.get_data(as_text=True)
     assert not _signs_in(session, "clerk", PASSWORD)
     assert _signs_in(session, "clerk", NEW)
@@ -67,8 +56,8 @@ def test_an_administrator_sets_a_new_password_that_the_user_then_signs_in_with(
 
 def test_two_different_passwords_or_a_short_one_change_nothing_and_say_why(
         client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
-    _log_in(client, "admin")
-    token = _token(client, "/staff/users")
+    log_in(client, "admin")
+    token = csrf_token(client, "/staff/users")
     differ = client.post("/staff/users/clerk/password", data={"password": NEW, "confirm": NEW + "x",
                                                                "csrf_token": token}, follow_redirects=True)
     assert "the two passwords differ" in differ.get_data(as_text=True)
@@ -82,9 +71,9 @@ def test_two_different_passwords_or_a_short_one_change_nothing_and_say_why(
 def test_only_an_administrator_opens_the_staff_screen_or_sets_a_password(
         client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
     assert client.get("/staff/users").status_code == 302  # signed out: to the sign-in
-    _log_in(client, "acct")
+    log_in(client, "acct")
     assert client.get("/staff/users").status_code == 403
-    token = _token(client, "/staff/exceptions")
+    token = csrf_token(client, "/staff/exceptions")
     refused = client.post("/staff/users/clerk/password", data={"password": NEW, "confirm": NEW, "csrf_token": token})
     assert refused.status_code == 403
     assert _signs_in(session, "clerk", PASSWORD)
@@ -99,10 +88,10 @@ def test_an_administrator_cannot_set_the_password_of_another_municipalitys_staff
                                    "store_deadline_offset_days": 14, "pay_base_url": "http://127.0.0.1:5000",
                                    "funds": []}])
     create_user(session, "130001", "elsewhere", "counter_staff", PASSWORD, actor="test")
-    _log_in(client, "admin")
+    log_in(client, "admin")
     assert "elsewhere" not in client.get("/staff/users").get_data(as_text=True)
     response = client.post("/staff/users/elsewhere/password", data={
-        "password": NEW, "confirm": NEW, "csrf_token": _token(client, "/staff/users")}, follow_redirects=True)
+        "password": NEW, "confirm": NEW, "csrf_token": csrf_token(client, "/staff/users")}, follow_redirects=True)
     assert "there is no user &#39;elsewhere&#39;" in response.get_data(as_text=True)
     assert _signs_in(session, "elsewhere", PASSWORD)
 

@@ -1,9 +1,7 @@
 """The staff screens: who may open what, sign-in, CSRF, refund approval by a second person, users by CLI."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,13 +14,13 @@ from gateway.models import FeePrice, Payment, Refund, StaffUser
 from gateway.services.counters import counter_terminals
 from gateway.services.fee_items import fee_on
 from gateway.services.refunds import request_refund
-from gateway.services.sales import SaleLineRequest, follow_sale, get_sale, sale_attempt, start_sale
+from gateway.services.sales import SaleLineRequest, get_sale, sale_attempt, start_sale
 from gateway.services.staff_accounts import create_user
+from tests.counter import paid_sale
+from tests.staff import PASSWORD, TOKEN, csrf_token, log_in
 
 CODE = "131075"
-PASSWORD = "staff-pass-2026!"  # noqa: S105 - throwaway test accounts
 TODAY = datetime.now(ZoneInfo("Asia/Tokyo")).date()
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 BAD_LOGIN = "ユーザー名またはパスワードが違います。"
 
 
@@ -30,17 +28,8 @@ def _user(session: Session, name: str, role: str) -> StaffUser:
     return create_user(session, CODE, name, role, PASSWORD, counter_code="resident", actor="test")
 
 
-def _token(client: FlaskClient, path: str = "/staff/login") -> str:
-    page = client.get(path)
-    assert page.status_code == 200, path
-    match = TOKEN.search(page.get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
-def _log_in(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
-    return client.post("/staff/login", data={"username": username, "password": password,
-                                              "csrf_token": _token(client)})
 
 
 @pytest.fixture
@@ -52,21 +41,11 @@ def staff(session: Session) -> dict[str, StaffUser]:
 
 def _paid_sale(app, session: Session, seller: StaffUser) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """A sale paid at the simulated terminal: (sale id, payment id)."""
-    adapters = app.extensions["kokin.adapters"]
-    _, terminals = counter_terminals(session, seller.municipality_id, "resident")
-    session.rollback()
-    sale = start_sale(session, adapters, user=seller, counter_code="resident", terminal_id=terminals[0].id,
-                      lines=[SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
-    attempt = sale_attempt(session, sale.id)
-    assert attempt is not None and attempt.provider_ref
-    session.rollback()
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
-    assert follow_sale(session, adapters, sale.id).status == "paid"
-    payment_id = session.scalar(select(Payment.id).where(Payment.sale_id == sale.id))
+    sale_id = paid_sale(app, session, seller, [SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
+    payment_id = session.scalar(select(Payment.id).where(Payment.sale_id == sale_id))
     session.rollback()
     assert payment_id is not None
-    return sale.id, payment_id
+    return sale_id, payment_id
 
 
 def _refund(session: Session, refund_id: int) -> Refund:
@@ -83,13 +62,13 @@ def test_counter_staff_sell_and_close_but_never_reconcile_approve_or_void(
         app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
     sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
     refund = request_refund(session, payment_id, 300, reason="test", requested_by="super")
-    assert _log_in(client, "clerk").status_code == 302
+    assert log_in(client, "clerk").status_code == 302
 
     assert client.get("/staff/counter").status_code == 200
     assert client.get("/staff/close").status_code == 200
     assert client.get("/staff/exceptions").status_code == 403
     assert client.get("/staff/refunds").status_code == 403
-    token = _token(client, "/staff/counter")
+    token = csrf_token(client, "/staff/counter")
     decide = client.post(f"/staff/refunds/{refund.id}/decide", data={"decision": "approve", "csrf_token": token})
     assert decide.status_code == 403
     void = client.post(f"/staff/counter/sales/{sale_id}/void", data={"csrf_token": token})
@@ -106,8 +85,8 @@ def test_a_refund_is_approved_by_someone_other_than_its_requester(
     _, payment_id = _paid_sale(app, session, staff["clerk"])
     own = request_refund(session, payment_id, 100, reason="own request", requested_by=approver)
     other = request_refund(session, payment_id, 200, reason="clerk's request", requested_by="clerk")
-    _log_in(client, approver)
-    token = _token(client, "/staff/refunds")
+    log_in(client, approver)
+    token = csrf_token(client, "/staff/refunds")
 
     refused = client.post(f"/staff/refunds/{own.id}/decide", data={"decision": "approve", "csrf_token": token},
                           headers={"Referer": "/staff/refunds"}, follow_redirects=True)
@@ -123,10 +102,10 @@ def test_a_refund_is_approved_by_someone_other_than_its_requester(
 
 def test_an_administrator_sets_a_fee_from_tomorrow(client: FlaskClient, session: Session,  # type: ignore[no-untyped-def]
                                                    staff: dict[str, StaffUser]) -> None:
-    _log_in(client, "admin")
+    log_in(client, "admin")
     tomorrow = TODAY + timedelta(days=1)
     response = client.post("/staff/fees", data={"item": "juminhyo", "fee": "350", "valid_from": tomorrow.isoformat(),
-                                                "csrf_token": _token(client, "/staff/fees")})
+                                                "csrf_token": csrf_token(client, "/staff/fees")})
     assert response.status_code == 302
     price = session.scalar(select(FeePrice).where(FeePrice.valid_from == tomorrow))
     assert price is not None and price.fee == 350 and price.set_by == "admin"
@@ -136,7 +115,7 @@ def test_an_administrator_sets_a_fee_from_tomorrow(client: FlaskClient, session:
 
 
 def test_only_administrators_open_the_fees_page(client: FlaskClient, staff: dict[str, StaffUser]) -> None:
-    _log_in(client, "clerk")
+    log_in(client, "clerk")
     assert client.get("/staff/fees").status_code == 403
 
 
@@ -153,7 +132,7 @@ def test_signed_out_users_are_sent_to_sign_in(client: FlaskClient, path: str) ->
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
         client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
-    _log_in(client, "admin")
+    log_in(client, "admin")
     before = session.scalar(select(func.count()).select_from(FeePrice))
     session.rollback()
     tomorrow = (TODAY + timedelta(days=1)).isoformat()
@@ -174,13 +153,13 @@ def test_a_sign_in_without_the_csrf_token_is_refused(client: FlaskClient, staff:
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(
         client: FlaskClient, staff: dict[str, StaffUser]) -> None:
-    wrong = _log_in(client, "clerk", "not-the-password")
-    unknown = _log_in(client, "nobody", PASSWORD)
+    wrong = log_in(client, "clerk", "not-the-password")
+    unknown = log_in(client, "nobody", PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
     assert BAD_LOGIN in wrong.get_data(as_text=True) and BAD_LOGIN in unknown.get_data(as_text=True)
     assert TOKEN.sub("", wrong.get_data(as_text=True)) == TOKEN.sub("", unknown.get_data(as_text=True))
     assert client.get("/staff/counter").status_code == 302
-    assert _log_in(client, "clerk").status_code == 302
+    assert log_in(client, "clerk").status_code == 302
     assert client.get("/staff/counter").status_code == 200
 
 
@@ -192,7 +171,7 @@ def test_a_user_created_on_the_command_line_can_sign_in(app, client: FlaskClient
                                           env={"KOKIN_NEW_USER_PASSWORD": PASSWORD})
     assert result.exit_code == 0, result.output
     assert "user clerk2 created with role counter_staff" in result.output
-    assert _log_in(client, "clerk2").status_code == 302
+    assert log_in(client, "clerk2").status_code == 302
     assert client.get("/staff/counter").status_code == 200
 
 
@@ -208,7 +187,7 @@ def test_a_short_password_is_refused_on_the_command_line(app, client: FlaskClien
                                           env={"KOKIN_NEW_USER_PASSWORD": "short"})
     assert result.exit_code != 0
     assert result.output.strip().splitlines()[-1] == "Error: the password needs at least 10 characters"
-    assert _log_in(client, "clerk4", "short").status_code == 401
+    assert log_in(client, "clerk4", "short").status_code == 401
 
 
 def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app, session: Session,  # type: ignore[no-untyped-def]
@@ -224,17 +203,17 @@ def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app,
     sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
     refund = request_refund(session, payment_id, 300, reason="test", requested_by="someone")
     client = app.test_client()
-    _log_in(client, "outsider")
-    token = _token(client, "/staff/close")
+    log_in(client, "outsider")
+    token = csrf_token(client, "/staff/close")
 
     for path in (f"/staff/counter/sales/{sale_id}", f"/staff/counter/sales/{sale_id}/status",
                  f"/staff/counter/sales/{sale_id}/receipt"):
         assert client.get(path).status_code == 404, path
     assert client.post(f"/staff/counter/sales/{sale_id}/void", data={"csrf_token": token}).status_code == 404
     approver = app.test_client()
-    _log_in(approver, "outside-approver")
+    log_in(approver, "outside-approver")
     decided = approver.post(f"/staff/refunds/{refund.id}/decide",
-                            data={"csrf_token": _token(approver, "/staff/refunds"), "decision": "approve"})
+                            data={"csrf_token": csrf_token(approver, "/staff/refunds"), "decision": "approve"})
     assert decided.status_code == 404
     session.expire_all()
     assert get_sale(session, sale_id).status == "paid"
@@ -254,7 +233,7 @@ def test_the_close_screen_only_shows_differences_and_records_none(app, session: 
     adapters["square"].simulator.simulate_device(checkout, "start")
     adapters["square"].simulator.simulate_device(checkout, "complete")  # paid, not yet polled: still waiting here
     client = app.test_client()
-    _log_in(client, "super")
+    log_in(client, "super")
 
     page = client.get("/staff/close")
 
@@ -265,7 +244,7 @@ def test_the_close_screen_only_shows_differences_and_records_none(app, session: 
 def test_an_error_page_never_sends_the_browser_to_another_site(app, session: Session,  # type: ignore[no-untyped-def]
                                                                 staff: dict[str, StaffUser]) -> None:
     client = app.test_client()
-    _log_in(client, "clerk")
+    log_in(client, "clerk")
     answer = client.get("/staff/counter?counter=nowhere", headers={"Referer": "https://evil.example/staff/x"})
     assert answer.status_code == 302 and "evil.example" not in answer.location
 
@@ -277,7 +256,7 @@ def test_accounting_sees_the_feed_balance_and_downloads_a_sent_file_byte_for_byt
     _paid_sale(app, session, staff["clerk"])
     sent = export_next(session, CODE, actor="test")
     assert sent is not None
-    _log_in(client, "acct")
+    log_in(client, "acct")
 
     page = client.get("/staff/feed").get_data(as_text=True)
     download = client.get(f"/staff/feed/{sent.sequence}")
@@ -286,5 +265,5 @@ def test_accounting_sees_the_feed_balance_and_downloads_a_sent_file_byte_for_byt
     assert download.status_code == 200 and download.data == sent.data
     assert download.headers["X-Content-SHA256"] == sent.sha256
     assert client.get("/staff/feed/99").status_code == 404
-    _log_in(client, "clerk")
+    log_in(client, "clerk")
     assert client.get("/staff/feed").status_code == 403

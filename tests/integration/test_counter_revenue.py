@@ -24,9 +24,8 @@ from gateway.db import transaction
 from gateway.errors import RevenueNotWritable
 from gateway.models import OutboundFile, Payment, ReceiptRecord, Refund, Sale, StaffUser
 from gateway.scheduler.jobs import JOBS
-from gateway.services.counters import counter_terminals
 from gateway.services.refunds import decide_refund, execute_refund
-from gateway.services.sales import SaleLineRequest, follow_sale, sale_attempt, start_sale, void_sale
+from gateway.services.sales import SaleLineRequest, void_sale
 from gateway.services.staff_accounts import create_user
 from reconciliation.counter_revenue import (
     export_day,
@@ -40,6 +39,7 @@ from reconciliation.counter_revenue import (
 )
 from reconciliation.receipts import export_next as export_receipts_next
 from reconciliation.receipts import load_receipts_layout
+from tests.counter import paid_sale
 
 CODE = "131075"
 PASSWORD = "revenue-pass-2026"  # noqa: S105 - throwaway test accounts
@@ -57,18 +57,7 @@ def staff(session: Session) -> dict[str, StaffUser]:
 
 def _paid_sale(app, session: Session, clerk: StaffUser, brand: str, lines: list[SaleLineRequest],  # type: ignore[no-untyped-def]
                day: date) -> int:
-    adapters = app.extensions["kokin.adapters"]
-    _, terminals = counter_terminals(session, clerk.municipality_id, "resident")
-    session.rollback()
-    sale = start_sale(session, adapters, user=clerk, counter_code="resident", terminal_id=terminals[0].id,
-                      lines=lines, brand=brand, business_date=day)
-    attempt = sale_attempt(session, sale.id)
-    assert attempt is not None and attempt.provider_ref
-    session.rollback()
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
-    adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
-    assert follow_sale(session, adapters, sale.id).status == "paid"
-    return sale.id
+    return paid_sale(app, session, clerk, lines, brand=brand, business_date=day)
 
 
 def _dated(session: Session, sale_id: int, kind: str, day: date) -> None:
