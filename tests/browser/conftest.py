@@ -59,3 +59,14 @@ def phone(browser: Any) -> Iterator[Any]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def desktop(browser: Any) -> Iterator[Any]:
+    """A page in a desktop-sized window with a Japanese locale."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -1,0 +1,104 @@
+"""No axe-core violations of WCAG 2.1 A/AA (JIS X 8341-3:2016 AA) on the pay pages and the staff screens.
+
+Every page is checked in the states a person meets: a slip to pay, in Japanese and English; the
+PayPay QR; a paid slip and its result; an unknown address; the front page and the API document;
+every staff screen of every role with a realistic ward day behind it, a sale waiting for the
+terminal, a failed sign-in and a staff error page.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.models import Slip
+from gateway.sandbox.ward import ledger_file_bytes
+from gateway.services.ledger_import import import_ledger
+from gateway.services.outcomes import settle_attempt
+from gateway.services.payments import start_payment
+from gateway.services.slips import issue_slips
+from tests.browser.a11y import axe_violations
+from tests.browser.screens import StaffWard, build_staff_ward, sign_in
+
+CODE = "131075"
+TAXES = [dict(municipality_code=CODE, assessment_id=f"01-2026-000000000{n}", fund_code="01", fiscal_year=2026,
+              installment=1, payer_ref=f"000000000{n}", payer_name="墨田　花子", amount=12_300,
+              due_date=date(2026, 6, 30)) for n in (1, 2)]
+
+
+@pytest.fixture
+def slips(app: Any, session: Any, cipher: Any) -> tuple[str, str]:
+    """Two slips' pay tokens: one to pay, one paid by card."""
+    import_ledger(session, cipher, ledger_file_bytes(TAXES, "kokin-csv", date(2026, 4, 1)), filename="ledger.csv")
+    issue_slips(session, CODE)
+    to_pay, paid = session.scalars(select(Slip).order_by(Slip.id)).all()
+    stripe = app.extensions["kokin.adapters"]["stripe"]
+    started = start_payment(session, {"card": stripe}, municipality_id=paid.municipality_id, slip_number=paid.number,
+                            channel="card", return_url="https://ward.test/r", cancel_url="https://ward.test/c",
+                            fee_schedules=app.config["FEE_SCHEDULES"], actor="resident")
+    stripe.simulator.simulate_payment(started.attempt.provider_ref, "paid")
+    settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")
+    tokens = (to_pay.pay_token, paid.pay_token)
+    session.rollback()
+    return tokens
+
+
+@pytest.fixture
+def staff_ward(app: Any, session: Any, cipher: Any) -> StaffWard:
+    return build_staff_ward(app, session, cipher)
+
+
+def _check(page: Any, found: dict[str, list[str]], name: str) -> None:
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") in ("ja", "en"), name
+    found[name] = axe_violations(page)
+
+
+def _assert_none(found: dict[str, list[str]]) -> None:
+    report = "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in found.items() if lines)
+    assert not report, f"WCAG 2.1 AA violations:\n{report}"
+
+
+def test_the_resident_pages_have_no_wcag_21_aa_violations(live_server, desktop, slips) -> None:  # type: ignore[no-untyped-def]
+    to_pay, paid = slips
+    page, found = desktop, {}
+    for path in ("/", "/api/v1/docs", f"/pay/{to_pay}", f"/pay/{to_pay}?lang=en", f"/pay/{to_pay}/result",
+                 f"/pay/{paid}", f"/pay/{paid}?lang=en", f"/pay/{paid}/result", f"/pay/{paid}/result?lang=en",
+                 "/pay/no-such-slip", "/pay/no-such-slip?lang=en"):
+        page.goto(f"{live_server}{path}")
+        _check(page, found, path)
+    assert len(found) == 11
+    for lang, button in (("", "PayPayで支払う"), ("?lang=en", "Pay by PayPay")):
+        page.goto(f"{live_server}/pay/{to_pay}{lang}")
+        page.get_by_role("button", name=button).click()
+        page.locator("[data-testid=paypay-qr] svg").wait_for()
+        _check(page, found, f"PayPay QR page{lang}")
+    _assert_none(found)
+
+
+def test_every_staff_screen_has_no_wcag_21_aa_violations(live_server, desktop, staff_ward) -> None:  # type: ignore[no-untyped-def]
+    page, found = desktop, {}
+    page.goto(f"{live_server}/staff/login")
+    _check(page, found, "sign-in")
+    page.get_by_label("ユーザー名").fill("acct")
+    page.get_by_label("パスワード").fill("wrong password")
+    page.get_by_role("button", name="サインイン").click()
+    page.get_by_role("alert").wait_for()
+    _check(page, found, "sign-in refused")
+    for username, paths in staff_ward.screens().items():
+        sign_in(page, live_server, username)
+        for path in paths:
+            page.goto(f"{live_server}{path}")
+            _check(page, found, f"{path} ({username})")
+    # A sale waiting for the terminal, with the sandbox's terminal buttons.
+    sign_in(page, live_server, "clerk")
+    page.locator("#qty-juminhyo").fill("1")
+    page.locator("#charge").click()
+    page.wait_for_url(re.compile(r"/staff/counter/sales/\d+$"))
+    assert page.locator("#status").get_attribute("data-status") == "waiting"
+    _check(page, found, "a sale waiting for the terminal")
+    assert sum(len(paths) for paths in staff_ward.screens().values()) + 3 == len(found)
+    _assert_none(found)
