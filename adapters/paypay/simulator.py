@@ -162,6 +162,13 @@ class PayPaySimulator:
         with self.state.unit():
             return self._payment_data(self._payments[merchant_payment_id])
 
+    def codes(self) -> list[dict[str, Any]]:
+        """Return every code as `details` shows it, with its expiry and redirect URL, newest first."""
+        with self.state.unit():
+            found = sorted(self._payments.values(), key=lambda p: (p.requested_at, p.merchant_payment_id), reverse=True)
+            return [{**self._payment_data(p), "codeId": p.code_id, "expiryDate": p.expiry, "deleted": p.deleted,
+                     "redirectUrl": p.redirect_url} for p in found]
+
     def fail_next(self, status: int, code: str, message: str = "", code_id: str = "") -> None:
         """Answer the next request with this error (e.g. 503 MAINTENANCE_MODE)."""
         with self.state.unit():

@@ -167,6 +167,13 @@ class SquareSimulator:
         with self.state.unit():
             return copy.deepcopy(self._checkouts[checkout_id].data)
 
+    def checkouts(self) -> list[dict[str, Any]]:
+        """Return every TerminalCheckout, newest first: the sandbox console."""
+        with self.state.unit():
+            self._expire_due(self.clock())
+            return [copy.deepcopy(c.data) for c in sorted(self._checkouts.values(),
+                                                          key=lambda c: c.data["created_at"], reverse=True)]
+
     def events_for(self, checkout_id: str, signed_at: datetime, *, secret: str | None = None,
                    notification_url: str | None = None) -> list[tuple[dict[str, str], bytes]]:
         """Return a signed `terminal.checkout.updated` delivery for each state change so far.

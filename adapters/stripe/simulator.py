@@ -107,13 +107,15 @@ class StripeSimulator:
     # -- what tests and the demo do -------------------------------------------------------
 
     def simulate_payment(
-        self, session_id: str, outcome: PaymentOutcome = "paid", card_brand: str = "visa", last4: str = "4242"
+        self, session_id: str, outcome: PaymentOutcome = "paid", card_brand: str = "visa", last4: str = "4242",
+        *, three_d_secure: Literal["authenticated", "failed"] | None = None,
     ) -> dict[str, Any]:
         """Play the resident on the hosted page; return the session as Stripe would now show it.
 
         "paid": the card is charged and the session completes. "declined": the card is
         declined and, as on Stripe Checkout, the session stays open for another try.
-        "expire": the resident walks away and the session expires. Raises KeyError for an
+        "expire": the resident walks away and the session expires. `three_d_secure` records
+        the result of a 3-D Secure challenge on the charge. Raises KeyError for an
         unknown session and ValueError when the page no longer takes payments.
         """
         with self.state.unit():
@@ -123,7 +125,8 @@ class StripeSimulator:
             if outcome == "expire":
                 self._expire(session)
             elif outcome in ("paid", "declined"):
-                self._charge(session, paid=outcome == "paid", brand=card_brand, last4=last4)
+                self._charge(session, paid=outcome == "paid", brand=card_brand, last4=last4,
+                             three_d_secure=three_d_secure)
             else:
                 raise ValueError(f"unknown outcome {outcome!r}")
             return self._expanded(session, ["payment_intent.latest_charge"])
@@ -160,6 +163,15 @@ class StripeSimulator:
         """Return the session's current JSON (its payment intent and charge expanded)."""
         with self.state.unit():
             return self._expanded(self._session(session_id), ["payment_intent.latest_charge"])
+
+    def checkout_sessions(self) -> list[dict[str, Any]]:
+        """Return every session (its payment intent and charge expanded), newest first: the sandbox console."""
+        with self.state.unit():
+            found = [o for o in self._objects.values() if o["object"] == "checkout.session"]
+            for session in found:
+                self._expire_if_due(session)
+            return [self._expanded(s, ["payment_intent.latest_charge"])
+                    for s in sorted(found, key=lambda s: (s["created"], s["id"]), reverse=True)]
 
     def simulate_outage(self, requests: int = 1, kind: Outage = "server_error") -> None:
         """Make the next `requests` API calls fail: no connection, HTTP 500, or HTTP 429."""
@@ -320,7 +332,8 @@ class StripeSimulator:
 
     # -- the resident's side --------------------------------------------------------------
 
-    def _charge(self, session: dict[str, Any], *, paid: bool, brand: str, last4: str) -> None:
+    def _charge(self, session: dict[str, Any], *, paid: bool, brand: str, last4: str,
+                three_d_secure: str | None = None) -> None:
         now = self._clock()
         intent = self._objects.get(session["payment_intent"] or "")
         if intent is None:  # since API 2022-08-01 Checkout creates the intent at the first attempt
@@ -329,6 +342,9 @@ class StripeSimulator:
             self._session_of[intent["id"]] = session["id"]
             session["payment_intent"] = intent["id"]
         attempt = charge(_new_id("ch_", 24), intent, now, paid=paid, brand=brand, last4=last4)
+        if three_d_secure:
+            attempt["payment_method_details"]["card"]["three_d_secure"] = {
+                "authentication_flow": "challenge", "result": three_d_secure, "version": "2.2.0"}
         self._objects[attempt["id"]] = attempt
         if paid:
             txn = balance_transaction(attempt, now, fee_rate_per_mille=self.fee_per_mille)
