@@ -33,8 +33,8 @@ from urllib.parse import parse_qs
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from adapters.square.adapter import CHECKOUT_UPDATED, FELICA_TYPES, PAYMENT_TYPES, SIGNATURE_HEADER
 from adapters.simulator_state import PLAIN, Codec, SimulatorState
+from adapters.square.adapter import CHECKOUT_UPDATED, FELICA_TYPES, PAYMENT_TYPES, SIGNATURE_HEADER
 from adapters.transport import mount_simulator
 
 _JST = timezone(timedelta(hours=9), "Asia/Tokyo")

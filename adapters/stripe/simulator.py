@@ -26,6 +26,7 @@ from typing import Any, Literal
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from adapters.simulator_state import PLAIN, Codec, SimulatorState
 from adapters.stripe import signature
 from adapters.stripe.simulator_objects import (
     ApiError,
@@ -37,7 +38,6 @@ from adapters.stripe.simulator_objects import (
     refund,
     validate_checkout,
 )
-from adapters.simulator_state import PLAIN, Codec, SimulatorState
 from adapters.stripe.simulator_wire import Wire
 from adapters.transport import mount_simulator
 

@@ -33,7 +33,8 @@ def slip(session, cipher) -> Slip:  # type: ignore[no-untyped-def]
 
 
 def _fields(html: str, action: str | None = None) -> dict[str, str]:
-    pattern = rf'<form[^>]*action="[^"]*{re.escape(action)}"[^>]*>(.*?)</form>' if action else r"<form[^>]*>(.*?)</form>"
+    where = rf'action="[^"]*{re.escape(action)}"' if action else ""
+    pattern = rf"<form[^>]*{where}[^>]*>(.*?)</form>"
     form = re.search(pattern, html, re.S)
     assert form is not None, f"no form {action or ''} on the page"
     return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
