@@ -40,18 +40,18 @@ def _fields(html: str, action: str | None = None) -> dict[str, str]:
     return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
 
 
-def _open(client: Any, slip: Slip, channel: str) -> tuple[Any, PaymentAttempt]:
+def _open(client: Any, session: Any, slip: Slip, channel: str) -> tuple[Any, PaymentAttempt]:
     """Start paying from the slip's pay page; return the response and the attempt it opened."""
     fields = _fields(client.get(f"/pay/{slip.pay_token}").get_data(as_text=True), f"/{channel}")
     response = client.post(f"/pay/{slip.pay_token}/{channel}", data=fields)
-    attempt = client.application.extensions["kokin.db"].session().scalar(
-        select(PaymentAttempt).order_by(PaymentAttempt.id.desc()).limit(1))
+    attempt = session.scalar(select(PaymentAttempt).order_by(PaymentAttempt.id.desc()).limit(1))
+    session.rollback()
     return response, attempt
 
 
-def _checkout(client: Any, slip: Slip) -> tuple[str, dict[str, str]]:
+def _checkout(client: Any, session: Any, slip: Slip) -> tuple[str, dict[str, str]]:
     """Follow the card button to the simulated Checkout page; return its path and form fields."""
-    response, attempt = _open(client, slip, "card")
+    response, attempt = _open(client, session, slip, "card")
     path = f"/sandbox/stripe/checkout/{attempt.provider_ref}"
     assert response.status_code == 303 and response.headers["Location"] == f"http://localhost{path}"
     page = client.get(path)
@@ -67,7 +67,7 @@ def _slip_status(session: Any, slip: Slip) -> str:
 
 
 def test_the_test_card_4242_pays_the_slip_through_the_gateways_own_webhook(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     response = client.post(path, data={**fields, "card_number": "4242 4242 4242 4242", "expiry": "12 / 34",
                                        "cvc": "123"})
     assert response.status_code == 303
@@ -83,7 +83,7 @@ def test_the_test_card_4242_pays_the_slip_through_the_gateways_own_webhook(clien
 
 
 def test_the_card_number_is_never_stored_nor_shown_again(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     declined = client.post(path, data={**fields, "card_number": "4000000000000002", "expiry": "12/34", "cvc": "123"})
     assert "4000000000000002" not in declined.get_data(as_text=True)
     stored = " ".join(session.scalars(select(SandboxObject.value)))
@@ -91,7 +91,7 @@ def test_the_card_number_is_never_stored_nor_shown_again(client, session, slip) 
 
 
 def test_the_declining_card_leaves_the_slip_payable_and_the_page_open(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     response = client.post(path, data={**fields, "card_number": "4000 0000 0000 0002", "expiry": "12/34",
                                        "cvc": "123"})
     html = response.get_data(as_text=True)
@@ -104,7 +104,7 @@ def test_the_declining_card_leaves_the_slip_payable_and_the_page_open(client, se
 
 
 def test_the_3ds_card_asks_for_authentication_and_pays_when_approved(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     response = client.post(path, data={**fields, "card_number": "4000002500003155", "expiry": "12/34", "cvc": "123"})
     assert response.status_code == 303 and response.headers["Location"] == f"{path}/authenticate"
     assert _slip_status(session, slip) == "issued"  # nothing charged before the challenge
@@ -119,7 +119,7 @@ def test_the_3ds_card_asks_for_authentication_and_pays_when_approved(client, ses
 
 
 def test_a_failed_authentication_declines_and_returns_to_the_checkout(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     client.post(path, data={**fields, "card_number": "4000002500003155", "expiry": "12/34", "cvc": "123"})
     challenge = client.get(f"{path}/authenticate").get_data(as_text=True)
     failed = client.post(f"{path}/authenticate", data={**_fields(challenge), "action": "fail"})
@@ -135,22 +135,22 @@ def test_a_failed_authentication_declines_and_returns_to_the_checkout(client, se
     ("4242424242424242", "12/34", "12", "cvc"),
 ])
 def test_a_bad_card_form_is_refused_with_a_reason(client, session, slip, card, expiry, cvc, error) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     response = client.post(path, data={**fields, "card_number": card, "expiry": expiry, "cvc": cvc})
     assert response.status_code == 422 and f'data-error="{error}"' in response.get_data(as_text=True)
     assert _slip_status(session, slip) == "issued"
 
 
 def test_a_form_without_its_csrf_token_is_refused(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, _ = _checkout(client, slip)
+    path, _ = _checkout(client, session, slip)
     response = client.post(path, data={"csrf_token": "x" * 43, "card_number": "4242424242424242",
                                        "expiry": "12/34", "cvc": "123"})
     assert response.status_code == 400 and _slip_status(session, slip) == "issued"
     assert client.get("/sandbox/stripe/checkout/cs_test_unknown").status_code == 404
 
 
-def _paypay_page(client: Any, slip: Slip) -> tuple[str, dict[str, str]]:
-    response, attempt = _open(client, slip, "paypay")
+def _paypay_page(client: Any, session: Any, slip: Slip) -> tuple[str, dict[str, str]]:
+    response, attempt = _open(client, session, slip, "paypay")
     path = f"/sandbox/paypay/codes/{attempt.provider_ref}"
     assert response.status_code == 200 and f"http://localhost{path}" in response.get_data(as_text=True)  # the QR's link
     html = client.get(path).get_data(as_text=True)
@@ -159,7 +159,7 @@ def _paypay_page(client: Any, slip: Slip) -> tuple[str, dict[str, str]]:
 
 
 def test_pay_in_app_pays_the_slip_and_returns_to_the_ward(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _paypay_page(client, slip)
+    path, fields = _paypay_page(client, session, slip)
     response = client.post(path, data={**fields, "action": "pay"})
     assert response.status_code == 303 and response.headers["Location"].endswith(f"/pay/{slip.pay_token}/result")
     assert _slip_status(session, slip) == "paid"
@@ -169,7 +169,7 @@ def test_pay_in_app_pays_the_slip_and_returns_to_the_ward(client, session, slip)
 
 
 def test_cancel_in_app_leaves_the_slip_payable(client, session, slip) -> None:  # type: ignore[no-untyped-def]
-    path, fields = _paypay_page(client, slip)
+    path, fields = _paypay_page(client, session, slip)
     response = client.post(path, data={**fields, "action": "cancel"})
     assert response.status_code == 303 and _slip_status(session, slip) == "issued"
     attempt = session.scalar(select(PaymentAttempt).order_by(PaymentAttempt.id.desc()).limit(1))
@@ -179,7 +179,7 @@ def test_cancel_in_app_leaves_the_slip_payable(client, session, slip) -> None:  
 
 def test_two_app_instances_on_one_database_share_the_sandbox_providers(app, client, session, slip, db_url,  # type: ignore[no-untyped-def]
                                                                        tmp_path, monkeypatch) -> None:
-    path, fields = _checkout(client, slip)
+    path, fields = _checkout(client, session, slip)
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
     other = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "other")})
     try:
