@@ -44,5 +44,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.site import bp as site_pages  # the front page and the API document
 
     app.register_blueprint(site_pages)
+    from gateway.sandbox_pages import init_sandbox
+
+    init_sandbox(app)  # sandbox mode only: simulators' state in the database, their pages under /sandbox
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

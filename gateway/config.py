@@ -36,6 +36,12 @@ class Config:
     # Each agency's fee per payment (yen), invoiced separately; a deposit short by exactly
     # these fees is reported as fee_netted (gross budgeting).
     AGENCY_FEES: dict[str, int] = {"agency-fixed120": 60, "agency-csv": 55}
+    # Where sandbox simulators keep their state: "database" (the table sandbox_state, shared by
+    # `kokin serve`, `kokin recon run` and the scheduler) or "memory" (each process its own).
+    SANDBOX_STATE = "database"
+    # The gateway's address in the simulated providers' page links made outside a request
+    # (`kokin demo`); None: the first municipality's pay_base_url.
+    SANDBOX_BASE_URL: str | None = None
     # Which adapter carries each online channel.
     CHANNEL_ADAPTERS: dict[str, str] = {"card": "stripe", "paypay": "paypay"}
     # System usage fees charged to the payer on top, per channel (gateway.fees).

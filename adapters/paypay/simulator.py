@@ -2,8 +2,9 @@
 
 `PayPaySimulator.mount(session, base_url)` installs a `requests` transport adapter so the
 adapter's real client (signing, JSON, error mapping) talks to this fake. The fake verifies the
-OPA-Auth header as PayPay does (401 UNAUTHORIZED otherwise), keeps codes and payments in memory
-behind a lock, and answers with the documented payload shapes and result codes
+OPA-Auth header as PayPay does (401 UNAUTHORIZED otherwise), keeps codes and payments behind a
+lock (in memory, or shared between processes once `state.attach` is called: adapters/simulator_state.py),
+and answers with the documented payload shapes and result codes
 (https://www.paypay.ne.jp/opa/doc/v1.0/dynamicqrcode and the SDK READMEs' response code lists).
 
 Two deliberate simplifications: `simulate_payment(..., "EXPIRED")` reports status EXPIRED
@@ -18,11 +19,10 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -31,6 +31,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from adapters.paypay.client import EMPTY
+from adapters.simulator_state import Codec, SimulatorState
 from adapters.transport import mount_simulator
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,6 +75,10 @@ class _Payment:
     deleted: bool = False
     cancel_requested: bool = False
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    redirect_url: str | None = None  # where the app sends the resident back after paying
+
+
+_PAYMENTS = Codec(encode=asdict, decode=lambda fields: _Payment(**fields))
 
 
 class PayPaySimulator:
@@ -86,11 +91,16 @@ class PayPaySimulator:
         self._merchant_id = merchant_id
         self._webhook_token = webhook_token
         self._clock = clock
-        self._lock = threading.RLock()
-        self._payments: dict[str, _Payment] = {}
+        self.state = SimulatorState({"payments": _PAYMENTS})  # merchantPaymentId -> the code and its payment
+        # merchantPaymentId -> the page the QR code opens; None: PayPay's sandbox cashier (never fetched)
+        self.payment_page_url: Callable[[str], str] | None = None
         self._outbox: deque[Delivery] = deque(maxlen=_KEEP)
         self._failures: list[tuple[int, str]] = []
         self.calls: deque[tuple[str, str]] = deque(maxlen=_KEEP)  # (METHOD, path) of recent requests
+
+    @property
+    def _payments(self) -> MutableMapping[str, _Payment]:
+        return self.state.bucket("payments")
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -104,7 +114,7 @@ class PayPaySimulator:
         """Play the resident: COMPLETED (paid), FAILED (declined) or EXPIRED (walked away)."""
         if outcome not in ("COMPLETED", "FAILED", "EXPIRED"):
             raise ValueError(f"outcome must be COMPLETED, FAILED or EXPIRED, not {outcome!r}")
-        with self._lock:
+        with self.state.unit():
             payment = self._payments.get(merchant_payment_id)
             if payment is None:
                 raise KeyError(f"no code for merchantPaymentId {merchant_payment_id!r}")
@@ -135,26 +145,33 @@ class PayPaySimulator:
         `sent_at` dates the event (paid_at) instead of the payment's acceptance time, and
         `token` replaces the webhook token, for tests of stale or forged deliveries.
         """
-        with self._lock:
+        with self.state.unit():
             if self._webhook_token is None and token is None:
                 raise RuntimeError("the simulator was built without a webhook_token")
             return self._delivery(self._payments[merchant_payment_id], sent_at, token)
 
     def take_notifications(self) -> list[Delivery]:
         """Return and forget the notifications produced since the last call, oldest first."""
-        with self._lock:
+        with self.state.unit():
             taken = list(self._outbox)
             self._outbox.clear()
             return taken
 
     def details(self, merchant_payment_id: str) -> dict[str, Any]:
         """Return what `GET /v2/codes/payments/{id}` would answer (data only)."""
-        with self._lock:
+        with self.state.unit():
             return self._payment_data(self._payments[merchant_payment_id])
+
+    def codes(self) -> list[dict[str, Any]]:
+        """Return every code as `details` shows it, with its expiry and redirect URL, newest first."""
+        with self.state.unit():
+            found = sorted(self._payments.values(), key=lambda p: (p.requested_at, p.merchant_payment_id), reverse=True)
+            return [{**self._payment_data(p), "codeId": p.code_id, "expiryDate": p.expiry, "deleted": p.deleted,
+                     "redirectUrl": p.redirect_url} for p in found]
 
     def fail_next(self, status: int, code: str, message: str = "", code_id: str = "") -> None:
         """Answer the next request with this error (e.g. 503 MAINTENANCE_MODE)."""
-        with self._lock:
+        with self.state.unit():
             self._failures.append((status, json.dumps(_result(code, message, code_id))))
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -162,7 +179,7 @@ class PayPaySimulator:
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one HTTP request the way PayPay would: (status, JSON document)."""
         method = method.upper()
-        with self._lock:
+        with self.state.unit():
             self.calls.append((method, path))
             if self._failures:
                 status, document = self._failures.pop(0)
@@ -224,14 +241,16 @@ class PayPaySimulator:
         if reference in self._payments:
             return _error("DUPLICATE_DYNAMIC_QR_REQUEST")
         now = self._now()
+        redirect = payload.get("redirectUrl")
         payment = _Payment(reference, f"04-{secrets.token_urlsafe(12)}", amount,
                            str(payload.get("orderDescription") or ""), int(payload.get("requestedAt") or now),
-                           now + validity)
+                           now + validity, redirect_url=redirect if isinstance(redirect, str) else None)
         self._payments[reference] = payment
         link = f"https://qr-stg.sandbox.paypay.ne.jp/28180104{secrets.token_hex(12)}"
+        page = f"https://stg-www.sandbox.paypay.ne.jp/app/cashier?code={quote(link, safe='')}"
         return _ok(201, {
             "codeId": payment.code_id,
-            "url": f"https://stg-www.sandbox.paypay.ne.jp/app/cashier?code={quote(link, safe='')}",
+            "url": self.payment_page_url(reference) if self.payment_page_url else page,
             "deeplink": f"paypay://payment?link_key={quote(link, safe='')}",
             "expiryDate": payment.expiry,
             "merchantPaymentId": reference,

@@ -3,7 +3,8 @@
 `SquareSimulator.mount(session, base_url)` installs a `requests` transport adapter so the
 adapter's real client (headers, JSON, error mapping) talks to this fake, and every other URL
 is refused. It checks the bearer token (401 UNAUTHORIZED otherwise), keeps checkouts, payments
-and refunds in memory behind a lock, and answers with the documented object shapes
+and refunds behind a lock (in memory, or shared between processes once `state.attach` is called:
+adapters/simulator_state.py), and answers with the documented object shapes
 (TerminalCheckout, PaymentRefund) and error envelope (`{"errors": [...]}`).
 
 The device is played by `simulate_device(checkout_id, action)`; `expire_due(now)` (also run
@@ -22,10 +23,9 @@ import hmac
 import json
 import re
 import secrets
-import threading
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from adapters.simulator_state import PLAIN, Codec, SimulatorState
 from adapters.square.adapter import CHECKOUT_UPDATED, FELICA_TYPES, PAYMENT_TYPES, SIGNATURE_HEADER
 from adapters.transport import mount_simulator
 
@@ -67,7 +68,15 @@ class _Payment:
     amount: int
     payment_type: str  # what the buyer actually used (a FELICA_* type for FELICA_ALL)
     created_at: datetime
-    refunds: list[dict[str, Any]] = field(default_factory=list)
+    refunds: list[str] = field(default_factory=list)  # refund ids
+
+
+_CHECKOUTS = Codec(
+    encode=lambda c: {**asdict(c), "deadline": c.deadline.isoformat()},
+    decode=lambda c: _Checkout(**{**c, "deadline": datetime.fromisoformat(c["deadline"]),
+                                  "events": [tuple(event) for event in c["events"]]}))
+_PAYMENTS = Codec(encode=lambda p: {**asdict(p), "created_at": p.created_at.isoformat()},
+                  decode=lambda p: _Payment(**{**p, "created_at": datetime.fromisoformat(p["created_at"])}))
 
 
 class SquareSimulator:
@@ -80,14 +89,32 @@ class SquareSimulator:
         self.notification_url = notification_url
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.refunds_pending = False  # True: new refunds stay PENDING until next read
-        self._lock = threading.RLock()
-        self._checkouts: dict[str, _Checkout] = {}
-        self._by_key: dict[str, str] = {}  # checkout idempotency key -> checkout id
-        self._payments: dict[str, _Payment] = {}
-        self._refunds: dict[str, dict[str, Any]] = {}  # refund id -> PaymentRefund
-        self._refund_keys: dict[str, str] = {}  # refund idempotency key -> refund id
+        # checkouts by id; by_key: checkout idempotency key -> checkout id; payments by id;
+        # refunds: refund id -> PaymentRefund; refund_keys: refund idempotency key -> refund id
+        self.state = SimulatorState({"checkouts": _CHECKOUTS, "by_key": PLAIN, "payments": _PAYMENTS,
+                                     "refunds": PLAIN, "refund_keys": PLAIN})
         self._outages: list[Outage] = []
         self.calls: deque[tuple[str, str, str]] = deque(maxlen=_KEEP)  # (METHOD, path, Square-Version)
+
+    @property
+    def _checkouts(self) -> MutableMapping[str, _Checkout]:
+        return self.state.bucket("checkouts")
+
+    @property
+    def _by_key(self) -> MutableMapping[str, str]:
+        return self.state.bucket("by_key")
+
+    @property
+    def _payments(self) -> MutableMapping[str, _Payment]:
+        return self.state.bucket("payments")
+
+    @property
+    def _refunds(self) -> MutableMapping[str, dict[str, Any]]:
+        return self.state.bucket("refunds")
+
+    @property
+    def _refund_keys(self) -> MutableMapping[str, str]:
+        return self.state.bucket("refund_keys")
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -108,7 +135,7 @@ class SquareSimulator:
         TIMED_OUT). Raises KeyError for an unknown checkout, ValueError for a device that
         cannot do that now.
         """
-        with self._lock:
+        with self.state.unit():
             self._expire_due(self.clock())
             checkout = self._checkouts[checkout_id]
             status = checkout.data["status"]
@@ -132,13 +159,20 @@ class SquareSimulator:
 
     def expire_due(self, now: datetime) -> list[str]:
         """Time out PENDING checkouts whose deadline has passed; return their ids."""
-        with self._lock:
+        with self.state.unit():
             return self._expire_due(now)
 
     def checkout(self, checkout_id: str) -> dict[str, Any]:
         """Return the TerminalCheckout as `GET /v2/terminals/checkouts/{id}` would."""
-        with self._lock:
+        with self.state.unit():
             return copy.deepcopy(self._checkouts[checkout_id].data)
+
+    def checkouts(self) -> list[dict[str, Any]]:
+        """Return every TerminalCheckout, newest first: the sandbox console."""
+        with self.state.unit():
+            self._expire_due(self.clock())
+            return [copy.deepcopy(c.data) for c in sorted(self._checkouts.values(),
+                                                          key=lambda c: c.data["created_at"], reverse=True)]
 
     def events_for(self, checkout_id: str, signed_at: datetime, *, secret: str | None = None,
                    notification_url: str | None = None) -> list[tuple[dict[str, str], bytes]]:
@@ -149,7 +183,7 @@ class SquareSimulator:
         notification URL + body with the signature key, or with `secret` / `notification_url`
         instead, to test a wrong key or another subscription's URL.
         """
-        with self._lock:
+        with self.state.unit():
             events = list(self._checkouts[checkout_id].events)
         deliveries = []
         for event_id, snapshot in events:
@@ -181,7 +215,7 @@ class SquareSimulator:
         Each: payment_id, checkout_id, reference_id, amount (yen), payment_type (what was
         used) and created_at (timezone-aware, UTC): what the daily close compares against.
         """
-        with self._lock:
+        with self.state.unit():
             payments = [p for p in self._payments.values() if p.created_at.astimezone(_JST).date() == day]
             return [{"payment_id": p.payment_id, "checkout_id": p.checkout_id, "reference_id": p.reference_id,
                      "amount": p.amount, "payment_type": p.payment_type, "created_at": p.created_at}
@@ -191,7 +225,7 @@ class SquareSimulator:
         """Make the next `requests` API calls fail: HTTP 500, HTTP 429, or no connection."""
         if kind not in ("server_error", "rate_limit", "connection"):
             raise ValueError(f"unknown outage {kind!r}")
-        with self._lock:
+        with self.state.unit():
             self._outages.extend([kind] * requests)
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -203,7 +237,7 @@ class SquareSimulator:
         """
         method = method.upper()
         lowered = CaseInsensitiveDict(headers)
-        with self._lock:
+        with self.state.unit():
             self.calls.append((method, path, str(lowered.get("Square-Version", ""))))
             if self._outages:
                 kind = self._outages.pop(0)
@@ -355,7 +389,8 @@ class SquareSimulator:
         if payment.payment_type == "FELICA_TRANSPORTATION_GROUP":
             return _invalid("PAYMENT_NOT_REFUNDABLE", "payment_id",
                             "Transportation IC payments cannot be refunded through the API.")
-        refunded = sum(r["amount_money"]["amount"] for r in payment.refunds if r["status"] in ("PENDING", "COMPLETED"))
+        refunded = sum(r["amount_money"]["amount"] for r in map(self._refunds.__getitem__, payment.refunds)
+                       if r["status"] in ("PENDING", "COMPLETED"))
         if amount > payment.amount - refunded:
             return _invalid("REFUND_AMOUNT_INVALID", "amount_money",
                             "The requested refund amount exceeds the amount available to refund.")
@@ -363,7 +398,7 @@ class SquareSimulator:
         refund = {"id": f"{payment_id}_{_new_id()}", "status": "PENDING" if self.refunds_pending else "COMPLETED",
                   "amount_money": {"amount": amount, "currency": "JPY"}, "payment_id": payment_id,
                   "reason": payload.get("reason"), "location_id": LOCATION_ID, "created_at": now, "updated_at": now}
-        payment.refunds.append(refund)
+        payment.refunds.append(refund["id"])
         self._refunds[refund["id"]] = refund
         self._refund_keys[key] = refund["id"]
         return 200, {"refund": dict(refund)}

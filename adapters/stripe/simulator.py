@@ -5,9 +5,11 @@ the adapter runs its production code path, the SDK's RequestsClient included. It
 JSON shaped like Stripe's documented objects (`checkout.session`, `payment_intent`, `charge`,
 `refund`, `event`), honours idempotency keys and signs webhook deliveries exactly as Stripe
 does. Tests and the demo play the resident with `simulate_payment`. Nothing here touches the
-network; the hosted page URL (`https://checkout.stripe.test/...`) is never fetched.
+network. The hosted page URL is `https://checkout.stripe.test/...` (never fetched) unless the
+gateway sets `hosted_page_url` to its own sandbox page, which calls `simulate_payment` too.
 
-State lives in memory, per simulator: in sandbox mode each process has its own.
+State lives in memory, per simulator, unless `state.attach(store, scope)` shares it between
+processes (adapters/simulator_state.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import json
 import re
 import secrets
 import string
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from adapters.simulator_state import PLAIN, Codec, SimulatorState
 from adapters.stripe import signature
 from adapters.stripe.simulator_objects import (
     ApiError,
@@ -64,20 +66,39 @@ class _Replay:
 
 
 class StripeSimulator:
-    """A fake Stripe account in memory; thread-safe."""
+    """A fake Stripe account; thread-safe. Each operation is one `state.unit()`."""
 
     def __init__(self, webhook_secret: str = SANDBOX_WEBHOOK_SECRET, *, clock: Callable[[], datetime] | None = None):
         self.webhook_secret = webhook_secret
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._lock = threading.RLock()
-        self._objects: dict[str, dict[str, Any]] = {}  # every object by id
-        self._session_of: dict[str, str] = {}  # payment intent id -> session id
-        self._intent_metadata: dict[str, dict[str, str]] = {}  # session id -> payment_intent_data[metadata]
-        self._events: dict[str, list[tuple[str, bytes]]] = {}  # session id -> [(type, body)]
-        self._replays: dict[str, _Replay] = {}
+        # objects: every object by id; session_of: payment intent id -> session id; intent_metadata:
+        # session id -> payment_intent_data[metadata]; events: session id -> [(type, body)]
+        self.state = SimulatorState({"objects": PLAIN, "session_of": PLAIN, "intent_metadata": PLAIN,
+                                     "events": _EVENTS, "replays": _REPLAYS})
+        self.hosted_page_url: Callable[[str], str] = lambda session_id: HOSTED_PAGE_URL.format(id=session_id)
         self._outages: list[Outage] = []
         self.fee_per_mille = 36  # Stripe's standard card fee in Japan, 3.6%, kept out of the payout
         self.refunds_pending = False  # True: new refunds are `pending` until next retrieved, as bank-side ones
+
+    @property
+    def _objects(self) -> MutableMapping[str, dict[str, Any]]:
+        return self.state.bucket("objects")
+
+    @property
+    def _session_of(self) -> MutableMapping[str, str]:
+        return self.state.bucket("session_of")
+
+    @property
+    def _intent_metadata(self) -> MutableMapping[str, dict[str, str]]:
+        return self.state.bucket("intent_metadata")
+
+    @property
+    def _events(self) -> MutableMapping[str, list[tuple[str, bytes]]]:
+        return self.state.bucket("events")
+
+    @property
+    def _replays(self) -> MutableMapping[str, _Replay]:
+        return self.state.bucket("replays")
 
     def mount(self, session: requests.Session, base_url: str) -> None:
         """Route `base_url` on this session to the simulator and refuse every other URL."""
@@ -86,23 +107,26 @@ class StripeSimulator:
     # -- what tests and the demo do -------------------------------------------------------
 
     def simulate_payment(
-        self, session_id: str, outcome: PaymentOutcome = "paid", card_brand: str = "visa", last4: str = "4242"
+        self, session_id: str, outcome: PaymentOutcome = "paid", card_brand: str = "visa", last4: str = "4242",
+        *, three_d_secure: Literal["authenticated", "failed"] | None = None,
     ) -> dict[str, Any]:
         """Play the resident on the hosted page; return the session as Stripe would now show it.
 
         "paid": the card is charged and the session completes. "declined": the card is
         declined and, as on Stripe Checkout, the session stays open for another try.
-        "expire": the resident walks away and the session expires. Raises KeyError for an
+        "expire": the resident walks away and the session expires. `three_d_secure` records
+        the result of a 3-D Secure challenge on the charge. Raises KeyError for an
         unknown session and ValueError when the page no longer takes payments.
         """
-        with self._lock:
+        with self.state.unit():
             session = self._session(session_id)
             if session["status"] != "open":
                 raise ValueError(f"checkout session {session_id} is {session['status']}: nothing to pay")
             if outcome == "expire":
                 self._expire(session)
             elif outcome in ("paid", "declined"):
-                self._charge(session, paid=outcome == "paid", brand=card_brand, last4=last4)
+                self._charge(session, paid=outcome == "paid", brand=card_brand, last4=last4,
+                             three_d_secure=three_d_secure)
             else:
                 raise ValueError(f"unknown outcome {outcome!r}")
             return self._expanded(session, ["payment_intent.latest_charge"])
@@ -116,14 +140,14 @@ class StripeSimulator:
         a second call re-delivers the same events (same ids), as Stripe's retries do.
         """
         at = signed_at if isinstance(signed_at, int) else int(signed_at.timestamp())
-        with self._lock:
+        with self.state.unit():
             self._session(session_id)
             deliveries = list(self._events.get(session_id, []))
         return [(self.delivery_headers(body, at, secret=secret), body) for _, body in deliveries]
 
     def event_types(self, session_id: str) -> list[str]:
         """Return the types of the events about the session, oldest first."""
-        with self._lock:
+        with self.state.unit():
             self._session(session_id)
             return [kind for kind, _ in self._events.get(session_id, [])]
 
@@ -137,12 +161,21 @@ class StripeSimulator:
 
     def checkout_session(self, session_id: str) -> dict[str, Any]:
         """Return the session's current JSON (its payment intent and charge expanded)."""
-        with self._lock:
+        with self.state.unit():
             return self._expanded(self._session(session_id), ["payment_intent.latest_charge"])
+
+    def checkout_sessions(self) -> list[dict[str, Any]]:
+        """Return every session (its payment intent and charge expanded), newest first: the sandbox console."""
+        with self.state.unit():
+            found = [o for o in self._objects.values() if o["object"] == "checkout.session"]
+            for session in found:
+                self._expire_if_due(session)
+            return [self._expanded(s, ["payment_intent.latest_charge"])
+                    for s in sorted(found, key=lambda s: (s["created"], s["id"]), reverse=True)]
 
     def simulate_outage(self, requests: int = 1, kind: Outage = "server_error") -> None:
         """Make the next `requests` API calls fail: no connection, HTTP 500, or HTTP 429."""
-        with self._lock:
+        with self.state.unit():
             self._outages.extend([kind] * requests)
 
     # -- the API the SDK calls ------------------------------------------------------------
@@ -159,7 +192,7 @@ class StripeSimulator:
                 "Stripe-Version": lowered.get("stripe-version", ""),
             }
         )
-        with self._lock:
+        with self.state.unit():
             if self._outages:
                 outage = self._outages.pop(0)
                 if outage == "connection":
@@ -182,9 +215,13 @@ class StripeSimulator:
 
     def _replay(self, key: str | None, method: str, path: str, params: dict[str, Any]) -> _Replay | None:
         now = self._clock()
-        for stale in [k for k, r in self._replays.items() if now - r.at > IDEMPOTENCY_WINDOW]:
-            del self._replays[stale]
+        if not self.state.shared:  # a shared store keeps a sandbox's few keys; each is checked when used
+            for stale in [k for k, r in self._replays.items() if now - r.at > IDEMPOTENCY_WINDOW]:
+                del self._replays[stale]
         replay = self._replays.get(key) if key else None
+        if replay is not None and now - replay.at > IDEMPOTENCY_WINDOW:
+            del self._replays[str(key)]
+            replay = None
         if replay is not None and (replay.method, replay.path, replay.params) != (method, path, params):
             raise ApiError(
                 400,
@@ -238,7 +275,7 @@ class StripeSimulator:
         now = self._clock()
         validate_checkout(params, now)
         session_id = _new_id("cs_test_", 58)
-        session = checkout_session(session_id, params, now, url=HOSTED_PAGE_URL.format(id=session_id))
+        session = checkout_session(session_id, params, now, url=self.hosted_page_url(session_id))
         self._objects[session_id] = session
         self._events[session_id] = []
         self._intent_metadata[session_id] = dict((params.get("payment_intent_data") or {}).get("metadata") or {})
@@ -295,7 +332,8 @@ class StripeSimulator:
 
     # -- the resident's side --------------------------------------------------------------
 
-    def _charge(self, session: dict[str, Any], *, paid: bool, brand: str, last4: str) -> None:
+    def _charge(self, session: dict[str, Any], *, paid: bool, brand: str, last4: str,
+                three_d_secure: str | None = None) -> None:
         now = self._clock()
         intent = self._objects.get(session["payment_intent"] or "")
         if intent is None:  # since API 2022-08-01 Checkout creates the intent at the first attempt
@@ -304,6 +342,9 @@ class StripeSimulator:
             self._session_of[intent["id"]] = session["id"]
             session["payment_intent"] = intent["id"]
         attempt = charge(_new_id("ch_", 24), intent, now, paid=paid, brand=brand, last4=last4)
+        if three_d_secure:
+            attempt["payment_method_details"]["card"]["three_d_secure"] = {
+                "authentication_flow": "challenge", "result": three_d_secure, "version": "2.2.0"}
         self._objects[attempt["id"]] = attempt
         if paid:
             txn = balance_transaction(attempt, now, fee_rate_per_mille=self.fee_per_mille)
@@ -393,6 +434,11 @@ def _error_body(err: ApiError) -> str:
 def _new_id(prefix: str, length: int) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
+
+_EVENTS = Codec(encode=lambda events: [[kind, body.decode("utf-8")] for kind, body in events],
+                decode=lambda events: [(kind, body.encode("utf-8")) for kind, body in events])
+_REPLAYS = Codec(encode=lambda r: {**r.__dict__, "at": r.at.isoformat()},
+                 decode=lambda r: _Replay(**{**r, "at": datetime.fromisoformat(r["at"])}))
 
 _OUTAGE_ERRORS = {
     "server_error": ApiError(500, "api_error", "Simulated server error."),

@@ -107,9 +107,9 @@ def recon_run(day: str, out_dir: Path | None, municipality_code: str | None) -> 
     """Reconcile a business date: exceptions once, the run recorded, its files written (same bytes on a rerun)."""
     on = business_date(day)
     code = resolve_municipality(municipality_code)
-    if current_app.config["SANDBOX"]:
-        click.echo("note: sandbox providers are simulated inside each process and start empty here, so "
-                   "terminal sales made by another process show as missing_in_settlement", err=True)
+    if current_app.config["SANDBOX"] and current_app.config.get("SANDBOX_STATE") == "memory":
+        click.echo("note: SANDBOX_STATE is memory: sandbox providers start empty in each process, so "
+                   "payments made by another process show as missing_in_settlement", err=True)
     summary = reconcile_day(session(), code, on, adapters=current_app.extensions["kokin.adapters"],
                             agency_fees=current_app.config["AGENCY_FEES"])
     folder = out_dir or Path(current_app.instance_path) / "recon" / code / on.isoformat()

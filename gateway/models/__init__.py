@@ -15,6 +15,7 @@ from gateway.models.recon import (
     ReconException,
 )
 from gateway.models.reference import CHANNELS, FundType, Municipality
+from gateway.models.sandbox import SandboxObject
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Payment",
     "PaymentAttempt",
     "Refund",
+    "SandboxObject",
     "Slip",
     "SlipNumberSeries",
     "WebhookDelivery",

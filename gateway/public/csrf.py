@@ -7,7 +7,8 @@ must carry both, equal. Another site can neither read the cookie nor make the br
 it cross-site. A request whose Origin header names another host, or that the browser marks
 cross-site (Sec-Fetch-Site), is refused as well. The pages send referrers only to
 themselves (the token URL must not reach a provider): with `no-referrer` Chromium would
-send `Origin: null` on our own forms.
+send `Origin: null` on our own forms. The sandbox's simulated provider pages use the same
+check with a cookie of their own (`cookie`, `path`).
 """
 from __future__ import annotations
 
@@ -22,24 +23,25 @@ COOKIE = "kokin_pay_csrf"
 FIELD = "csrf_token"
 
 
-def csrf_token() -> str:
+def csrf_token(cookie: str = COOKIE) -> str:
     """Return this browser's token, making one (set on the response by `set_cookie`) if new."""
-    if "pay_csrf" not in g:
-        current = request.cookies.get(COOKIE, "")
-        g.pay_csrf = current if _well_formed(current) else secrets.token_urlsafe(32)
-    return str(g.pay_csrf)
+    tokens = g.setdefault("csrf_tokens", {})
+    if cookie not in tokens:
+        current = request.cookies.get(cookie, "")
+        tokens[cookie] = current if _well_formed(current) else secrets.token_urlsafe(32)
+    return str(tokens[cookie])
 
 
-def set_cookie(response: Response) -> Response:
-    if "pay_csrf" in g and request.cookies.get(COOKIE) != g.pay_csrf:
-        response.set_cookie(COOKIE, g.pay_csrf, path="/pay", httponly=True, samesite="Strict",
-                            secure=request.is_secure)
+def set_cookie(response: Response, cookie: str = COOKIE, path: str = "/pay") -> Response:
+    token = g.get("csrf_tokens", {}).get(cookie)
+    if token is not None and request.cookies.get(cookie) != token:
+        response.set_cookie(cookie, token, path=path, httponly=True, samesite="Strict", secure=request.is_secure)
     return response
 
 
-def is_valid(req: Request) -> bool:
+def is_valid(req: Request, cookie_name: str = COOKIE) -> bool:
     """Tell whether a form POST carries this browser's token and comes from our own origin."""
-    cookie, field = req.cookies.get(COOKIE, ""), req.form.get(FIELD, "")
+    cookie, field = req.cookies.get(cookie_name, ""), req.form.get(FIELD, "")
     if not (_well_formed(cookie) and hmac.compare_digest(cookie, field)):
         return False
     if req.headers.get("Sec-Fetch-Site") == "cross-site":

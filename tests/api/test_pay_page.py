@@ -138,7 +138,9 @@ def test_a_card_post_redirects_to_the_hosted_page(app, client, session, slip) ->
     response = client.post(f"/pay/{slip.pay_token}/card", data=fields)
     attempt = session.scalar(select(PaymentAttempt))
     assert response.status_code == 303 and response.headers["Location"] == attempt.redirect_url
-    assert attempt.redirect_url.startswith("https://") and attempt.amount == 12_423
+    # sandbox mode: the simulated Checkout page, served by the gateway itself (/sandbox)
+    assert attempt.redirect_url == f"http://localhost/sandbox/stripe/checkout/{attempt.provider_ref}"
+    assert attempt.amount == 12_423
     stripe_session = app.extensions["kokin.adapters"]["stripe"].fetch_status(attempt.provider_ref)
     assert stripe_session.provider_ref == attempt.provider_ref  # the simulator knows this checkout
 

@@ -65,7 +65,7 @@ def test_a_card_payment_opens_a_hosted_page_with_the_fee_kept_apart(client, head
     assert body["amount"] == 12_300 and body["fee_amount"] == 123 and body["status"] == "open"
     attempt = body["attempts"][0]
     assert attempt["amount"] == 12_423 and attempt["status"] == "pending"
-    assert attempt["redirect_url"].startswith("https://")
+    assert attempt["redirect_url"].startswith("http://localhost/sandbox/stripe/checkout/cs_test_")  # sandbox page
 
 
 def test_the_same_key_and_body_return_the_same_payment_and_create_nothing(client, headers, slip, session) -> None:  # type: ignore[no-untyped-def]
