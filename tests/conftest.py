@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -202,9 +203,16 @@ class PostgresBaseline:
 
 
 @pytest.fixture
-def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def app_config() -> dict[str, Any]:
+    """Settings a module's tests add to the app's (override the fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_config: dict[str, Any]):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
-    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance")})
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      **app_config})
     yield app
     app.extensions["kokin.db"].dispose()
 
