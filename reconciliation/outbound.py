@@ -223,7 +223,7 @@ class _Writer:
         spec = self.layout.records[block.kind]
         cells = [self._column(block, field, first_line) for field in spec.fields]
         if self.csv:
-            return [",".join(row) for row in zip(*cells, strict=True)]
+            return list(map(",".join, zip(*cells, strict=True)))
         prefix = (spec.kind or "").encode("ascii")
         return [prefix + b"".join(row) for row in zip(*cells, strict=True)]
 
@@ -234,41 +234,68 @@ class _Writer:
             return [self._checked(field, values.value, shapes, lambda: first_line)] * block.count
         if len(values) != block.count:
             raise ValueError(f"{block.kind} column {field.name} has {len(values)} values for {block.count} records")
-        distinct = dict.fromkeys(values)  # each distinct value once, in the order of the lines
 
         def line_of(value: Any) -> Callable[[], int]:
             return lambda: first_line + values.index(value)
 
-        kinds = set(map(type, distinct))
+        kinds = set(map(type, values))
         if self.csv and kinds <= _TEXTS and _by_shape(field):
-            return self._texts(field, values, distinct, shapes, line_of)
+            return self._texts(field, values, shapes, line_of)
         if self.csv and kinds <= _INTEGERS and field.type == "integer" and _by_shape(field):
-            numbers = [value for value in distinct if value is not None]
-            for value in {min(numbers, default=None), max(numbers, default=None), *distinct.keys() - set(numbers)}:
-                self._checked(field, value, shapes, line_of(value))
-            return ["" if value is None else str(value) for value in values]
-        cells = {value: self._checked(field, value, shapes, line_of(value)) for value in distinct}
+            return self._integers(field, values, shapes, line_of)
+        cells = {value: self._checked(field, value, shapes, line_of(value))
+                 for value in dict.fromkeys(values)}  # each distinct value once, in the order of the lines
         return list(map(cells.__getitem__, values))
 
-    def _texts(self, field: layouts.FieldSpec, values: Sequence[str | None], distinct: dict[Any, None],
-               shapes: set[Any], line_of: Callable[[Any], Callable[[], int]]) -> Sequence[Any]:
+    def _texts(self, field: layouts.FieldSpec, values: Sequence[str | None], shapes: set[Any],
+               line_of: Callable[[Any], Callable[[], int]]) -> Sequence[Any]:
         """A CSV column of texts (ids, keys, codes) and Nones: each new shape checked on its first value.
 
         A text needs no quotes unless its shape holds a comma or a quote, and then its cell
         is the text itself: such a column is written as it is, Nones aside.
         """
-        empty = self._checked(field, None, shapes, line_of(None)) if None in distinct else None
-        texts = [value for value in distinct if value is not None]
-        forms = list(map(str.translate, texts, repeat(_SHAPE, len(texts))))
-        first_of = dict(zip(reversed(forms), reversed(texts), strict=True))  # each shape's first value
-        for form, value in first_of.items():
-            if form not in shapes:
-                self._checked(field, value, shapes, line_of(value))
-        if any("," in form or '"' in form for form in first_of):
+        empty = self._checked(field, None, shapes, line_of(None)) if None in values else None
+        texts: Sequence[str] = values if empty is None else [v for v in values if v is not None]  # type: ignore[assignment]
+        if len(set(texts[:1000])) < 100:  # few distinct texts (kinds, codes): their shapes alone
+            texts = list(dict.fromkeys(texts))
+        forms = "\x00".join(texts).translate(_SHAPE).split("\x00")  # one pass over the column's characters
+        if len(forms) != len(texts):  # a text holds a NUL itself (and will be refused)
+            forms = list(map(str.translate, texts, repeat(_SHAPE, len(texts))))
+        kinds = set(forms)
+        new = kinds - shapes
+        if new:
+            if len(new) > 8:  # many shapes (texts in kanji): each one's first text, in one pass
+                first_of = dict(zip(reversed(forms), reversed(range(len(forms))), strict=True))
+                firsts = sorted(first_of[form] for form in new)
+            else:
+                firsts = sorted(forms.index(form) for form in new)
+            for n in firsts:
+                self._checked(field, texts[n], shapes, line_of(texts[n]))
+        if any("," in form or '"' in form for form in kinds):
             return [empty if value is None else self._cell(field, value) for value in values]
         if empty is None:
             return values  # no None among them
         return [empty if value is None else value for value in values]
+
+    def _integers(self, field: layouts.FieldSpec, values: Sequence[int | None], shapes: set[Any],
+                  line_of: Callable[[Any], Callable[[], int]]) -> Sequence[str]:
+        """A CSV column of whole numbers and Nones: the smallest and the largest checked.
+
+        A number is written in its decimal digits and read back as itself unless it is out of
+        the field's range, and the numbers a field holds are all those between two bounds: if
+        the smallest and the largest read back, every one between does.
+        """
+        cells: dict[int | None, Any] = dict.fromkeys(values)  # each distinct number, then its digits
+        numbers = [number for number in cells if number is not None]
+        if numbers:
+            low, high = min(numbers), max(numbers)
+            self._checked(field, low, shapes, line_of(low))
+            self._checked(field, high, shapes, line_of(high))
+        for number in numbers:
+            cells[number] = str(number)
+        if None in cells:
+            cells[None] = self._checked(field, None, shapes, line_of(None))
+        return list(map(cells.__getitem__, values))
 
     def _checked(self, spec: layouts.FieldSpec, value: Any, shapes: set[Any], line: Callable[[], int]) -> Any:
         """The cell of `value`, checked unless a value of its shape was; `line()` names it in a refusal."""

@@ -14,6 +14,7 @@ payment's overpayment record to the core system (for 充当 or 還付) closes it
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, time
@@ -123,12 +124,14 @@ class Receipts:
     def columns(self, municipality_code: str, sequence: int) -> dict[str, Sequence[Any] | outbound.Same]:
         """The records' fields by their layout names."""
         prefix = f"{municipality_code}-"
-        return {"sequence": outbound.Same(sequence), "record_id": [f"{prefix}{i:012d}" for i in self.id],
+        additions = any(self.late_fee) or any(self.dunning_fee)
+        return {"sequence": outbound.Same(sequence), "record_id": list(map(f"{prefix}{{:012d}}".format, self.id)),
                 "record_kind": self.kind, "municipality_code": outbound.Same(municipality_code),
                 "reverses": [None if r is None else f"{prefix}{r:012d}" for r in self.reverses],
                 "assessment_id": self.assessment_id, "fund_code": self.fund_code, "fiscal_year": self.fiscal_year,
                 "installment": self.installment, "amount": self.amount,
-                "principal": [a - f - d for a, f, d in zip(self.amount, self.late_fee, self.dunning_fee, strict=True)],
+                "principal": list(map(operator.sub, self.amount, map(operator.add, self.late_fee, self.dunning_fee)))
+                if additions else self.amount,
                 "late_fee": self.late_fee, "dunning_fee": self.dunning_fee, "paid_on": self.paid_on,
                 "paid_time": self.paid_time, "remitted_on": self.remitted_on,
                 "booked_fiscal_year": self.booked_fiscal_year, "channel": self.channel, "reason": self.reason}
