@@ -343,11 +343,14 @@ def receipts_where(session: Session, cutoff: str, *where: Any) -> Receipts:
     attributed = {(due, paid): fiscal_year_of(paid) if due is None else booked_fiscal_year(due, paid, cutoff)
                   for due, paid in set(zip(due_dates, paid_on, strict=True))}
     booked_years = list(map(attributed.__getitem__, zip(due_dates, paid_on, strict=True)))
-    fiscal_years = [year if due is not None else (None if fund is None else book)
-                    for year, due, fund, book in zip(claim_years, due_dates, funds, booked_years, strict=True)]
+    fiscal_years: Sequence[int | None] = claim_years
+    if None in due_dates:  # a sale is of its fund's year received; unidentified money is of none
+        fiscal_years = [year if due is not None else (None if fund is None else book)
+                        for year, due, fund, book in zip(claim_years, due_dates, funds, booked_years, strict=True)]
     late, dunning = [0] * len(ids), [0] * len(ids)
-    for n, (amount, bill, fee, charge) in enumerate(zip(amounts, billed, late_fees, dunning_fees, strict=True)):
-        if fee or charge:  # an overdue claim's additions (the rest: all principal)
-            _, late[n], dunning[n] = split_paid(amount, bill, fee or 0, charge or 0)
+    if any(late_fees) or any(dunning_fees):  # overdue claims' additions (the rest: all principal)
+        for n, (amount, bill, fee, charge) in enumerate(zip(amounts, billed, late_fees, dunning_fees, strict=True)):
+            if fee or charge:
+                _, late[n], dunning[n] = split_paid(amount, bill, fee or 0, charge or 0)
     return Receipts(ids, kinds, reverses, keys, funds, fiscal_years, installments, amounts, late, dunning, paid_on,
                     paid_time, remitted_on, booked_years, channels, reasons, payments)
