@@ -220,9 +220,10 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
                     return None
                 data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
                                        created_on=today or utcnow().astimezone(TOKYO).date())
-            result = _result(layout, data, receipts, sequence)
-            outbound.keep(sent, result)
-            handed = _hand_over_double_payments(session, receipts, actor)
+            with outbound.packing(data) as packed:  # hashed and compressed beside the hand-over's statements
+                handed = _hand_over_double_payments(session, receipts, actor)
+            result = ExportResult(data, len(receipts), receipts.total, packed.sha256, layout.name, sequence)
+            outbound.keep(sent, result, content=packed.content)
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
                          actor=actor, data={"sequence": sequence, "records": result.count, "total": result.total,
                                             "sha256": result.sha256, "handed_over": handed})
