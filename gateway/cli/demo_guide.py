@@ -19,9 +19,12 @@ TRY_THIS = """\
      sign in as demo-clerk (counter), demo-accounting (exceptions, reports) or demo-admin
      (fees, staff passwords), password: {password}
   3. {pay_page}
-     a slip's pay page: pay it by card in the sandbox (no real money moves)
-  4. {base}/staff/reports
-     the reports, signed in as demo-accounting"""
+     a slip's pay page: pay it by card in the sandbox with test card 4242 4242 4242 4242
+     (any future expiry, any CVC; no real money moves)
+  4. {base}/sandbox/
+     the sandbox console: the checkout you paid and the webhook the gateway received
+  5. {base}/staff/reports
+     the reports, signed in as demo-accounting: the card payment is in today's"""
 PASSWORD_SET_BEFORE = "the one an earlier run printed (`kokin users password demo-admin --generate` sets a new one)"  # noqa: S105 - words
 NO_PAYABLE_SLIP = "(no slip is payable online today: `kokin slips issue` after importing a ledger)"
 

@@ -37,7 +37,7 @@ def demo(app: Any) -> Demo:
     printed = result.output.split("==> try this\n", 1)[1]
     items = re.findall(r"^\s+\d\. (\S+)$", printed, re.M)
     password = re.search(r"password: (\S+)$", printed, re.M)
-    assert len(items) == 4 and password is not None, printed
+    assert len(items) == 5 and password is not None, printed
     pay = re.search(r"http://127\.0\.0\.1:\d+(/pay/[A-Za-z0-9_-]{16,})$", items[2])
     assert pay is not None, items[2]
     return Demo(password.group(1), pay.group(1), [re.sub(r"^http://127\.0\.0\.1:\d+", "", i) for i in items])
@@ -68,8 +68,9 @@ def _open_report(page: Any, link: Any) -> str:
 
 def test_a_newcomer_follows_the_try_this_list_and_every_report_adds_up(live_server, desktop, demo) -> None:  # type: ignore[no-untyped-def]
     page = desktop
-    front, login, pay, reports = demo.items
-    assert (front, login, reports) == ("/", "/staff/login", "/staff/reports") and pay == demo.pay_path
+    front, login, pay, console, reports = demo.items
+    assert (front, login, console, reports) == ("/", "/staff/login", "/sandbox/", "/staff/reports")
+    assert pay == demo.pay_path
 
     page.goto(f"{live_server}{front}")  # 1. the front page leads to the staff screens and the API document
     assert page.get_by_role("link", name="API 仕様書").is_visible()
@@ -84,7 +85,7 @@ def test_a_newcomer_follows_the_try_this_list_and_every_report_adds_up(live_serv
     assert page.get_by_text("未納").is_visible()
     assert page.get_by_role("button", name="クレジットカードで支払う").is_visible()
 
-    page.goto(f"{live_server}{reports}")  # 4. every report on the index, and each adds up
+    page.goto(f"{live_server}{reports}")  # 5. every report on the index, and each adds up
     index = page.locator("ul.reports > li > a:first-child")
     titles = index.all_inner_texts()
     assert len(titles) == 5, titles  # four reports and the receipts feed
@@ -113,7 +114,6 @@ def _card_count(page: Any, base: str, day: str) -> int:
     return sum(number(row[1]) for row in rows if row[0] == "クレジットカード")
 
 
-@pytest.mark.skip(reason="needs the sandbox hosted page (newcomer-sandbox branch)")
 def test_a_newcomer_pays_the_slip_by_card_on_the_sandbox_hosted_page_and_staff_see_it_paid(
         live_server, desktop, demo) -> None:  # type: ignore[no-untyped-def]
     page = desktop
@@ -125,7 +125,8 @@ def test_a_newcomer_pays_the_slip_by_card_on_the_sandbox_hosted_page_and_staff_s
     amount = page.get_by_test_id("amount").inner_text()
     page.get_by_role("button", name="クレジットカードで支払う").click()
     page.wait_for_url(re.compile(rf"^{re.escape(live_server)}/sandbox/"))  # the gateway's own checkout page
-    assert amount in page.content()  # the hosted page asks for the slip's amount (with any fee)
+    charged = int(re.sub(r"\D", "", page.locator(".amount .num").inner_text()))
+    assert charged >= int(re.sub(r"\D", "", amount))  # the slip's amount, with the card's usage fee on top
     page.get_by_label(re.compile("カード番号|Card number")).fill(CARD)
     page.get_by_label(re.compile("有効期限|Expir")).fill("12 / 34")
     page.get_by_label(re.compile("セキュリティコード|CVC")).fill("123")
@@ -136,6 +137,9 @@ def test_a_newcomer_pays_the_slip_by_card_on_the_sandbox_hosted_page_and_staff_s
     page.goto(f"{live_server}{demo.pay_path}")
     assert page.get_by_text("この納付書はお支払い済みです。").is_visible()
     assert page.get_by_role("button").count() == 0
+
+    page.goto(f"{live_server}{demo.items[3]}")  # 4. the console shows the notification the gateway received
+    assert page.get_by_role("cell", name="checkout.session.completed").first.is_visible()
 
     assert _card_count(page, live_server, today) == cards_before + 1  # paid on the staff side
     _adds_up(page.content(), "report")
