@@ -102,3 +102,35 @@ def test_every_staff_screen_has_no_wcag_21_aa_violations(live_server, desktop, s
     _check(page, found, "a sale waiting for the terminal")
     assert sum(len(paths) for paths in staff_ward.screens().values()) + 3 == len(found)
     _assert_none(found)
+
+
+def test_the_sandbox_pages_have_no_wcag_21_aa_violations(live_server, desktop, slips) -> None:  # type: ignore[no-untyped-def]
+    to_pay, _ = slips
+    page, found = desktop, {}
+    page.goto(f"{live_server}/pay/{to_pay}")
+    page.get_by_role("button", name="クレジットカードで支払う").click()
+    page.wait_for_url(f"{live_server}/sandbox/stripe/checkout/**")
+    _check(page, found, "Checkout")
+    for name, card in (("Checkout, card declined", "4000 0000 0000 0002"), ("3-D Secure", "4000 0025 0000 3155")):
+        page.get_by_label(re.compile("カード番号")).fill(card)
+        page.get_by_label(re.compile("有効期限")).fill("12 / 34")
+        page.get_by_label(re.compile("セキュリティコード")).fill("123")
+        page.get_by_role("button", name=re.compile("支払う")).click()
+        _check(page, found, name)
+    page.get_by_role("button", name=re.compile("認証する")).click()
+    page.wait_for_url(f"{live_server}/pay/{to_pay}/result**")
+    page.goto(f"{live_server}/sandbox/")
+    _check(page, found, "console")
+    _assert_none(found)
+
+
+def test_the_sandbox_paypay_app_page_has_no_wcag_21_aa_violations(live_server, desktop, slips) -> None:  # type: ignore[no-untyped-def]
+    to_pay, _ = slips
+    page, found = desktop, {}
+    page.goto(f"{live_server}/pay/{to_pay}")
+    page.get_by_role("button", name="PayPayで支払う").click()
+    page.locator("[data-testid=paypay-qr] svg").wait_for()
+    page.goto(f"{live_server}/sandbox/")
+    page.locator("tr[data-code] a").first.click()
+    _check(page, found, "PayPay app")
+    _assert_none(found)

@@ -66,6 +66,11 @@ def test_the_pay_pages_and_the_staff_reports_do_not_scroll_sideways(live_server,
     page.goto(f"{live_server}/pay/{token}")
     box = page.get_by_role("button", name="クレジットカードで支払う").bounding_box()  # all of it on the screen
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
+    page.get_by_role("button", name="クレジットカードで支払う").click()  # the sandbox's own Checkout, then its console
+    page.wait_for_url(f"{live_server}/sandbox/stripe/checkout/**")
+    _sideways(page, found, "sandbox Checkout")
+    page.goto(f"{live_server}/sandbox/")
+    _sideways(page, found, "/sandbox/")
 
     for username, paths in {**{"acct": staff_ward.report_screens()}, "clerk": ["/staff/counter"],
                             "admin": ["/staff/users"]}.items():
