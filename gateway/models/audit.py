@@ -28,14 +28,21 @@ class Event(Base):
 
 
 class ApiKey(Base):
-    """A machine client's key; only its SHA-256 is stored, the key is shown once."""
+    """A machine client's key; only its SHA-256 is stored, the key is shown once.
+
+    `scopes`: what it may do, space separated (gateway.services.apikeys.SCOPES); `expires_at`
+    None for a key that does not expire; `last_used_at` kept to the minute.
+    """
 
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), index=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
     prefix: Mapped[str] = mapped_column(String(12))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(String(500))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
