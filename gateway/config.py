@@ -22,6 +22,16 @@ class Config:
     MAX_CONTENT_LENGTH = 1024 * 1024
     WEBHOOK_MAX_BYTES = 256 * 1024
     AGENCY_FILE_MAX_BYTES = 256 * 1024 * 1024
+    # Staff sign-in (gateway.services.staff_sign_in, staff_sessions): a session ends after this
+    # many idle minutes or hours in all; a user is locked after this many failures in a row for
+    # these minutes (0: until an administrator unlocks); an address that failed this often within
+    # the window is refused (429) until the oldest failure leaves it.
+    STAFF_IDLE_TIMEOUT_MINUTES = 30
+    STAFF_SESSION_HOURS = 12
+    STAFF_MAX_FAILED_SIGN_INS = 5
+    STAFF_LOCKOUT_MINUTES = 15
+    STAFF_ADDRESS_MAX_FAILURES = 20
+    STAFF_ADDRESS_WINDOW_MINUTES = 10
     # None = the embedded default: a SQLite file in the instance folder.
     DATABASE_URL: str | None = None
     # Environment variable holding the comma-separated Fernet keys for personal data,

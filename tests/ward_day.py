@@ -37,6 +37,7 @@ from gateway.services.status_import import import_status_changes
 from reconciliation.receipts import export_next
 from reconciliation.run import reconcile_day
 from tests.counter import paid_sale
+from tests.staff import log_in as staff_log_in
 
 CODE = "131075"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -162,12 +163,7 @@ def _counter(app: Any, session: Session, day: WardDay) -> None:
 
 
 def log_in(client: FlaskClient, username: str) -> None:
-    page = client.get("/staff/login").get_data(as_text=True)
-    token = TOKEN.search(page)
-    assert token is not None
-    answer = client.post("/staff/login", data={"username": username, "password": PASSWORD,
-                                                "csrf_token": token.group(1)})
-    assert answer.status_code == 302
+    assert staff_log_in(client, username, PASSWORD).status_code == 302
 
 
 class _Tables(HTMLParser):

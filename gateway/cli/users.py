@@ -1,4 +1,4 @@
-"""`kokin users create NAME --role ROLE`, `kokin users password NAME`: staff accounts for the staff screens."""
+"""`kokin users create|password|unlock|reset-mfa NAME`: staff accounts for the staff screens."""
 from __future__ import annotations
 
 import os
@@ -12,14 +12,14 @@ import click
 from gateway.cli.base import municipality_option, operation, resolve_municipality, session
 from gateway.errors import Conflict
 from gateway.models import ROLES
-from gateway.services.staff_accounts import create_user, set_password, user_differences
+from gateway.services.staff_accounts import create_user, reset_mfa, set_password, unlock_user, user_differences
 
 PASSWORD_ENV = "KOKIN_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 
 @click.group("users")
 def users() -> None:
-    """Staff accounts: create one, set a new password."""
+    """Staff accounts: create one, set a new password, unlock one, reset its authenticator."""
 
 
 def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,3 +87,21 @@ def users_password(name: str, password_stdin: bool, generate: bool) -> None:
     click.echo(f"user {name}: new password set")
     if show:
         click.echo(f"password (shown once): {password}")
+
+
+@users.command("unlock")
+@click.argument("name")
+@operation
+def users_unlock(name: str) -> None:
+    """Lift the lock that failed sign-ins put on a staff account (safe to run twice)."""
+    unlock_user(session(), name, actor="cli")
+    click.echo(f"user {name}: unlocked")
+
+
+@users.command("reset-mfa")
+@click.argument("name")
+@operation
+def users_reset_mfa(name: str) -> None:
+    """Forget a staff account's authenticator app; it enrols a new one at its next sign-in."""
+    reset_mfa(session(), name, actor="cli")
+    click.echo(f"user {name}: authenticator reset; a new one is enrolled at the next sign-in")

@@ -17,6 +17,7 @@ from gateway.models.recon import (
 from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.sandbox import SandboxObject
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
+from gateway.models.staff_session import SignInFailure, StaffSession
 
 __all__ = [
     "FEEDS",
@@ -60,6 +61,8 @@ __all__ = [
     "PaymentAttempt",
     "Refund",
     "SandboxObject",
+    "SignInFailure",
+    "StaffSession",
     "Slip",
     "SlipNumberSeries",
     "WebhookDelivery",

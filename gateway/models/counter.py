@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -37,6 +38,15 @@ class StaffUser(Base):
     counter_code: Mapped[str | None] = mapped_column(String(20))  # the counter they usually work at
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sign-in (migration 0018): failures in a row since the last full sign-in; a lock set by
+    # them (locked_until None while locked_at is set: until an administrator unlocks).
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # TOTP: the secret encrypted with the app's DataCipher; the last time step a code was used for.
+    mfa_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mfa_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     # What Flask-Login asks of a user (kept here so models need no Flask import).
     is_authenticated = True

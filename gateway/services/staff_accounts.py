@@ -1,4 +1,7 @@
-"""Staff accounts for the staff screens: created with a role, signed in by password."""
+"""Staff accounts for the staff screens: created with a role; passwords, locks and authenticators.
+
+Signing in is gateway.services.staff_sign_in; the sessions it opens, gateway.services.staff_sessions.
+"""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -6,10 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gateway.db import transaction
+from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.models import ROLES, Municipality, StaffUser
 from gateway.services.events import record_event
+from gateway.services.staff_sessions import revoke_sessions_of
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -36,15 +40,6 @@ def create_user(session: Session, municipality_code: str, username: str, role: s
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> StaffUser | None:
-    """The active user with this name and password, or None (the same answer for either mistake)."""
-    user = session.scalar(select(StaffUser).where(StaffUser.username == username, StaffUser.active))
-    if user is None:
-        check_password_hash(generate_password_hash("timing"), password)  # same work either way
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
 def user_differences(session: Session, username: str, municipality_code: str, role: str,
                      counter_code: str | None) -> list[str] | None:
     """How an existing account differs from the one asked for: None if there is none, [] if it is the same."""
@@ -63,19 +58,81 @@ def set_password(session: Session, username: str, password: str, *, actor: str,
                  municipality_id: int | None = None) -> StaffUser:
     """Give a staff account a new password; its event names who set it, never the password.
 
+    Every session of the account is revoked: whoever held one signs in with the new password.
+
     `municipality_id` limits the change to that municipality's staff (an administrator's screen).
     """
     _check_password(password)
     with transaction(session):
-        query = select(StaffUser).where(StaffUser.username == username).with_for_update()
-        if municipality_id is not None:
-            query = query.where(StaffUser.municipality_id == municipality_id)
-        user = session.scalar(query)
-        if user is None:
-            raise NotFound(f"there is no user {username!r}")
+        user = _user_for_update(session, username, municipality_id)
         user.password_hash = generate_password_hash(password)
+        revoked = revoke_sessions_of(session, user.id, "password_reset", utcnow())
         record_event(session, "user.password_set", "staff_user", user.id, municipality_id=user.municipality_id,
-                     actor=actor, data={"username": username})
+                     actor=actor, data={"username": username, "sessions_revoked": revoked})
+    return user
+
+
+def change_password(session: Session, user_id: int, current: str, new: str, *, keep_session: str) -> None:
+    """The user's own new password, given the current one; their other sessions are revoked.
+
+    A wrong current password is refused (422) and audited; `keep_session` is the row id of the
+    session asking, which stays signed in.
+    """
+    _check_password(new)
+    with transaction(session):
+        user = session.get(StaffUser, user_id, with_for_update=True, populate_existing=True)
+        if user is None:
+            raise NotFound("there is no such user")
+        if not check_password_hash(user.password_hash, current):
+            record_event(session, "user.password_change_refused", "staff_user", user.id,
+                         municipality_id=user.municipality_id, actor=user.username,
+                         data={"username": user.username, "reason": "bad_password"})
+            refused = True
+        else:
+            refused = False
+            user.password_hash = generate_password_hash(new)
+            revoked = revoke_sessions_of(session, user.id, "password_changed", utcnow(), keep=keep_session)
+            record_event(session, "user.password_changed", "staff_user", user.id,
+                         municipality_id=user.municipality_id, actor=user.username,
+                         data={"username": user.username, "sessions_revoked": revoked})
+    if refused:
+        raise GatewayError("the current password is not right", code="wrong_password", status=422)
+
+
+def unlock_user(session: Session, username: str, *, actor: str, municipality_id: int | None = None) -> StaffUser:
+    """Lift a user's sign-in lock and forget their failures; audited with who unlocked."""
+    with transaction(session):
+        user = _user_for_update(session, username, municipality_id)
+        was_locked = user.locked_at is not None
+        user.locked_at = user.locked_until = None
+        user.failed_sign_ins = 0
+        record_event(session, "user.unlocked", "staff_user", user.id, municipality_id=user.municipality_id,
+                     actor=actor, data={"username": username, "was_locked": was_locked})
+    return user
+
+
+def reset_mfa(session: Session, username: str, *, actor: str, municipality_id: int | None = None) -> StaffUser:
+    """Forget a user's authenticator (lost phone): they enrol a new one at their next sign-in.
+
+    Their sessions are revoked, so the next request of any of them signs in again.
+    """
+    with transaction(session):
+        user = _user_for_update(session, username, municipality_id)
+        had = user.mfa_secret is not None
+        user.mfa_secret = user.mfa_enrolled_at = user.mfa_last_step = None
+        revoked = revoke_sessions_of(session, user.id, "mfa_reset", utcnow())
+        record_event(session, "user.mfa_reset", "staff_user", user.id, municipality_id=user.municipality_id,
+                     actor=actor, data={"username": username, "had_mfa": had, "sessions_revoked": revoked})
+    return user
+
+
+def _user_for_update(session: Session, username: str, municipality_id: int | None) -> StaffUser:
+    query = select(StaffUser).where(StaffUser.username == username).with_for_update()
+    if municipality_id is not None:
+        query = query.where(StaffUser.municipality_id == municipality_id)
+    user = session.scalar(query)
+    if user is None:
+        raise NotFound(f"there is no user {username!r}")
     return user
 
 

@@ -1,8 +1,11 @@
 """Staff screens (/staff): sign-in, the counter screen, receipts, the daily close, fees.
 
-Flask-Login sessions signed with the app's SECRET_KEY (from KOKIN_SECRET_KEY; in sandbox
-mode a key file in the instance folder); Flask-WTF's CSRF check on every form of this
-blueprint (the JSON API, webhooks and the resident pages have their own protection).
+Sessions are rows of staff_sessions (gateway.services.staff_sessions): the signed cookie
+(the app's SECRET_KEY, from KOKIN_SECRET_KEY; in sandbox mode a key file in the instance
+folder) carries only a random token, which Flask-Login's request loader looks up on each
+request, so logout, the idle timeout and a password reset end a session on every instance.
+Flask-WTF's CSRF check on every form of this blueprint (the JSON API, webhooks and the
+resident pages have their own protection).
 """
 from __future__ import annotations
 
@@ -11,17 +14,19 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, current_app, flash, redirect, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from gateway.models import StaffUser
+from gateway.services.staff_sessions import SessionPolicy, pending_sign_in, signed_in_user
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
 login_manager.login_message = "サインインしてください。"
+SESSION_KEY = "staff_session"  # the only staff item in the cookie: the session token
 
 
 class SignedOnceSessions(SecureCookieSessionInterface):
@@ -54,14 +59,15 @@ def init_staff(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    @login_manager.user_loader
-    def _load(user_id: str) -> StaffUser | None:
-        user = app.extensions["kokin.db"].scoped().get(StaffUser, int(user_id))
-        return user if user is not None and user.active else None
+    # No user_loader: the cookie holds no user id, only a session token (so Flask-Login's
+    # remember-me cookie, which would carry a user id for 365 days, resolves to nobody).
+    login_manager.request_loader(_load_from_session)
+    login_manager.unauthorized_handler(_unauthorized)
 
     from gateway.staff import (
         accounts,  # noqa: F401 - the administrator's staff screen, on the same blueprint
         errors,
+        sign_in,  # noqa: F401 - second factor, enrolment, own password: on the same blueprint
     )
     from gateway.staff.views import bp
 
@@ -81,3 +87,24 @@ def _secret_key(app: Flask) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _load_from_session(_request: Request) -> StaffUser | None:
+    """The signed-in user of this request: the cookie's token names a live, complete session."""
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        return None
+    db_session = current_app.extensions["kokin.db"].scoped()
+    user = signed_in_user(db_session, token, SessionPolicy.from_config(current_app.config))
+    return user
+
+
+def _unauthorized() -> object:
+    """Signed out: to sign-in; half-way (password right, second factor not yet): to that step."""
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        pending = pending_sign_in(current_app.extensions["kokin.db"].scoped(), token)
+        if pending is not None:
+            return redirect(url_for("staff.mfa_enrol" if pending[1].mfa_secret is None else "staff.mfa_code"))
+    flash(login_manager.login_message, "info")
+    return redirect(url_for("staff.login"))

@@ -1,4 +1,4 @@
-"""The administrator's staff screen: the municipality's accounts, and a new password for one of them."""
+"""The administrator's staff screen: the municipality's accounts; a new password, an unlock, an MFA reset."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +6,10 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from gateway.db import utcnow
 from gateway.errors import GatewayError
-from gateway.services.staff_accounts import MIN_PASSWORD_LENGTH, set_password, staff_of
+from gateway.services.staff_accounts import MIN_PASSWORD_LENGTH, reset_mfa, set_password, staff_of, unlock_user
+from gateway.services.staff_sign_in import MFA_REQUIRED_ROLES, is_locked
 from gateway.staff.views import ADMIN, bp, roles
 
 
@@ -15,7 +17,10 @@ from gateway.staff.views import ADMIN, bp, roles
 @roles(*ADMIN)
 def users() -> Any:
     accounts = staff_of(current_app.extensions["kokin.db"].scoped(), current_user.municipality_id)
-    return render_template("staff/users.html", accounts=accounts, min_length=MIN_PASSWORD_LENGTH)
+    now = utcnow()
+    return render_template("staff/users.html", accounts=accounts, min_length=MIN_PASSWORD_LENGTH,
+                           locked={user.id for user in accounts if is_locked(user, now)},
+                           mfa_required=MFA_REQUIRED_ROLES)
 
 
 @bp.route("/users/<username>/password", methods=["POST"])
@@ -27,5 +32,26 @@ def user_password(username: str) -> Any:
         raise GatewayError("the two passwords differ", code="passwords_differ", status=422)
     set_password(current_app.extensions["kokin.db"].scoped(), username, password, actor=current_user.username,
                  municipality_id=current_user.municipality_id)
-    flash(f"{username} のパスワードを設定しました。本人に安全な方法で伝えてください。", "info")
+    flash(f"{username} のパスワードを設定しました。サインイン中の端末はサインアウトされました。"
+          "本人に安全な方法で伝えてください。", "info")
+    return redirect(url_for("staff.users"))
+
+
+@bp.route("/users/<username>/unlock", methods=["POST"])
+@roles(*ADMIN)
+def user_unlock(username: str) -> Any:
+    """Lift a lock set by failed sign-ins; the event names the administrator."""
+    unlock_user(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
+                municipality_id=current_user.municipality_id)
+    flash(f"{username} のロックを解除しました。", "info")
+    return redirect(url_for("staff.users"))
+
+
+@bp.route("/users/<username>/mfa-reset", methods=["POST"])
+@roles(*ADMIN)
+def user_mfa_reset(username: str) -> Any:
+    """Forget a user's authenticator (a lost phone): they enrol a new one at their next sign-in."""
+    reset_mfa(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
+              municipality_id=current_user.municipality_id)
+    flash(f"{username} の認証アプリの登録を解除しました。次のサインインで登録し直します。", "info")
     return redirect(url_for("staff.users"))

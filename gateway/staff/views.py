@@ -7,8 +7,20 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as cookie
+from flask_login import current_user, login_required, logout_user
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -22,6 +34,7 @@ from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
 from gateway.services import sales as sales_service
+from gateway.services import staff_sign_in
 from gateway.services.exceptions import (
     assign_exception,
     comment_exception,
@@ -32,8 +45,8 @@ from gateway.services.exceptions import (
     resolve_exception,
 )
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
-from gateway.services.staff_accounts import authenticate
-from gateway.staff import csrf
+from gateway.services.staff_sessions import sign_out
+from gateway.staff import SESSION_KEY, csrf
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
 from reconciliation.balance import balance as feed_balance
@@ -96,20 +109,55 @@ def _gateway_error(exc: DomainError) -> Any:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     if request.method == "POST":
-        user = authenticate(_session(), request.form.get("username", ""),
-                                            request.form.get("password", ""))
-        if user is None:
-            flash("ユーザー名またはパスワードが違います。", "error")
-            return render_template("staff/login.html"), 401
-        login_user(user)
+        try:
+            step = staff_sign_in.sign_in(_session(), request.form.get("username", ""),
+                                         request.form.get("password", ""), client_address(),
+                                         staff_sign_in.SignInPolicy.from_config(current_app.config))
+        except staff_sign_in.SignInThrottled as exc:
+            return throttled(exc, "staff/login.html")
+        except staff_sign_in.SignInRefused:
+            return render_template("staff/login.html", error=REFUSED), 401
+        start_session(step.token)
+        if step.next == "code":
+            return redirect(url_for("staff.mfa_code"))
+        if step.next == "enrol":
+            return redirect(url_for("staff.mfa_enrol"))
         return redirect(url_for("staff.home"))
     return render_template("staff/login.html")
 
 
+REFUSED = ("ユーザー名またはパスワードが違います。または、サインインに続けて失敗したため、アカウントが"
+           "一時的にロックされています（しばらく待つか、管理者に解除を依頼してください）。")
+
+
+def client_address() -> str:
+    """The browser's address, as the WSGI server (or a configured proxy fix) reports it."""
+    return request.remote_addr or "unknown"
+
+
+def start_session(token: str) -> None:
+    """Put a new session token in the cookie, and nothing else of the old cookie (no fixation)."""
+    cookie.clear()
+    cookie[SESSION_KEY] = token
+
+
+def throttled(exc: staff_sign_in.SignInThrottled, template: str) -> Any:
+    minutes = max(1, (exc.retry_after + 59) // 60)
+    message = f"このアドレスからのサインインの失敗が多すぎます。{minutes}分ほど待ってから、もう一度お試しください。"
+    response = make_response(render_template(template, error=message), 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @bp.route("/logout", methods=["POST"])
-@login_required
 def logout() -> Any:
+    """Revoke this browser's session in the database (a copy of the cookie is refused afterwards)."""
+    token = cookie.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        sign_out(_session(), token)
     logout_user()
+    cookie.clear()
+    flash("サインアウトしました。", "info")
     return redirect(url_for("staff.login"))
 
 

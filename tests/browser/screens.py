@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from gateway.models import Payment, ReconException, Sale
 from gateway.services.refunds import request_refund
 from gateway.services.staff_accounts import create_user
+from tests.staff import second_factor
 from tests.ward_day import CODE, PASSWORD, WardDay, build_ward_day
 
 
@@ -53,10 +54,11 @@ def build_staff_ward(app: Any, session: Session, cipher: Any) -> StaffWard:
 
 
 def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
-    """Sign in on the staff login page; wait until the staff side answers."""
+    """Sign in on the staff login page (and the second factor); wait until the staff side answers."""
     page.context.clear_cookies()
     page.goto(f"{base}/staff/login")
     page.get_by_label("ユーザー名").fill(username)
     page.get_by_label("パスワード").fill(password)
     page.get_by_role("button", name="サインイン").click()
     page.wait_for_url(lambda url: "/staff/login" not in url)
+    second_factor(page, base, username)

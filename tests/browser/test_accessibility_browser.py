@@ -22,6 +22,8 @@ from gateway.services.payments import start_payment
 from gateway.services.slips import issue_slips
 from tests.browser.a11y import axe_violations
 from tests.browser.screens import StaffWard, build_staff_ward, sign_in
+from tests.staff import second_factor
+from tests.ward_day import PASSWORD
 
 CODE = "131075"
 TAXES = [dict(municipality_code=CODE, assessment_id=f"01-2026-000000000{n}", fund_code="01", fiscal_year=2026,
@@ -88,6 +90,24 @@ def test_every_staff_screen_has_no_wcag_21_aa_violations(live_server, desktop, s
     page.get_by_role("button", name="サインイン").click()
     page.get_by_role("alert").wait_for()
     _check(page, found, "sign-in refused")
+    page.get_by_label("パスワード").fill(PASSWORD)  # accounting: the second factor, enrolled first
+    page.get_by_role("button", name="サインイン").click()
+    page.wait_for_url(f"{live_server}/staff/mfa/enrol")
+    _check(page, found, "authenticator enrolment")
+    second_factor(page, live_server, "acct")
+    page.goto(f"{live_server}/staff/account")
+    _check(page, found, "own account")
+    page.context.clear_cookies()
+    page.goto(f"{live_server}/staff/login")
+    page.get_by_label("ユーザー名").fill("acct")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="サインイン").click()
+    page.wait_for_url(f"{live_server}/staff/mfa")
+    _check(page, found, "second factor")
+    page.get_by_label("確認コード").fill("000000")
+    page.get_by_role("button", name="確認").click()
+    page.get_by_role("alert").wait_for()
+    _check(page, found, "second factor refused")
     for username, paths in staff_ward.screens().items():
         sign_in(page, live_server, username)
         for path in paths:

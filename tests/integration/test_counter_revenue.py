@@ -7,7 +7,6 @@ date them by the clock), as the receipts feed's tests do.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from reconciliation.counter_revenue import (
 from reconciliation.receipts import export_next as export_receipts_next
 from reconciliation.receipts import load_receipts_layout
 from tests.counter import paid_sale
+from tests.staff import log_in
 
 CODE = "131075"
 PASSWORD = "revenue-pass-2026"  # noqa: S105 - throwaway test accounts
@@ -239,12 +239,7 @@ def test_the_nightly_job_writes_the_next_file_into_the_instance_folder_once(app,
 
 
 def _signed_in(client, username: str) -> None:  # type: ignore[no-untyped-def]
-    page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    response = client.post("/staff/login", data={"username": username, "password": PASSWORD,
-                                                  "csrf_token": token.group(1)})
-    assert response.status_code == 302
+    assert log_in(client, username, PASSWORD).status_code == 302
 
 
 def test_the_staff_page_shows_a_days_journal_and_the_files_sent_with_their_sha256(
