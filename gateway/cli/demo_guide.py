@@ -18,6 +18,8 @@ TRY_THIS = """\
   2. {base}/staff/login
      sign in as demo-clerk (counter), demo-accounting (exceptions, reports) or demo-admin
      (fees, staff passwords), password: {password}
+     demo-accounting and demo-admin then enrol an authenticator app (TOTP, e.g. on a phone)
+     from the QR code shown, and give its 6-digit code at each later sign-in
   3. {pay_page}
      a slip's pay page: pay it by card in the sandbox with test card 4242 4242 4242 4242
      (any future expiry, any CVC; no real money moves)
