@@ -1,7 +1,6 @@
 """The exception queue: assign, comment, resolve with a reason, money needs a second person; all audited."""
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import pytest
@@ -19,6 +18,7 @@ from gateway.services.exceptions import (
     resolve_exception,
 )
 from gateway.services.staff_accounts import create_user
+from tests.staff import csrf_token, log_in
 
 PASSWORD = "queue-pass-2026"
 
@@ -90,10 +90,9 @@ def test_the_database_refuses_a_resolution_decided_by_its_proposer(session, exce
 
 
 def _login(client, username: str) -> str:  # type: ignore[no-untyped-def]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/staff/login").text).group(1)
-    answer = client.post("/staff/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert answer.status_code == 302
-    return token
+    """Sign in (the second factor too, for accounting); the CSRF token of the signed-in session."""
+    assert log_in(client, username, PASSWORD).status_code == 302
+    return csrf_token(client, "/staff/account")
 
 
 def test_accounting_works_the_queue_on_the_page_and_an_auditor_only_reads(app, session, exception_id) -> None:  # type: ignore[no-untyped-def]

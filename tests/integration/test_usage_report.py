@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from gateway.services.status_import import import_status_changes
 from reconciliation.reports import bar_chart_svg, cashless_usage, chart_stacks, to_csv
 from reconciliation.run import TOKYO
 from tests.card import pay_by_card
+from tests.staff import log_in
 
 CODE = "131075"
 GATEWAY, CORE = "ゲートウェイ", "基幹システム（他経路の納付）"
@@ -122,10 +122,7 @@ def test_the_chart_stacks_each_months_channels(session, ward) -> None:  # type: 
 
 def test_the_staff_page_shows_the_figures_and_downloads_the_csv(app, client, session, ward) -> None:  # type: ignore[no-untyped-def]
     create_user(session, CODE, "acct", "accounting", PASSWORD, counter_code="resident", actor="test")
-    page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    client.post("/staff/login", data={"username": "acct", "password": PASSWORD, "csrf_token": token.group(1)})
+    assert log_in(client, "acct", PASSWORD).status_code == 302
 
     html = client.get("/staff/reports/usage").get_data(as_text=True)
     assert "収納経路の利用状況" in html and '<svg' in html and "区の窓口（出納）" in html and "12,300" in html
