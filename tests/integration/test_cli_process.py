@@ -74,7 +74,7 @@ def test_help_lists_the_projects_commands_in_sections_without_flasks_options() -
                 "scheduler", "Accounts:", "users", "apikeys"]
     lines = [line.split()[0] if line.startswith("  ") else line for line in text.splitlines() if line.strip()]
     assert [name for name in lines if name in sections] == sections  # each once, in this order
-    assert "Database schema. [upgrade]" in text and "[create, password]" in text
+    assert "Database schema. [upgrade]" in text and "[create, password, reset-mfa, unlock]" in text
     env_file = subprocess.run([sys.executable, "-m", "gateway.cli", "-e", "x.env", "db", "upgrade"], cwd=ROOT,
                               capture_output=True, text=True)
     assert env_file.returncode == 2 and "No such option '-e'" in env_file.stderr
