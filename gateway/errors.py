@@ -69,6 +69,38 @@ class Unauthorized(GatewayError):
     status = 401
 
 
+class SignInRefused(GatewayError):
+    """A staff sign-in refused: unknown name, wrong password, a lock or a wrong code alike (nothing to tell apart)."""
+
+    code = "sign_in_refused"
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("sign-in refused")
+
+
+class SignInThrottled(GatewayError):
+    """Too many failed staff sign-ins from one address lately; `retry_after` seconds until the next try."""
+
+    code = "sign_in_throttled"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins from this address; retry in {retry_after} s",
+                         details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class SignInExpired(GatewayError):
+    """The step between a staff password and its second factor has expired (or was revoked): sign in again."""
+
+    code = "sign_in_expired"
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("the sign-in step has expired; sign in again")
+
+
 class Forbidden(GatewayError):
     """Credentials that are valid but do not allow this operation (an API key without its scope)."""
 

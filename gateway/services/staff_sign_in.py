@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gateway.db import transaction, utcnow
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict, SignInExpired, SignInRefused, SignInThrottled
 from gateway.models import SignInFailure, StaffSession, StaffUser
 from gateway.services.events import record_event
 from gateway.services.staff_sessions import open_session, pending_sign_in, revoke_rows, revoke_sessions_of
@@ -56,25 +56,6 @@ class SignInPolicy:
                    lockout=timedelta(minutes=minutes) if minutes > 0 else None,
                    address_max_failures=int(config.get("STAFF_ADDRESS_MAX_FAILURES", 20)),
                    address_window=timedelta(minutes=float(config.get("STAFF_ADDRESS_WINDOW_MINUTES", 10))))
-
-
-class SignInRefused(GatewayError):
-    """One answer for an unknown user, a wrong password, a lock or a wrong code: nothing to tell apart."""
-
-    def __init__(self) -> None:
-        super().__init__("sign-in refused", code="sign_in_refused", status=401)
-
-
-class SignInThrottled(GatewayError):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed sign-ins from this address; retry in {retry_after} s",
-                         code="sign_in_throttled", status=429, details={"retry_after": retry_after})
-        self.retry_after = retry_after
-
-
-class SignInExpired(GatewayError):
-    def __init__(self) -> None:
-        super().__init__("the sign-in step has expired; sign in again", code="sign_in_expired", status=401)
 
 
 @dataclass(frozen=True)
