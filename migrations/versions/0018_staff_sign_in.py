@@ -20,7 +20,7 @@ from alembic import op
 import gateway.db
 
 revision = '0018'
-down_revision = '0017'  # LOCAL-CHAIN
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
