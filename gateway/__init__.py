@@ -25,7 +25,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db = Database(app.config["DATABASE_URL"])
     app.extensions["kokin.db"] = db
     app.extensions["kokin.cipher"] = load_cipher(
-        app.config["DATA_KEYS_ENV"], instance, sandbox=app.config["SANDBOX"]
+        app.config["DATA_KEYS_ENV"], instance, sandbox=app.config["SANDBOX"],
+        payer_ref_env=app.config["PAYER_REF_KEY_ENV"],
     )
 
     app.extensions["kokin.adapters"] = load_adapters(resolve_secrets(app.config["ADAPTERS"]))

@@ -21,11 +21,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on `engine`'s database."""
+def upgrade(engine: Engine, revision: str = "head", *, payer_ref_key: bytes | None = None) -> None:
+    """Apply migrations up to `revision` on `engine`'s database.
+
+    `payer_ref_key`: the application's payer reference key, for a migration that hashes
+    stored references (0020); without it such a migration reads KOKIN_PAYER_REF_KEY.
+    """
     with _migrating(engine) as connection:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
+        config.attributes["payer_ref_key"] = payer_ref_key
         command.upgrade(config, revision)
 
 

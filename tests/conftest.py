@@ -35,6 +35,7 @@ BACKEND = os.environ.get("KOKIN_TEST_DATABASE", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("KOKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ... under xdist
 TEST_DATA_KEY = Fernet.generate_key().decode()
+TEST_PAYER_REF_KEY = "test-payer-reference-key-" + "0" * 32  # 32 bytes or more (gateway.crypto)
 MUNICIPALITIES = load_settings()["MUNICIPALITIES"]
 
 
@@ -211,6 +212,7 @@ def app_config() -> dict[str, Any]:
 @pytest.fixture
 def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_config: dict[str, Any]):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", TEST_PAYER_REF_KEY)
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
                       **app_config})
     yield app

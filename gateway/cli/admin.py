@@ -5,7 +5,7 @@ import click
 from flask import current_app
 
 from gateway import migrate
-from gateway.cli.base import database, municipality_option, operation, resolve_municipality, serve_app, session
+from gateway.cli.base import cipher, database, municipality_option, operation, resolve_municipality, serve_app, session
 from gateway.services.apikeys import create_api_key
 from gateway.services.reference import ReferenceDataError, seed_reference_data
 
@@ -21,7 +21,7 @@ def db_upgrade() -> None:
     """Apply migrations, then add configured municipalities and funds that are missing."""
     engine = database().engine
     before = migrate.current_revision(engine)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, payer_ref_key=cipher().payer_ref_key)
     after = migrate.current_revision(engine)
     click.echo(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema: at {after}, nothing to do")
     try:
