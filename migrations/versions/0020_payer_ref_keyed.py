@@ -50,14 +50,16 @@ def _hmac(key: bytes, municipality_code: str, payer_ref: str) -> str:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('assessments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('payer_ref_hmac', sa.String(length=64), nullable=True))
     connection = op.get_bind()
     assessments = sa.table('assessments', sa.column('id', sa.Integer), sa.column('municipality_id', sa.Integer),
                            sa.column('payer_ref', sa.String), sa.column('payer_ref_hmac', sa.String))
     municipalities = sa.table('municipalities', sa.column('id', sa.Integer), sa.column('code', sa.String))
-    if connection.execute(sa.select(assessments.c.id).limit(1)).first() is not None:
-        key, last = _key(), 0
+    # The key first, before any change: SQLite does not roll back the DDL of a failed migration.
+    key = _key() if connection.execute(sa.select(assessments.c.id).limit(1)).first() is not None else None
+    with op.batch_alter_table('assessments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('payer_ref_hmac', sa.String(length=64), nullable=True))
+    if key is not None:
+        last = 0
         update = sa.update(assessments).where(assessments.c.id == sa.bindparam('row_id')) \
             .values(payer_ref_hmac=sa.bindparam('digest'))
         while rows := connection.execute(
