@@ -2,6 +2,8 @@
 payer references kept only as a keyed hash (HMAC-SHA256)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -28,8 +30,8 @@ class DataCipher:
     def __init__(self, keys: list[bytes], *, payer_ref_key: bytes | None = None) -> None:
         if not keys:
             raise RuntimeError("no data encryption key configured")
-        self._newest = Fernet(keys[0])
-        self._fernet = MultiFernet([self._newest, *(Fernet(key) for key in keys[1:])])
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._newest_signing_key = base64.urlsafe_b64decode(keys[0])[:16]
         self.key_count = len(keys)
         if payer_ref_key is not None and len(payer_ref_key) < PAYER_REF_KEY_BYTES:
             raise RuntimeError(f"the payer reference key is shorter than {PAYER_REF_KEY_BYTES} bytes")
@@ -45,12 +47,20 @@ class DataCipher:
             raise RuntimeError("personal data cannot be decrypted with the configured keys") from exc
 
     def is_current(self, token: bytes) -> bool:
-        """Whether the newest key alone reads `token` (a Fernet token does not name its key)."""
+        """Whether the newest key alone reads `token` (a Fernet token does not name its key).
+
+        Only the token's HMAC is checked, as Fernet checks it before decrypting (Fernet spec,
+        "Verification"): a valid one was made with this key. About 5 µs, where a full decrypt
+        costs 25 (measured; README, "Keys").
+        """
         try:
-            self._newest.decrypt(token)
-        except InvalidToken:
+            data = base64.urlsafe_b64decode(token)
+        except (binascii.Error, ValueError):
             return False
-        return True
+        if len(data) < 1 + 8 + 16 + 16 + 32 or data[0] != 0x80:  # version, time, IV, a block, HMAC
+            return False
+        mac = hmac.new(self._newest_signing_key, data[:-32], hashlib.sha256).digest()
+        return hmac.compare_digest(mac, data[-32:])
 
     def rotate(self, token: bytes) -> bytes:
         """Return `token` re-encrypted under the newest key; UnreadableToken if no key reads it."""

@@ -5,9 +5,9 @@ import click
 from flask import current_app
 
 from gateway.cli.base import ClickProgress, cipher, operation, session
-from gateway.services.key_rotation import BATCH, ColumnKeys, check_keys, rotate_keys
+from gateway.services.key_rotation import BATCH, MAX_BATCH, ColumnKeys, check_keys, rotate_keys
 
-BATCH_OPTION = click.option("--batch", default=BATCH, show_default=True, type=click.IntRange(1, 100_000),
+BATCH_OPTION = click.option("--batch", default=BATCH, show_default=True, type=click.IntRange(1, MAX_BATCH),
                             help="rows per transaction")
 
 
