@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from gateway import create_app, migrate
+from gateway.cli import cli
 from gateway.crypto import payer_ref_hmac
 from gateway.models import Assessment
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
@@ -127,7 +128,7 @@ def _plain_assessment(database) -> int:  # type: ignore[no-untyped-def]
         return int(conn.execute(text("SELECT max(id) FROM assessments")).scalar_one())
 
 
-def test_migration_0020_replaces_every_stored_reference_by_its_keyed_hash(database, monkeypatch) -> None:
+def test_migration_0020_replaces_every_stored_reference_by_its_keyed_hash(app, database, monkeypatch) -> None:
     migrate.downgrade(database.engine, "0016")
     row_id = _plain_assessment(database)
     monkeypatch.delenv("KOKIN_PAYER_REF_KEY", raising=False)
@@ -135,9 +136,10 @@ def test_migration_0020_replaces_every_stored_reference_by_its_keyed_hash(databa
         migrate.upgrade(database.engine)
     assert migrate.current_revision(database.engine) == "0016"  # nothing half-done
 
-    key = b"the-key-the-application-uses-too"
-    migrate.upgrade(database.engine, payer_ref_key=key)
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "false")
+    upgraded = app.test_cli_runner().invoke(cli, ["db", "upgrade"])  # hands the app's key to the migration
 
+    assert upgraded.exit_code == 0, upgraded.output
     assert migrate.current_revision(database.engine) == migrate.script_head(database.engine)
     assert _raw(database, f"SELECT payer_ref_hmac FROM assessments WHERE id = {row_id}") == [
-        (payer_ref_hmac(key, MUNICIPALITY, "0000012345"),)]
+        (payer_ref_hmac(TEST_PAYER_REF_KEY.encode(), MUNICIPALITY, "0000012345"),)]
