@@ -13,14 +13,14 @@ import click
 from flask.cli import ScriptInfo
 
 from gateway import create_app
-from gateway.cli import admin, agency, counter, demo, ledger, payments, recon, scheduler, slips, users
+from gateway.cli import admin, agency, audit, counter, demo, ledger, payments, recon, scheduler, slips, users
 
 # `kokin --help` lists the commands in these sections and in this order, the first ones first.
 SECTIONS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("Start here", (demo.demo, admin.serve, admin.db_group)),
     ("The ward's money", (ledger.ledger, slips.slips, payments.payments, agency.agency, recon.recon,
                           counter.counter, scheduler.scheduler)),
-    ("Accounts", (users.users, admin.apikeys_group)),
+    ("Accounts", (users.users, admin.apikeys_group, audit.audit)),
 )
 
 

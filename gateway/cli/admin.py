@@ -44,6 +44,18 @@ def db_upgrade() -> None:
         click.echo("reference data: up to date")
 
 
+@db_group.command("grant-runtime")
+@click.argument("role")
+@operation
+def db_grant_runtime(role: str) -> None:
+    """PostgreSQL: give ROLE the runtime rights (only INSERT and SELECT on the audit record); rerun after upgrades."""
+    try:
+        migrate.grant_runtime(database().engine, role)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"granted the runtime rights to {role}: every table, but only INSERT and SELECT on events")
+
+
 @click.command("serve")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @operation

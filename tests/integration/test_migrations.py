@@ -33,8 +33,9 @@ def test_downgrade_to_empty_and_upgrade_again_round_trips(database: Database) ->
 
 def test_the_event_record_refuses_updates_and_deletes(database: Database) -> None:
     with database.engine.begin() as conn:
-        conn.execute(text("INSERT INTO events (kind, subject_type, subject_id, data, actor, recorded_at) "
-                          "VALUES ('test', 'test', '1', '{}', 'test', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO events (kind, subject_type, subject_id, data, actor, recorded_at, chain, "
+                          "chain_seq, prev_hash, hash) VALUES ('test', 'test', '1', '{}', 'test', CURRENT_TIMESTAMP, "
+                          "0, 1, 'x', 'y')"))
     for statement in ("UPDATE events SET kind = 'changed'", "DELETE FROM events"):
         try:
             with database.engine.begin() as conn:
