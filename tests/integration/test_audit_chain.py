@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -22,9 +21,7 @@ from gateway.cli import cli
 from gateway.db import Database, transaction
 from gateway.models import AuditChainHead, Event, Municipality
 from gateway.services.events import record_event
-from tests.conftest import BACKEND
-
-RUNTIME_ROLE = "kokin_runtime_test"
+from tests.conftest import BACKEND, RUNTIME_ROLE
 
 
 def _record(session: Session, count: int, municipality_id: int | None, kind: str = "test.happened") -> None:
@@ -43,9 +40,9 @@ def muni(session: Session) -> int:
 
 
 @pytest.fixture
-def owner(db_url: str) -> Iterator[Connection]:
+def owner(owner_url: str) -> Iterator[Connection]:
     """A connection as the database owner, the append-only triggers lifted: an attacker with the owner's rights."""
-    engine = create_engine(db_url, poolclass=NullPool)
+    engine = create_engine(owner_url, poolclass=NullPool)
     with engine.connect() as conn:
         if BACKEND == "postgresql":
             conn.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only"))
@@ -138,15 +135,19 @@ def test_verify_names_reordered_events(app: Any, session: Session, muni: int, ow
     assert f"event {second} does not follow its predecessor" in result.output
 
 
-def test_the_migration_chains_events_recorded_before_it(database: Database, session: Session, muni: int) -> None:
+def test_the_migration_chains_events_recorded_before_it(owner_url: str, session: Session, muni: int) -> None:
     _record(session, 3, muni)
     session.close()
+    database = Database(owner_url)
     migrate.downgrade(database.engine, "0017")
     migrate.upgrade(database.engine)
+    if BACKEND == "postgresql":
+        migrate.grant_runtime(database.engine, RUNTIME_ROLE)
     with database.session() as fresh:
         heads = {h.chain: (h.seq, h.hash) for h in fresh.scalars(select(AuditChainHead))}
         assert heads[muni][0] == fresh.scalar(select(func.count()).select_from(Event).where(Event.chain == muni))
         assert heads[muni][1] != GENESIS
+    database.dispose()
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="concurrent writers are PostgreSQL's; SQLite has one writer")
@@ -180,20 +181,11 @@ def test_concurrent_writers_leave_one_unbroken_chain(app: Any, database: Databas
 # -- the runtime role ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def runtime(db_url: str, database: Database) -> Iterator[Database]:
-    """The app's database as the runtime role: made if missing, granted the runtime rights by the command."""
-    admin = create_engine(db_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": RUNTIME_ROLE}).first():
-            try:
-                conn.execute(text(f"CREATE ROLE {RUNTIME_ROLE} LOGIN"))
-            except DBAPIError:  # another worker made it first
-                pass
-    admin.dispose()
-    migrate.grant_runtime(database.engine, RUNTIME_ROLE)
-    runtime_db = Database(make_url(db_url).set(username=RUNTIME_ROLE).render_as_string(hide_password=False))
-    yield runtime_db
-    runtime_db.dispose()
+def runtime(database: Database) -> Database:
+    """The app's own database connection: on PostgreSQL the tests' app runs as the runtime role (tests/conftest.py)."""
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == RUNTIME_ROLE
+    return database
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="roles are PostgreSQL's")
