@@ -8,6 +8,7 @@ from typing import Any
 from adapters.agency import AgencyAdapter
 from adapters.base import PaymentAdapter
 from adapters.eltax import EltaxAdapter
+from adapters.settings import published_sandbox_credentials
 
 ENTRY_POINT_GROUP = "kokin.adapters"
 
@@ -43,6 +44,14 @@ def load_agency_adapters(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     """Build each configured collection-agency (or eLTAX payment data) adapter (entry points `kokin.agencies`)."""
     return {name: _factory(AGENCY_ENTRY_POINT_GROUP, name, "agency adapter")(name, config)
             for name, config in configs.items()}
+
+
+def known_sandbox_credentials() -> frozenset[str]:
+    """The credentials every installed adapter's sandbox uses (published in its source): never valid in production."""
+    for group in (ENTRY_POINT_GROUP, AGENCY_ENTRY_POINT_GROUP):
+        for entry_point in entry_points(group=group):
+            entry_point.load()  # its factory module declares its sandbox credentials when imported
+    return published_sandbox_credentials()
 
 
 def _factory(group: str, name: str, what: str) -> Any:

@@ -11,6 +11,18 @@ from typing import Any
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+_SANDBOX_CREDENTIALS: set[str] = set()
+
+
+def sandbox_credentials(defaults: Mapping[str, str]) -> dict[str, str]:
+    """Declare a provider's sandbox credentials: public (they are in this source), so production refuses them."""
+    _SANDBOX_CREDENTIALS.update(defaults.values())
+    return dict(defaults)
+
+
+def published_sandbox_credentials() -> frozenset[str]:
+    """Every sandbox credential declared by the factories imported so far (adapters.registry imports them all)."""
+    return frozenset(_SANDBOX_CREDENTIALS)
 
 
 def sandbox_mode(provider: str, config: Mapping[str, Any], *, from_text: bool = False) -> bool:

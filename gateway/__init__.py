@@ -11,6 +11,7 @@ from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
 from gateway.db import Database
 from gateway.errors import register_error_handlers
+from gateway.hardening import check_production, init_hardening
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -22,6 +23,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not app.config["DATABASE_URL"]:
         instance.mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'kokin.sqlite3'}"
+    adapter_settings = resolve_secrets(app.config["ADAPTERS"])
+    agency_settings = resolve_secrets(app.config["AGENCIES"])
+    if app.config["PRODUCTION"]:
+        check_production(app.config, adapter_settings, agency_settings)  # every problem at once, before any use
     db = Database(app.config["DATABASE_URL"])
     app.extensions["kokin.db"] = db
     app.extensions["kokin.cipher"] = load_cipher(
@@ -29,8 +34,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         payer_ref_env=app.config["PAYER_REF_KEY_ENV"],
     )
 
-    app.extensions["kokin.adapters"] = load_adapters(resolve_secrets(app.config["ADAPTERS"]))
-    app.extensions["kokin.agencies"] = load_agency_adapters(resolve_secrets(app.config["AGENCIES"]))
+    app.extensions["kokin.adapters"] = load_adapters(adapter_settings)
+    app.extensions["kokin.agencies"] = load_agency_adapters(agency_settings)
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:
@@ -48,5 +53,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.sandbox_pages import init_sandbox
 
     init_sandbox(app)  # sandbox mode only: simulators' state in the database, their pages under /sandbox
+    init_hardening(app)  # security headers on every response, body limits, no secret in access logs
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

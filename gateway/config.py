@@ -14,6 +14,14 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 class Config:
     TESTING = False
+    # Production (KOKIN_ENV=production) refuses to start unless it is safe to take real money
+    # (gateway.hardening.check_production).
+    PRODUCTION = False
+    # Request bodies, bytes: any request; a provider notification (read only after this check);
+    # an agency file posted to the API (a day of a million 120-byte records is 122 MB).
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    WEBHOOK_MAX_BYTES = 256 * 1024
+    AGENCY_FILE_MAX_BYTES = 256 * 1024 * 1024
     # None = the embedded default: a SQLite file in the instance folder.
     DATABASE_URL: str | None = None
     # Environment variable holding the comma-separated Fernet keys for personal data,
@@ -75,6 +83,7 @@ class TestConfig(Config):
 
 
 class ProductionConfig(Config):
+    PRODUCTION = True
     SANDBOX = False
     ADAPTERS: dict[str, dict[str, Any]] = {}  # a ward's KOKIN_CONFIG names its providers
     AGENCIES: dict[str, dict[str, Any]] = {}

@@ -69,6 +69,13 @@ class Unauthorized(GatewayError):
     status = 401
 
 
+class Forbidden(GatewayError):
+    """Credentials that are valid but do not allow this operation (an API key without its scope)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class SlipNotPayable(Conflict):
     """The slip's instalment was closed by the core system (paid elsewhere, cancelled): it takes no payment.
 

@@ -9,11 +9,11 @@ import requests
 from adapters.paypay.adapter import PayPayAdapter
 from adapters.paypay.client import DEFAULT_TIMEOUT, PRODUCTION_BASE_URL, SANDBOX_BASE_URL, PayPayClient
 from adapters.paypay.simulator import PayPaySimulator
-from adapters.settings import credentials, sandbox_mode, timeout
+from adapters.settings import credentials, sandbox_credentials, sandbox_mode, timeout
 
 _SECRET_KEYS = ("api_key", "api_secret", "merchant_id", "webhook_token")
-_SANDBOX_DEFAULTS = {"api_key": "sandbox-api-key", "api_secret": "sandbox-api-secret",
-                     "merchant_id": "sandbox-merchant", "webhook_token": "sandbox-webhook-token"}
+_SANDBOX_DEFAULTS = sandbox_credentials({"api_key": "sandbox-api-key", "api_secret": "sandbox-api-secret",
+                                         "merchant_id": "sandbox-merchant", "webhook_token": "sandbox-webhook-token"})
 
 
 def make_adapter(config: Mapping[str, Any]) -> PayPayAdapter:

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from adapters.settings import credentials, sandbox_mode, timeout
+from adapters.settings import credentials, sandbox_credentials, sandbox_mode, timeout
 from adapters.square.adapter import PAYMENT_TYPES, SquareAdapter
 from adapters.square.client import (
     DEFAULT_SQUARE_VERSION,
@@ -19,7 +19,8 @@ from adapters.square.client import (
 from adapters.square.simulator import SquareSimulator
 
 _SECRET_KEYS = ("access_token", "signature_key", "notification_url")
-_SANDBOX_DEFAULTS = {"access_token": "sandbox-access-token", "signature_key": "sandbox-signature-key",
+_SANDBOX_DEFAULTS = {**sandbox_credentials({"access_token": "sandbox-access-token",
+                                             "signature_key": "sandbox-signature-key"}),
                      "notification_url": "http://127.0.0.1:5000/webhooks/square"}
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from adapters.settings import credentials, sandbox_mode, timeout
+from adapters.settings import credentials, sandbox_credentials, sandbox_mode, timeout
 from adapters.stripe.adapter import StripeAdapter
 from adapters.stripe.client import (
     DEFAULT_MAX_NETWORK_RETRIES,
@@ -18,7 +18,7 @@ from adapters.stripe.client import (
 from adapters.stripe.simulator import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET, StripeSimulator
 
 _SECRET_KEYS = ("secret_key", "webhook_secret")
-_SANDBOX_DEFAULTS = {"secret_key": SANDBOX_SECRET_KEY, "webhook_secret": SANDBOX_WEBHOOK_SECRET}
+_SANDBOX_DEFAULTS = sandbox_credentials({"secret_key": SANDBOX_SECRET_KEY, "webhook_secret": SANDBOX_WEBHOOK_SECRET})
 
 
 def make_adapter(config: Mapping[str, Any]) -> StripeAdapter:

@@ -7,6 +7,7 @@ from flask_smorest import Api
 
 def register_api(app: Flask) -> None:
     from gateway.api import agency, exceptions, funds, payments, recon, slips
+    from gateway.api.auth import document_scopes
 
     app.config.setdefault("API_SPEC_OPTIONS", {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -17,6 +18,8 @@ def register_api(app: Flask) -> None:
     for blueprint in (funds.blp, slips.blp, payments.blp, agency.blp, exceptions.blp, recon.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api
+    with app.app_context():
+        document_scopes(api.spec._paths)  # apispec keeps the path items there until to_dict()
     from gateway.api import webhooks
 
     app.register_blueprint(webhooks.blp)

@@ -14,13 +14,13 @@ from marshmallow import fields, validate
 from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import StrictSchema
 from gateway.errors import GatewayError, NotFound
+from gateway.hardening import limit_body
 from gateway.models import Municipality
 from gateway.services.agency_checks import expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
 
 blp = Blueprint("agency", __name__, url_prefix="/agency", description="Collection agencies (速報/確報/取消)")
 blp.before_request(require_api_key)
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 class ImportQuerySchema(StrictSchema):
@@ -84,8 +84,10 @@ def _agency(name: str) -> Any:
 def upload_agency_file(query: dict[str, Any], adapter: str) -> Any:
     """Import an agency file uploaded by staff: validated in full, applied once, atomically."""
     agency = _agency(adapter)
-    if (request.content_length or 0) > MAX_FILE_BYTES:
-        raise GatewayError(f"the file is larger than {MAX_FILE_BYTES:,} bytes", code="file_too_large", status=413)
+    limit = int(current_app.config["AGENCY_FILE_MAX_BYTES"])
+    if (request.content_length or 0) > limit:
+        raise GatewayError(f"the file is larger than {limit:,} bytes", code="file_too_large", status=413)
+    limit_body("AGENCY_FILE_MAX_BYTES")  # a body sent without its length stops at the limit too
     data = request.get_data(cache=False)
     if not data:
         raise GatewayError("the request body is empty: send the file as the body", code="empty_file", status=422)

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from gateway.api.auth import session
 from gateway.db import utcnow
 from gateway.errors import NotFound
+from gateway.hardening import limit_body
 from gateway.services.webhooks import receive_webhook
 
 blp = Blueprint("webhooks", __name__)
@@ -18,6 +19,7 @@ def webhook(adapter_name: str) -> ResponseReturnValue:
     adapter = current_app.extensions["kokin.adapters"].get(adapter_name)
     if adapter is None:
         raise NotFound(f"no adapter {adapter_name!r} is configured")
+    limit_body("WEBHOOK_MAX_BYTES")  # refused with 413 before a byte is read when the length says more
     headers = dict(request.headers)
     # Providers that cannot send our header (PayPay) are registered with ?token= in the URL.
     if "token" in request.args and TOKEN_HEADER not in headers:

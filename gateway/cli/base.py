@@ -10,12 +10,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from domain.errors import DomainError
 from domain.layouts import LayoutError
 from gateway.crypto import DataCipher
 from gateway.db import Database
+from gateway.hardening import redact_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,4 +99,14 @@ def serve_app(port: int) -> None:
     Werkzeug directly, not `app.run`, which does nothing when Flask's CLI started the process.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # the app, not its proxy
-    run_simple("127.0.0.1", port, app, use_reloader=False, use_debugger=False, threaded=True)
+    run_simple("127.0.0.1", port, app, use_reloader=False, use_debugger=False, threaded=True,
+               request_handler=RedactingRequestHandler)
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """The development server's request log without secrets in query strings (PayPay's `?token=`)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.path = redact_target(self.path)
+        self.requestline = redact_target(self.requestline)
+        super().log_request(code, size)

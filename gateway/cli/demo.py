@@ -20,7 +20,7 @@ from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
 from gateway.sandbox.agency import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
 from gateway.sandbox.eltax import plan_eltax_payments, run_eltax_sandbox
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
-from gateway.services.apikeys import create_api_key
+from gateway.services.apikeys import READ_ONLY, create_api_key
 from gateway.services.counters import counter_terminals
 from gateway.services.ledger_import import import_ledger
 from gateway.services.printing import render_pdf
@@ -100,7 +100,7 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
     _reconcile_today(db_session, code)
 
     _step("API")
-    key = create_api_key(db_session, "demo", code, actor="demo")
+    key = create_api_key(db_session, "demo", code, actor="demo", scopes=(*READ_ONLY, "personal-data:read"))
     number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
     base = f"http://127.0.0.1:{port}"
     click.echo(f"API key (demo): {key}")

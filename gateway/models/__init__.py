@@ -1,6 +1,6 @@
 """SQLAlchemy models only; services own every transaction."""
 from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
-from gateway.models.audit import ApiKey, Event
+from gateway.models.audit import ApiKey, AuditChainHead, Event
 from gateway.models.base import ENCRYPTED, Base, encrypted_columns, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
 from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
@@ -47,6 +47,7 @@ __all__ = [
     "ReconException",
     "SLIP_STATUSES",
     "ApiKey",
+    "AuditChainHead",
     "Assessment",
     "AssessmentRevision",
     "Base",

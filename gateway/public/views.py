@@ -67,9 +67,9 @@ def _page_globals() -> dict[str, Any]:
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
-    # Payment state changes under the resident's feet: Back must fetch the page again.
-    response.headers["Cache-Control"] = "no-store"
+def _csrf_cookie(response: Response) -> Response:
+    # no-store (payment state changes under the resident's feet: Back must fetch the page again)
+    # is gateway.hardening's, on every page.
     return csrf.set_cookie(response)
 
 

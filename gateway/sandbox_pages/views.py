@@ -38,8 +38,7 @@ def _page_globals() -> dict[str, Any]:
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
+def _csrf_cookie(response: Response) -> Response:  # no-store: gateway.hardening, on every page
     return csrf.set_cookie(response, COOKIE, "/sandbox")
 
 

@@ -45,9 +45,12 @@ def init_staff(app: Flask) -> None:
     app.config["SECRET_KEY"] = _secret_key(app)
     app.session_interface = SignedOnceSessions()
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in the staff blueprint only
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", not app.config.get("SANDBOX"))  # HTTPS only in production
+    # Set, not setdefault: Flask defines these keys already (Secure off, SameSite None).
+    secure = not app.config.get("SANDBOX")  # HTTPS only outside the sandbox (the demo serves plain http)
+    for cookie in ("SESSION_COOKIE", "REMEMBER_COOKIE"):
+        app.config[f"{cookie}_HTTPONLY"] = True
+        app.config[f"{cookie}_SAMESITE"] = "Lax"
+        app.config[f"{cookie}_SECURE"] = secure
     csrf.init_app(app)
     login_manager.init_app(app)
 

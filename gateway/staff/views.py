@@ -72,12 +72,6 @@ def _csrf() -> None:
         csrf.protect()
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def roles(*allowed: str) -> Callable[[F], F]:
     """Only staff with one of these roles; others get 403 (signed-out users go to sign-in)."""
     def decorate(view: F) -> F:

@@ -17,6 +17,9 @@ from gateway.services.slips import issue_slips
 CODE = "131075"
 CLIENT_CODE = "13107"
 ADAPTER = "agency-csv"
+# agency-nowhere too: an adapter that is not configured is a 404 even for a key that names it
+AGENCY_SCOPES = (f"agency:import:{ADAPTER}", "agency:import:agency-nowhere", "deposits:write", "reconciliation:read",
+                 "slips:read")
 PAID_AT = datetime(2026, 6, 1, 10, 30)  # a Monday, well before the due date and the store deadline
 
 
@@ -38,7 +41,8 @@ def slips(session, cipher) -> list[Slip]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def headers(session) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"Authorization": f"Bearer {create_api_key(session, 'accounting', CODE, actor='test')}"}
+    key = create_api_key(session, 'accounting', CODE, actor='test', scopes=AGENCY_SCOPES)
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from gateway.models import Payment, WebhookDelivery
 from gateway.services.apikeys import create_api_key
 from tests.card import issue_slips_to_pay, open_and_pay
 
+PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app that takes payments
+
 pytestmark = pytest.mark.skipif(os.environ.get("KOKIN_TEST_DATABASE", "sqlite") != "postgresql",
                                 reason="a server that drops connections is PostgreSQL's")
 
@@ -30,7 +32,8 @@ def _drop_every_connection(app) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_dropped_connection_is_one_clear_503_and_then_the_service_recovers(app, session, client) -> None:  # type: ignore[no-untyped-def]
-    headers = {"Authorization": f"Bearer {create_api_key(session, 'test client', '131075', actor='test')}"}
+    key = create_api_key(session, 'test client', '131075', actor='test', scopes=PAYING)
+    headers = {"Authorization": f"Bearer {key}"}
     assert client.get("/api/v1/funds", headers=headers).status_code == 200
     session.close()
     _drop_every_connection(app)

@@ -23,6 +23,8 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
 
+PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app that takes payments
+
 WARD_FILE = Path(__file__).parents[1] / "data" / "config" / "eltax-ward.toml"
 CODE = "131083"
 ELTAX_SITE = "https://www.payment.eltax.lta.go.jp/"
@@ -50,7 +52,7 @@ def slips(session, cipher, ward) -> dict[str, Slip]:  # type: ignore[no-untyped-
 
 @pytest.fixture
 def headers(session, slips) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test')}"}
+    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test', scopes=PAYING)}"}
 
 
 def _count(session: Any, model: Any) -> int:

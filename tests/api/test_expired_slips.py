@@ -15,6 +15,8 @@ from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 
+PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app that takes payments
+
 CODE = "131075"
 RESIDENT_TAX = dict(municipality_code=CODE, assessment_id="01-2026-0000000001", fund_code="01", fiscal_year=2026,
                     installment=1, payer_ref="0000000001", payer_name="墨田　花子", amount=12_300,
@@ -36,7 +38,7 @@ def _on(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
 
 
 def _pay(client: Any, session: Any, slip: Slip, key: str) -> Any:
-    headers = {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test')}",
+    headers = {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test', scopes=PAYING)}",
                "Idempotency-Key": key}
     return client.post("/api/v1/payments", headers=headers,
                        json={"slip_number": slip.number, "channel": "card", "return_url": "https://ward.test/done"})

@@ -28,6 +28,7 @@ from gateway.services.slips import issue_slips
 from tests.card import issue_slips_to_pay, open_card_payment
 
 CODE = "131075"
+KIOSK_SCOPES = ("slips:read", "payments:read", "payments:write")
 RESIDENT_TAX = dict(municipality_code=CODE, assessment_id="01-2026-0000000001", fund_code="01", fiscal_year=2026,
                     installment=1, payer_ref="0000000001", payer_name="墨田　花子", amount=12_300,
                     due_date=date(2026, 6, 30))
@@ -46,7 +47,7 @@ def slip(session, cipher) -> Slip:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def headers(session) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test')}"}
+    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test', scopes=KIOSK_SCOPES)}"}
 
 
 def _pay(client: Any, headers: dict[str, str], slip: Slip, channel: str, key: str) -> Any:

@@ -17,6 +17,7 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 
 CODE = "131075"
+SLIP_SCOPES = ("slips:read", "slips:reissue", "personal-data:read")
 CONTRACT_FIELDS = {"number", "barcode", "amount", "due_date", "store_deadline", "reissue", "status",
                    "fund_code", "fiscal_year", "installment", "pay_url"}
 
@@ -28,7 +29,7 @@ def headers(session, cipher) -> dict[str, str]:  # type: ignore[no-untyped-def]
     import_ledger(session, cipher, ledger_file_bytes([*rows, big], "kokin-csv", date(2026, 4, 1)),
                   filename="ledger.csv")
     issue_slips(session, CODE)
-    return {"Authorization": f"Bearer {create_api_key(session, 'test client', CODE, actor='test')}"}
+    return {"Authorization": f"Bearer {create_api_key(session, 'test client', CODE, actor='test', scopes=SLIP_SCOPES)}"}
 
 
 def _all_slips(client: Any, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:

@@ -72,10 +72,10 @@ def test_help_lists_the_projects_commands_in_sections_without_flasks_options() -
     for flask_option in ("--env-file", "--app", "-A,", "--debug", "openapi"):
         assert flask_option not in text
     sections = ["Start here:", "demo", "serve", "db", "The ward's money:", "ledger", "slips", "agency", "recon",
-                "scheduler", "Accounts:", "users", "apikeys", "Security:", "keys"]
+                "scheduler", "Accounts:", "users", "apikeys", "Security:", "keys", "audit"]
     lines = [line.split()[0] if line.startswith("  ") else line for line in text.splitlines() if line.strip()]
     assert [name for name in lines if name in sections] == sections  # each once, in this order
-    assert "Database schema. [upgrade]" in text and "[create, password]" in text
+    assert "Database schema. [grant-runtime, upgrade]" in text and "[create, password]" in text
     env_file = subprocess.run([sys.executable, "-m", "gateway.cli", "-e", "x.env", "db", "upgrade"], cwd=ROOT,
                               capture_output=True, text=True)
     assert env_file.returncode == 2 and "No such option '-e'" in env_file.stderr

@@ -17,8 +17,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from domain import barcode
 from domain.layouts import LineError
@@ -314,15 +315,19 @@ def test_moving_a_known_assessment_to_another_fund_is_rejected_naming_its_line_a
 # --- the event record -------------------------------------------------------------------
 
 @pytest.mark.parametrize("statement", ["UPDATE events SET kind = 'tampered'", "DELETE FROM events"])
-def test_the_database_itself_refuses_to_update_or_delete_events(statement, database, session, cipher) -> None:
+def test_the_database_itself_refuses_to_update_or_delete_events(statement, database, session, cipher,
+                                                                  owner_url) -> None:
+    """Even for the owner (the triggers); the runtime role is not granted it at all (test_audit_chain)."""
     _import(session, cipher, file_of(ROWS[:20]))
     events = _rows(database, "SELECT id, kind, data FROM events ORDER BY id")
     assert len(events) >= 2
 
-    with database.engine.connect() as connection:
+    owner = create_engine(owner_url, poolclass=NullPool)
+    with owner.connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement))
         connection.rollback()
+    owner.dispose()
 
     assert _rows(database, "SELECT id, kind, data FROM events ORDER BY id") == events
 

@@ -19,10 +19,11 @@ from sqlalchemy import select, text
 from gateway import create_app, migrate
 from gateway.cli import cli
 from gateway.crypto import payer_ref_hmac
+from gateway.db import Database
 from gateway.models import Assessment
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
-from tests.conftest import TEST_PAYER_REF_KEY
+from tests.conftest import RUNTIME_ROLE, TEST_PAYER_REF_KEY
 from tests.integration.ledger_corpus import MUNICIPALITY
 
 ROWS: list[dict[str, Any]] = list(ward_rows(MUNICIPALITY, 2026, 40, seed=3))
@@ -112,10 +113,10 @@ def test_sandbox_keeps_one_payer_reference_key_in_the_instance_folder(tmp_path: 
     assert (tmp_path / "payer-ref-key").stat().st_mode & 0o077 == 0
 
 
-# --- migration 0020 ---------------------------------------------------------------------
+# --- migration 0019 ---------------------------------------------------------------------
 
 def _plain_assessment(database) -> int:  # type: ignore[no-untyped-def]
-    """An assessment as revision 0016 stored it: the reference in plain text."""
+    """An assessment as revision 0018 stored it: the reference in plain text."""
     with database.engine.begin() as conn:
         municipality, fund = conn.execute(text(
             "SELECT m.id, f.id FROM municipalities m JOIN fund_types f ON f.municipality_id = m.id "
@@ -128,18 +129,27 @@ def _plain_assessment(database) -> int:  # type: ignore[no-untyped-def]
         return int(conn.execute(text("SELECT max(id) FROM assessments")).scalar_one())
 
 
-def test_migration_0020_replaces_every_stored_reference_by_its_keyed_hash(app, database, monkeypatch) -> None:
-    migrate.downgrade(database.engine, "0016")
+def test_migration_0019_replaces_every_stored_reference_by_its_keyed_hash(app, owner_url, tmp_path,
+                                                                          monkeypatch) -> None:
+    """As the database's owner, who migrates (on PostgreSQL the tests' app is the runtime role, which cannot)."""
+    database = Database(owner_url)
+    migrate.downgrade(database.engine, "0018")
     row_id = _plain_assessment(database)
     monkeypatch.delenv("KOKIN_PAYER_REF_KEY", raising=False)
     with pytest.raises(RuntimeError, match="needs the payer reference key"):
         migrate.upgrade(database.engine)
-    assert migrate.current_revision(database.engine) == "0016"  # nothing half-done
+    assert migrate.current_revision(database.engine) == "0018"  # nothing half-done
 
     monkeypatch.setenv("FLASK_RUN_FROM_CLI", "false")
-    upgraded = app.test_cli_runner().invoke(cli, ["db", "upgrade"])  # hands the app's key to the migration
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", TEST_PAYER_REF_KEY)
+    owner_app = create_app({"DATABASE_URL": owner_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "owner")})
+    upgraded = owner_app.test_cli_runner().invoke(cli, ["db", "upgrade"])  # hands the app's key to the migration
+    owner_app.extensions["kokin.db"].dispose()
+    if not database.is_sqlite:
+        migrate.grant_runtime(database.engine, RUNTIME_ROLE)
 
     assert upgraded.exit_code == 0, upgraded.output
     assert migrate.current_revision(database.engine) == migrate.script_head(database.engine)
     assert _raw(database, f"SELECT payer_ref_hmac FROM assessments WHERE id = {row_id}") == [
         (payer_ref_hmac(TEST_PAYER_REF_KEY.encode(), MUNICIPALITY, "0000012345"),)]
+    database.dispose()

@@ -31,6 +31,8 @@ from reconciliation.balance import balance
 from reconciliation.receipts import export_next, load_receipts_layout
 from tests.card import open_card_payment, pay_by_card
 
+PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app that takes payments
+
 CODE = "131075"
 CLIENT = "13107"
 HEADER = "municipality_code,assessment_id,installment,status,changed_on,channel"
@@ -197,7 +199,7 @@ def test_an_instalment_closed_before_its_slip_was_issued_gets_none(session, ciph
 
 @pytest.fixture
 def headers(session) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test')}"}
+    return {"Authorization": f"Bearer {create_api_key(session, 'kiosk', CODE, actor='test', scopes=PAYING)}"}
 
 
 def _pay(client: Any, headers: dict[str, str], slip: Slip, key: str) -> Any:

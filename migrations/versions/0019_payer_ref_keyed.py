@@ -12,8 +12,8 @@ hash's first 20 hex digits, a stand-in that compares like the reference did, and
 import of the whole ledger by the old code puts the real references back (each as a
 payer update).
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import os
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = '0020'
-down_revision = '0016'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
@@ -38,7 +38,7 @@ def _key() -> bytes:
     if key is None and os.environ.get(KEY_ENV, "").strip():
         key = os.environ[KEY_ENV].strip().encode("utf-8")
     if key is None or len(key) < 32:
-        raise RuntimeError(f"migration 0020 hashes the payer references already stored and needs the payer "
+        raise RuntimeError(f"migration 0019 hashes the payer references already stored and needs the payer "
                            f"reference key ({KEY_ENV}, 32 bytes or more): run `kokin db upgrade` with the "
                            "application's configuration")
     return bytes(key)
