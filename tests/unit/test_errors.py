@@ -21,6 +21,8 @@ CATALOGUE = {
     "SlipExpired": ("slip_expired", 409),
     "Unauthorized": ("unauthorized", 401),
     "Forbidden": ("forbidden", 403),
+    "InvalidCharacters": ("invalid_characters", 400),
+    "InvalidJson": ("invalid_json", 400),
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
     "InvalidSignature": ("invalid_signature", 400),
