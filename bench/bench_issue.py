@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func,
 
 from gateway import migrate
 from gateway.config import load_settings
+from gateway.crypto import payer_ref_hmac
 from gateway.db import Database, utcnow
 from gateway.models import Assessment, FundType, Municipality
 from gateway.sandbox.ward import ward_rows
@@ -36,6 +37,7 @@ from gateway.services import slips as slip_service
 from gateway.services.reference import seed_reference_data
 
 MUNICIPALITY = "131075"
+PAYER_REF_KEY = b"bench-payer-reference-key-of-32-bytes"  # assessments keep the keyed hash
 FISCAL_YEAR = 2026
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SETUP_CHUNK = 20_000
@@ -104,7 +106,8 @@ def prepare(url: str, instalments: int) -> None:
 
 def _assessment(row: dict[str, Any], muni_id: int, funds: dict[str, int], now: Any) -> dict[str, Any]:
     return dict(municipality_id=muni_id, source_key=row["assessment_id"], fund_type_id=funds[row["fund_code"]],
-                fiscal_year=row["fiscal_year"], installment=row["installment"], payer_ref=row["payer_ref"],
+                fiscal_year=row["fiscal_year"], installment=row["installment"],
+                payer_ref_hmac=payer_ref_hmac(PAYER_REF_KEY, MUNICIPALITY, row["payer_ref"]),
                 payer_name_enc=None, amount=row["amount"], due_date=row["due_date"], revision=1,
                 created_at=now, updated_at=now)
 

@@ -49,13 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_agency import _max_rss, _vacuum_analyze  # bench/ is on sys.path when run
-from bench_issue import MUNICIPALITY, fresh_database
+from bench_issue import MUNICIPALITY, PAYER_REF_KEY, fresh_database
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 
 from gateway import migrate
 from gateway.config import load_settings
-from gateway.crypto import DataCipher
+from gateway.crypto import DataCipher, payer_ref_hmac
 from gateway.db import Database
 from gateway.layouts import load_layout
 from gateway.models import Assessment, AssessmentRevision, FundType, Municipality
@@ -90,12 +90,13 @@ def prepare(url: str, existing: int, key: bytes) -> None:
             rows = itertools.islice(ward_rows(MUNICIPALITY, year, int(per_year * PAYERS_PER_ROW) + 1000, seed=year),
                                     min(per_year, left))
             with driver.cursor().copy("COPY assessments (municipality_id, source_key, fund_type_id, fiscal_year, "
-                                      "installment, payer_ref, payer_name_enc, amount, due_date, revision, "
+                                      "installment, payer_ref_hmac, payer_name_enc, amount, due_date, revision, "
                                       "created_at, updated_at) FROM STDIN") as copy:
                 for chunk in iter(lambda rows=rows: list(itertools.islice(rows, COPY_CHUNK)), []):
                     copy.write("".join(
                         f"{muni_id}\t{r['assessment_id']}\t{funds[r['fund_code']]}\t{r['fiscal_year']}\t"
-                        f"{r['installment']}\t{r['payer_ref']}\t{token}\t{r['amount']}\t{r['due_date']}\t1\t"
+                        f"{r['installment']}\t{payer_ref_hmac(PAYER_REF_KEY, MUNICIPALITY, r['payer_ref'])}\t"
+                        f"{token}\t{r['amount']}\t{r['due_date']}\t1\t"
                         f"2025-04-01 00:00:00+00\t2025-04-01 00:00:00+00\n" for r in chunk))
                     left -= len(chunk)
             driver.commit()
@@ -164,7 +165,7 @@ def run_phase(phase: str, path: Path, url: str, layout: str, key: bytes, profile
 
 def child(phase: str, path: Path, url: str, layout: str, key: bytes, out: Path, profile: str | None) -> None:
     """The --phase process: time one call; write seconds, phases, result and peak RSS as JSON."""
-    cipher = DataCipher([key])
+    cipher = DataCipher([key], payer_ref_key=PAYER_REF_KEY)
     data = path.read_bytes()
     figures: dict[str, Any] = {"rss_before_kib": _max_rss()}
     profiler = cProfile.Profile() if profile else None

@@ -192,7 +192,7 @@ def load_day(url: str, day: Day) -> dict[str, int]:
                 due = LATE_DUE if k < day.paid and day.is_late(k) else BUSINESS_DATE
                 fund = k % 5
                 yield (f"{k + 1}\t{muni_id}\t{FUNDS[fund]}-{FISCAL_YEAR}-{k:010d}\t{fund_ids[fund]}\t{FISCAL_YEAR}\t1\t"
-                       f"{k:010d}\t{day.billed(k)}\t{due}\t1\t{now}\t{now}\n")
+                       f"{k:064x}\t{day.billed(k)}\t{due}\t1\t{now}\t{now}\n")
 
         def slips() -> Any:
             for k in range(day.assessments):
@@ -234,7 +234,7 @@ def load_day(url: str, day: Day) -> dict[str, int]:
                        f"{number}\t0\t{day.billed(k)}\t{at}\t{BUSINESS_DATE}\t{k % 9_999_999:07d}\t{chain}\t"
                        f"{CHAIN_NAMES[chain]}\t1\t1\t{remit}\t{pid}\t{now}\n")
 
-        copy("assessments", "id, municipality_id, source_key, fund_type_id, fiscal_year, installment, payer_ref, "
+        copy("assessments", "id, municipality_id, source_key, fund_type_id, fiscal_year, installment, payer_ref_hmac, "
              "amount, due_date, revision, created_at, updated_at", assessments(), day.assessments)
         copy("slips", "id, municipality_id, assessment_id, number, reissue, amount, due_date, barcode, pay_token, "
              "status, issued_at", slips(), day.assessments)

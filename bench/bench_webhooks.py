@@ -195,6 +195,7 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
     """
     from gateway import migrate
     from gateway.config import load_settings
+    from gateway.crypto import payer_ref_hmac
     from gateway.db import Database, utcnow
     from gateway.models import Assessment, FundType, Municipality, Payment, PaymentAttempt, Slip
     from gateway.sandbox.ward import ward_rows
@@ -211,7 +212,8 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
         funds = dict(conn.execute(select(FundType.code, FundType.id).where(FundType.municipality_id == muni_id)).all())
         conn.execute(insert(Assessment), [dict(
             municipality_id=muni_id, source_key=r["assessment_id"], fund_type_id=funds[r["fund_code"]],
-            fiscal_year=r["fiscal_year"], installment=r["installment"], payer_ref=r["payer_ref"], payer_name_enc=None,
+            fiscal_year=r["fiscal_year"], installment=r["installment"], payer_name_enc=None,
+            payer_ref_hmac=payer_ref_hmac(b"bench-payer-reference-key-of-32-bytes", MUNICIPALITY, r["payer_ref"]),
             amount=r["amount"], due_date=r["due_date"], revision=1, created_at=now, updated_at=now) for r in rows])
         conn.commit()
     with database.session() as session:

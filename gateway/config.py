@@ -37,6 +37,10 @@ class Config:
     # Environment variable holding the comma-separated Fernet keys for personal data,
     # newest first. Unset in sandbox mode: a key file in the instance folder is made.
     DATA_KEYS_ENV = "KOKIN_DATA_KEYS"
+    # Environment variable holding the key (32 bytes or more) of the keyed hash that stands for
+    # each payer reference (gateway.crypto). Unset in sandbox mode: a key file in the instance
+    # folder is made. Never rotated by `kokin keys rotate`: see README, "Keys".
+    PAYER_REF_KEY_ENV = "KOKIN_PAYER_REF_KEY"
     SANDBOX = True
     # Adapter name -> its settings. A key ending in `_env` names the environment variable
     # holding that secret (`secret_key_env = "STRIPE_SECRET_KEY"` gives `secret_key`).

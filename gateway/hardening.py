@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 
 from adapters.registry import known_sandbox_credentials
+from gateway.crypto import PAYER_REF_KEY_BYTES
 
 MIN_SECRET_KEY_BYTES = 32
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -120,6 +121,11 @@ def production_problems(config: Mapping[str, Any], adapters: Mapping[str, Mappin
     data_keys_env = str(config.get("DATA_KEYS_ENV", "KOKIN_DATA_KEYS"))
     if not environ.get(data_keys_env, "").strip():
         problems.append(f"{data_keys_env} is not set: personal data needs its encryption keys")
+    payer_ref_env = str(config.get("PAYER_REF_KEY_ENV", "KOKIN_PAYER_REF_KEY"))
+    payer_ref_key = environ.get(payer_ref_env, "").strip()
+    if len(payer_ref_key.encode("utf-8")) < PAYER_REF_KEY_BYTES:
+        problems.append(f"{payer_ref_env} is {'not set' if not payer_ref_key else 'too short'}: payer references "
+                        f"are kept as keyed hashes under at least {PAYER_REF_KEY_BYTES} bytes")
     return problems
 
 

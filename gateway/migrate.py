@@ -21,12 +21,39 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on `engine`'s database."""
+def upgrade(engine: Engine, revision: str = "head", *, payer_ref_key: bytes | None = None) -> None:
+    """Apply migrations up to `revision` on `engine`'s database.
+
+    `payer_ref_key`: the application's payer reference key, for a migration that hashes
+    stored references (0019); without it such a migration reads KOKIN_PAYER_REF_KEY.
+    """
     with _migrating(engine) as connection:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
+        config.attributes["payer_ref_key"] = payer_ref_key
         command.upgrade(config, revision)
+
+
+# The runtime role's rights: every table read and written as the app needs, except the audit
+# record, which it may only add to and read. It owns nothing, so it cannot TRUNCATE, ALTER or
+# DROP anything nor disable a trigger; migrations run as the owner.
+RUNTIME_GRANTS = (
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON events FROM {role}",
+    "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+)
+
+
+def grant_runtime(engine: Engine, role: str) -> None:
+    """Give the PostgreSQL role `role` the runtime rights on the current schema (run after each upgrade)."""
+    if engine.dialect.name != "postgresql":
+        raise RuntimeError("runtime roles are PostgreSQL's: SQLite has no roles")
+    with engine.begin() as connection:
+        quoted = connection.dialect.identifier_preparer.quote(role)
+        for statement in RUNTIME_GRANTS:
+            connection.exec_driver_sql(statement.format(role=quoted))
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:

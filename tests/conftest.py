@@ -8,6 +8,11 @@ transactions), so concurrency tests see what production sees.
 
 Under pytest-xdist (`-n`) every worker has a database of its own: its own template file
 (each worker has its own temporary directory) and its own PostgreSQL database.
+
+On PostgreSQL the tests use the database as production does: migrated by its owner, and the
+app (and every command a test starts) connected as the runtime role RUNTIME_ROLE, which owns
+nothing and may only add to and read the audit record (`kokin db grant-runtime`). `db_url` is
+the runtime role's URL; `owner_url` the owner's, for the few tests that migrate or tamper.
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -35,6 +41,8 @@ BACKEND = os.environ.get("KOKIN_TEST_DATABASE", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("KOKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ... under xdist
 TEST_DATA_KEY = Fernet.generate_key().decode()
+TEST_PAYER_REF_KEY = "test-payer-reference-key-" + "0" * 32  # 32 bytes or more (gateway.crypto)
+RUNTIME_ROLE = "kokin_runtime_test"
 MUNICIPALITIES = load_settings()["MUNICIPALITIES"]
 
 
@@ -81,10 +89,31 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.exit(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}", returncode=3)
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     _migrate_and_seed(url)
+    _make_runtime_role(admin)
+    grant_runtime_rights(url)
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def _make_runtime_role(admin: Engine) -> None:
+    with admin.connect() as conn:
+        try:
+            conn.execute(text(f"CREATE ROLE {RUNTIME_ROLE} LOGIN"))
+        except DBAPIError as exc:  # made by another worker or an earlier run
+            if "already exists" not in str(exc):
+                raise
+
+
+def grant_runtime_rights(owner_url: str) -> None:
+    engine = create_engine(owner_url, poolclass=NullPool)
+    migrate.grant_runtime(engine, RUNTIME_ROLE)
+    engine.dispose()
+
+
+def runtime_url(owner_url: str) -> str:
+    return make_url(owner_url).set(username=RUNTIME_ROLE).render_as_string(hide_password=False)
 
 
 def _migrate_and_seed(url: str) -> None:
@@ -110,8 +139,14 @@ def db_url(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
         yield f"sqlite:///{copy}"
         return
     baseline: PostgresBaseline = request.getfixturevalue("postgres_baseline")
-    yield database_url
+    yield runtime_url(database_url)
     baseline.restore()
+
+
+@pytest.fixture
+def owner_url(db_url: str, database_url: str) -> str:
+    """The same database as `db_url`, as its owner (migrations, tampering as an attacker with the owner's rights)."""
+    return db_url if BACKEND == "sqlite" else database_url
 
 
 class PostgresBaseline:
@@ -186,6 +221,7 @@ class PostgresBaseline:
             if self._revision(conn) != self.head or self._tables(conn) != self.tables:
                 conn.commit()
                 migrate.upgrade(self.engine)
+                migrate.grant_runtime(self.engine, RUNTIME_ROLE)  # the tables made again are the owner's alone
                 assert self._tables(conn) == self.tables, "the test left tables the migrations do not make"
             conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             changed = [t for t, differs in zip(self.tables, conn.execute(self.find_changed).one(), strict=True)
@@ -211,6 +247,7 @@ def app_config() -> dict[str, Any]:
 @pytest.fixture
 def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_config: dict[str, Any]):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", TEST_PAYER_REF_KEY)
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
                       **app_config})
     yield app

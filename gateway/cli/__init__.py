@@ -13,7 +13,7 @@ import click
 from flask.cli import ScriptInfo
 
 from gateway import create_app
-from gateway.cli import admin, agency, counter, demo, ledger, payments, recon, scheduler, slips, users
+from gateway.cli import admin, agency, audit, counter, demo, keys, ledger, payments, recon, scheduler, slips, users
 
 # `kokin --help` lists the commands in these sections and in this order, the first ones first.
 SECTIONS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
@@ -21,6 +21,7 @@ SECTIONS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("The ward's money", (ledger.ledger, slips.slips, payments.payments, agency.agency, recon.recon,
                           counter.counter, scheduler.scheduler)),
     ("Accounts", (users.users, admin.apikeys_group)),
+    ("Security", (keys.keys, audit.audit)),
 )
 
 

@@ -7,7 +7,7 @@ import click
 from flask import current_app
 
 from gateway import migrate
-from gateway.cli.base import database, municipality_option, operation, resolve_municipality, serve_app, session
+from gateway.cli.base import cipher, database, municipality_option, operation, resolve_municipality, serve_app, session
 from gateway.db import utcnow
 from gateway.services.apikeys import (
     READ_ONLY,
@@ -31,7 +31,7 @@ def db_upgrade() -> None:
     """Apply migrations, then add configured municipalities and funds that are missing."""
     engine = database().engine
     before = migrate.current_revision(engine)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, payer_ref_key=cipher().payer_ref_key)
     after = migrate.current_revision(engine)
     click.echo(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema: at {after}, nothing to do")
     try:
@@ -42,6 +42,18 @@ def db_upgrade() -> None:
         click.echo(f"added {line}")
     if not added:
         click.echo("reference data: up to date")
+
+
+@db_group.command("grant-runtime")
+@click.argument("role")
+@operation
+def db_grant_runtime(role: str) -> None:
+    """PostgreSQL: give ROLE the runtime rights (only INSERT and SELECT on the audit record); rerun after upgrades."""
+    try:
+        migrate.grant_runtime(database().engine, role)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"granted the runtime rights to {role}: every table, but only INSERT and SELECT on events")
 
 
 @click.command("serve")

@@ -56,7 +56,7 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
     code = str(app.config["MUNICIPALITIES"][0]["code"])
 
     _step("schema and reference data")
-    migrate.upgrade(database().engine)
+    migrate.upgrade(database().engine, payer_ref_key=cipher().payer_ref_key)
     seed_reference_data(db_session, app.config["MUNICIPALITIES"])
 
     _step(f"synthetic ward {code}: {payers:,} payers, fiscal year {fiscal_year}")

@@ -1,7 +1,7 @@
 """SQLAlchemy models only; services own every transaction."""
 from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
-from gateway.models.audit import ApiKey, Event
-from gateway.models.base import Base, table
+from gateway.models.audit import ApiKey, AuditChainHead, Event
+from gateway.models.base import ENCRYPTED, Base, encrypted_columns, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
 from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
 from gateway.models.journal import FEEDS, RECORD_KINDS, OutboundFile, ReceiptQueue, ReceiptRecord
@@ -48,9 +48,12 @@ __all__ = [
     "ReconException",
     "SLIP_STATUSES",
     "ApiKey",
+    "AuditChainHead",
     "Assessment",
     "AssessmentRevision",
     "Base",
+    "ENCRYPTED",
+    "encrypted_columns",
     "Event",
     "FundType",
     "IdempotencyKey",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
@@ -12,9 +12,15 @@ from gateway.models.base import Base
 
 
 class Event(Base):
-    """A recorded change. The database refuses UPDATE and DELETE on this table (triggers)."""
+    """A recorded change. The database refuses UPDATE and DELETE on this table (triggers).
+
+    Chained (domain.audit): `chain` is the municipality's id (0: none), `chain_seq` the
+    event's place in it (1, 2, ...; unique per chain, so two writers cannot fork it), `hash`
+    SHA-256 over `prev_hash`, the place and the event's canonical body.
+    """
 
     __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("chain", "chain_seq", name="uq_events_chain_seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No foreign key (migration 0009): taken from the row the event records, which keeps its own.
@@ -25,6 +31,20 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    chain: Mapped[int] = mapped_column(Integer)
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest entry of each chain: its place and hash. Its row is the chain's lock while events are appended."""
+
+    __tablename__ = "audit_chain_heads"
+
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class ApiKey(Base):

@@ -15,8 +15,18 @@ NAMING_CONVENTION = {
 }
 
 
+# `info=ENCRYPTED` on a column holding Fernet tokens of personal data (gateway.crypto): `kokin keys
+# rotate` re-encrypts every such column, and `kokin keys check` reads each with the newest key.
+ENCRYPTED = {"encrypted": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def encrypted_columns() -> list[tuple[Table, str]]:
+    """Every (table, column name) holding encrypted personal data, in a stable order."""
+    return [(t, c.name) for t in Base.metadata.sorted_tables for c in t.columns if c.info.get("encrypted")]
 
 
 def table(model: type[Base]) -> Table:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import ENCRYPTED, Base
 
 ROLES = ("counter_staff", "counter_supervisor", "accounting", "approver", "administrator", "auditor")
 SALE_STATUSES = ("waiting", "paid", "cancelled", "timed_out", "voided", "refund_requested", "failed")
@@ -44,7 +44,7 @@ class StaffUser(Base):
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # TOTP: the secret encrypted with the app's DataCipher; the last time step a code was used for.
-    mfa_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mfa_secret: Mapped[bytes | None] = mapped_column(LargeBinary, info=ENCRYPTED)  # the TOTP secret, Fernet
     mfa_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import ENCRYPTED, Base
 from gateway.models.reference import FundType
 
 
@@ -63,8 +63,10 @@ class Assessment(Base):
     fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"), index=True)
     fiscal_year: Mapped[int] = mapped_column(Integer)
     installment: Mapped[int] = mapped_column(Integer)
-    payer_ref: Mapped[str] = mapped_column(String(20))
-    payer_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token
+    # The core system's payer reference as a keyed hash (DataCipher.payer_ref_hmac, 64 hex digits):
+    # it is only compared (is this the same payer?), never shown nor sent back, so its text is not kept.
+    payer_ref_hmac: Mapped[str] = mapped_column(String(64))
+    payer_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, info=ENCRYPTED)  # Fernet token
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
     # Of `amount`, the additions the core system computed (延滞金, 督促手数料); the rest is principal.

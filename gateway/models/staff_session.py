@@ -26,7 +26,7 @@ class StaffSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip: Mapped[str | None] = mapped_column(String(45))
-    enrol_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enrol_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # minutes long: not rotated, enrol again
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(20))
 

@@ -1,4 +1,7 @@
-"""Read a ledger file in pieces: validate every record, encrypt payer names, make staging rows.
+"""Read a ledger file in pieces: validate every record, protect payer data, make staging rows.
+
+Payer names are encrypted and payer references replaced by their keyed hash before they reach
+a table (the stage included).
 
 A million-record file is cut into pieces of whole lines; each piece is read, checked and
 turned into rows for the import's staging table by itself, in a worker process per core
@@ -324,12 +327,15 @@ def municipality_problem(code: str, municipalities: dict[str, int]) -> str | Non
 
 # The staging table's columns, in this order (ledger_import.STAGE).
 STAGE_COLUMNS = ("line", "municipality_code", "municipality_id", "source_key", "fund_type_id", "fiscal_year",
-                 "installment", "payer_ref", "payer_name_enc", "name_digest", "amount", "due_date",
+                 "installment", "payer_ref_hmac", "payer_name_enc", "name_digest", "amount", "due_date",
                  "late_fee", "dunning_fee", "el_number", "el_qr")
 
 
 def _stage_row(context: _Context, record: Record, encrypt: bool) -> tuple[Any, ...]:
-    """The record as a staging row; the name only encrypted (and digested), and only while the file may apply."""
+    """The record as a staging row; the name only encrypted (and digested), and only while the file may apply.
+
+    The payer reference is staged as its keyed hash, never as text: the stage is a table too.
+    """
     values, references = record.values, context.references
     municipality_id = references.municipalities.get(values["municipality_code"])
     fund = references.funds.get((municipality_id, values["fund_code"])) if municipality_id else None
@@ -337,7 +343,8 @@ def _stage_row(context: _Context, record: Record, encrypt: bool) -> tuple[Any, .
     token = context.cipher.encrypt(name) if encrypt and name else None
     digest = name_digest(context.name_key, name) if encrypt else None
     return (record.line, values["municipality_code"], municipality_id, values["assessment_id"],
-            fund[0] if fund else None, values["fiscal_year"], values["installment"], values["payer_ref"], token,
+            fund[0] if fund else None, values["fiscal_year"], values["installment"],
+            context.cipher.payer_ref_hmac(values["municipality_code"], values["payer_ref"]), token,
             digest, values["amount"], values["due_date"], values.get("late_fee", 0), values.get("dunning_fee", 0),
             values.get("el_number") or None, values.get("el_qr") or None)
 
@@ -349,10 +356,10 @@ def name_digest(name_key: bytes, name: str) -> bytes:
 
 def _copy_line(row: tuple[Any, ...]) -> str:
     """A staging row in COPY's text format (a Fernet token is base64: bytea takes it as it is)."""
-    (line, code, municipality_id, source_key, fund_id, year, installment, payer_ref, token, digest, amount, due,
+    (line, code, municipality_id, source_key, fund_id, year, installment, payer_ref_hmac, token, digest, amount, due,
      late_fee, dunning_fee, el_number, el_qr) = row
     return (f"{line}\t{code}\t{_null(municipality_id)}\t{_copy_text(source_key)}\t{_null(fund_id)}\t{year}\t"
-            f"{installment}\t{_copy_text(payer_ref)}\t{_null(token and token.decode('ascii'))}\t"
+            f"{installment}\t{payer_ref_hmac}\t{_null(token and token.decode('ascii'))}\t"
             f"{_null(digest and HEX + digest.hex())}\t{amount}\t{due.isoformat()}\t{late_fee}\t{dunning_fee}\t"
             f"{_null(el_number)}\t{_null(el_qr and _copy_text(el_qr))}\n")
 

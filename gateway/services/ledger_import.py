@@ -84,7 +84,7 @@ STAGE = Table(  # the file's records, one per line; municipality and fund ids No
     "ledger_stage", _metadata,
     Column("line", Integer), Column("municipality_code", String(6)), Column("municipality_id", Integer),
     Column("source_key", String(32)), Column("fund_type_id", Integer), Column("fiscal_year", Integer),
-    Column("installment", Integer), Column("payer_ref", String(20)), Column("payer_name_enc", LargeBinary),
+    Column("installment", Integer), Column("payer_ref_hmac", String(64)), Column("payer_name_enc", LargeBinary),
     Column("name_digest", LargeBinary), Column("amount", BigInteger), Column("due_date", Date),
     # Unbounded: a line whose eL番号 or payload is too long is staged, refused, and named with the others.
     Column("late_fee", BigInteger), Column("dunning_fee", BigInteger), Column("el_number", String),
@@ -306,8 +306,8 @@ def _find_known(session: Session) -> None:
                | a.el_qr.is_distinct_from(STAGE.c.el_qr))
     query = select(STAGE.c.line, a.id, a.municipality_id, a.fund_type_id, a.fiscal_year, a.amount, a.due_date,
                    a.late_fee, a.dunning_fee, a.el_number, a.payer_name_enc, a.revision,
-                   case((amended, literal("amended")), (a.payer_ref != STAGE.c.payer_ref, literal("payer")),
-                        else_=None)
+                   case((amended, literal("amended")),
+                        (a.payer_ref_hmac != STAGE.c.payer_ref_hmac, literal("payer")), else_=None)
                    ).join(_assessments, and_(a.municipality_id == STAGE.c.municipality_id,
                                              a.source_key == STAGE.c.source_key, a.installment == STAGE.c.installment))
     session.execute(insert(KNOWN).from_select([c.name for c in KNOWN.columns], query))
@@ -369,11 +369,11 @@ def _apply(session: Session, import_id: int, result: ImportResult, progress: Pro
 def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int:
     """Insert the lines whose key is new, in line order, each with its first revision; return how many."""
     s = STAGE.c
-    new = select(s.municipality_id, s.source_key, s.fund_type_id, s.fiscal_year, s.installment, s.payer_ref,
+    new = select(s.municipality_id, s.source_key, s.fund_type_id, s.fiscal_year, s.installment, s.payer_ref_hmac,
                  s.payer_name_enc, s.amount, s.due_date, s.late_fee, s.dunning_fee, s.el_number, s.el_qr, literal(1),
                  literal(now, _assessments.c.created_at.type), literal(now, _assessments.c.updated_at.type)) \
         .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists()).order_by(s.line)
-    columns = ["municipality_id", "source_key", "fund_type_id", "fiscal_year", "installment", "payer_ref",
+    columns = ["municipality_id", "source_key", "fund_type_id", "fiscal_year", "installment", "payer_ref_hmac",
                "payer_name_enc", "amount", "due_date", "late_fee", "dunning_fee", "el_number", "el_qr", "revision",
                "created_at", "updated_at"]
     revision_columns = ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"]
@@ -414,8 +414,8 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
         return
     session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "amended")
                     .values(amount=s.amount, due_date=s.due_date, late_fee=s.late_fee, dunning_fee=s.dunning_fee,
-                            el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1, payer_ref=s.payer_ref,
-                            payer_name_enc=s.payer_name_enc, updated_at=now))
+                            el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1,
+                            payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
     session.execute(insert(_revisions).from_select(
         ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
         select(k.assessment_id, k.revision + 1, s.amount, s.due_date, literal(import_id),
@@ -456,7 +456,7 @@ def _update_payers(session: Session, now: Any, result: ImportResult) -> None:
     if not changed:
         return
     session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "payer")
-                    .values(payer_ref=s.payer_ref, payer_name_enc=s.payer_name_enc, updated_at=now))
+                    .values(payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
     _record_events(session, [dict(kind="assessment.payer_updated", subject_type="assessment",
                                   subject_id=str(assessment_id), municipality_id=municipality_id)
                              for assessment_id, municipality_id in changed])

@@ -26,6 +26,7 @@ from gateway.db import Statements, transaction, utcnow
 from gateway.errors import NotFound
 from gateway.models import Assessment, Event, Payment, PaymentAttempt, Sale, Slip, WebhookDelivery, table
 from gateway.services.booking import INSTALMENT_COLUMNS, Booked, booking_writes, instalment_of, paid_on
+from gateway.services.events import record_events
 
 OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.EXPIRED: "expire",
                   Outcome.CANCELLED: "cancel", Outcome.UNKNOWN: "lose_track", Outcome.PENDING: "open"}
@@ -86,6 +87,7 @@ _SALE_PAID = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"))
 _SALE_ENDED = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"), _sales.c.status == "waiting")
                .values(status=bindparam("p_sale_status")))
 _EVENT_COLUMNS = ("kind", "subject_type", "subject_id", "municipality_id", "actor", "data", "recorded_at")
+# A marker among a settlement's writes: its events go to record_events (chained at commit), not to the batch.
 _RECORD_EVENT = insert(_events).values({name: bindparam(f"e_{name}", type_=_events.c[name].type)
                                         for name in _EVENT_COLUMNS})
 
@@ -180,7 +182,9 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
         writes += [(_SALE_ENDED, {"p_sale_id": row.sale_id, "p_sale_status": _SALE_OUTCOMES[new_status]}),
                    _event(row, f"sale.{_SALE_OUTCOMES[new_status]}", "sale", row.sale_id, now, actor,
                           {"payment_id": row.payment_id, "amount": row.amount})]
-    sql.write(writes)
+    record_events(session, [{name.removeprefix("e_"): value for name, value in params.items()}
+                            for statement, params in writes if statement is _RECORD_EVENT])  # chained at commit
+    sql.write([(statement, params) for statement, params in writes if statement is not _RECORD_EVENT])
     return row.id, True
 
 

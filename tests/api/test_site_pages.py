@@ -29,6 +29,7 @@ def test_the_front_page_links_the_staff_screens_the_api_document_and_the_sandbox
 def test_outside_sandbox_mode_the_front_page_has_no_sandbox_consoles(db_url: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KOKIN_DATA_KEYS", Fernet.generate_key().decode())
     monkeypatch.setenv("KOKIN_SECRET_KEY", "a-test-secret-that-signs-nothing-real")
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", "a-test-payer-reference-key-of-32-bytes")
     app = create_app({"DATABASE_URL": db_url, "SANDBOX": False, "INSTANCE_PATH": str(tmp_path)})
     try:
         page = app.test_client().get("/").get_data(as_text=True)

@@ -56,6 +56,7 @@ def test_an_api_key_for_an_unknown_municipality_fails_with_a_one_line_reason(app
 def test_an_api_key_is_for_the_only_configured_municipality_when_none_is_named(app, client) -> None:  # type: ignore[no-untyped-def]
     result = app.test_cli_runner().invoke(cli, ["apikeys", "create", "agency-y"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("API key for agency-y (131075), scopes payments:read reconciliation:read slips:read;")
+    assert result.output.startswith("API key for agency-y (131075), "
+                                    "scopes payments:read reconciliation:read slips:read;")
     key = result.output.strip().splitlines()[-1]
     assert client.get("/api/v1/funds", headers={"Authorization": f"Bearer {key}"}).status_code == 200

@@ -19,7 +19,8 @@ def _kokin_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "kokin.toml"
     config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
     return {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config),
-            "KOKIN_DATA_KEYS": Fernet.generate_key().decode(), "PYTHONPATH": str(ROOT)}
+            "KOKIN_DATA_KEYS": Fernet.generate_key().decode(), "KOKIN_PAYER_REF_KEY": "k" * 32,
+            "PYTHONPATH": str(ROOT)}
 
 
 def _kokin(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
@@ -71,10 +72,10 @@ def test_help_lists_the_projects_commands_in_sections_without_flasks_options() -
     for flask_option in ("--env-file", "--app", "-A,", "--debug", "openapi"):
         assert flask_option not in text
     sections = ["Start here:", "demo", "serve", "db", "The ward's money:", "ledger", "slips", "agency", "recon",
-                "scheduler", "Accounts:", "users", "apikeys"]
+                "scheduler", "Accounts:", "users", "apikeys", "Security:", "keys", "audit"]
     lines = [line.split()[0] if line.startswith("  ") else line for line in text.splitlines() if line.strip()]
     assert [name for name in lines if name in sections] == sections  # each once, in this order
-    assert "Database schema. [upgrade]" in text and "[create, password, reset-mfa, unlock]" in text
+    assert "Database schema. [grant-runtime, upgrade]" in text and "[create, password, reset-mfa, unlock]" in text
     env_file = subprocess.run([sys.executable, "-m", "gateway.cli", "-e", "x.env", "db", "upgrade"], cwd=ROOT,
                               capture_output=True, text=True)
     assert env_file.returncode == 2 and "No such option '-e'" in env_file.stderr

@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 from adapters.stripe.simulator import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET
 from gateway import create_app
 from gateway.hardening import MIN_SECRET_KEY_BYTES
-from tests.conftest import TEST_DATA_KEY
+from tests.conftest import TEST_DATA_KEY, TEST_PAYER_REF_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET_KEY = "k" * MIN_SECRET_KEY_BYTES
@@ -34,6 +34,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOKIN_ENV", "production")
     monkeypatch.setenv("KOKIN_SECRET_KEY", GOOD_SECRET_KEY)
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", TEST_PAYER_REF_KEY)
     monkeypatch.setenv("TEST_STRIPE_SECRET_KEY", "sk_live_" + "a" * 24)
     monkeypatch.setenv("TEST_STRIPE_WEBHOOK_SECRET", "whsec_" + "b" * 32)
 
@@ -96,11 +97,12 @@ def test_production_refuses_a_short_secret_key(db_url: str, tmp_path: Path, monk
 def test_production_names_every_problem_at_once(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KOKIN_SECRET_KEY")
     monkeypatch.delenv("KOKIN_DATA_KEYS")
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", "short")
     message = _refusal(db_url, tmp_path, SANDBOX=True, ADAPTERS={"stripe": {"sandbox": True}})
     problems = [line for line in message.splitlines() if line.startswith("  - ")]
-    assert len(problems) == 4, message
+    assert len(problems) == 5, message
     for expected in ("SANDBOX is true", "adapter stripe is in sandbox mode", "KOKIN_SECRET_KEY is not set",
-                     "KOKIN_DATA_KEYS is not set"):
+                     "KOKIN_DATA_KEYS is not set", "KOKIN_PAYER_REF_KEY is too short"):
         assert expected in message
 
 

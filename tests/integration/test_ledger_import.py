@@ -17,8 +17,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from domain import barcode
 from domain.layouts import LineError
@@ -59,7 +60,7 @@ def _typed(value: Any) -> Any:
     return value
 
 
-ASSESSMENT_DUMP = ("SELECT id, municipality_id, source_key, fund_type_id, fiscal_year, installment, payer_ref, "
+ASSESSMENT_DUMP = ("SELECT id, municipality_id, source_key, fund_type_id, fiscal_year, installment, payer_ref_hmac, "
                    "payer_name_enc, amount, due_date, revision, created_at, updated_at FROM assessments ORDER BY id")
 REVISION_DUMP = ("SELECT id, assessment_id, revision, amount, due_date, ledger_import_id "
                  "FROM assessment_revisions ORDER BY id")
@@ -102,13 +103,15 @@ def test_a_ward_file_stores_every_instalment_with_its_amount_due_date_and_one_re
 
     assert (result.records, result.total_amount, result.created) == (len(ROWS), TOTAL, len(ROWS))
     assert (result.amended, result.unchanged, result.voided_slips, result.already_imported) == (0, 0, 0, False)
-    query = ("SELECT a.source_key, a.installment, f.code, a.fiscal_year, a.payer_ref, a.amount, a.due_date, "
+    query = ("SELECT a.source_key, a.installment, f.code, a.fiscal_year, a.payer_ref_hmac, a.amount, a.due_date, "
              "a.revision FROM assessments a JOIN fund_types f ON f.id = a.fund_type_id "
              "JOIN municipalities m ON m.id = a.municipality_id WHERE m.code = :code")
     stored = {(source_key, installment): (fund, fiscal_year, payer_ref, amount, due_date, revision)
               for source_key, installment, fund, fiscal_year, payer_ref, amount, due_date, revision
               in _rows(database, query, code=MUNICIPALITY)}
-    assert stored == {key(r): (r["fund_code"], r["fiscal_year"], r["payer_ref"], r["amount"], r["due_date"], 1)
+    assert stored == {key(r): (r["fund_code"], r["fiscal_year"],
+                               cipher.payer_ref_hmac(r["municipality_code"], r["payer_ref"]), r["amount"],
+                               r["due_date"], 1)
                       for r in ROWS}
     imports = _rows(database, "SELECT id, sha256, filename, layout, records, total_amount, created, amended, "
                               "unchanged FROM ledger_imports")
@@ -312,15 +315,19 @@ def test_moving_a_known_assessment_to_another_fund_is_rejected_naming_its_line_a
 # --- the event record -------------------------------------------------------------------
 
 @pytest.mark.parametrize("statement", ["UPDATE events SET kind = 'tampered'", "DELETE FROM events"])
-def test_the_database_itself_refuses_to_update_or_delete_events(statement, database, session, cipher) -> None:
+def test_the_database_itself_refuses_to_update_or_delete_events(statement, database, session, cipher,
+                                                                  owner_url) -> None:
+    """Even for the owner (the triggers); the runtime role is not granted it at all (test_audit_chain)."""
     _import(session, cipher, file_of(ROWS[:20]))
     events = _rows(database, "SELECT id, kind, data FROM events ORDER BY id")
     assert len(events) >= 2
 
-    with database.engine.connect() as connection:
+    owner = create_engine(owner_url, poolclass=NullPool)
+    with owner.connect() as connection:
         with pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement))
         connection.rollback()
+    owner.dispose()
 
     assert _rows(database, "SELECT id, kind, data FROM events ORDER BY id") == events
 
@@ -336,7 +343,8 @@ def test_a_utf8_csv_with_a_byte_order_mark_is_accepted(line_end, database, sessi
     assert (result.created, result.total_amount) == (len(ROWS), TOTAL)
     assert _rows(database, "SELECT DISTINCT m.code FROM assessments a JOIN municipalities m "
                            "ON m.id = a.municipality_id") == [(MUNICIPALITY,)]
-    assert _rows(database, "SELECT count(*) FROM assessments WHERE payer_ref LIKE '%\r%'") == [(0,)]
+    stored = {ref for (ref,) in _rows(database, "SELECT payer_ref_hmac FROM assessments")}
+    assert stored == {cipher.payer_ref_hmac(MUNICIPALITY, r["payer_ref"]) for r in ROWS}  # no line end in a reference
 
 
 # --- two imports at once ----------------------------------------------------------------

@@ -30,8 +30,9 @@ def test_the_postgresql_baseline_puts_back_every_row_and_sequence_a_test_changed
     with engine.begin() as conn:
         conn.execute(text("UPDATE municipalities SET name = name || ' (changed)'"))
         conn.execute(text("DELETE FROM fee_prices WHERE id = (SELECT min(id) FROM fee_prices)"))
-        conn.execute(text("INSERT INTO events (kind, subject_type, subject_id, data, actor, recorded_at) "
-                          "VALUES ('test', 'test', '1', '{}', 'test', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO events (kind, subject_type, subject_id, data, actor, recorded_at, chain, "
+                          "chain_seq, prev_hash, hash) VALUES ('test', 'test', '1', '{}', 'test', CURRENT_TIMESTAMP, "
+                          "0, 1, 'x', 'y')"))
         conn.execute(text("SELECT nextval(pg_get_serial_sequence('payments', 'id'))"))
     changed = _state(engine)
     assert {t for t in seeded if seeded[t] != changed[t]} == {"municipalities", "fee_prices", "events", "sequences"}

@@ -9,6 +9,11 @@ from cryptography.fernet import Fernet
 from gateway import create_app
 
 
+@pytest.fixture(autouse=True)
+def payer_ref_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOKIN_PAYER_REF_KEY", "a-payer-reference-key-of-32-bytes-or-more")
+
+
 def _production(tmp_path: Path) -> dict[str, object]:
     return {"DATABASE_URL": f"sqlite:///{tmp_path / 'k.sqlite3'}", "INSTANCE_PATH": str(tmp_path), "SANDBOX": False,
             "ADAPTERS": {}, "AGENCIES": {}}

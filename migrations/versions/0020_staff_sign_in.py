@@ -9,8 +9,8 @@
 Sessions signed before this revision (Flask-Login's user id in the cookie) are not read any
 more: everyone signs in again.
 
-Revision ID: 0018
-Revises: 0016
+Revision ID: 0020
+Revises: 0019
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from alembic import op
 
 import gateway.db
 
-revision = '0018'
-down_revision = '0016'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
