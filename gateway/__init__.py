@@ -7,7 +7,6 @@ from typing import Any
 from flask import Flask
 
 from adapters.registry import load_adapters, load_agency_adapters
-from gateway.boundary import init_boundary
 from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
 from gateway.db import Database
@@ -20,7 +19,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask(__name__, instance_path=settings.get("INSTANCE_PATH"), instance_relative_config=True)
     app.config.update(settings)
-    init_boundary(app)  # before any route: `int` converters bounded, hostile input refused before any view
     instance = Path(app.instance_path)
     if not app.config["DATABASE_URL"]:
         instance.mkdir(parents=True, exist_ok=True)

@@ -101,20 +101,6 @@ class SignInExpired(GatewayError):
         super().__init__("the sign-in step has expired; sign in again")
 
 
-class InvalidCharacters(GatewayError):
-    """A path, query string, form field or JSON string with a NUL byte, a lone surrogate or bytes that are not UTF-8."""
-
-    code = "invalid_characters"
-    status = 400
-
-
-class InvalidJson(GatewayError):
-    """A JSON body nested deeper than the API accepts (gateway.boundary.MAX_JSON_DEPTH)."""
-
-    code = "invalid_json"
-    status = 400
-
-
 class Forbidden(GatewayError):
     """Credentials that are valid but do not allow this operation (an API key without its scope)."""
 

@@ -4,14 +4,6 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from gateway.api.schemas import ErrorEnvelopeSchema
-
-
-class KokinApi(Api):
-    """flask-smorest's Api documenting the errors as gateway.errors answers them (its own envelope differs)."""
-
-    ERROR_SCHEMA = ErrorEnvelopeSchema
-
 
 def register_api(app: Flask) -> None:
     from gateway.api import agency, exceptions, funds, payments, recon, slips
@@ -22,7 +14,7 @@ def register_api(app: Flask) -> None:
         "security": [{"bearerAuth": []}],
         "info": {"description": "Payment slips and payments of public funds. Amounts are integer yen."},
     })
-    api = KokinApi(app)
+    api = Api(app)
     for blueprint in (funds.blp, slips.blp, payments.blp, agency.blp, exceptions.blp, recon.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from gateway.api.auth import require_api_key, session
-from gateway.api.schemas import MAX_YEN, StrictSchema, plausible_business_day
+from gateway.api.schemas import StrictSchema
 from gateway.errors import GatewayError, NotFound
 from gateway.hardening import limit_body
 from gateway.models import Municipality
@@ -41,10 +41,8 @@ class ImportResultSchema(StrictSchema):
 
 
 class DepositSchema(StrictSchema):
-    deposited_on = fields.Date(required=True, validate=plausible_business_day,
-                               metadata={"description": "the statement's date: from 2000 to a month from today"})
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_YEN),
-                            metadata={"description": "whole yen, a JSON integer"})
+    deposited_on = fields.Date(required=True)
+    amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "yen"})
     reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     account = fields.String(load_default=None, allow_none=True,
                             metadata={"description": "the bank account it arrived on: BBBB-SSS-T-NNNNNNN (bank, "

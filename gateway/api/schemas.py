@@ -1,42 +1,18 @@
 """Marshmallow schemas of the JSON API. Unknown fields are rejected; schemas never query."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, Schema, fields, pre_load, validate
 
 from domain.booking import CLOSED_REASONS
-from domain.calendar import TOKYO
 from domain.eltax import split_paid
 from gateway.models import CHANNELS, SLIP_STATUSES
-
-MAX_YEN = 10**15 - 1  # an amount of yen the API takes: far above any day of a ward, far below 64 bits
-EARLIEST_DAY = date(2000, 1, 1)
-
-
-def plausible_business_day(day: date) -> None:
-    """A business date the ward can have seen: from 2000 to a month from today (Asia/Tokyo)."""
-    latest = datetime.now(TOKYO).date() + timedelta(days=31)
-    if not EARLIEST_DAY <= day <= latest:
-        raise ValidationError(f"must be between {EARLIEST_DAY.isoformat()} and {latest.isoformat()}")
 
 
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
-
-
-class ErrorSchema(StrictSchema):
-    code = fields.String(required=True, metadata={"description": "stable snake_case code (gateway.errors)"})
-    message = fields.String(required=True)
-    details = fields.Dict(required=True, metadata={"description": "what the code names: fields, scope, ..."})
-
-
-class ErrorEnvelopeSchema(StrictSchema):
-    """Every error answer of the API: {"error": {"code", "message", "details"}}."""
-
-    error = fields.Nested(ErrorSchema, required=True)
 
 
 class FundSchema(StrictSchema):

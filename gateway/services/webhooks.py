@@ -7,25 +7,16 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.base import (
-    Capability,
-    PaymentAdapter,
-    PaymentStatus,
-    PermanentError,
-    RetryableError,
-    SignatureError,
-    WebhookEvent,
-)
+from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
 from gateway.db import transaction
 from gateway.errors import InvalidSignature
 from gateway.models import PaymentAttempt, WebhookDelivery
-from gateway.services.events import record_event
 from gateway.services.outcomes import Delivery, record_delivery, settle_notification
 from gateway.services.payments import ProviderUnavailable
 
 
 def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,
-                    now: datetime) -> Literal["applied", "unchanged", "duplicate", "ignored", "rejected"]:
+                    now: datetime) -> Literal["applied", "unchanged", "duplicate", "ignored"]:
     """Handle one notification; safe to receive twice and in any order.
 
     The signature is checked before anything is parsed. A signed outcome is applied as it
@@ -38,8 +29,6 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
         event = adapter.verify_webhook(headers, body, now)
     except SignatureError as exc:
         raise InvalidSignature(f"the {adapter.name} notification does not verify: {exc}") from exc
-    except PermanentError as exc:  # signed by the provider, but nothing we can use: retrying will not help
-        return _reject(session, adapter, str(exc))
     provider_ref = event.provider_ref
     if provider_ref is None or not _trusts(adapter, event):  # the provider will be asked: look first
         if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call
@@ -47,10 +36,7 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
             return "duplicate"
         provider_ref = provider_ref or _provider_ref(session, adapter.name, event.reference)
         session.rollback()  # end the read before calling the provider
-    try:
-        status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
-    except PermanentError as exc:  # the provider does not know what it notified us of
-        return _reject(session, adapter, str(exc))
+    status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
     delivery = Delivery(event.event_id, event.type)
     if status is None:
         with transaction(session):
@@ -71,18 +57,6 @@ def _provider_ref(session: Session, adapter_name: str, reference: str | None) ->
 def _seen(session: Session, adapter_name: str, event_id: str) -> bool:
     return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.adapter == adapter_name,
                                                            WebhookDelivery.event_id == event_id)) is not None
-
-
-def _reject(session: Session, adapter: PaymentAdapter, reason: str) -> Literal["rejected"]:
-    """Keep a verified notification that cannot be used as an event for staff, and answer 2xx.
-
-    Every provider here retries a notification until it gets a 2xx (Stripe for three days):
-    a 4xx or 5xx for a permanent fault would only bring the same bytes back again and again.
-    """
-    with transaction(session):
-        record_event(session, "webhook.rejected", "adapter", adapter.name, municipality_id=None,
-                     actor=f"webhook:{adapter.name}", data={"reason": reason[:500]})
-    return "rejected"
 
 
 def _trusts(adapter: PaymentAdapter, event: WebhookEvent) -> bool:

@@ -24,8 +24,6 @@ CATALOGUE = {
     "SignInThrottled": ("sign_in_throttled", 429),
     "SignInExpired": ("sign_in_expired", 401),
     "Forbidden": ("forbidden", 403),
-    "InvalidCharacters": ("invalid_characters", 400),
-    "InvalidJson": ("invalid_json", 400),
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
     "InvalidSignature": ("invalid_signature", 400),
