@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from gateway.api.auth import require_api_key, session
-from gateway.api.schemas import StrictSchema
+from gateway.api.schemas import DEPOSIT_YEARS_BACK, StatementDate, StrictSchema, Yen
 from gateway.errors import GatewayError, NotFound
 from gateway.hardening import limit_body
 from gateway.models import Municipality
@@ -41,8 +41,9 @@ class ImportResultSchema(StrictSchema):
 
 
 class DepositSchema(StrictSchema):
-    deposited_on = fields.Date(required=True)
-    amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "yen"})
+    deposited_on = StatementDate(required=True, metadata={
+        "description": f"the bank statement's date, YYYY-MM-DD: within {DEPOSIT_YEARS_BACK} years before today"})
+    amount = Yen(required=True)
     reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     account = fields.String(load_default=None, allow_none=True,
                             metadata={"description": "the bank account it arrived on: BBBB-SSS-T-NNNNNNN (bank, "
