@@ -20,6 +20,7 @@ CATALOGUE = {
     "SlipNotPayable": ("slip_not_payable", 409),
     "SlipExpired": ("slip_expired", 409),
     "Unauthorized": ("unauthorized", 401),
+    "Forbidden": ("forbidden", 403),
     "IdempotencyConflict": ("idempotency_conflict", 422),
     "IdempotencyInProgress": ("idempotency_in_progress", 409),
     "InvalidSignature": ("invalid_signature", 400),
