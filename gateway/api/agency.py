@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 
 from gateway.api.auth import require_api_key, session
 from gateway.api.schemas import DEPOSIT_YEARS_BACK, StatementDate, StrictSchema, Yen
+from gateway.boundary import raw_body
 from gateway.errors import GatewayError, NotFound
 from gateway.hardening import limit_body
 from gateway.models import Municipality
@@ -82,6 +83,7 @@ def _agency(name: str) -> Any:
 @blp.route("/<string:adapter>/imports", methods=["POST"])
 @blp.arguments(ImportQuerySchema, location="query")
 @blp.response(200, ImportResultSchema)
+@raw_body  # the agency's file as sent: its layout reads it
 def upload_agency_file(query: dict[str, Any], adapter: str) -> Any:
     """Import an agency file uploaded by staff: validated in full, applied once, atomically."""
     agency = _agency(adapter)
