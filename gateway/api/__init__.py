@@ -10,7 +10,7 @@ from gateway.api.schemas import ErrorSchema
 from gateway.boundary import MAX_ID, IdConverter
 
 
-class GatewayApi(Api):  # type: ignore[misc]
+class GatewayApi(Api):
     """flask-smorest's Api documenting the error envelope gateway.errors really sends."""
 
     ERROR_SCHEMA = ErrorSchema

@@ -18,7 +18,7 @@ from marshmallow import fields, validate
 MAX_PAGE = 1_000_000
 
 
-class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+class Blueprint(flask_smorest.Blueprint):
     def paginate(self, pager: Any = None, **kwargs: Any) -> Callable[[Any], Any]:
         paginate = super().paginate(pager, **kwargs)
 

@@ -85,8 +85,8 @@ def test_no_generated_request_is_a_server_error_or_an_undocumented_answer(
     ("delete", "/api/v1/funds", {}, 405, 405),
     ("get", "/api/v1/nowhere", {}, 404, 404),
 ])
-def test_real_error_answers_fit_the_documented_error_schema(client, authorization, method: str, path: str,  # type: ignore[no-untyped-def]
-                                                             kwargs: dict[str, Any], status: int, anonymous: int) -> None:
+def test_real_error_answers_fit_the_documented_error_schema(  # type: ignore[no-untyped-def]
+        client, authorization, method: str, path: str, kwargs: dict[str, Any], status: int, anonymous: int) -> None:
     document = client.get("/api/v1/openapi.json").json
     default = document["paths"]["/api/v1/funds"]["get"]["responses"]["default"]
     assert default == {"$ref": "#/components/responses/DEFAULT_ERROR"}
