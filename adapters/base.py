@@ -8,10 +8,13 @@ Capabilities are declared as flags, never discovered by trying.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
+
+from domain.inputs import MAX_JSON_DEPTH, json_too_deep
 
 
 class Capability(enum.Flag):
@@ -121,6 +124,20 @@ def header_value(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
+
+
+def load_json(body: bytes, what: str) -> Any:
+    """Parse a verified notification body; PermanentError when it is not JSON or nests absurdly deep.
+
+    The depth is checked on the bytes before parsing (domain.inputs): Python's parser
+    recurses once per level and a body nested thousands deep would exhaust the stack.
+    """
+    if json_too_deep(body):
+        raise PermanentError(f"{what}: notification body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PermanentError(f"{what}: notification body is not JSON") from exc
 
 
 class AdapterError(Exception):

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from adapters.registry import load_adapters, load_agency_adapters
+from gateway.boundary import init_boundary
 from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
 from gateway.db import Database
@@ -41,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def _remove_session(_exc: BaseException | None) -> None:
         db.scoped.remove()
 
+    init_boundary(app)  # before any route: bounded <int:...>, no NUL or lone surrogate, no deep JSON
     from gateway.api import register_api
 
     register_api(app)

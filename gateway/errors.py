@@ -131,6 +131,30 @@ class SlipExpired(Conflict):
 # -- Requests: idempotency and provider notifications ----------------------------------------
 
 
+class MalformedRequest(GatewayError):
+    """A request refused at the boundary (gateway.boundary) before any view: screens answer their error page."""
+
+    code = "malformed_request"
+    status = 400
+
+
+class InvalidCharacters(MalformedRequest):
+    """Text no database can store: a NUL character, or a lone surrogate from a JSON escape.
+
+    `details` names `where` (path, query, form, json, header) and, but for the path, the `field`.
+    """
+
+    code = "invalid_characters"
+    status = 400
+
+
+class JsonTooDeep(MalformedRequest):
+    """A JSON body nested deeper than any document of the API (domain.inputs.MAX_JSON_DEPTH)."""
+
+    code = "json_too_deep"
+    status = 400
+
+
 class IdempotencyConflict(GatewayError):
     """An Idempotency-Key used again with a different request body."""
 
@@ -149,6 +173,19 @@ class InvalidSignature(GatewayError):
     """A provider notification whose signature or token does not verify."""
 
     code = "invalid_signature"
+    status = 400
+
+
+class MalformedNotification(GatewayError):
+    """A provider notification that verifies but cannot be read; recorded (audit event webhook.malformed).
+
+    Answered 400 to providers whose signed notifications carry outcomes (Stripe, Square): they
+    deliver again on any status but 2xx (Stripe for up to 3 days), so a corrected gateway
+    still applies it. A notification that is only a hint to poll (PayPay) is acknowledged
+    instead (`{"received": "rejected"}`): polling settles the attempt.
+    """
+
+    code = "malformed_notification"
     status = 400
 
 

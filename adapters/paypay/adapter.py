@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import threading
 import zlib
@@ -33,6 +32,7 @@ from adapters.base import (
     SignatureError,
     WebhookEvent,
     header_value,
+    load_json,
 )
 from adapters.paypay.client import PayPayClient, PayPayPermanentError, PayPayRetryableError
 
@@ -300,10 +300,7 @@ class PayPayAdapter:
             raise SignatureError("paypay: notification without the webhook token")
         if not hmac.compare_digest(presented.encode("utf-8"), self._webhook_token):
             raise SignatureError("paypay: notification with a wrong webhook token")
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PermanentError("paypay: notification body is not JSON") from exc
+        payload = load_json(body, "paypay")
         if not isinstance(payload, dict):
             raise PermanentError("paypay: notification body is not a JSON object")
         reference = payload.get("merchant_order_id") or payload.get("merchantPaymentId")

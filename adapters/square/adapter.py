@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +33,7 @@ from adapters.base import (
     SignatureError,
     WebhookEvent,
     header_value,
+    load_json,
 )
 from adapters.square.client import SquareClient, SquarePermanentError
 from domain.calendar import TOKYO as _TOKYO
@@ -218,10 +218,7 @@ class SquareAdapter:
             raise SignatureError("square: notification without x-square-hmacsha256-signature")
         if not hmac.compare_digest(presented.strip().encode("utf-8"), self.signature_for(body).encode("ascii")):
             raise SignatureError("square: notification signature does not match")
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PermanentError("square: notification body is not JSON") from exc
+        payload = load_json(body, "square")
         if not isinstance(payload, dict):
             raise PermanentError("square: notification body is not a JSON object")
         created_at = _parse_time(payload.get("created_at"))

@@ -7,7 +7,6 @@ hosted page and we keep only ids, the card brand and its last four digits. Our
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from adapters.base import (
     RefundResult,
     SettledPayment,
     WebhookEvent,
+    load_json,
 )
 from adapters.stripe.client import StripeApi
 from adapters.stripe.signature import verify_signature
@@ -206,10 +206,10 @@ def session_outcome(session: Mapping[str, Any]) -> Outcome:
 
 def parse_event(body: bytes) -> WebhookEvent:
     """Translate a verified Stripe event body into a WebhookEvent; outcome None means poll."""
+    event = load_json(body, "stripe")
     try:
-        event = json.loads(body)
         kind, event_id, obj = event["type"], event["id"], event["data"]["object"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise PermanentError("signed webhook body is not a Stripe event") from exc
     if not (isinstance(kind, str) and isinstance(event_id, str) and isinstance(obj, dict)):
         raise PermanentError("signed webhook body is not a Stripe event")
@@ -250,4 +250,9 @@ def _latest_charge(session: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _time(unix_seconds: Any) -> datetime | None:
-    return datetime.fromtimestamp(unix_seconds, UTC) if isinstance(unix_seconds, int) else None
+    if not isinstance(unix_seconds, int) or isinstance(unix_seconds, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(unix_seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # signed, yet no time a datetime can hold
+        return None

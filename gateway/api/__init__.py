@@ -1,8 +1,23 @@
 """The JSON API under /api/v1 (flask-smorest), described by /api/v1/openapi.json."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask_smorest import Api
+
+from gateway.api.schemas import ErrorSchema
+from gateway.boundary import MAX_ID, IdConverter
+
+
+class GatewayApi(Api):
+    """flask-smorest's Api documenting the error envelope gateway.errors really sends."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+
+def _id_parameter(_converter: Any) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 
 
 def register_api(app: Flask) -> None:
@@ -14,7 +29,8 @@ def register_api(app: Flask) -> None:
         "security": [{"bearerAuth": []}],
         "info": {"description": "Payment slips and payments of public funds. Amounts are integer yen."},
     })
-    api = Api(app)
+    api = GatewayApi(app)
+    api.register_converter(IdConverter, _id_parameter)
     for blueprint in (funds.blp, slips.blp, payments.blp, agency.blp, exceptions.blp, recon.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["kokin.api"] = api

@@ -12,7 +12,8 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from gateway.api.auth import require_api_key, session
-from gateway.api.schemas import StrictSchema
+from gateway.api.schemas import DEPOSIT_YEARS_BACK, StatementDate, StrictSchema, Yen
+from gateway.boundary import raw_body
 from gateway.errors import GatewayError, NotFound
 from gateway.hardening import limit_body
 from gateway.models import Municipality
@@ -41,8 +42,9 @@ class ImportResultSchema(StrictSchema):
 
 
 class DepositSchema(StrictSchema):
-    deposited_on = fields.Date(required=True)
-    amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "yen"})
+    deposited_on = StatementDate(required=True, metadata={
+        "description": f"the bank statement's date, YYYY-MM-DD: within {DEPOSIT_YEARS_BACK} years before today"})
+    amount = Yen(required=True)
     reference = fields.String(required=True, validate=validate.Length(min=1, max=64))
     account = fields.String(load_default=None, allow_none=True,
                             metadata={"description": "the bank account it arrived on: BBBB-SSS-T-NNNNNNN (bank, "
@@ -81,6 +83,7 @@ def _agency(name: str) -> Any:
 @blp.route("/<string:adapter>/imports", methods=["POST"])
 @blp.arguments(ImportQuerySchema, location="query")
 @blp.response(200, ImportResultSchema)
+@raw_body  # the agency's file as sent: its layout reads it
 def upload_agency_file(query: dict[str, Any], adapter: str) -> Any:
     """Import an agency file uploaded by staff: validated in full, applied once, atomically."""
     agency = _agency(adapter)

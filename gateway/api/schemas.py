@@ -1,11 +1,14 @@
 """Marshmallow schemas of the JSON API. Unknown fields are rejected; schemas never query."""
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, pre_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from domain.booking import CLOSED_REASONS
+from domain.calendar import business_date
 from domain.eltax import split_paid
 from gateway.models import CHANNELS, SLIP_STATUSES
 
@@ -13,6 +16,53 @@ from gateway.models import CHANNELS, SLIP_STATUSES
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
+
+
+MAX_YEN = 99_999_999_999  # 11 digits: above any single payment, deposit or day's total of a ward; below 64 bits
+DEPOSIT_YEARS_BACK = 5  # a statement older than this is no longer entered by hand (and 9999-12-31 is a typo)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Yen(fields.Integer):
+    """An amount of yen: a JSON integer from 1 to MAX_YEN; never 1.5, "12300" or full-width digits."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Range(min=1, max=MAX_YEN))
+        kwargs.setdefault("metadata", {"description": f"yen, 1 to {MAX_YEN:,}"})
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not 1 yen
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class StatementDate(fields.Date):
+    """A date on a bank statement: YYYY-MM-DD in ASCII digits, in the last DEPOSIT_YEARS_BACK years, not after today."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if not (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+            raise ValidationError("Not a date: write YYYY-MM-DD in ASCII digits.")
+        day: date = super()._deserialize(value, attr, data, **kwargs)
+        today = business_date(datetime.now(UTC))
+        earliest = today.replace(year=today.year - DEPOSIT_YEARS_BACK, day=1)
+        if not earliest <= day <= today:
+            raise ValidationError(f"{day} is not a plausible statement date: it must be between {earliest} and "
+                                  f"{today} (today, Asia/Tokyo).")
+        return day
+
+
+class ErrorBodySchema(StrictSchema):
+    code = fields.String(required=True, metadata={"description": "stable snake_case; clients branch on it"})
+    message = fields.String(required=True, metadata={"description": "for people; may change"})
+    details = fields.Dict(required=True, metadata={
+        "description": "what failed; a refused request body names its fields in `fields` by location"})
+
+
+class ErrorSchema(StrictSchema):
+    """The envelope of every error answer (gateway.errors.error_body)."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
 
 
 class FundSchema(StrictSchema):

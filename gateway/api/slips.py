@@ -5,11 +5,12 @@ import io
 from typing import Any
 
 from flask import Response, current_app, g
-from flask_smorest import Blueprint, Page
+from flask_smorest import Page
 from marshmallow import RAISE
 from sqlalchemy import func, select
 
 from gateway.api.auth import require_api_key, session
+from gateway.api.paging import Blueprint
 from gateway.api.schemas import ReissueSchema, SlipQuerySchema, SlipSchema, slip_dict
 from gateway.errors import NotFound
 from gateway.models import Municipality

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from gateway.api.auth import session
+from gateway.boundary import raw_body
 from gateway.db import utcnow
 from gateway.errors import NotFound
 from gateway.hardening import limit_body
@@ -15,6 +16,7 @@ TOKEN_HEADER = "X-Kokin-Webhook-Token"  # noqa: S105 - a header name, not a secr
 
 
 @blp.route("/webhooks/<string:adapter_name>", methods=["POST"])
+@raw_body  # the adapter verifies the bytes before anything parses them
 def webhook(adapter_name: str) -> ResponseReturnValue:
     adapter = current_app.extensions["kokin.adapters"].get(adapter_name)
     if adapter is None:

@@ -22,10 +22,11 @@ from werkzeug.wrappers import Response
 from adapters.base import PermanentError, RetryableError
 from domain.channels import gateway_checkouts, paid_through_eltax
 from domain.errors import DomainError
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, MalformedRequest, NotFound
 from gateway.fees import system_fee
 from gateway.models import Municipality, Payment, PaymentAttempt, Slip
 from gateway.public import csrf
+from gateway.public.errors import error_page
 from gateway.public.present import (
     CHANNEL_LABELS,
     ERROR_MESSAGES,
@@ -77,6 +78,8 @@ def _csrf_cookie(response: Response) -> Response:
 def _unexpected(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
         return exc
+    if isinstance(exc, MalformedRequest):  # refused at the boundary: the pages' error page with its 400
+        return error_page(exc, exc.status)
     log.exception("unexpected error on a pay page")
     return render_template("public/message.html", title_key="error_title", message_key="error_other"), 500
 

@@ -1,22 +1,38 @@
 """Provider notifications: verify the raw bytes, ask the provider for the truth, apply once."""
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.base import Capability, PaymentAdapter, PaymentStatus, RetryableError, SignatureError, WebhookEvent
+from adapters.base import (
+    Capability,
+    PaymentAdapter,
+    PaymentStatus,
+    PermanentError,
+    RetryableError,
+    SignatureError,
+    WebhookEvent,
+)
+from domain.inputs import bad_character
 from gateway.db import transaction
-from gateway.errors import InvalidSignature
+from gateway.errors import InvalidSignature, MalformedNotification
 from gateway.models import PaymentAttempt, WebhookDelivery
+from gateway.services.events import record_event
 from gateway.services.outcomes import Delivery, record_delivery, settle_notification
 from gateway.services.payments import ProviderUnavailable
 
+log = logging.getLogger(__name__)
+MAX_EVENT_ID = 255  # webhook_deliveries.event_id
+Received = Literal["applied", "unchanged", "duplicate", "ignored", "rejected"]
+
 
 def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,
-                    now: datetime) -> Literal["applied", "unchanged", "duplicate", "ignored"]:
+                    now: datetime) -> Received:
     """Handle one notification; safe to receive twice and in any order.
 
     The signature is checked before anything is parsed. A signed outcome is applied as it
@@ -24,11 +40,66 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
     current state (outside any transaction, after a read that answers redeliveries without
     asking). The dedupe row is written in the same transaction as the state change, so a
     redelivery changes nothing and out-of-order deliveries reach the same final state.
+
+    A notification that verifies but cannot be read, or whose attempt the provider refuses
+    to describe, is recorded once (audit event webhook.malformed) and then answered as
+    `reject_malformed` says: MalformedNotification (400, delivered again) or "rejected".
     """
     try:
         event = adapter.verify_webhook(headers, body, now)
     except SignatureError as exc:
         raise InvalidSignature(f"the {adapter.name} notification does not verify: {exc}") from exc
+    except PermanentError as exc:
+        return reject_malformed(session, adapter, body, str(exc))
+    problem = _unfit(event)
+    if problem is not None:
+        return reject_malformed(session, adapter, body, problem)
+    try:
+        return _receive(session, adapter, event)
+    except PermanentError as exc:  # the provider would not describe the attempt the notification names
+        session.rollback()
+        return reject_malformed(session, adapter, body, f"{adapter.name} refused to describe the attempt: {exc}")
+
+
+def reject_malformed(session: Session, adapter: PaymentAdapter, body: bytes, reason: str) -> Literal["rejected"]:
+    """Record a verified notification that cannot be applied, once per body; answer as its provider needs.
+
+    Providers whose signed notifications carry outcomes (SIGNED_WEBHOOK: Stripe, Square)
+    deliver again on any status but 2xx, Stripe for up to 3 days (domain/providers.md):
+    MalformedNotification (400) keeps the delivery alive, so a corrected gateway still
+    applies it. A notification that is only a hint to poll (PayPay) is acknowledged
+    ("rejected"): polling and the janitor settle its attempt, and nothing would ever read it.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    shown = reason.encode("ascii", "backslashreplace").decode("ascii")[:300]  # never a NUL into the record
+    with transaction(session):
+        if record_delivery(session, adapter.name, Delivery(f"malformed:sha256:{digest}", "malformed")):
+            record_event(session, "webhook.malformed", "webhook", f"{adapter.name}:{digest[:16]}",
+                         municipality_id=None, actor=f"webhook:{adapter.name}",
+                         data={"adapter": adapter.name, "reason": shown, "sha256": digest, "bytes": len(body)})
+    log.warning("a verified %s notification cannot be applied (%s); recorded as webhook.malformed %s",
+                adapter.name, shown, digest[:16])
+    if adapter.capabilities & Capability.SIGNED_WEBHOOK:
+        raise MalformedNotification(f"the {adapter.name} notification verifies but cannot be applied: {shown}",
+                                    details={"adapter": adapter.name, "sha256": digest})
+    return "rejected"
+
+
+def _unfit(event: WebhookEvent) -> str | None:
+    """Why a parsed event cannot be stored or looked up (a NUL, an id too long), or None."""
+    if not isinstance(event.event_id, str) or not 0 < len(event.event_id) <= MAX_EVENT_ID:
+        return f"the event id is not a string of 1 to {MAX_EVENT_ID} characters"
+    for name in ("event_id", "type", "reference", "provider_ref"):
+        value = getattr(event, name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} is not a string"
+        problem = None if value is None else bad_character(value)
+        if problem is not None:
+            return f"{name} contains {problem}"
+    return None
+
+
+def _receive(session: Session, adapter: PaymentAdapter, event: WebhookEvent) -> Received:
     provider_ref = event.provider_ref
     if provider_ref is None or not _trusts(adapter, event):  # the provider will be asked: look first
         if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call

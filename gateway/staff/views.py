@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO
 from domain.errors import DomainError
-from gateway.errors import GatewayError, NotFound, RevenueNotWritable
+from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
@@ -47,6 +47,7 @@ from gateway.services.exceptions import (
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_sessions import sign_out
 from gateway.staff import SESSION_KEY, csrf
+from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
 from reconciliation.balance import balance as feed_balance
@@ -100,6 +101,8 @@ def roles(*allowed: str) -> Callable[[F], F]:
 
 @bp.errorhandler(DomainError)
 def _gateway_error(exc: DomainError) -> Any:
+    if isinstance(exc, MalformedRequest):  # refused before any view: no form to go back to
+        return error_page(exc, exc.status)
     flash(exc.message, "error")
     back = urlsplit(request.referrer or "")
     own = back.netloc == request.host and back.path.startswith("/staff")
