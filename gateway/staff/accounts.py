@@ -1,6 +1,7 @@
 """The administrator's staff screen: the municipality's accounts; a new password, an unlock, an MFA reset."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -41,17 +42,20 @@ def user_password(username: str) -> Any:
 @roles(*ADMIN)
 def user_unlock(username: str) -> Any:
     """Lift a lock set by failed sign-ins; the event names the administrator."""
-    unlock_user(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
-                municipality_id=current_user.municipality_id)
-    flash(f"{username} のロックを解除しました。", "info")
-    return redirect(url_for("staff.users"))
+    return _done_to(username, unlock_user, f"{username} のロックを解除しました。")
 
 
 @bp.route("/users/<username>/mfa-reset", methods=["POST"])
 @roles(*ADMIN)
 def user_mfa_reset(username: str) -> Any:
     """Forget a user's authenticator (a lost phone): they enrol a new one at their next sign-in."""
-    reset_mfa(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
-              municipality_id=current_user.municipality_id)
-    flash(f"{username} の認証アプリの登録を解除しました。次のサインインで登録し直します。", "info")
+    return _done_to(username, reset_mfa,
+                    f"{username} の認証アプリの登録を解除しました。次のサインインで登録し直します。")
+
+
+def _done_to(username: str, action: Callable[..., object], message: str) -> Any:
+    """Do `action` to a staff account of the administrator's municipality, say so, and show the accounts again."""
+    action(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
+           municipality_id=current_user.municipality_id)
+    flash(message, "info")
     return redirect(url_for("staff.users"))
