@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, literal, select, update
+from sqlalchemy import Executable, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from domain.booking import Booking
@@ -135,7 +135,8 @@ def reverse_cancelled_reports(session: Session, municipality_id: int, import_id:
     """The 速報 cancelled by an import (速報取消): their payments cancelled, their records reversed.
 
     A cancelled payment no longer pays its instalment: it is no longer applied, and the
-    instalment's slips paid by it are payable again unless another payment still pays it.
+    instalment's slips paid by it are payable again unless another payment still pays it or
+    the core system has closed the instalment since (then they are closed).
     Returns the number of payments cancelled.
     """
     cancelled = select(_reports.c.id).where(_reports.c.municipality_id == municipality_id,
@@ -151,8 +152,13 @@ def reverse_cancelled_reports(session: Session, municipality_id: int, import_id:
         if reopened:
             still_paid = select(_payments.c.assessment_id).where(_payments.c.applied,
                                                                  _payments.c.assessment_id.in_(reopened))
+            # Payable again, unless the core system closed the instalment meanwhile: then closed, as its
+            # other slips were (status feed).
+            closed = (select(_assessments.c.closed_reason).where(_assessments.c.id == _slips.c.assessment_id)
+                      .scalar_subquery())
             session.execute(update(_slips).where(_slips.c.assessment_id.in_(reopened), _slips.c.status == "paid",
-                                                 _slips.c.assessment_id.not_in(still_paid)).values(status="issued"))
+                                                 _slips.c.assessment_id.not_in(still_paid))
+                            .values(status=case((closed.is_not(None), "closed"), else_="issued")))
     reverse_records(session, _records.c.agency_report_id.in_(cancelled), amount=None,
                     reason="preliminary_cancelled", now=now)
     return len(payments)

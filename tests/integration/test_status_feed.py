@@ -344,6 +344,31 @@ def test_paid_elsewhere_after_the_gateway_applied_a_payment_is_recorded_and_rais
     assert len(_exceptions(session)) == 1
 
 
+def test_a_store_cancel_after_the_close_leaves_the_slip_closed_not_payable(app, session, slips) -> None:  # type: ignore[no-untyped-def]
+    """Paid at a store (速報), closed as paid elsewhere, then the store cancels: the slip must not reopen.
+
+    Found by the conservation state machine: the cancel put the paid slip back to `issued`, and
+    the closed instalment's slip looked payable while the pay path refused it.
+    """
+    slip = slips["A-2/1"]
+    agency = app.extensions["kokin.agencies"]["agency-csv"]
+    paid_at = datetime.combine(slip.due_date - timedelta(days=3), datetime.min.time()).replace(hour=10)
+    payment = StorePayment(slip.barcode, paid_at, "0001234", "820", records=("preliminary", "cancel"))
+    files = files_by_day(agency, schedule([payment]), client_code=CLIENT)
+    first, *later = sorted(files)
+    import_agency_file(session, agency, files[first], municipality_code=CODE, filename="sokuho.csv", source="test",
+                       actor="test")
+    session.expire_all()
+    assert session.get(Slip, slip.id).status == "paid"
+    _import(session, status_file(f"{CODE},A-2,1,paid_elsewhere,2026-06-20,cashier"))
+    for n, day in enumerate(later):
+        import_agency_file(session, agency, files[day], municipality_code=CODE, filename=f"later-{n}.csv",
+                           source="test", actor="test")
+    session.expire_all()
+    assert session.scalar(select(Payment.status)) == "cancelled"
+    assert session.get(Slip, slip.id).status == "closed"
+
+
 def test_cancelled_after_the_gateway_applied_a_payment_raises_a_payment_on_a_void_slip(app, session, slips) -> None:  # type: ignore[no-untyped-def]
     paid = pay_by_card(app, session, slips["A-3/1"])
     assert _import(session, status_file(f"{CODE},A-3,1,cancelled,2026-07-01,")).raised == Counter(
