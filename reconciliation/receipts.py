@@ -56,7 +56,7 @@ LAYOUT_DIR = Path(__file__).parent / "layouts"
 DEFAULT_LAYOUT = "receipts-csv"
 FEED = "receipts"
 _records, _queue = table(ReceiptRecord), table(ReceiptQueue)
-SERIALIZATION_FAILURE = "40001"  # PostgreSQL: a concurrent export claimed records of this snapshot
+SERIALIZATION_FAILURE = "40001"  # PostgreSQL: a concurrent export's transaction could not be serialised with this one
 HANDED_OVER = "handed_to_core_system"  # the resolution of a double payment's exception once sent
 
 # What each record of a layout may name; a layout leaves fields out or reorders them.
@@ -207,8 +207,6 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
         layout = load_receipts_layout(layout)
     municipality_id, cutoff = _municipality(session, municipality_code)
     session.rollback()
-    if session.get_bind().dialect.name == "postgresql":  # one snapshot for the read and the claim (_claim)
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     try:
         with transaction(session):
             sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
@@ -269,21 +267,34 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
 
 
 def _claim(session: Session, municipality_id: int, cutoff: str) -> Receipts:
-    """Take the municipality's queue of records not sent yet: read them, then empty the queue of them.
+    """Take the municipality's queue of records not sent yet: empty the queue of them, then read them.
 
-    The export's transaction reads from one snapshot (REPEATABLE READ on PostgreSQL; on
-    SQLite the caller holds the write lock, the file's row being written first), so the
-    delete takes exactly the records read: one queued by a payment committed meanwhile stays
-    for the next file. Reading without a data-modifying statement lets PostgreSQL join the
-    day's records in parallel.
+    On PostgreSQL the queue is emptied first into a temporary table of the ids taken, then the
+    records are read joined to it: the big read is a plain SELECT, which PostgreSQL may run in
+    parallel (a data-modifying statement forbids that), and a record queued by a payment that
+    commits meanwhile stays queued for the next file. Read committed, not a snapshot: the
+    export's own audit event is chained at commit behind events other transactions committed
+    meanwhile (a repeatable-read snapshot would fail on the chain's head). A second export at
+    the same moment waits on the queue's rows and takes none of them. On SQLite the caller
+    holds the write lock (the file's row is written first).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # A day's records joined in memory: hashes and the sort by id would spill to disk at the default.
-        session.execute(text("SET LOCAL work_mem = '256MB'"))
     queued = select(_queue.c.record_id).where(_queue.c.municipality_id == municipality_id)
-    receipts = receipts_where(session, cutoff, _records.c.id.in_(queued))
-    session.execute(delete(_queue).where(_queue.c.municipality_id == municipality_id))
-    return receipts
+    if session.get_bind().dialect.name != "postgresql":
+        receipts = receipts_where(session, cutoff, _records.c.id.in_(queued))
+        session.execute(delete(_queue).where(_queue.c.municipality_id == municipality_id))
+        return receipts
+    # A day's records joined in memory: hashes and the sort by id would spill to disk at the default.
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_CLAIMED} (record_id integer PRIMARY KEY) "
+                         "ON COMMIT DELETE ROWS"))
+    session.execute(text(f"WITH taken AS (DELETE FROM {_queue.name} WHERE municipality_id = :municipality "
+                         f"RETURNING record_id) INSERT INTO {_CLAIMED} SELECT record_id FROM taken"),
+                    {"municipality": municipality_id})
+    session.execute(text(f"ANALYZE {_CLAIMED}"))  # the planner knows how many: a hash join, not a guess
+    return receipts_where(session, cutoff, _records.c.id.in_(text(f"SELECT record_id FROM {_CLAIMED}")))
+
+
+_CLAIMED = "receipts_claimed"  # the ids an export took from the queue (temporary: one per connection)
 
 
 def receipts_where(session: Session, cutoff: str, *where: Any) -> Receipts:
