@@ -42,6 +42,7 @@ from gateway.models import (
     ReceiptRecord,
     ReconException,
     Refund,
+    receipt_claims,
     table,
 )
 from gateway.services.events import record_event
@@ -212,7 +213,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
             sent = outbound.new_file(session, municipality_id, FEED, layout.name, actor)
             sequence = sent.sequence
             with outbound.bulk():
-                receipts = _claim(session, municipality_id, cutoff)
+                receipts = _claim(session, municipality_id, sent.id, cutoff)
                 if not receipts:
                     session.rollback()
                     return None
@@ -266,17 +267,18 @@ def sent_files(session: Session, municipality_id: int, feed: str = FEED) -> list
     return outbound.sent_files(session, municipality_id, feed)
 
 
-def _claim(session: Session, municipality_id: int, cutoff: str) -> Receipts:
+def _claim(session: Session, municipality_id: int, file_id: int, cutoff: str) -> Receipts:
     """Take the municipality's queue of records not sent yet: empty the queue of them, then read them.
 
-    On PostgreSQL the queue is emptied first into a temporary table of the ids taken, then the
-    records are read joined to it: the big read is a plain SELECT, which PostgreSQL may run in
-    parallel (a data-modifying statement forbids that), and a record queued by a payment that
-    commits meanwhile stays queued for the next file. Read committed, not a snapshot: the
-    export's own audit event is chained at commit behind events other transactions committed
-    meanwhile (a repeatable-read snapshot would fail on the chain's head). A second export at
-    the same moment waits on the queue's rows and takes none of them. On SQLite the caller
-    holds the write lock (the file's row is written first).
+    On PostgreSQL the queue is emptied first into `receipt_claims` (the ids taken, under the
+    file's id), then the records are read joined to it: the big read is a plain SELECT, which
+    PostgreSQL runs in parallel (a data-modifying statement forbids that; a temporary table
+    would too, its workers cannot read it), and a record queued by a payment that commits
+    meanwhile stays queued for the next file. Read committed, not a snapshot: the export's own
+    audit event is chained at commit behind events other transactions committed meanwhile (a
+    repeatable-read snapshot would fail on the chain's head). A second export at the same moment
+    waits on the queue's rows and takes none of them. The claimed ids are deleted before the
+    commit. On SQLite the caller holds the write lock (the file's row is written first).
     """
     queued = select(_queue.c.record_id).where(_queue.c.municipality_id == municipality_id)
     if session.get_bind().dialect.name != "postgresql":
@@ -285,16 +287,19 @@ def _claim(session: Session, municipality_id: int, cutoff: str) -> Receipts:
         return receipts
     # A day's records joined in memory: hashes and the sort by id would spill to disk at the default.
     session.execute(text("SET LOCAL work_mem = '256MB'"))
-    session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_CLAIMED} (record_id integer PRIMARY KEY) "
-                         "ON COMMIT DELETE ROWS"))
+    claims = receipt_claims.name
     session.execute(text(f"WITH taken AS (DELETE FROM {_queue.name} WHERE municipality_id = :municipality "
-                         f"RETURNING record_id) INSERT INTO {_CLAIMED} SELECT record_id FROM taken"),
-                    {"municipality": municipality_id})
-    session.execute(text(f"ANALYZE {_CLAIMED}"))  # the planner knows how many: a hash join, not a guess
-    return receipts_where(session, cutoff, _records.c.id.in_(text(f"SELECT record_id FROM {_CLAIMED}")))
-
-
-_CLAIMED = "receipts_claimed"  # the ids an export took from the queue (temporary: one per connection)
+                         f"RETURNING record_id) INSERT INTO {claims} (municipality_id, outbound_file_id, record_id) "
+                         f"SELECT :municipality, :file, record_id FROM taken"),
+                    {"municipality": municipality_id, "file": file_id})
+    # The planner learns how many were taken (the transaction's own rows count): a parallel hash
+    # join for a day's million, an index lookup for a handful. ANALYZE holds the table's
+    # statistics lock to the commit, so exports of two municipalities take turns here.
+    session.execute(text(f"ANALYZE {claims}"))
+    claimed = select(receipt_claims.c.record_id).where(receipt_claims.c.outbound_file_id == file_id)
+    receipts = receipts_where(session, cutoff, _records.c.id.in_(claimed))
+    session.execute(delete(receipt_claims).where(receipt_claims.c.outbound_file_id == file_id))
+    return receipts
 
 
 def receipts_where(session: Session, cutoff: str, *where: Any) -> Receipts:

@@ -4,7 +4,7 @@ from gateway.models.audit import ApiKey, AuditChainHead, Event
 from gateway.models.base import ENCRYPTED, Base, encrypted_columns, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
 from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
-from gateway.models.journal import FEEDS, RECORD_KINDS, OutboundFile, ReceiptQueue, ReceiptRecord
+from gateway.models.journal import FEEDS, RECORD_KINDS, OutboundFile, ReceiptQueue, ReceiptRecord, receipt_claims
 from gateway.models.ledger import Assessment, AssessmentRevision, LedgerImport
 from gateway.models.payment import IdempotencyKey, Payment, PaymentAttempt, Refund, WebhookDelivery
 from gateway.models.recon import (
@@ -24,6 +24,7 @@ __all__ = [
     "RECORD_KINDS",
     "OutboundFile",
     "ReceiptQueue",
+    "receipt_claims",
     "ReceiptRecord",
     "CHANNELS",
     "ROLES",

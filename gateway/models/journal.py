@@ -6,12 +6,14 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
     Date,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     text,
 )
@@ -96,3 +98,17 @@ class ReceiptQueue(Base):
     # would cost a million lookups when an agency file books a million payments).
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     municipality_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+# The ids one export took from the queue, for the length of its transaction only: written after
+# the queue is emptied, read joined to the records, deleted before the commit. A table rather
+# than a temporary table because PostgreSQL's parallel workers can read it (they cannot read a
+# session's temporary tables), unlogged on PostgreSQL (nothing in it outlives its transaction,
+# so nothing needs the write-ahead log) and without a key: each id comes once from the queue's
+# DELETE. Used on PostgreSQL only.
+receipt_claims = Table(
+    "receipt_claims", Base.metadata,
+    Column("municipality_id", Integer, nullable=False),
+    Column("outbound_file_id", Integer, nullable=False),
+    Column("record_id", Integer, nullable=False),
+)

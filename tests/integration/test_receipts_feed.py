@@ -26,6 +26,7 @@ from gateway.models import (
     ReconException,
     Refund,
     Slip,
+    receipt_claims,
 )
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file
@@ -423,5 +424,6 @@ def test_a_payment_committed_while_an_export_reads_stays_queued_for_the_next_fil
     assert first is not None and first.count == 6 and paid  # the payment came in during the export
     record = session.scalar(select(ReceiptRecord.id).where(ReceiptRecord.payment_id == paid[0]))
     assert session.scalar(select(ReceiptQueue.record_id).where(ReceiptQueue.record_id == record)) == record
+    assert session.scalar(select(func.count()).select_from(receipt_claims)) == 0  # the claim ended with its file
     second = export_next(session, CODE, "receipts-csv", actor="test")
     assert second is not None and (second.sequence, second.count, second.total) == (2, 1, 4_000)
