@@ -55,6 +55,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.sandbox_pages import init_sandbox
 
     init_sandbox(app)  # sandbox mode only: simulators' state in the database, their pages under /sandbox
+    from gateway.observability import init_observability
+
+    init_observability(app)  # request ids, JSON logs, /healthz, /readyz, /metrics
     init_hardening(app)  # security headers on every response, body limits, no secret in access logs
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

@@ -75,6 +75,14 @@ class Config:
     # 地方税共同機構, the same for every municipality; a ward's file may set `eltax_pay_url`.
     ELTAX_PAY_URL = "https://www.payment.eltax.lta.go.jp/"
     LEDGER_LAYOUT = "kokin-csv"
+    # Logs (gateway.observability.logs): "json" (one object a line) or "text"; None leaves the
+    # process's logging as it is (tests, `kokin` commands on a terminal). KOKIN_LOG_FORMAT sets it.
+    LOG_FORMAT: str | None = None
+    LOG_LEVEL = "INFO"
+    # Environment variable holding the token `/metrics` asks of a scraper not on the loopback side.
+    METRICS_TOKEN_ENV = "KOKIN_METRICS_TOKEN"  # noqa: S105 (a variable's name)
+    # A read replica for reports and other long reads (KOKIN_DATABASE_REPLICA_URL); None: the primary.
+    DATABASE_REPLICA_URL: str | None = None
     JSON_AS_ASCII = False
     API_TITLE = "kokin-gateway"
     API_VERSION = "v1"
@@ -95,6 +103,7 @@ class TestConfig(Config):
 class ProductionConfig(Config):
     PRODUCTION = True
     SANDBOX = False
+    LOG_FORMAT = "json"
     ADAPTERS: dict[str, dict[str, Any]] = {}  # a ward's KOKIN_CONFIG names its providers
     AGENCIES: dict[str, dict[str, Any]] = {}
 
@@ -134,6 +143,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         settings.update(_file_settings(Path(config_file)))
     if os.environ.get("KOKIN_DATABASE_URL"):
         settings["DATABASE_URL"] = os.environ["KOKIN_DATABASE_URL"]
+    for variable, key in (("KOKIN_DATABASE_REPLICA_URL", "DATABASE_REPLICA_URL"), ("KOKIN_LOG_FORMAT", "LOG_FORMAT")):
+        if os.environ.get(variable):
+            settings[key] = os.environ[variable]
     settings.update(overrides or {})
     return settings
 

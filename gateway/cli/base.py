@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,18 +19,31 @@ from domain.layouts import LayoutError
 from gateway.crypto import DataCipher
 from gateway.db import Database
 from gateway.hardening import redact_target
+from gateway.observability import context
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("gateway.progress")
 
 
 class ClickProgress:
-    """Progress on the terminal: a bar per stage, on stderr so stdout stays parseable."""
+    """Progress on the terminal: a bar per stage, on stderr so stdout stays parseable.
+
+    When the logs are JSON (KOKIN_LOG_FORMAT=json) and stderr is no terminal, as under systemd,
+    each stage is a log line instead (its start with the count to do, its end with the time),
+    so that stderr stays one JSON object a line.
+    """
 
     def __init__(self) -> None:
         self._bar: Any = None
+        self._stage: tuple[str, int, float] | None = None
+        self._as_log = current_app.config.get("LOG_FORMAT") == "json" and not sys.stderr.isatty()
 
     def start(self, label: str, total: int) -> None:
         self.finish()
+        if self._as_log:
+            self._stage = (label, total, time.perf_counter())
+            log.info("%s: %d to do", label, total)
+            return
         self._bar = click.progressbar(length=max(total, 1), label=label.ljust(28), file=sys.stderr,
                                       show_pos=True, show_eta=True)
         self._bar.__enter__()
@@ -38,6 +53,10 @@ class ClickProgress:
             self._bar.update(count)
 
     def finish(self) -> None:
+        if self._stage is not None:
+            label, total, began = self._stage
+            log.info("%s: %d done in %.1f s", label, total, time.perf_counter() - began)
+            self._stage = None
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
@@ -63,7 +82,8 @@ def operation(func: F) -> F:
     @with_appcontext
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with context.operation(f"cli-{func.__name__}"):  # the command's log lines and events under one id
+                return func(*args, **kwargs)
         except DomainError as exc:
             for line in exc.details.get("errors", []):
                 click.echo(f"  {line}", err=True)

@@ -35,6 +35,8 @@ class Event(Base):
     chain_seq: Mapped[int] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The request or job that recorded it (X-Request-Id, gateway.observability): not in the chained body.
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class AuditChainHead(Base):

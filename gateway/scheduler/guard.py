@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,6 +27,8 @@ from sqlalchemy.orm import Session
 from domain.calendar import business_date
 from gateway.db import Database, transaction, utcnow
 from gateway.models import JobRun
+from gateway.observability.context import operation
+from gateway.observability.metrics import observe_job
 from gateway.scheduler.jobs import Job, JobFunc
 
 log = logging.getLogger(__name__)
@@ -83,8 +86,9 @@ def _heartbeat(session: Session, job_name: str, business_date: date) -> int:
 
 
 def _execute(app: Flask, run_id: int, job_name: str, business_date: date, func: JobFunc, session: Session) -> str:
+    began = time.perf_counter()
     try:
-        with app.app_context():
+        with app.app_context(), operation(f"job-{job_name}"):  # its log lines and events under one id
             summary = func(app, business_date)
     except Exception as exc:
         # The traceback goes to the process log for operators; the record keeps one line.
@@ -96,6 +100,7 @@ def _execute(app: Flask, run_id: int, job_name: str, business_date: date, func: 
     with transaction(session):
         session.execute(update(JobRun).where(JobRun.id == run_id).values(finished_at=utcnow(), **values))
     log.info("job %s for %s %s", job_name, business_date, values["status"])
+    observe_job(job_name, str(values["status"]), time.perf_counter() - began)
     return str(values["status"])
 
 

@@ -25,6 +25,7 @@ from gateway.db import transaction
 from gateway.errors import DepositFileRejected, GatewayError
 from gateway.layouts import load_layout
 from gateway.models import AgencyDeposit, AgencyReport, Assessment, FundType, Payment, table
+from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.reference import get_municipality
@@ -132,6 +133,7 @@ def _insert_deposit(session: Session, municipality_id: int, adapter: str | None,
     return new is not None
 
 
+@observed_import("deposits")
 def import_deposits(session: Session, municipality_code: str, data: bytes, *, agencies: Collection[str],
                     entered_by: str, layout: Layout | None = None) -> tuple[int, int]:
     """Record the deposits of a statement file (layout kokin-deposits, or one with its fields); (new, seen before).
@@ -170,6 +172,7 @@ class StatementImport:
         return self.deposits - self.recorded
 
 
+@observed_import("bank_statement")
 def import_bank_statement(session: Session, municipality_code: str, data: bytes, *, layout: Layout,
                           remitters: Mapping[str, str], entered_by: str) -> StatementImport:
     """Record the deposits of a bank statement file (全銀協 入出金取引明細 or a layout like it).

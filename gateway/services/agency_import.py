@@ -33,6 +33,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import AgencyFileInvalid
 from gateway.models import AgencyImport, table
 from gateway.models import AgencyReport as ReportRow
+from gateway.observability.metrics import observed_import
 from gateway.progress import NoProgress, Progress
 from gateway.services.agency_new_payments import ImportScope, NewPayments, apply_new_payments
 from gateway.services.agency_stage import KEYS, drop_stage, stage_keys, stage_new_records
@@ -64,6 +65,7 @@ class AgencyImportResult:
 IMPORT_WORK_MEM = "256MB"
 
 
+@observed_import("agency")
 def import_agency_file(session: Session, agency: AgencyAdapter | EltaxAdapter, data: bytes, *, municipality_code: str,
                        filename: str, source: str, actor: str, progress: Progress | None = None,
                        workers: int | None = None) -> AgencyImportResult:

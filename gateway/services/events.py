@@ -1,5 +1,8 @@
 """Append to the event record, in the caller's transaction. Never personal data in `data`.
 
+Each event carries the id of the request or job that recorded it (gateway.observability): a
+correlation, outside the chained body, whose form is a contract (domain.audit).
+
 Events are chained (domain.audit). The chain's head row is its lock, so it is taken as late
 as it can be: `record_events` keeps the events with the session, and they are written, each
 with its place and hashes, just before the transaction commits (the session's before_commit).
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 from domain.audit import GENESIS, canonical_body, chain_hash, chain_of
 from gateway.db import utcnow
 from gateway.models import AuditChainHead, Event, table
+from gateway.observability.context import current_request_id
 
 PENDING = "kokin.pending_events"
 _events, _heads = table(Event), table(AuditChainHead)
@@ -37,11 +41,12 @@ def record_events(session: Session, events: list[dict[str, Any]]) -> None:
     """Add many events (dicts of Event columns) to the current transaction; written when it commits."""
     if not events:
         return
-    now = utcnow()
+    now, request_id = utcnow(), current_request_id()
     if not session.in_transaction():
         session.begin()  # so that a rollback before any statement still forgets these events
     session.info.setdefault(PENDING, []).extend(
-        {"recorded_at": now, "actor": "system", "data": {}, "municipality_id": None, **e} for e in events)
+        {"recorded_at": now, "actor": "system", "data": {}, "municipality_id": None, "request_id": request_id, **e}
+        for e in events)
 
 
 @event.listens_for(Session, "before_commit")

@@ -43,6 +43,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import load_layout
 from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip, table
+from gateway.observability.metrics import observed_import
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events
 from gateway.services.ledger_file import (
@@ -104,6 +105,7 @@ KNOWN = Table(  # the staged lines whose key the ledger already holds, with what
 _assessments, _revisions, _slips = table(Assessment), table(AssessmentRevision), table(Slip)
 
 
+@observed_import("ledger")
 def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename: str,
                   layout_name: str = "kokin-csv", progress: Progress | None = None,
                   workers: int | None = None) -> ImportResult:

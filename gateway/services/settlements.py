@@ -16,12 +16,14 @@ from domain.calendar import TOKYO
 from gateway.db import transaction
 from gateway.errors import GatewayError, SettlementFileInvalid
 from gateway.models import ProviderSettlement, table
+from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event
 from gateway.services.reference import get_municipality
 
 READERS = {"paypay": read_settlement}
 
 
+@observed_import("settlement")
 def import_settlement_file(session: Session, municipality_code: str, adapter: str, data: bytes, *,
                            filename: str, actor: str) -> tuple[int, int]:
     """Store every payment of the report not stored before; (new, known). Nothing is stored on any error."""

@@ -35,6 +35,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import load_layout
 from gateway.models import Assessment, LedgerImport, Municipality, Payment, Slip, table
+from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event, record_events
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.ledger_file import municipality_problem
@@ -72,6 +73,7 @@ def is_status_feed(layout_name: str) -> bool:
     return is_status_layout(load_layout(layout_name))
 
 
+@observed_import("status")
 def import_status_changes(session: Session, data: bytes, *, filename: str,
                           layout_name: str = "kokin-status-csv") -> StatusImportResult:
     """Validate every line of `data`, then close the instalments it names, in one transaction.

@@ -22,6 +22,7 @@ from domain.inputs import bad_character
 from gateway.db import transaction
 from gateway.errors import InvalidSignature, MalformedNotification
 from gateway.models import PaymentAttempt, WebhookDelivery
+from gateway.observability.metrics import observe_webhook
 from gateway.services.events import record_event
 from gateway.services.outcomes import Delivery, record_delivery, settle_notification
 from gateway.services.payments import ProviderUnavailable
@@ -44,7 +45,23 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
     A notification that verifies but cannot be read, or whose attempt the provider refuses
     to describe, is recorded once (audit event webhook.malformed) and then answered as
     `reject_malformed` says: MalformedNotification (400, delivered again) or "rejected".
+    Each delivery is counted by adapter and outcome (kokin_webhook_deliveries_total).
     """
+    try:
+        outcome = _handle(session, adapter, headers, body, now)
+    except Exception as exc:
+        observe_webhook(adapter.name, _FAILURES.get(type(exc), "error"))
+        raise
+    observe_webhook(adapter.name, outcome)
+    return outcome
+
+
+_FAILURES: dict[type[Exception], str] = {InvalidSignature: "invalid_signature", MalformedNotification: "rejected",
+             ProviderUnavailable: "provider_unavailable"}
+
+
+def _handle(session: Session, adapter: PaymentAdapter, headers: dict[str, str], body: bytes,
+            now: datetime) -> Received:
     try:
         event = adapter.verify_webhook(headers, body, now)
     except SignatureError as exc:
