@@ -10,7 +10,7 @@ from adapters.registry import load_adapters, load_agency_adapters
 from gateway.boundary import init_boundary
 from gateway.config import load_settings, resolve_secrets
 from gateway.crypto import load_cipher
-from gateway.db import Database
+from gateway.db import Database, ReadReplica
 from gateway.errors import register_error_handlers
 from gateway.hardening import check_production, init_hardening
 
@@ -28,8 +28,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     agency_settings = resolve_secrets(app.config["AGENCIES"])
     if app.config["PRODUCTION"]:
         check_production(app.config, adapter_settings, agency_settings)  # every problem at once, before any use
-    db = Database(app.config["DATABASE_URL"])
+    db = Database(app.config["DATABASE_URL"], app.config["DATABASE_POOLER"])
     app.extensions["kokin.db"] = db
+    replica = ReadReplica(db, app.config["DATABASE_REPLICA_URL"], app.config["DATABASE_POOLER"])
+    app.extensions["kokin.replica"] = replica
     app.extensions["kokin.cipher"] = load_cipher(
         app.config["DATA_KEYS_ENV"], instance, sandbox=app.config["SANDBOX"],
         payer_ref_env=app.config["PAYER_REF_KEY_ENV"],
@@ -41,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:
         db.scoped.remove()
+        replica.remove()
 
     init_boundary(app)  # before any route: bounded <int:...>, no NUL or lone surrogate, no deep JSON
     from gateway.api import register_api

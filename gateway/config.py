@@ -83,6 +83,11 @@ class Config:
     METRICS_TOKEN_ENV = "KOKIN_METRICS_TOKEN"  # noqa: S105 (a variable's name)
     # A read replica for reports and other long reads (KOKIN_DATABASE_REPLICA_URL); None: the primary.
     DATABASE_REPLICA_URL: str | None = None
+    # "transaction" when DATABASE_URL is a pooler in transaction mode (PgBouncer; KOKIN_DATABASE_POOLER);
+    # then KOKIN_DATABASE_DIRECT_URL (a session connection: PostgreSQL itself, or a session-mode
+    # pool) carries the scheduler's leader lock. None: DATABASE_URL is PostgreSQL itself.
+    DATABASE_POOLER: str | None = None
+    DATABASE_DIRECT_URL: str | None = None
     JSON_AS_ASCII = False
     API_TITLE = "kokin-gateway"
     API_VERSION = "v1"
@@ -143,7 +148,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         settings.update(_file_settings(Path(config_file)))
     if os.environ.get("KOKIN_DATABASE_URL"):
         settings["DATABASE_URL"] = os.environ["KOKIN_DATABASE_URL"]
-    for variable, key in (("KOKIN_DATABASE_REPLICA_URL", "DATABASE_REPLICA_URL"), ("KOKIN_LOG_FORMAT", "LOG_FORMAT")):
+    for variable, key in (("KOKIN_DATABASE_REPLICA_URL", "DATABASE_REPLICA_URL"), ("KOKIN_LOG_FORMAT", "LOG_FORMAT"),
+                          ("KOKIN_DATABASE_POOLER", "DATABASE_POOLER"),
+                          ("KOKIN_DATABASE_DIRECT_URL", "DATABASE_DIRECT_URL")):
         if os.environ.get(variable):
             settings[key] = os.environ[variable]
     settings.update(overrides or {})

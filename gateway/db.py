@@ -1,15 +1,20 @@
 """Engine, sessions and the one way services commit: `with transaction(session)`."""
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ClauseElement, DateTime, Engine, Executable, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -38,8 +43,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+POOLERS = (None, "transaction")
+
+
+def make_engine(url: str, pooler: str | None = None, **kwargs: Any) -> Engine:
+    """Create the engine for `url`; SQLite gets foreign keys, WAL and a busy timeout.
+
+    `pooler="transaction"`: `url` is a connection pooler in transaction mode (PgBouncer), which
+    hands each transaction whatever server connection is free. Then nothing may live in a
+    server session across transactions: psycopg's prepared statements are turned off (it
+    prepares a statement run five times, on one server connection), and the code holds no
+    other session state (SET LOCAL, temporary tables ON COMMIT DROP, transaction-level locks;
+    the scheduler's session-level leader lock connects to KOKIN_DATABASE_DIRECT_URL).
+    """
+    if pooler not in POOLERS:
+        raise RuntimeError(f"database pooler {pooler!r} is not one of {', '.join(map(str, POOLERS))}")
+    if pooler == "transaction":
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
 
@@ -68,9 +88,9 @@ def refuse_naive_datetimes(params: dict[str, Any]) -> None:
 class Database:
     """The engine and session factory of one app (or one CLI or scheduler process)."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, pooler: str | None = None, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, pooler, **engine_kwargs)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.session_factory)
 
@@ -85,6 +105,49 @@ class Database:
     def dispose(self) -> None:
         self.scoped.remove()
         self.engine.dispose()
+
+
+class ReadReplica:
+    """Where long reads (reports) go: the replica when one is set and answers, else the primary.
+
+    A replica that does not answer is not asked again for `retry_after` seconds: reports then
+    read the primary (a warning is logged once a time). A replica lags its primary by a moment;
+    reports of past days do not mind.
+    """
+
+    def __init__(self, primary: Database, url: str | None, pooler: str | None = None,
+                 retry_after: float = 30.0) -> None:
+        self.primary = primary
+        self.replica = None if not url else Database(url, pooler, connect_args=_quick_connect(url))
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    def session(self) -> Session:
+        """The request's reading session (scoped: removed with the request's other sessions)."""
+        if self.replica is None or time.monotonic() < self._down_until:
+            return self.primary.scoped()
+        session = self.replica.scoped()
+        try:
+            session.connection()
+        except DBAPIError as exc:
+            self.replica.scoped.remove()
+            self._down_until = time.monotonic() + self.retry_after
+            log.warning("the read replica does not answer (%s); reading the primary for %.0f s",
+                        type(exc).__name__, self.retry_after)
+            return self.primary.scoped()
+        return session
+
+    def remove(self) -> None:
+        if self.replica is not None:
+            self.replica.scoped.remove()
+
+    def dispose(self) -> None:
+        if self.replica is not None:
+            self.replica.dispose()
+
+
+def _quick_connect(url: str) -> dict[str, Any]:
+    return {} if url.startswith("sqlite") else {"connect_timeout": 3}
 
 
 @contextmanager

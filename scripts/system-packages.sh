@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages that are missing: the IPAexGothic font and poppler (slips),
-# venv support, PostgreSQL (the production database the tests also run on) and chromium.
+# venv support, PostgreSQL (the production database the tests also run on), PgBouncer (the
+# pooler test), pg_dump's client (the restore drill) and chromium.
 set -euo pipefail
 missing=()
 fc-list 2>/dev/null | grep -qi ipaexg || missing+=(fonts-ipaexfont)
@@ -8,6 +9,7 @@ command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 command -v fc-match >/dev/null || missing+=(fontconfig)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v pg_isready >/dev/null || missing+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)  # the pooler test starts its own, in transaction mode
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # browser tests (Playwright drives Debian's chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"

@@ -26,7 +26,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask
-from sqlalchemy import URL, Connection, create_engine, inspect, text
+from sqlalchemy import URL, Connection, create_engine, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -164,7 +164,13 @@ def build_scheduler(app: Flask, registry: Mapping[str, Job]) -> BackgroundSchedu
 def serve(app: Flask, stop: threading.Event, registry: Mapping[str, Job] = JOBS, *,
           standby_poll: float = 15.0, check_every: float = 15.0) -> None:
     """Run the scheduler until `stop` is set: lead if the lock is free, else stand by and retry."""
-    leadership = Leadership(database(app).engine.url)
+    # A session-level lock: on a connection of its own to PostgreSQL itself, never through a
+    # transaction-mode pooler (which would hand its server session to others between statements).
+    direct = app.config.get("DATABASE_DIRECT_URL")
+    if app.config.get("DATABASE_POOLER") == "transaction" and not direct:
+        raise RuntimeError("KOKIN_DATABASE_POOLER=transaction: set KOKIN_DATABASE_DIRECT_URL to PostgreSQL itself "
+                           "for the scheduler's leader lock (a pooler in transaction mode cannot hold it)")
+    leadership = Leadership(make_url(direct) if direct else database(app).engine.url)
     try:
         while not stop.is_set():
             if leadership.try_acquire():

@@ -90,8 +90,9 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
     transition_attempt(session, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
                         redirect_url=checkout.redirect_url, qr_payload=checkout.qr_payload,
                         expires_at=checkout.expires_at)
-    session.refresh(payment)
-    session.refresh(attempt)
+    with transaction(session):  # read back, and end the read: no transaction is left open for the caller
+        session.refresh(payment)
+        session.refresh(attempt)
     return StartedPayment(payment, attempt)
 
 

@@ -367,7 +367,7 @@ def report(name: str) -> Any:
     build = reports_module.REPORTS.get(name)
     if build is None:
         abort(404)
-    session = _session()
+    session = current_app.extensions["kokin.replica"].session()  # long reads: the replica when there is one
     code = session.get(Municipality, current_user.municipality_id).code
     day, why = _date(request.args.get("date")), ""
     if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
