@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-sqlite test-postgresql install system-packages postgres lint bench
+.PHONY: demo test test-sqlite test-postgresql install system-packages postgres lint bench restore-drill
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -40,6 +40,11 @@ test-postgresql:
 
 postgres:
 	@bash scripts/postgres.sh
+
+# pg_dump a demo database, restore it into a fresh one, verify the audit chains, rerun the
+# reconciliation, and compare receipts, reconciliation files and reports byte for byte.
+restore-drill: install postgres
+	$(PYTHON) scripts/restore_drill.py
 
 lint:
 	$(BIN)/lint-imports
