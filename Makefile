@@ -49,7 +49,7 @@ restore-drill: install postgres
 lint:
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/ruff check domain gateway adapters reconciliation migrations tests bench
+	$(BIN)/ruff check domain gateway adapters reconciliation migrations tests bench scripts deploy
 
 bench: install postgres
 	$(PYTHON) bench/bench_issue.py

@@ -67,7 +67,8 @@ def libpq(url: str) -> str:
 
 
 def kokin(env: dict[str, str], url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], env={**env, "KOKIN_DATABASE_URL": url},
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args],  # noqa: S603 - our own command
+                          env={**env, "KOKIN_DATABASE_URL": url},
                           cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"kokin {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -128,8 +129,9 @@ def main() -> int:
     parser.add_argument("--corrupt-restore", action="store_true",
                         help="the drill's own check: change one payment's amount in the restore; the drill must fail")
     args = parser.parse_args()
-    for tool in ("pg_dump", "pg_restore"):
-        if shutil.which(tool) is None:
+    tools = {tool: shutil.which(tool) for tool in ("pg_dump", "pg_restore")}
+    for tool, found in tools.items():
+        if found is None:
             raise SystemExit(f"{tool} is missing: apt-get install postgresql-client")
     with tempfile.TemporaryDirectory(prefix="kokin_drill_") as scratch:
         work = args.keep_dir or Path(scratch)
@@ -150,10 +152,12 @@ def main() -> int:
             engine.dispose()
             began = time.perf_counter()
             dump = work / "kokin.dump"
-            subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), libpq(original)], check=True)
+            subprocess.run([str(tools["pg_dump"]), "--format=custom", "--file", str(dump), libpq(original)],  # noqa: S603
+                           check=True)
             step(f"pg_dump: {dump.stat().st_size:,} bytes", began)
             began = time.perf_counter()
-            subprocess.run(["pg_restore", "--exit-on-error", "--dbname", libpq(restore), str(dump)], check=True)
+            subprocess.run([str(tools["pg_restore"]), "--exit-on-error", "--dbname", libpq(restore), str(dump)],  # noqa: S603
+                           check=True)
             step("pg_restore into a fresh database", began)
             if args.corrupt_restore:
                 engine = create_engine(restore)
