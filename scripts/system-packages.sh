@@ -10,6 +10,7 @@ command -v fc-match >/dev/null || missing+=(fontconfig)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v pg_isready >/dev/null || missing+=(postgresql)
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)  # the pooler test starts its own, in transaction mode
+command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks and unit-tests deploy/prometheus/alerts.yml
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # browser tests (Playwright drives Debian's chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
