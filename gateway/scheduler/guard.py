@@ -15,14 +15,17 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import Engine, create_engine, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from domain.calendar import business_date
 from gateway.db import Database, transaction, utcnow
@@ -50,8 +53,13 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _claim(session: Session, job_name: str, business_date: date) -> int | None:
-    """Make this process the runner of (job, date), or return None if another run has it or is done."""
+def _claim(session: Session, job_name: str, business_date: date, *, orphans: bool = False) -> int | None:
+    """Make this process the runner of (job, date), or return None if another run has it or is done.
+
+    A `running` row is taken over when its runner is known to be gone (`orphans`: this process
+    holds the run's lock, which a live runner would hold) or, where there are no such locks, when
+    it is older than STALE_RUNNING.
+    """
     now = utcnow()
     with transaction(session):
         run_id = session.execute(
@@ -61,11 +69,11 @@ def _claim(session: Session, job_name: str, business_date: date) -> int | None:
             .on_conflict_do_nothing(index_elements=["job", "business_date"])
             .returning(JobRun.id)).scalar()
         if run_id is None:  # it exists: retry it only if failed (or left running by a crash)
+            left_behind = true() if orphans else JobRun.started_at < now - STALE_RUNNING
             run_id = session.execute(
                 update(JobRun)
                 .where(JobRun.job == job_name, JobRun.business_date == business_date,
-                       or_(JobRun.status == "failed",
-                           (JobRun.status == "running") & (JobRun.started_at < now - STALE_RUNNING)))
+                       or_(JobRun.status == "failed", (JobRun.status == "running") & left_behind))
                 .values(status="running", runner=RUNNER, attempts=JobRun.attempts + 1, started_at=now,
                         finished_at=None, error=None)
                 .returning(JobRun.id)).scalar()
@@ -110,12 +118,47 @@ def run_guarded(app: Flask, job_name: str, business_date: date, func: JobFunc) -
     Returns "succeeded", "failed" (error recorded, retried by the next call) or "skipped".
     Safe to call from any number of threads and processes at once.
     """
-    with database(app).session() as session:
-        run_id = _claim(session, job_name, business_date)
+    with database(app).session() as session, run_lock(app, job_name, business_date) as locked:
+        run_id = None if locked is False else _claim(session, job_name, business_date, orphans=bool(locked))
         if run_id is None:
             log.info("job %s for %s skipped: done or running elsewhere", job_name, business_date)
             return "skipped"
         return _execute(app, run_id, job_name, business_date, func, session)
+
+
+RUN_LOCK_SPACE = 0x6B6B4A42  # "kkJB": the first key of the run locks (the second: the run's)
+
+
+@contextmanager
+def run_lock(app: Flask, job_name: str, business_date: date) -> Iterator[bool | None]:
+    """Hold (job, date)'s run lock while the body runs: True if held, False if a live process holds it.
+
+    On PostgreSQL a session-level advisory lock on a connection of its own (to PostgreSQL itself:
+    KOKIN_DATABASE_DIRECT_URL when the app goes through a pooler), closed afterwards. A runner
+    that dies loses it with its connection, so a `running` row whose lock is free was left by a
+    dead runner and is taken over at once. None on SQLite, which has no such locks.
+    """
+    engine = _lock_engine(app)
+    if engine is None:
+        yield None
+        return
+    key = zlib.crc32(f"{job_name}:{business_date.isoformat()}".encode()) - 2**31  # PostgreSQL's signed int4
+    connection = engine.connect()
+    try:
+        held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"),
+                                       {"space": RUN_LOCK_SPACE, "key": key}).scalar())
+        connection.commit()  # a session lock: no transaction stays open while the job runs
+        yield held
+    finally:
+        connection.close()  # disconnects (NullPool): the lock goes with the session
+
+
+def _lock_engine(app: Flask) -> Engine | None:
+    engine = app.extensions.get("kokin.run_locks")
+    if engine is None and not database(app).is_sqlite:
+        url = app.config.get("DATABASE_DIRECT_URL") or database(app).engine.url
+        engine = app.extensions["kokin.run_locks"] = create_engine(url, poolclass=NullPool)
+    return engine
 
 
 def run_heartbeat(app: Flask, job_name: str, business_date: date, func: JobFunc) -> str:

@@ -261,3 +261,36 @@ def test_a_standby_scheduler_runs_nothing_until_the_leader_lets_go(app, db_url) 
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def _left_running(app: Flask, job: str, day: date) -> None:
+    """A `running` row as a runner leaves it when it dies mid-job."""
+    with app.extensions["kokin.db"].session() as session, transaction(session):
+        session.add(JobRun(job=job, business_date=day, status="running", runner="dead-runner", summary={}))
+
+
+@postgresql_only
+def test_a_run_left_running_by_a_dead_runner_is_taken_over_at_once(app) -> None:  # type: ignore[no-untyped-def]
+    _left_running(app, "alpha", DAYS[0])
+    assert run_guarded(app, "alpha", DAYS[0], TEST_JOBS["alpha"].run) == "succeeded"
+    with app.extensions["kokin.db"].session() as session:
+        run = session.scalars(select(JobRun).where(JobRun.job == "alpha")).one()
+    assert (run.status, run.attempts) == ("succeeded", 2) and run.runner != "dead-runner"
+
+
+@postgresql_only
+def test_a_run_whose_runner_still_holds_its_lock_is_not_taken_over(app) -> None:  # type: ignore[no-untyped-def]
+    from gateway.scheduler.guard import run_lock
+
+    _left_running(app, "alpha", DAYS[0])
+    with run_lock(app, "alpha", DAYS[0]) as held:  # a live runner, in another session, holds the run
+        assert held is True
+        assert run_guarded(app, "alpha", DAYS[0], TEST_JOBS["alpha"].run) == "skipped"
+    assert run_guarded(app, "alpha", DAYS[0], TEST_JOBS["alpha"].run) == "succeeded"  # and once it is gone
+
+
+def test_without_run_locks_a_fresh_running_row_is_left_to_its_runner(app) -> None:  # type: ignore[no-untyped-def]
+    if BACKEND == "postgresql":
+        pytest.skip("SQLite's rule: PostgreSQL asks the run lock instead")
+    _left_running(app, "alpha", DAYS[0])
+    assert run_guarded(app, "alpha", DAYS[0], TEST_JOBS["alpha"].run) == "skipped"
