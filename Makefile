@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-sqlite test-postgresql install system-packages postgres lint bench restore-drill
+.PHONY: demo test test-sqlite test-postgresql test-ops install system-packages postgres lint bench restore-drill
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -40,6 +40,13 @@ test-postgresql:
 
 postgres:
 	@bash scripts/postgres.sh
+
+# Operations alone (they also run in test-postgresql): two instances and two schedulers with
+# one of each killed, PgBouncer, the restore drill, metrics under gunicorn, deploy/'s files.
+test-ops: install postgres
+	KOKIN_TEST_DATABASE=postgresql $(PYTHON) -m pytest -q tests/integration/test_instances.py \
+		tests/integration/test_pooler.py tests/integration/test_restore_drill.py \
+		tests/integration/test_observability.py tests/contract/test_deploy.py
 
 # pg_dump a demo database, restore it into a fresh one, verify the audit chains, rerun the
 # reconciliation, and compare receipts, reconciliation files and reports byte for byte.
