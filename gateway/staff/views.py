@@ -103,6 +103,8 @@ def roles(*allowed: str) -> Callable[[F], F]:
 def _gateway_error(exc: DomainError) -> Any:
     if isinstance(exc, MalformedRequest):  # refused before any view: no form to go back to
         return error_page(exc, exc.status)
+    if isinstance(exc, NotFound):  # no such object for this user's ward: the same 404 as a wrong number
+        return error_page(exc, exc.status)
     flash(exc.message, "error")
     back = urlsplit(request.referrer or "")
     own = back.netloc == request.host and back.path.startswith("/staff")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.cli import cli
-from gateway.models import FeePrice, Payment, Refund, StaffUser
+from gateway.models import FeePrice, Payment, ReconException, Refund, StaffUser
 from gateway.services.counters import counter_terminals
 from gateway.services.fee_items import fee_on
 from gateway.services.refunds import request_refund
@@ -243,10 +243,20 @@ def test_the_close_screen_only_shows_differences_and_records_none(app, session: 
 
 def test_an_error_page_never_sends_the_browser_to_another_site(app, session: Session,  # type: ignore[no-untyped-def]
                                                                 staff: dict[str, StaffUser]) -> None:
+    item = ReconException(municipality_id=staff["acct"].municipality_id, kind="unknown_slip", subject_key="t:1",
+                          business_date=TODAY, details={})
+    session.add(item)
+    session.commit()
     client = app.test_client()
-    log_in(client, "clerk")
-    answer = client.get("/staff/counter?counter=nowhere", headers={"Referer": "https://evil.example/staff/x"})
+    log_in(client, "acct")
+    answer = client.post(f"/staff/exceptions/{item.id}/comment",  # refused (no text): back to where it came from
+                         data={"text": " ", "csrf_token": csrf_token(client, "/staff/account")},
+                         headers={"Referer": "https://evil.example/staff/x"})
     assert answer.status_code == 302 and "evil.example" not in answer.location
+    clerk = app.test_client()
+    log_in(clerk, "clerk")
+    missing = clerk.get("/staff/counter?counter=nowhere", headers={"Referer": "https://evil.example/staff/x"})
+    assert missing.status_code == 404 and "evil.example" not in missing.get_data(as_text=True)
 
 
 def test_accounting_sees_the_feed_balance_and_downloads_a_sent_file_byte_for_byte(  # type: ignore[no-untyped-def]
