@@ -45,6 +45,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         db.scoped.remove()
         replica.remove()
 
+    from gateway.observability import init_observability
+
+    init_observability(app)  # first: every request, a refused one too, gets its id, its log context and its count
     init_boundary(app)  # before any route: bounded <int:...>, no NUL or lone surrogate, no deep JSON
     from gateway.api import register_api
 
@@ -58,9 +61,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.sandbox_pages import init_sandbox
 
     init_sandbox(app)  # sandbox mode only: simulators' state in the database, their pages under /sandbox
-    from gateway.observability import init_observability
-
-    init_observability(app)  # request ids, JSON logs, /healthz, /readyz, /metrics
     init_hardening(app)  # security headers on every response, body limits, no secret in access logs
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

@@ -304,3 +304,10 @@ def test_under_gunicorn_metrics_sum_every_workers_counts_a_killed_ones_included(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_request_refused_at_the_boundary_has_its_id_and_is_counted(client) -> None:  # type: ignore[no-untyped-def]
+    before = _sample("kokin_http_requests_total", method="GET", route="/healthz", status="400")
+    answer = client.get("/healthz?x=%00", headers={"X-Request-Id": "edge-nul-000001"})
+    assert answer.status_code == 400 and answer.headers["X-Request-Id"] == "edge-nul-000001"
+    assert _sample("kokin_http_requests_total", method="GET", route="/healthz", status="400") == before + 1
