@@ -94,8 +94,8 @@ def test_an_administrator_cannot_set_the_password_of_another_municipalitys_staff
     log_in(client, "admin")
     assert "elsewhere" not in client.get("/staff/users").get_data(as_text=True)
     response = client.post("/staff/users/elsewhere/password", data={
-        "password": NEW, "confirm": NEW, "csrf_token": csrf_token(client, "/staff/users")}, follow_redirects=True)
-    assert "there is no user &#39;elsewhere&#39;" in response.get_data(as_text=True)
+        "password": NEW, "confirm": NEW, "csrf_token": csrf_token(client, "/staff/users")})
+    assert response.status_code == 404  # another ward's account: not there for this administrator
     assert _signs_in(session, "elsewhere", PASSWORD)
 
 
