@@ -81,8 +81,6 @@ def step(label: str, began: float) -> None:
 
 def evidence(env: dict[str, str], url: str, folder: Path, dates: list[date]) -> None:
     """Everything compared, of the database at `url`, written under `folder`."""
-    for day in dates:
-        kokin(env, url, "recon", "run", "--date", day.isoformat(), "--out-dir", str(folder / "recon" / str(day)))
     os.environ.update({key: value for key, value in env.items() if key.startswith("KOKIN_")})
     app = create_app({"DATABASE_URL": url})
     database = app.extensions["kokin.db"]
@@ -91,6 +89,9 @@ def evidence(env: dict[str, str], url: str, folder: Path, dates: list[date]) -> 
         for municipality in session.scalars(select(Municipality)).all():
             code = municipality.code
             out = folder / code
+            for day in dates:
+                kokin(env, url, "recon", "run", "--date", day.isoformat(), "--municipality", code,
+                      "--out-dir", str(out / "recon" / str(day)))
             (out / "reports").mkdir(parents=True, exist_ok=True)
             for sent in sent_files(session, municipality.id):
                 (out / f"receipts-{sent.sequence:06d}").write_bytes(resend(session, code, sent.sequence).data)

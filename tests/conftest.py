@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from gateway import create_app, migrate
-from gateway.config import load_settings
+from gateway.config import DEFAULTS_FILE, load_settings
 from gateway.db import Database
 from gateway.services.reference import seed_reference_data
 
@@ -43,7 +43,20 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ... under xd
 TEST_DATA_KEY = Fernet.generate_key().decode()
 TEST_PAYER_REF_KEY = "test-payer-reference-key-" + "0" * 32  # 32 bytes or more (gateway.crypto)
 RUNTIME_ROLE = "kokin_runtime_test"
-MUNICIPALITIES = load_settings()["MUNICIPALITIES"]
+# The suite's deployment serves one ward (the defaults' first): commands find it without
+# --municipality. Tests of several wards configure and seed the second themselves
+# (tests/api/test_ward_isolation.py), as the defaults' second ward is seeded by `kokin db upgrade`.
+MUNICIPALITIES = load_settings()["MUNICIPALITIES"][:1]
+
+
+def one_ward_config(path: Path, instance_path: Path) -> Path:
+    """Write a KOKIN_CONFIG for a process a test starts: its instance folder and the suite's one ward."""
+    defaults = DEFAULTS_FILE.read_text(encoding="utf-8")
+    first = defaults[defaults.index("[[municipalities]]"):]
+    second = first.find("\n[[municipalities]]")
+    ward = first if second < 0 else first[:second]
+    path.write_text(f'instance_path = "{instance_path}"\n\n{ward}\n', encoding="utf-8")
+    return path
 
 
 # The business day online payments are checked against (store deadlines, 支払期限): the
@@ -249,7 +262,7 @@ def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_config
     monkeypatch.setenv("KOKIN_DATA_KEYS", TEST_DATA_KEY)
     monkeypatch.setenv("KOKIN_PAYER_REF_KEY", TEST_PAYER_REF_KEY)
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-                      **app_config})
+                      "MUNICIPALITIES": MUNICIPALITIES, **app_config})
     yield app
     app.extensions["kokin.db"].dispose()
 

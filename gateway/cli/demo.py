@@ -95,6 +95,8 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
 
     _step("certificate counter: fees by e-money on the simulated Square terminal, daily close")
     password = _counter_sales(db_session, code)
+    if password is not None:
+        _other_wards_staff(db_session, app.config["MUNICIPALITIES"][1:], password)
 
     _step("nightly reconciliation of today: every channel, exceptions, the receipts file")
     _reconcile_today(db_session, code)
@@ -163,6 +165,16 @@ def _eltax_payments(session, code: str, folder: Path) -> None:  # type: ignore[n
                f"{outcome.deposits:,} remittances recorded")
     for kind, count in sorted(outcome.exceptions.items()):
         click.echo(f"  exception {kind}: {count:,}")
+
+
+def _other_wards_staff(session, wards: list[dict[str, object]], password: str) -> None:  # type: ignore[no-untyped-def]
+    """The other configured wards' accounting and administrator accounts: their screens show only their ward."""
+    for ward in wards:
+        names = [f"{ward['code']}-accounting", f"{ward['code']}-admin"]
+        for name, role in zip(names, ("accounting", "administrator"), strict=True):
+            create_user(session, str(ward["code"]), name, role, password, actor="demo")
+        click.echo(f"ward {ward['code']} ({ward['name']}), served by the same deployment: staff accounts "
+                   f"{', '.join(names)} (the same password); its screens show only its own ward")
 
 
 def _counter_sales(session, code: str) -> str | None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.apikeys import READ_ONLY, create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
-from tests.conftest import TEST_DATA_KEY
+from tests.conftest import TEST_DATA_KEY, one_ward_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "131075"
@@ -191,7 +191,7 @@ def test_the_cli_creates_scoped_and_expiring_keys_and_lists_them(app: Any, clien
 
 def test_apikeys_create_and_revoke_as_processes(db_url: str, tmp_path: Path) -> None:
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, tmp_path / "instance")
     env = {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config), "KOKIN_DATA_KEYS": TEST_DATA_KEY,
            "PYTHONPATH": str(ROOT)}
 

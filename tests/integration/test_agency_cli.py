@@ -19,6 +19,7 @@ from gateway.models import AgencyImport, AgencyReport, Payment, ReconException, 
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
+from tests.conftest import MUNICIPALITIES
 
 CODE = "131075"
 CLIENT_CODE = "13107"
@@ -32,6 +33,7 @@ def pull_app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     """The gateway with agency-csv set up for pulling (the `app` fixture takes no overrides)."""
     monkeypatch.setenv("KOKIN_DATA_KEYS", Fernet.generate_key().decode())
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      "MUNICIPALITIES": MUNICIPALITIES,
                       "AGENCIES": {ADAPTER: {"pull_url": PULL_URL, "company_id": "C001", "password": "pw"}}})
     yield app
     app.extensions["kokin.db"].dispose()

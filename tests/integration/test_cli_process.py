@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.conftest import one_ward_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kokin_env(db_url: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, tmp_path / "instance")
     return {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config),
             "KOKIN_DATA_KEYS": Fernet.generate_key().decode(), "KOKIN_PAYER_REF_KEY": "k" * 32,
             "PYTHONPATH": str(ROOT)}

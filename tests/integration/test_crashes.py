@@ -51,7 +51,7 @@ from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from tests.card import open_card_payment
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, one_ward_config
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="SIGKILL mid-transaction is checked on PostgreSQL")
 
@@ -75,7 +75,7 @@ def _named(db_url: str, name: str) -> str:
 
 def _env(db_url: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, tmp_path / "instance")
     # KOKIN_DATA_KEYS is the app fixture's (set in os.environ): the processes read what the test wrote.
     return {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
 

@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 from adapters.stripe.simulator import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET
 from gateway import create_app
 from gateway.hardening import MIN_SECRET_KEY_BYTES
-from tests.conftest import TEST_DATA_KEY, TEST_PAYER_REF_KEY
+from tests.conftest import TEST_DATA_KEY, TEST_PAYER_REF_KEY, one_ward_config
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET_KEY = "k" * MIN_SECRET_KEY_BYTES
@@ -238,7 +238,7 @@ def _free_port() -> int:
 
 def _env(db_url: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, tmp_path / "instance")
     return {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config), "KOKIN_DATA_KEYS": TEST_DATA_KEY,
             "PYTHONPATH": str(ROOT)}
 

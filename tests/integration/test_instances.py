@@ -51,7 +51,7 @@ from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, one_ward_config
 from tests.integration.test_crashes import AGENCY, CODE, ROOT, WRITING, _free_port, _named
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="several instances share PostgreSQL")
@@ -65,7 +65,7 @@ LEADER_KEY_LOW = LEADER_LOCK_KEY & 0xFFFFFFFF  # pg_locks shows a bigint key's l
 def _env(db_url: str, folder: Path, name: str) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kokin.toml"
-    config.write_text(f'instance_path = "{folder / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, folder / "instance")
     return {**os.environ, "KOKIN_DATABASE_URL": _named(db_url, name), "KOKIN_CONFIG": str(config),
             "KOKIN_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
 

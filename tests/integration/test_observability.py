@@ -30,7 +30,7 @@ from gateway.sandbox.ward import GIVEN, SURNAMES
 from gateway.scheduler.guard import run_guarded
 from gateway.services.ledger_import import import_ledger
 from tests.card import CODE, issue_slips_to_pay, pay_by_card
-from tests.conftest import BACKEND, TEST_DATA_KEY, TEST_PAYER_REF_KEY
+from tests.conftest import BACKEND, TEST_DATA_KEY, TEST_PAYER_REF_KEY, one_ward_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ def test_sqlalchemy_statements_and_their_parameters_are_never_logged(session, ci
 @pytest.mark.skipif(BACKEND != "sqlite", reason="the demo runs on the embedded default, once per suite")
 def test_a_whole_demo_logs_json_lines_without_names_payer_references_or_secrets(tmp_path: Path) -> None:
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")  # the defaults: two wards
     env = {key: value for key, value in os.environ.items() if not key.startswith("KOKIN_")}
     env.update(KOKIN_CONFIG=str(config), KOKIN_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
     payers = 60
@@ -263,7 +263,7 @@ def test_under_gunicorn_metrics_sum_every_workers_counts_a_killed_ones_included(
     folder = tmp_path / "prometheus"
     folder.mkdir()
     config = tmp_path / "kokin.toml"
-    config.write_text(f'instance_path = "{tmp_path / "instance"}"\n', encoding="utf-8")
+    one_ward_config(config, tmp_path / "instance")
     port = _free_port()
     env = {**os.environ, "KOKIN_DATABASE_URL": db_url, "KOKIN_CONFIG": str(config), "KOKIN_DATA_KEYS": TEST_DATA_KEY,
            "KOKIN_PAYER_REF_KEY": TEST_PAYER_REF_KEY, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(folder),

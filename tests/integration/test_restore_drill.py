@@ -28,7 +28,7 @@ def test_a_restored_dump_verifies_and_gives_identical_receipts_and_reports() -> 
     assert compared and all(line.strip().startswith("identical") for line in compared)
     names = {line.split()[1] for line in compared}
     assert {"131075/receipts-000001", "131075/reports/usage.csv", "131075/reports/remittances.csv"} <= names
-    assert any(name.startswith("recon/") for name in names)
+    assert any(name.startswith("131075/recon/") for name in names)
 
 
 def test_the_drill_fails_when_the_restore_differs_from_its_original() -> None:

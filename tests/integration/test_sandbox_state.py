@@ -15,11 +15,13 @@ from domain.calendar import TOKYO
 from gateway import create_app
 from gateway.cli import cli
 from gateway.models import Payment, ReconException, SandboxObject
+from tests.conftest import MUNICIPALITIES
 
 
 def _process(db_url: str, folder: Path, **config: Any) -> Any:
     """A new app on the same database: what another `kokin` process builds."""
-    return create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(folder), **config})
+    return create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(folder),
+                       "MUNICIPALITIES": MUNICIPALITIES, **config})
 
 
 def _demo_then_recon(app: Any, db_url: str, folder: Path, **config: Any) -> tuple[Any, str]:
