@@ -154,6 +154,7 @@ def test_a_whole_demo_logs_json_lines_without_names_payer_references_or_secrets(
     done = subprocess.run([sys.executable, "-m", "gateway.cli", "demo", "--payers", str(payers), "--no-serve"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "ward 131091 (品川区), served by the same deployment" in done.stdout  # the defaults serve two wards
     lines = done.stderr.splitlines()
     assert len(lines) > 20  # migrations, imports, jobs: the demo does log
     for line in lines:
