@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from adapters.registry import load_adapters, load_agency_adapters
 from gateway.boundary import init_boundary
@@ -61,6 +62,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.sandbox_pages import init_sandbox
 
     init_sandbox(app)  # sandbox mode only: simulators' state in the database, their pages under /sandbox
+    if app.config["TRUSTED_PROXIES"]:  # the client's address and scheme as the load balancer saw them
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_hardening(app)  # security headers on every response, body limits, no secret in access logs
     register_error_handlers(app)  # after the API: flask-smorest registers a handler of its own
     return app

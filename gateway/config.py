@@ -88,6 +88,11 @@ class Config:
     # pool) carries the scheduler's leader lock. None: DATABASE_URL is PostgreSQL itself.
     DATABASE_POOLER: str | None = None
     DATABASE_DIRECT_URL: str | None = None
+    # How many proxies in front of the app append to X-Forwarded-For and set X-Forwarded-Proto
+    # (KOKIN_TRUSTED_PROXIES; the load balancer: 1). 0 trusts none: behind a load balancer every
+    # request would then come from its address, and sign-in throttling per address would
+    # throttle everyone at once.
+    TRUSTED_PROXIES = 0
     JSON_AS_ASCII = False
     API_TITLE = "kokin-gateway"
     API_VERSION = "v1"
@@ -153,8 +158,16 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                           ("KOKIN_DATABASE_DIRECT_URL", "DATABASE_DIRECT_URL")):
         if os.environ.get(variable):
             settings[key] = os.environ[variable]
+    if os.environ.get("KOKIN_TRUSTED_PROXIES"):
+        settings["TRUSTED_PROXIES"] = _proxies(os.environ["KOKIN_TRUSTED_PROXIES"])
     settings.update(overrides or {})
     return settings
+
+
+def _proxies(value: str) -> int:
+    if not value.isdigit() or int(value) > 5:
+        raise RuntimeError(f"KOKIN_TRUSTED_PROXIES={value!r}: give how many proxies are in front, 0 to 5")
+    return int(value)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -412,3 +412,22 @@ def test_every_sign_in_step_is_an_audit_event_that_never_holds_a_password_or_a_c
     assert PASSWORD not in text and "wrong-password-1" not in text and "my-password" not in text
     assert pyotp.TOTP(secret).generate_otp(step) not in text and secret not in text
 
+
+
+@pytest.mark.parametrize(("proxies", "recorded"), [(0, "10.0.0.5"), (1, "203.0.113.7")])
+def test_behind_a_trusted_load_balancer_failures_count_against_the_clients_address(
+        db_url: str, tmp_path: Any, session: Session, staff: dict[str, StaffUser], proxies: int,
+        recorded: str) -> None:
+    """The load balancer (10.0.0.5) appends the client's address; trusted only when configured."""
+    from gateway import create_app
+    from gateway.models import SignInFailure
+    from tests.conftest import MUNICIPALITIES
+
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      "MUNICIPALITIES": MUNICIPALITIES, "TRUSTED_PROXIES": proxies})
+    client = app.test_client()
+    client.post("/staff/login", data={"username": "clerk", "password": "wrong-password!",
+                                      "csrf_token": csrf_token(client)},
+                headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    app.extensions["kokin.db"].dispose()
+    assert session.scalars(select(SignInFailure.address)).all() == [recorded]
