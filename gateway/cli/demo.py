@@ -5,6 +5,7 @@ import secrets
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -101,6 +102,10 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
     _step("nightly reconciliation of today: every channel, exceptions, the receipts file")
     _reconcile_today(db_session, code)
 
+    for ward in app.config["MUNICIPALITIES"][1:]:
+        _step(f"another ward served by the same deployment: {ward['code']} ({ward['name']}), its own books")
+        _another_ward(db_session, ward, fiscal_year, max(payers // 20, 20), outdir, progress)
+
     _step("API")
     key = create_api_key(db_session, "demo", code, actor="demo", scopes=(*READ_ONLY, "personal-data:read"))
     number = db_session.scalar(select(Slip.number).order_by(Slip.id).limit(1))
@@ -165,6 +170,22 @@ def _eltax_payments(session, code: str, folder: Path) -> None:  # type: ignore[n
                f"{outcome.deposits:,} remittances recorded")
     for kind, count in sorted(outcome.exceptions.items()):
         click.echo(f"  exception {kind}: {count:,}")
+
+
+def _another_ward(session, ward: dict[str, Any], fiscal_year: int, payers: int, outdir: Path,  # type: ignore[no-untyped-def]
+                  progress: ClickProgress) -> None:
+    """A smaller ward's year in its own funds: its ledger, slips, a few online payments, its night."""
+    code = str(ward["code"])
+    funds = {str(fund["code"]) for fund in ward.get("funds", [])}
+    rows = [row for row in ward_rows(code, fiscal_year, payers) if row["fund_code"] in funds]
+    ledger = outdir / f"ledger-{code}-{fiscal_year}.csv"
+    ledger.write_bytes(ledger_file_bytes(rows, "kokin-csv", date(fiscal_year, 4, 1)))
+    click.echo(f"wrote {ledger} ({len(rows):,} instalments)")
+    _import(session, ledger, "kokin-csv", progress)
+    result = issue_slips(session, code, fiscal_year=fiscal_year, progress=progress)
+    click.echo(f"issued {result.issued:,} slips")
+    pay_some_slips(session, int(session.scalar(select(Municipality.id).where(Municipality.code == code)) or 0))
+    _reconcile_today(session, code)
 
 
 def _other_wards_staff(session, wards: list[dict[str, object]], password: str) -> None:  # type: ignore[no-untyped-def]

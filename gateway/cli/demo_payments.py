@@ -19,13 +19,15 @@ RETURN_URL = "http://127.0.0.1:5000/pay/done"
 
 def pay_some_slips(session: Session, municipality_id: int) -> None:
     """Pay a few slips by card and PayPay, one of them twice, and refund the double payment."""
-    if session.scalar(select(Payment.id).where(Payment.channel.in_(ONLINE_CHANNELS)).limit(1)) is not None:
+    ours = Payment.municipality_id == municipality_id
+    if session.scalar(select(Payment.id).where(ours, Payment.channel.in_(ONLINE_CHANNELS)).limit(1)) is not None:
         click.echo("online payments were made by an earlier run; nothing changed")
         return
     adapters = current_app.extensions["kokin.adapters"]
     channels = adapters_by_channel(adapters, current_app.config["CHANNEL_ADAPTERS"])
     payable = or_(Slip.store_deadline.is_(None), Slip.store_deadline >= business_today())  # not past 支払期限
-    slips = list(session.scalars(select(Slip.number).where(Slip.status == "issued", Slip.barcode.is_not(None), payable)
+    slips = list(session.scalars(select(Slip.number).where(Slip.municipality_id == municipality_id,
+                                                           Slip.status == "issued", Slip.barcode.is_not(None), payable)
                                  .order_by(Slip.id.desc()).limit(3)))
     session.rollback()
     if len(slips) < 3 or set(channels) != {"card", "paypay"}:
@@ -37,8 +39,8 @@ def pay_some_slips(session: Session, municipality_id: int) -> None:
     opened = [_open(session, channels, municipality_id, twice, channel) for channel in ("card", "paypay")]
     for channel, attempt in opened:  # two family members paid the same slip
         _complete(session, channels[channel], attempt)
-    _refund_double_payments(session, adapters)
-    _summary(session)
+    _refund_double_payments(session, adapters, municipality_id)
+    _summary(session, municipality_id)
 
 
 def _open(session: Session, channels: dict[str, Any], municipality_id: int, number: str, channel: str) -> Any:
@@ -70,19 +72,21 @@ def _complete(session: Session, adapter: Any, attempt: Any) -> None:
         click.echo(f"  {adapter.name} notification: {outcome}")
 
 
-def _refund_double_payments(session: Session, adapters: Any) -> None:
+def _refund_double_payments(session: Session, adapters: Any, municipality_id: int) -> None:
     online = select(Refund.id).join(Payment, Payment.id == Refund.payment_id).where(
-        Refund.status == "requested", Payment.channel.in_(ONLINE_CHANNELS))  # agencies cannot refund: the ward does
+        Payment.municipality_id == municipality_id, Refund.status == "requested",
+        Payment.channel.in_(ONLINE_CHANNELS))  # agencies cannot refund: the ward does
     for refund_id in list(session.scalars(online)):
         decide_refund(session, refund_id, approve=True, decided_by="demo-accounting-2")
         refund = execute_refund(session, adapters, refund_id, actor="demo-accounting-2")
         click.echo(f"double payment refunded: {refund.amount:,} yen ({refund.status}, approved by a second person)")
 
 
-def _summary(session: Session) -> None:
-    applied = session.scalar(select(func.count()).where(Payment.applied)) or 0
-    overpaid = session.scalar(select(func.count()).where(Payment.overpaid)) or 0
-    revenue = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.applied)) or 0
-    fees = session.scalar(select(func.coalesce(func.sum(Payment.fee_amount), 0))) or 0
+def _summary(session: Session, municipality_id: int) -> None:
+    ours = Payment.municipality_id == municipality_id
+    applied = session.scalar(select(func.count()).where(ours, Payment.applied)) or 0
+    overpaid = session.scalar(select(func.count()).where(ours, Payment.overpaid)) or 0
+    revenue = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(ours, Payment.applied)) or 0
+    fees = session.scalar(select(func.coalesce(func.sum(Payment.fee_amount), 0)).where(ours)) or 0
     click.echo(f"payments: {applied} applied ({revenue:,} yen revenue), {overpaid} double payment(s); "
                f"system usage fees kept apart: {fees:,} yen")
