@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from domain import clock
+
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +41,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
-    """Return the current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
+    """Return the current time, timezone-aware in UTC (the wall clock, or the day `kokin demo --days` plays)."""
+    return clock.now()
 
 
 POOLERS = (None, "transaction")

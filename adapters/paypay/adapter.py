@@ -35,6 +35,7 @@ from adapters.base import (
     load_json,
 )
 from adapters.paypay.client import PayPayClient, PayPayPermanentError, PayPayRetryableError
+from domain import clock as domain_clock
 
 if TYPE_CHECKING:
     from adapters.paypay.simulator import PayPaySimulator
@@ -91,7 +92,7 @@ class PayPayAdapter:
         self.simulator = simulator  # the PayPaySimulator behind the client in sandbox mode, else None
         self._webhook_token = webhook_token.encode("utf-8")
         self._code_validity_secs = code_validity_secs
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock or domain_clock.now
         self._codes: dict[str, _Code] = {}
         self._lock = threading.Lock()
         # Creates of one reference are serialised so a concurrent duplicate finds the first

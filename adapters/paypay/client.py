@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import requests
 
 from adapters.base import AdapterError, PermanentError, RetryableError
+from domain import clock as domain_clock
 
 SANDBOX_BASE_URL = "https://stg-api.sandbox.paypay.ne.jp"
 PRODUCTION_BASE_URL = "https://api.paypay.ne.jp"
@@ -103,7 +103,7 @@ class PayPayClient:
     """Signed JSON calls to one OPA base URL for one merchant."""
 
     def __init__(self, *, base_url: str, api_key: str, api_secret: str, merchant_id: str,
-                 session: requests.Session | None = None, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None, clock: Callable[[], float] = domain_clock.timestamp,
                  nonce_factory: Callable[[], str] = random_nonce,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")

@@ -19,7 +19,6 @@ import hmac
 import json
 import re
 import secrets
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from requests.structures import CaseInsensitiveDict
 from adapters.paypay.client import EMPTY
 from adapters.simulator_state import Codec, SimulatorState
 from adapters.transport import mount_simulator
+from domain import clock as domain_clock
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _JST = timezone(timedelta(hours=9))
@@ -85,7 +85,7 @@ class PayPaySimulator:
     """A fake PayPay merchant account: the endpoints the PayPay adapter uses, and the resident."""
 
     def __init__(self, *, api_key: str, api_secret: str, merchant_id: str, webhook_token: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = domain_clock.timestamp) -> None:
         self._api_key = api_key
         self._api_secret = api_secret.encode("utf-8")
         self._merchant_id = merchant_id

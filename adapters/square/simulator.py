@@ -36,6 +36,7 @@ from requests.structures import CaseInsensitiveDict
 from adapters.simulator_state import PLAIN, Codec, SimulatorState
 from adapters.square.adapter import CHECKOUT_UPDATED, FELICA_TYPES, PAYMENT_TYPES, SIGNATURE_HEADER
 from adapters.transport import mount_simulator
+from domain import clock as domain_clock
 
 _JST = timezone(timedelta(hours=9), "Asia/Tokyo")
 _KEEP = 1000  # recent requests kept, so a long demo stays small
@@ -87,7 +88,7 @@ class SquareSimulator:
         self._access_token = access_token
         self.signature_key = signature_key
         self.notification_url = notification_url
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.clock: Callable[[], datetime] = clock or domain_clock.now
         self.refunds_pending = False  # True: new refunds stay PENDING until next read
         # checkouts by id; by_key: checkout idempotency key -> checkout id; payments by id;
         # refunds: refund id -> PaymentRefund; refund_keys: refund idempotency key -> refund id

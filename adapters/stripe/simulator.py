@@ -20,7 +20,7 @@ import secrets
 import string
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import requests
@@ -40,6 +40,7 @@ from adapters.stripe.simulator_objects import (
 )
 from adapters.stripe.simulator_wire import Wire
 from adapters.transport import mount_simulator
+from domain import clock as domain_clock
 
 # Placeholders that only the simulator accepts; real keys come from the environment.
 SANDBOX_SECRET_KEY = "sk_test_kokin_sandbox"  # noqa: S105
@@ -70,7 +71,7 @@ class StripeSimulator:
 
     def __init__(self, webhook_secret: str = SANDBOX_WEBHOOK_SECRET, *, clock: Callable[[], datetime] | None = None):
         self.webhook_secret = webhook_secret
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or domain_clock.now
         # objects: every object by id; session_of: payment intent id -> session id; intent_metadata:
         # session id -> payment_intent_data[metadata]; events: session id -> [(type, body)]
         self.state = SimulatorState({"objects": PLAIN, "session_of": PLAIN, "intent_metadata": PLAIN,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from domain.booking import CLOSED_REASONS
 from domain.calendar import business_date
 from domain.eltax import split_paid
+from gateway.db import utcnow
 from gateway.models import CHANNELS, SLIP_STATUSES
 
 
@@ -44,7 +45,7 @@ class StatementDate(fields.Date):
         if not (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
             raise ValidationError("Not a date: write YYYY-MM-DD in ASCII digits.")
         day: date = super()._deserialize(value, attr, data, **kwargs)
-        today = business_date(datetime.now(UTC))
+        today = business_date(utcnow())
         earliest = today.replace(year=today.year - DEPOSIT_YEARS_BACK, day=1)
         if not earliest <= day <= today:
             raise ValidationError(f"{day} is not a plausible statement date: it must be between {earliest} and "

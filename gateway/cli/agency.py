@@ -1,7 +1,7 @@
 """`kokin agency ...`: collection-agency files (速報/確報/取消), pulls, deposits, checks."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -10,7 +10,9 @@ from flask import current_app
 from adapters.agency import AgencyAdapter
 from adapters.base import RetryableError
 from adapters.eltax import EltaxAdapter
-from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session
+from domain.calendar import TOKYO
+from gateway.cli.base import ClickProgress, municipality_option, operation, resolve_municipality, session, today
+from gateway.db import utcnow
 from gateway.layouts import load_layout
 from gateway.services.agency_checks import (
     check_agency_data,
@@ -86,7 +88,7 @@ def agency_pull(adapter_name: str, save: Path | None, municipality_code: str | N
     if save is not None:
         save.write_bytes(data)
     code = resolve_municipality(municipality_code)
-    name = f"{adapter_name}-pull-{datetime.now():%Y%m%d%H%M%S}.dat"
+    name = f"{adapter_name}-pull-{utcnow().astimezone(TOKYO):%Y%m%d%H%M%S}.dat"
     _report(name, import_agency_file(session(), adapter, data, municipality_code=code, filename=name,
                                      source="pull", actor="cli", progress=ClickProgress()))
 
@@ -150,7 +152,7 @@ def agency_deposits(file: Path, layout_name: str, municipality_code: str | None)
 def agency_check(as_of: datetime | None, municipality_code: str | None) -> None:
     """Raise overdue 確報 and remittance differences due by the date (each once)."""
     code = resolve_municipality(municipality_code)
-    day = as_of.date() if as_of else date.today()
+    day = as_of.date() if as_of else today()
     raised = check_agency_data(session(), code, day, fees=current_app.config["AGENCY_FEES"])
     click.echo(f"checked agency data as of {day}: " + (", ".join(f"{k} {v:,}" for k, v in sorted(raised.items()))
                                                        or "no new exceptions"))

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 import click
@@ -14,10 +15,11 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
+from domain.calendar import business_date
 from domain.errors import DomainError
 from domain.layouts import LayoutError
 from gateway.crypto import DataCipher
-from gateway.db import Database
+from gateway.db import Database, utcnow
 from gateway.hardening import redact_target
 from gateway.observability import context
 
@@ -60,6 +62,11 @@ class ClickProgress:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+
+def today() -> date:
+    """Today's business date (Asia/Tokyo) on the gateway's clock."""
+    return business_date(utcnow())
 
 
 def database() -> Database:

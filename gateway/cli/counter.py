@@ -1,13 +1,11 @@
 """`kokin counter`: the certificate counters' revenue journal for financial accounting (財務会計)."""
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import click
 
-from domain.calendar import TOKYO
-from gateway.cli.base import municipality_option, operation, resolve_municipality, session
+from gateway.cli.base import municipality_option, operation, resolve_municipality, session, today
 from gateway.cli.recon import business_date
 from reconciliation.counter_revenue import (
     DEFAULT_LAYOUT,
@@ -53,7 +51,7 @@ def counter_revenue(out: Path, day: str | None, resend: int | None, layout: str,
                    f"{result.total:,} yen, layout {result.layout})")
     elif day is not None:
         on = business_date(day)
-        if on >= datetime.now(TOKYO).date():
+        if on >= today():
             click.echo(f"warning: {on} is not over yet; sales and voids later that day are not in the file", err=True)
         result = export_day(session(), code, on, layout)
         sidecar = write_export(result, out)

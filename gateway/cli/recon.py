@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import click
 from flask import current_app
 
-from gateway.cli.base import municipality_option, operation, resolve_municipality, session
+from gateway.cli.base import municipality_option, operation, resolve_municipality, session, today
 from gateway.services.settlements import import_settlement_file
 from reconciliation.balance import balance, balance_text
-from reconciliation.receipts import DEFAULT_LAYOUT, TOKYO, export_next, export_receipts, write_atomically, write_export
+from reconciliation.receipts import DEFAULT_LAYOUT, export_next, export_receipts, write_atomically, write_export
 from reconciliation.receipts import resend as resend_file
 from reconciliation.run import reconcile_day, summary_csv, summary_json
 
@@ -60,7 +60,7 @@ def recon_export(out: Path, day: str | None, resend: int | None, layout: str, mu
                    f"yen, layout {result.layout})")
     elif day is not None:
         on = business_date(day)
-        if on >= datetime.now(TOKYO).date():
+        if on >= today():
             click.echo(f"warning: {on} is not over yet; records written later that day are not in the file",
                        err=True)
         result = export_receipts(session(), code, on, layout)

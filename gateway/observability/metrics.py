@@ -42,6 +42,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event, func, select
 
+from domain import clock
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -160,7 +162,7 @@ class DatabaseCollector(Collector):
             due = session.scalar(select(func.min(SchedulerJob.next_run_time)))
             lag = GaugeMetricFamily("kokin_scheduler_lag_seconds",
                                     "How late the most overdue scheduled job is (0: none is due)")
-            lag.add_metric([], max(0.0, time.time() - due) if due is not None else 0.0)
+            lag.add_metric([], max(0.0, clock.timestamp() - due) if due is not None else 0.0)
             yield lag
 
 

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from adapters.agency import AgencyAdapter
 from adapters.agency.simulator import StorePayment, files_by_day, schedule
 from domain.barcode import compose, decode, issuer_prefix
+from domain.calendar import business_date
 from domain.identifiers import make_slip_number
+from gateway.db import utcnow
 from gateway.models import Slip
 from gateway.progress import NoProgress, Progress
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
@@ -175,7 +177,7 @@ def run_agency_sandbox(session: Session, agency: AgencyAdapter, municipality_cod
         progress.advance(1)
     progress.finish()
     last = max(files) if files else None
-    check_on = as_of or ((last + timedelta(days=30)) if last else date.today())
+    check_on = as_of or ((last + timedelta(days=30)) if last else business_date(utcnow()))
     deposits = _deposit(session, municipality_code, agency.name, plan, check_on)
     exceptions += check_agency_data(session, municipality_code, check_on, fees={agency.name: SANDBOX_FEE},
                                     adapter=agency.name)

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from adapters.eltax import METHODS, EltaxAdapter
 from adapters.eltax.simulator import EltaxPaid, files_by_day
-from gateway.db import transaction
+from domain.calendar import business_date
+from gateway.db import transaction, utcnow
 from gateway.models import Assessment, Slip
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
@@ -87,7 +88,7 @@ def run_eltax_sandbox(session: Session, adapter: EltaxAdapter, municipality_code
                                     source="sandbox", actor="sandbox")
         exceptions += result.exceptions
         booked += result.booked
-    check_on = (max(files) + timedelta(days=30)) if files else date.today()
+    check_on = (max(files) + timedelta(days=30)) if files else business_date(utcnow())
     deposits = 0
     for remittance in expected_remittances(session, municipality_code, adapter=adapter.name, until=check_on):
         if remittance.expected:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -26,8 +26,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
-from domain.calendar import TOKYO
+from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
+from gateway.db import utcnow
 from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
@@ -72,7 +73,7 @@ def _session():  # type: ignore[no-untyped-def]
 
 
 def _today() -> date:
-    return datetime.now(TOKYO).date()
+    return business_date(utcnow())
 
 
 def _terminal_adapters() -> dict[str, Any]:
