@@ -84,7 +84,9 @@ class Assessment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    fund_type: Mapped[FundType] = relationship(lazy="joined", innerjoin=True)
+    # "unnested": loaded through a payment's outer join, a chain of LEFT JOINs; nested, SQLite
+    # materialised the inner join of every slip for each payment read (250 ms at 60,000 slips).
+    fund_type: Mapped[FundType] = relationship(lazy="joined", innerjoin="unnested")  # type: ignore[arg-type]
 
 
 class AssessmentRevision(Base):

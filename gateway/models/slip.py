@@ -83,4 +83,6 @@ class Slip(Base):
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     void_reason: Mapped[str | None] = mapped_column(String(100))
 
-    assessment: Mapped[Assessment] = relationship(lazy="joined", innerjoin=True)
+    # "unnested": loaded through a payment's outer join, a chain of LEFT JOINs; nested, SQLite
+    # materialised the inner join of every slip for each payment read (250 ms at 60,000 slips).
+    assessment: Mapped[Assessment] = relationship(lazy="joined", innerjoin="unnested")  # type: ignore[arg-type]
