@@ -192,8 +192,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         description="the next receipts file for the core system, after the agency pull"),
     Job("counter-revenue-export", export_counter_revenue, {"hour": 6, "minute": 40}, date_offset=-1,
         description="the next counter revenue file for financial accounting, the closed days up to yesterday"),
-    Job("agency-checks", check_agencies, {"hour": 7, "minute": 0},
-        description="overdue 確報 and remittance differences"),
+    Job("agency-checks", check_agencies, {"hour": 7, "minute": 0}, date_offset=-1,
+        description="overdue 確報 and remittance differences due by yesterday (its bank statement is in)"),
     Job("janitor", janitor, {"minute": "*/10"}, guarded=False, description="settle stale attempts and refunds"),
     Job("expiry", expiry, {"minute": 5}, guarded=False, description="purge expired idempotency keys"),
 )}
