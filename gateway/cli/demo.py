@@ -16,6 +16,7 @@ from domain.fiscal import fiscal_year_of
 from gateway import migrate
 from gateway.cli.base import ClickProgress, cipher, database, operation, serve_app, session
 from gateway.cli.demo_guide import DEMO_STAFF, payable_slip_token, try_this
+from gateway.cli.demo_month import play_month
 from gateway.cli.demo_payments import pay_some_slips
 from gateway.models import AgencyImport, Municipality, Sale, Slip, StaffUser
 from gateway.sandbox.agency import ANOMALY_KINDS, plan_store_payments, run_agency_sandbox
@@ -45,10 +46,20 @@ def _step(text: str) -> None:
 @click.option("--serve/--no-serve", default=None,
               help="serve the pages and the API afterwards until Ctrl-C (default: when run on a terminal)")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--days", type=click.IntRange(1, 92), default=None,
+              help="play the last DAYS days of a ward day by day instead (an empty ward: a new database)")
 @operation
-def demo(payers: int, serve: bool | None, port: int) -> None:
-    """Build a sandbox ward, run a year of its money through every channel, then serve it."""
+def demo(payers: int, serve: bool | None, port: int, days: int | None) -> None:
+    """Build a sandbox ward, run a year of its money through every channel, then serve it.
+
+    With --days, play the days that ended yesterday one by one on the gateway's clock: every
+    channel, the core system's feeds, deposits, the counter and the nightly jobs.
+    """
     app = current_app
+    if days is not None:
+        play_month(days, payers)
+        _serve_or_not(serve, port)
+        return
     fiscal_year = fiscal_year_of(datetime.now(TOKYO).date())  # this year's slips: payable today
     db_session = session()
     progress = ClickProgress()
@@ -117,6 +128,11 @@ def demo(payers: int, serve: bool | None, port: int) -> None:
 
     _step("try this")
     click.echo(try_this(base, password, payable_slip_token(db_session, code)))
+    _serve_or_not(serve, port)
+
+
+def _serve_or_not(serve: bool | None, port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
     if serve if serve is not None else sys.stdin.isatty() and sys.stdout.isatty():
         _step(f"serving on {base} (Ctrl-C to stop)")
         serve_app(port)
