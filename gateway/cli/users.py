@@ -20,7 +20,7 @@ PASSWORD_ENV = "KOKIN_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable,
 
 @click.group("users")
 def users() -> None:
-    """Staff accounts: create one, set a new password, unlock one, reset its authenticator, grant a ward."""
+    """Staff accounts, their passwords and authenticators, an administrator's wards."""
 
 
 def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
