@@ -131,7 +131,6 @@ def switch_ward(session: Session, token: str, user: StaffUser, ward_code: str) -
     """
     ward = next((w for w in wards_of(session, user) if w.code == ward_code), None)
     if ward is None:
-        session.rollback()
         raise NotFound(f"you hold no ward {ward_code!r}", code="ward_not_held")
     with transaction(session):
         chosen = None if ward.id == user.municipality_id else ward.id
