@@ -56,8 +56,8 @@ def grant_ward(session: Session, username: str, ward_code: str, *, actor: str) -
         dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         granted = session.execute(dialect_insert(table(StaffWard)).values(
             user_id=user.id, municipality_id=ward.id, role=user.role, granted_by=actor[:100], granted_at=utcnow())
-            .on_conflict_do_nothing())
-        if not _rowcount(granted):
+            .on_conflict_do_nothing().returning(table(StaffWard).c.user_id)).scalar()
+        if granted is None:
             return False
         record_event(session, "user.ward_granted", "staff_user", user.id, municipality_id=ward.id, actor=actor,
                      data={"username": username, "ward": ward.code})
