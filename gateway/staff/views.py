@@ -230,7 +230,7 @@ def _int(value: str | None) -> int:
 
 
 def _own_sale(sale_id: int) -> Any:
-    """The sale, if it belongs to the signed-in user's municipality; 404 otherwise (never another's)."""
+    """The sale, if it belongs to the ward in effect; 404 otherwise (never another's)."""
     sale = _session().get(Sale, sale_id)
     if sale is None or sale.municipality_id != current_ward():
         abort(404)
