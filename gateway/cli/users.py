@@ -1,4 +1,4 @@
-"""`kokin users create|password|unlock|reset-mfa NAME`: staff accounts for the staff screens."""
+"""`kokin users create|password|unlock|reset-mfa|grant-ward|revoke-ward NAME`, `kokin users list`: staff accounts."""
 from __future__ import annotations
 
 import os
@@ -13,13 +13,14 @@ from gateway.cli.base import municipality_option, operation, resolve_municipalit
 from gateway.errors import Conflict
 from gateway.models import ROLES
 from gateway.services.staff_accounts import create_user, reset_mfa, set_password, unlock_user, user_differences
+from gateway.services.staff_wards import grant_ward, list_staff, revoke_ward
 
 PASSWORD_ENV = "KOKIN_NEW_USER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 
 @click.group("users")
 def users() -> None:
-    """Staff accounts: create one, set a new password, unlock one, reset its authenticator."""
+    """Staff accounts, their passwords and authenticators, an administrator's wards."""
 
 
 def password_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,3 +106,40 @@ def users_reset_mfa(name: str) -> None:
     """Forget a staff account's authenticator app; it enrols a new one at its next sign-in."""
     reset_mfa(session(), name, actor="cli")
     click.echo(f"user {name}: authenticator reset; a new one is enrolled at the next sign-in")
+
+
+@users.command("grant-ward")
+@click.argument("name")
+@click.option("--ward", "ward_code", required=True, help="6-digit local government code of the ward to grant")
+@operation
+def users_grant_ward(name: str, ward_code: str) -> None:
+    """Let an administrator open the staff screens for another ward too (safe to run twice)."""
+    if grant_ward(session(), name, ward_code, actor="cli"):
+        click.echo(f"user {name}: ward {ward_code} granted")
+    else:
+        click.echo(f"user {name} holds ward {ward_code} already; nothing changed")
+
+
+@users.command("revoke-ward")
+@click.argument("name")
+@click.option("--ward", "ward_code", required=True, help="6-digit local government code of the ward to take back")
+@operation
+def users_revoke_ward(name: str, ward_code: str) -> None:
+    """Take a granted ward back; the user's screens showing it go back to the home ward (safe to run twice)."""
+    if revoke_ward(session(), name, ward_code, actor="cli"):
+        click.echo(f"user {name}: ward {ward_code} revoked")
+    else:
+        click.echo(f"user {name} holds no ward {ward_code} besides the home ward; nothing changed")
+
+
+@users.command("list")
+@operation
+def users_list() -> None:
+    """The staff accounts: name, role, home ward, the wards held besides, and whether it is active."""
+    accounts = list_staff(session())
+    if not accounts:
+        click.echo("no staff accounts")
+    for account in accounts:
+        wards = " ".join(account.wards) or "-"
+        click.echo(f"{account.username}  {account.role}  home {account.home}  wards [{wards}]"
+                   f"{'' if account.active else '  inactive'}")

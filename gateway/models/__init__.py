@@ -18,6 +18,7 @@ from gateway.models.reference import CHANNELS, FundType, Municipality
 from gateway.models.sandbox import SandboxObject
 from gateway.models.slip import SLIP_STATUSES, IssueRun, Slip, SlipNumberSeries
 from gateway.models.staff_session import SignInFailure, StaffSession
+from gateway.models.staff_ward import GRANTABLE_ROLE, StaffWard
 
 __all__ = [
     "FEEDS",
@@ -67,6 +68,8 @@ __all__ = [
     "SandboxObject",
     "SignInFailure",
     "StaffSession",
+    "StaffWard",
+    "GRANTABLE_ROLE",
     "Slip",
     "SlipNumberSeries",
     "WebhookDelivery",

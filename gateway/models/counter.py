@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -25,10 +26,15 @@ SALE_STATUSES = ("waiting", "paid", "cancelled", "timed_out", "voided", "refund_
 
 
 class StaffUser(Base):
-    """A member of staff who signs in to the staff screens; one role each."""
+    """A member of staff who signs in to the staff screens; one role each, one home ward.
+
+    An administrator may hold other wards besides (StaffWard): (id, role) is unique so that a
+    grant can name the role it was given to, and a grant's role must be administrator.
+    """
 
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint("role IN ('" + "','".join(ROLES) + "')", name="known_role"),)
+    __table_args__ = (CheckConstraint("role IN ('" + "','".join(ROLES) + "')", name="known_role"),
+                      Index("uq_staff_users_id_role", "id", "role", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))

@@ -16,6 +16,8 @@ class StaffSession(Base):
     `complete` is False between the password and the second factor (or the enrolment of one);
     `enrol_secret` is the TOTP secret being enrolled, encrypted, until a code confirms it.
     A revoked session (logout, idle, lifetime, password reset, lock) is refused for ever.
+    `municipality_id` is the ward an administrator holding several chose in this session
+    (None: their home ward); the screens show it only while the user still holds it.
     """
 
     __tablename__ = "staff_sessions"
@@ -29,6 +31,7 @@ class StaffSession(Base):
     enrol_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # minutes long: not rotated, enrol again
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(20))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
 
 
 class SignInFailure(Base):

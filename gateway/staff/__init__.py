@@ -68,6 +68,7 @@ def init_staff(app: Flask) -> None:
         accounts,  # noqa: F401 - the administrator's staff screen, on the same blueprint
         errors,
         sign_in,  # noqa: F401 - second factor, enrolment, own password: on the same blueprint
+        wards,  # noqa: F401 - the ward switcher of an administrator holding several
     )
     from gateway.staff.views import bp
 

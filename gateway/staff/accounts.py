@@ -11,13 +11,13 @@ from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.services.staff_accounts import MIN_PASSWORD_LENGTH, reset_mfa, set_password, staff_of, unlock_user
 from gateway.services.staff_sign_in import MFA_REQUIRED_ROLES, is_locked
-from gateway.staff.views import ADMIN, bp, roles
+from gateway.staff.views import ADMIN, bp, current_ward, roles
 
 
 @bp.route("/users")
 @roles(*ADMIN)
 def users() -> Any:
-    accounts = staff_of(current_app.extensions["kokin.db"].scoped(), current_user.municipality_id)
+    accounts = staff_of(current_app.extensions["kokin.db"].scoped(), current_ward())
     now = utcnow()
     return render_template("staff/users.html", accounts=accounts, min_length=MIN_PASSWORD_LENGTH,
                            locked={user.id for user in accounts if is_locked(user, now)},
@@ -32,7 +32,7 @@ def user_password(username: str) -> Any:
     if password != request.form.get("confirm", ""):
         raise GatewayError("the two passwords differ", code="passwords_differ", status=422)
     set_password(current_app.extensions["kokin.db"].scoped(), username, password, actor=current_user.username,
-                 municipality_id=current_user.municipality_id)
+                 municipality_id=current_ward())
     flash(f"{username} のパスワードを設定しました。サインイン中の端末はサインアウトされました。"
           "本人に安全な方法で伝えてください。", "info")
     return redirect(url_for("staff.users"))
@@ -56,6 +56,6 @@ def user_mfa_reset(username: str) -> Any:
 def _done_to(username: str, action: Callable[..., object], message: str) -> Any:
     """Do `action` to a staff account of the administrator's municipality, say so, and show the accounts again."""
     action(current_app.extensions["kokin.db"].scoped(), username, actor=current_user.username,
-           municipality_id=current_user.municipality_id)
+           municipality_id=current_ward())
     flash(message, "info")
     return redirect(url_for("staff.users"))

@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -47,6 +48,7 @@ from gateway.services.exceptions import (
 )
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_sessions import sign_out
+from gateway.services.staff_wards import ward_in_effect
 from gateway.staff import SESSION_KEY, csrf
 from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
@@ -98,6 +100,18 @@ def roles(*allowed: str) -> Callable[[F], F]:
             return view(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
     return decorate
+
+
+def current_ward() -> int:
+    """The id of the ward the signed-in user's screens show: every view asks here, never the user's own ward.
+
+    The home ward, or another an administrator holds and chose for this session
+    (gateway.services.staff_wards); read once per request.
+    """
+    if "staff_ward" not in g:
+        token = cookie.get(SESSION_KEY)
+        g.staff_ward = ward_in_effect(_session(), token if isinstance(token, str) else "", current_user)
+    return int(g.staff_ward)
 
 
 @bp.errorhandler(DomainError)
@@ -182,11 +196,11 @@ def home() -> Any:
 def counter() -> Any:
     session = _session()
     code = request.args.get("counter") or current_user.counter_code or "resident"
-    counter_row, terminals = counter_service.counter_terminals(session, current_user.municipality_id, code)
-    items = fee_service.catalogue(session, current_user.municipality_id, code, _today())
+    counter_row, terminals = counter_service.counter_terminals(session, current_ward(), code)
+    items = fee_service.catalogue(session, current_ward(), code, _today())
     return render_template("staff/counter.html", counter=counter_row, terminals=terminals, items=items,
                            brands=sales_service.BRANDS,
-                           counters=counter_service.list_counters(session, current_user.municipality_id))
+                           counters=counter_service.list_counters(session, current_ward()))
 
 
 @bp.route("/counter/sales", methods=["POST"])
@@ -195,6 +209,7 @@ def create_sale() -> Any:
     form = request.form
     lines = [sales_service.SaleLineRequest(key.removeprefix("qty-"), _quantity(value))
              for key, value in form.items() if key.startswith("qty-")]
+    # The sale is of the seller's home ward: no role that sells holds another (staff_wards).
     sale = sales_service.start_sale(_session(), _terminal_adapters(), user=current_user,
                                     counter_code=form.get("counter", ""), terminal_id=_int(form.get("terminal")),
                                     lines=lines, brand=form.get("brand", ""), business_date=_today())
@@ -216,9 +231,9 @@ def _int(value: str | None) -> int:
 
 
 def _own_sale(sale_id: int) -> Any:
-    """The sale, if it belongs to the signed-in user's municipality; 404 otherwise (never another's)."""
+    """The sale, if it belongs to the ward in effect; 404 otherwise (never another's)."""
     sale = _session().get(Sale, sale_id)
-    if sale is None or sale.municipality_id != current_user.municipality_id:
+    if sale is None or sale.municipality_id != current_ward():
         abort(404)
     return sale
 
@@ -304,9 +319,9 @@ def close() -> Any:
     session.rollback()  # the user loader's read ends here: no transaction while the providers are asked
     reports = {name: adapter.settlement_report(day) for name, adapter in _terminal_adapters().items()
                if adapter.capabilities & Capability.TERMINAL and adapter.capabilities & Capability.SETTLEMENT_REPORT}
-    result = sales_service.daily_close(session, current_user.municipality_id, day, reports, record=False)
+    result = sales_service.daily_close(session, current_ward(), day, reports, record=False)
     return render_template("staff/close.html", close=result, day=day, brands=sales_service.BRANDS,
-                           sales=sales_service.sales_of_day(session, current_user.municipality_id, day),
+                           sales=sales_service.sales_of_day(session, current_ward(), day),
                            can_void=current_user.role in VOID)
 
 
@@ -321,7 +336,7 @@ def _date(value: str | None) -> date | None:
 @roles(*RECONCILE)
 def exceptions() -> Any:
     kind, status = request.args.get("kind") or None, request.args.get("status") or None
-    rows = list_exceptions(_session(), current_user.municipality_id, kind=kind, status=status, limit=500)
+    rows = list_exceptions(_session(), current_ward(), kind=kind, status=status, limit=500)
     return render_template("staff/exceptions.html", rows=rows, kinds=EXCEPTION_KINDS, kind=kind, status=status)
 
 
@@ -329,7 +344,7 @@ def exceptions() -> Any:
 @roles(*RECONCILE)
 def exception_detail(exception_id: int) -> Any:
     session = _session()
-    item = get_exception(session, current_user.municipality_id, exception_id)
+    item = get_exception(session, current_ward(), exception_id)
     return render_template("staff/exception.html", item=item, comments=comments_of(session, exception_id),
                            resolutions=RESOLUTIONS, can_act=current_user.role in ACT)
 
@@ -339,7 +354,7 @@ def exception_detail(exception_id: int) -> Any:
 def exception_action(exception_id: int, action: str) -> Any:
     """Assign, comment, resolve, approve or send back: each audited; money needs two people."""
     session, form, who = _session(), request.form, current_user.username
-    municipality_id = current_user.municipality_id
+    municipality_id = current_ward()
     if action == "assign":
         assign_exception(session, municipality_id, exception_id, form.get("assignee", ""), actor=who)
     elif action == "comment":
@@ -371,7 +386,7 @@ def report(name: str) -> Any:
     if build is None:
         abort(404)
     session = current_app.extensions["kokin.replica"].session()  # long reads: the replica when there is one
-    code = session.get(Municipality, current_user.municipality_id).code
+    code = session.get(Municipality, current_ward()).code
     day, why = _date(request.args.get("date")), ""
     if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
         day, why = reports_module.default_day(session, code, _today())
@@ -391,10 +406,10 @@ def report(name: str) -> Any:
 def feed() -> Any:
     """The receipts feed: every yen accounted for per channel, and the files sent to the core system."""
     session = _session()
-    code = session.get(Municipality, current_user.municipality_id).code
+    code = session.get(Municipality, current_ward()).code
     start, end = _date(request.args.get("from")), _date(request.args.get("to"))
     return render_template("staff/feed.html", balance=feed_balance(session, code, start, end),
-                           files=sent_files(session, current_user.municipality_id), start=start, end=end,
+                           files=sent_files(session, current_ward()), start=start, end=end,
                            channel_names=CHANNEL_NAMES, local=lambda moment: moment.astimezone(TOKYO))
 
 
@@ -403,7 +418,7 @@ def feed() -> Any:
 def feed_file(sequence: int) -> Any:
     """A sent receipts file again, byte for byte."""
     session = _session()
-    code = session.get(Municipality, current_user.municipality_id).code
+    code = session.get(Municipality, current_ward()).code
     try:
         result = resend_receipts(session, code, sequence)
     except NotFound:
@@ -427,13 +442,13 @@ def revenue() -> Any:
     session = _session()
     day = _date(request.args.get("date")) or _today() - timedelta(days=1)
     try:
-        journal = counter_revenue.revenue_journal(session, current_user.municipality_id, day, day)
+        journal = counter_revenue.revenue_journal(session, current_ward(), day, day)
     except RevenueNotWritable as exc:  # shown here: the error handler would send the browser back to this page
         flash(exc.message, "error")
         journal = []
-    files = counter_revenue.sent_files(session, current_user.municipality_id)
+    files = counter_revenue.sent_files(session, current_ward())
     sent_in = next((f for f in files if f.first_day and f.last_day and f.first_day <= day <= f.last_day), None)
-    late = counter_revenue.written_after_sending(session, current_user.municipality_id)
+    late = counter_revenue.written_after_sending(session, current_ward())
     return render_template("staff/revenue.html", day=day, journal=journal, files=files, sent_in=sent_in, late=late,
                            closed=day < _today(), brands=sales_service.BRANDS, tokyo=TOKYO,
                            total_count=sum(line.count for line in journal),
@@ -445,7 +460,7 @@ def revenue() -> Any:
 def revenue_file(sequence: int) -> Any:
     """A counter revenue file as it was sent, byte for byte."""
     session = _session()
-    code = session.get(Municipality, current_user.municipality_id).code
+    code = session.get(Municipality, current_ward()).code
     sent = counter_revenue.resend(session, code, sequence)
     return Response(sent.data, mimetype="text/csv" if sent.layout.endswith("csv") else "application/octet-stream",
                     headers={"Content-Disposition": f"attachment; filename=counter-revenue-{sequence:06d}."
@@ -456,7 +471,7 @@ def revenue_file(sequence: int) -> Any:
 @bp.route("/refunds")
 @roles(*APPROVE)
 def refunds() -> Any:
-    return render_template("staff/refunds.html", rows=refund_queue(_session(), current_user.municipality_id))
+    return render_template("staff/refunds.html", rows=refund_queue(_session(), current_ward()))
 
 
 @bp.route("/refunds/<int:refund_id>/decide", methods=["POST"])
@@ -465,7 +480,7 @@ def decide(refund_id: int) -> Any:
     """A second person approves or rejects a refund; the database refuses the requester's own approval."""
     owner = _session().scalar(select(Payment.municipality_id).join(Refund, Refund.payment_id == Payment.id)
                               .where(Refund.id == refund_id))
-    if owner != current_user.municipality_id:
+    if owner != current_ward():
         abort(404)
     approve = request.form.get("decision") == "approve"
     refund = decide_refund(_session(), refund_id, approve=approve, decided_by=current_user.username)
@@ -489,11 +504,11 @@ def fees() -> Any:
         valid_from = _date(request.form.get("valid_from"))
         if valid_from is None:
             raise GatewayError("choose the date the new fee applies from", code="invalid_date", status=422)
-        fee_service.set_fee(session, current_user.municipality_id, request.form.get("item", ""),
+        fee_service.set_fee(session, current_ward(), request.form.get("item", ""),
                                 _quantity(request.form.get("fee", "")), valid_from, actor=current_user.username,
                                 today=_today())
         flash("手数料を登録しました。", "info")
         return redirect(url_for("staff.fees"))
-    history = fee_service.fee_history(session, current_user.municipality_id)
+    history = fee_service.fee_history(session, current_ward())
     return render_template("staff/fees.html", history=history)
 
