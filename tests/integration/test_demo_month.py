@@ -25,7 +25,8 @@ DAYS = 6
 def month(app, session, monkeypatch):  # type: ignore[no-untyped-def]
     from gateway.services import payments
 
-    monkeypatch.setattr(payments, "business_today", lambda: business_date(utcnow()))  # the played day's, not the suite's
+    # the played day's business date, not the suite's fixed one (tests/conftest.py)
+    monkeypatch.setattr(payments, "business_today", lambda: business_date(utcnow()))
     result = app.test_cli_runner().invoke(cli, ["demo", "--days", str(DAYS), "--payers", "400", "--no-serve"])
     assert result.exit_code == 0, result.output
     last = business_date(utcnow()) - timedelta(days=1)
