@@ -30,6 +30,7 @@ from gateway.services.reference import seed_reference_data
 from gateway.services.sales import BRANDS, SaleLineRequest, daily_close, follow_sale, sale_attempt, start_sale
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
+from gateway.services.staff_wards import grant_ward
 from reconciliation.balance import balance, balance_text
 from reconciliation.receipts import DEFAULT_LAYOUT, export_next, write_atomically, write_export
 from reconciliation.run import reconcile_day, summary_csv, summary_json
@@ -212,6 +213,9 @@ def _other_wards_staff(session, wards: list[dict[str, object]], password: str) -
             create_user(session, str(ward["code"]), name, role, password, actor="demo")
         click.echo(f"ward {ward['code']} ({ward['name']}), served by the same deployment: staff accounts "
                    f"{', '.join(names)} (the same password); its screens show only its own ward")
+        grant_ward(session, "demo-admin", str(ward["code"]), actor="demo")
+        click.echo(f"demo-admin, the service's administrator, holds ward {ward['code']} too: the switcher in the "
+                   "staff screens' header changes ward")
 
 
 def _counter_sales(session, code: str) -> str | None:  # type: ignore[no-untyped-def]
