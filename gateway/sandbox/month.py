@@ -84,6 +84,7 @@ class MonthPlan:
     store: AgencyPlan
     online: dict[date, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))  # (slip, channel)
     abandoned: dict[date, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    twice: dict[date, list[str]] = field(default_factory=lambda: defaultdict(list))  # slips paid by card and PayPay
     status: dict[date, list[str]] = field(default_factory=lambda: defaultdict(list))  # status feed lines by arrival
     eltax: list[EltaxPaid] = field(default_factory=list)
     amended: dict[date, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))  # (key, instalment)
@@ -210,9 +211,10 @@ def _plan_online(plan: MonthPlan, rng: random.Random, card: list[tuple[Instalmen
         if rng.random() < ABANDONED_SHARE:  # a first try left on the provider's page, paid later the same day
             plan.abandoned[at.date()].append((number, channel))
             plan.planted["checkout_abandoned"] += 1
-    if paid:  # two members of a family pay the same slip, by card and by PayPay, the same day
-        at, number, channel = rng.choice(paid[: max(len(paid) // 2, 1)])
-        plan.online[at.date()].append((number, "paypay" if channel == "card" else "card"))
+    if paid:  # two members of a family open the same slip's pay page, by card and by PayPay, and both pay
+        at, number, channel = paid.pop(rng.randrange(max(len(paid) // 2, 1)))
+        plan.online[at.date()].remove((number, channel))
+        plan.twice[at.date()].append(number)
         plan.planted["online_double_payment"] += 1
 
 
@@ -362,18 +364,36 @@ def pay_online(session: Session, channels: Mapping[str, Any], municipality_id: i
         tries = 2 if (number, channel) in left else 1
         left.discard((number, channel))
         for attempt_no in range(tries):
-            try:
-                started = start_payment(session, channels, municipality_id=municipality_id, slip_number=number,
-                                        channel=channel, return_url=RETURN_URL, cancel_url=RETURN_URL,
-                                        fee_schedules=fee_schedules, actor="resident")
-            except GatewayError as exc:  # closed by the status feed, already paid, past its deadline
-                figures.done[f"online refused: {exc.code}"] += 1
+            started = _start(session, channels, municipality_id, number, channel, fee_schedules, figures)
+            if started is None:
                 break
             if attempt_no + 1 < tries:
                 figures.done["checkouts left open"] += 1
                 continue
             _complete(session, adapter, str(started.attempt.provider_ref))
             figures.done[f"{channel} payments"] += 1
+    for number in plan.twice.get(day, []):  # both checkouts open before either is paid: the slip is paid twice
+        opened = []
+        for channel in ("card", "paypay"):
+            if channel in channels:
+                opened.append((channel, _start(session, channels, municipality_id, number, channel, fee_schedules,
+                                               figures)))
+        for channel, started in opened:
+            if started is not None:
+                _complete(session, channels[channel], str(started.attempt.provider_ref))
+                figures.done[f"{channel} payments"] += 1
+
+
+def _start(session: Session, channels: Mapping[str, Any], municipality_id: int, number: str, channel: str,
+           fee_schedules: Mapping[str, Any], figures: DayFigures) -> Any:
+    """Open a checkout as the pay page does; None when the gateway refuses it (counted by its reason)."""
+    try:
+        return start_payment(session, channels, municipality_id=municipality_id, slip_number=number, channel=channel,
+                             return_url=RETURN_URL, cancel_url=RETURN_URL, fee_schedules=fee_schedules,
+                             actor="resident")
+    except GatewayError as exc:  # closed by the status feed, already paid, past its deadline
+        figures.done[f"online refused: {exc.code}"] += 1
+        return None
 
 
 def _complete(session: Session, adapter: Any, provider_ref: str) -> None:

@@ -16,7 +16,7 @@ from domain import clock
 from domain.calendar import TOKYO, business_date
 from gateway.cli import cli
 from gateway.db import utcnow
-from gateway.models import AgencyImport, Assessment, Event, JobRun, OutboundFile, Payment, ReconException, Sale, Slip
+from gateway.models import AgencyImport, Assessment, Event, JobRun, OutboundFile, Payment, ReceiptRecord, ReconException, Sale, Slip
 
 DAYS = 6
 
@@ -67,6 +67,10 @@ def test_the_month_prints_each_day_and_plants_what_a_month_brings(month, session
     planted = result.output.split("==> planted this month", 1)[1]
     for kind in ("unknown_slip 1", "double_payment 1", "payment_on_void_slip 1", "cancelled_by_core_system 3"):
         assert kind in planted
+    twice = session.scalars(select(Payment.id).where(Payment.overpaid, Payment.channel.in_(("card", "paypay")))).all()
+    assert len(twice) == 1  # the family's second online payment of one slip
+    assert session.scalar(select(func.count()).where(ReceiptRecord.payment_id == twice[0],
+                                                     ReceiptRecord.kind == "overpayment")) == 1  # for 充当 or 還付
     kinds = set(session.scalars(select(ReconException.kind)))
     assert {"unknown_slip", "payment_on_void_slip", "amount_mismatch"} <= kinds
     paid_elsewhere = session.scalar(select(func.count()).where(Assessment.closed_reason == "paid_elsewhere"))
