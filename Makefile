@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-sqlite test-postgresql test-ops install system-packages postgres lint bench restore-drill
+.PHONY: demo demo-month test test-sqlite test-postgresql test-ops install system-packages postgres lint bench restore-drill
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -22,6 +22,14 @@ install: system-packages $(VENV)/.installed
 demo: install
 	$(BIN)/kokin db upgrade
 	$(BIN)/kokin demo
+
+# A month of the first ward played day by day, in a database of its own (a month starts from an
+# empty ward; the year demo's database stays as it is). Run again: a new month from scratch.
+MONTH_DB ?= instance/month.sqlite3
+demo-month: install
+	mkdir -p $(dir $(MONTH_DB)) && rm -f $(MONTH_DB) $(MONTH_DB)-wal $(MONTH_DB)-shm
+	KOKIN_DATABASE_URL=sqlite:///$(abspath $(MONTH_DB)) $(BIN)/kokin demo --days 30 --no-serve
+	@echo "serve it: KOKIN_DATABASE_URL=sqlite:///$(abspath $(MONTH_DB)) $(BIN)/kokin serve"
 
 test: install postgres
 	$(MAKE) --no-print-directory test-sqlite test-postgresql lint
