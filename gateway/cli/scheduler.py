@@ -10,6 +10,7 @@ from typing import Any
 import click
 from flask import current_app
 
+from domain import clock
 from domain.calendar import TOKYO
 from gateway.cli.base import operation, session
 from gateway.scheduler.guard import list_runs, run_all_due, tokyo_today
@@ -28,10 +29,25 @@ def scheduler() -> None:
 @click.option("--date", "business_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="with --once: the business date (default: the job's date for now)")
 @click.option("--standby-poll", default=15.0, show_default=True, help="seconds between a standby's leader attempts")
+@click.option("--clock-start", type=click.DateTime(["%Y-%m-%dT%H:%M"]), default=None,
+              help="sandbox only: rehearse from this Tokyo time (catch-up and business dates read the clock from "
+                   "there; the timers keep the wall clock)")
 @operation
-def run(job_name: str | None, business_date: datetime | None, standby_poll: float) -> None:
+def run(job_name: str | None, business_date: datetime | None, standby_poll: float,
+        clock_start: datetime | None) -> None:
     """Run the scheduler until SIGTERM/SIGINT; a second process is a hot standby (PostgreSQL)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if clock_start is not None:
+        if not app.config["SANDBOX"]:
+            raise click.UsageError("--clock-start rehearses a night in sandbox mode; a live scheduler keeps the wall "
+                                   "clock")
+        with clock.playing(clock_start.replace(tzinfo=TOKYO)):
+            _run(app, job_name, business_date, standby_poll)
+        return
+    _run(app, job_name, business_date, standby_poll)
+
+
+def _run(app: Any, job_name: str | None, business_date: datetime | None, standby_poll: float) -> None:
     if job_name is not None:
         job = JOBS[job_name]
         day = business_date.date() if business_date else job.business_date(tokyo_today())

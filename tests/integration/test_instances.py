@@ -273,11 +273,14 @@ def test_two_instances_and_two_schedulers_lose_one_of_each_and_nothing_else(  # 
     assert len(receipts) == len(online) + len(at_stores) and set(receipts.values()) == {1}
 
     # -- two schedulers: the leader dies while it runs a nightly job; the standby finishes the night.
-    first = subprocess.Popen([sys.executable, "-m", "gateway.cli", "scheduler", "run", "--standby-poll", "0.5"],
+    # At 08:00 of today (Tokyo) every nightly job's time has passed, whenever the suite runs: the
+    # schedulers rehearse from there (the catch-up a new leader makes runs each of them).
+    night = ["scheduler", "run", "--standby-poll", "0.5", "--clock-start", f"{tokyo_today():%Y-%m-%d}T08:00"]
+    first = subprocess.Popen([sys.executable, "-m", "gateway.cli", *night],
                              cwd=ROOT, env=_env(db_url, tmp_path / "s1", "kokin-scheduler-1"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait(watch, LEADER, {"low": LEADER_KEY_LOW}, "the first scheduler did not lead")
-    second = subprocess.Popen([sys.executable, "-m", "gateway.cli", "scheduler", "run", "--standby-poll", "0.5"],
+    second = subprocess.Popen([sys.executable, "-m", "gateway.cli", *night],
                               cwd=ROOT, env=_env(db_url, tmp_path / "s2", "kokin-scheduler-2"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -11,11 +11,12 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
-from sqlalchemy import make_url, select
+from sqlalchemy import func, make_url, select
 
 from gateway.cli import cli
 from gateway.db import transaction
@@ -126,6 +127,21 @@ def test_once_runs_a_job_through_its_guard_and_runs_lists_the_record(app) -> Non
     # The sandbox agencies have no pull_url, and eLTAX data is never pulled: skipped, and the record says so.
     assert "skipped_without_pull_url=['agency-csv', 'agency-fixed120', 'eltax-csv']" in listed.output
     assert runner.invoke(cli, ["scheduler", "runs", "--date", "2026-05-01"]).output.strip() == "no job runs"
+
+
+def test_a_rehearsal_clock_dates_the_jobs_from_its_start_and_only_in_sandbox(app, session) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    once = ["scheduler", "run", "--once", "reconciliation", "--clock-start", "2026-11-10T08:00"]
+    rehearsed = runner.invoke(cli, once)
+    assert rehearsed.exit_code == 0, rehearsed.output
+    assert rehearsed.output.strip() == "reconciliation 2026-11-09: succeeded"  # the day before the rehearsed one
+    run = session.scalars(select(JobRun).where(JobRun.job == "reconciliation")).one()
+    assert run.started_at.astimezone(ZoneInfo("Asia/Tokyo")).date() == date(2026, 11, 10)
+    app.config["SANDBOX"] = False
+    live = runner.invoke(cli, once)
+    assert live.exit_code == 2 and "a live scheduler keeps the wall clock" in live.output
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(JobRun)) == 1
 
 
 def test_a_failing_job_exits_non_zero_and_its_record_says_why(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
