@@ -7,6 +7,7 @@ refused without a change.
 """
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,19 @@ from domain import clock
 from domain.calendar import TOKYO, business_date
 from gateway.cli import cli
 from gateway.db import utcnow
-from gateway.models import AgencyImport, Assessment, Event, JobRun, OutboundFile, Payment, ReceiptRecord, ReconException, Sale, Slip
+from gateway.models import (
+    AgencyImport,
+    Assessment,
+    Event,
+    JobRun,
+    OutboundFile,
+    Payment,
+    ReceiptRecord,
+    ReconException,
+    Sale,
+    Slip,
+)
+from tests.staff import log_in
 
 DAYS = 6
 
@@ -76,6 +89,18 @@ def test_the_month_prints_each_day_and_plants_what_a_month_brings(month, session
     paid_elsewhere = session.scalar(select(func.count()).where(Assessment.closed_reason == "paid_elsewhere"))
     assert paid_elsewhere and session.scalar(select(func.count()).where(Assessment.closed_reason == "cancelled")) == 3
     assert f"status feed: {paid_elsewhere:,} instalments paid at banks or by direct debit, 3 cancelled" in result.output
+
+
+def test_the_staff_screens_open_on_the_month(month, app) -> None:  # type: ignore[no-untyped-def]
+    result, days = month
+    password = re.search(r"password \(sandbox, shown once\): (\S+)", result.output)
+    assert password is not None
+    client = app.test_client()
+    assert log_in(client, "demo-accounting", password.group(1)).status_code == 302
+    daily = client.get("/staff/reports/daily").get_data(as_text=True)
+    assert f"照合を最後に実行した日（{days[-1]:%Y-%m-%d}）" in daily  # the month's last night, not an empty today
+    feed = client.get("/staff/feed").get_data(as_text=True)
+    assert feed.count("receipts") >= 1 and f"{days[-1] + timedelta(days=1):%Y-%m-%d}" in feed
 
 
 def test_a_second_month_is_refused_on_a_ward_with_slips_and_changes_nothing(month, app, session) -> None:  # type: ignore[no-untyped-def]
