@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-month test test-sqlite test-postgresql test-ops install system-packages postgres lint bench restore-drill
+.PHONY: translations demo demo-month test test-sqlite test-postgresql test-ops install system-packages postgres lint bench restore-drill
 
 system-packages:
 	@bash scripts/system-packages.sh
@@ -60,6 +60,17 @@ test-ops: install postgres
 # reconciliation, and compare receipts, reconciliation files and reports byte for byte.
 restore-drill: install postgres
 	$(PYTHON) scripts/restore_drill.py
+
+# The pages' messages: extract them from the code and templates, add the new ones to the English
+# catalogue (to be translated), compile it. The compiled catalogue is committed; a test fails
+# when it is stale or a message has no English.
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o gateway/translations/messages.pot --no-location --omit-header \
+		--sort-output --project kokin-gateway gateway
+	test -f gateway/translations/en/LC_MESSAGES/messages.po || \
+		$(BIN)/pybabel init -i gateway/translations/messages.pot -d gateway/translations -l en
+	$(BIN)/pybabel update -i gateway/translations/messages.pot -d gateway/translations -l en --no-fuzzy-matching --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d gateway/translations -l en
 
 lint:
 	$(BIN)/lint-imports

@@ -50,6 +50,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_observability(app)  # first: every request, a refused one too, gets its id, its log context and its count
     init_boundary(app)  # before any route: bounded <int:...>, no NUL or lone surrogate, no deep JSON
+    from gateway.i18n import init_i18n
+
+    init_i18n(app)  # the pages' language: Japanese, English on a switch
     from gateway.api import register_api
 
     register_api(app)
