@@ -63,8 +63,8 @@ restore-drill: install postgres
 
 # The pages' messages: extract them from the code and templates, add the new ones to the English
 # catalogue (to be translated), compile it. The compiled catalogue is committed; a test fails
-# when it is stale or a message has no English.
-translations: install
+# when it is stale or a message has no English. (Run `make install` once before.)
+translations:
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o gateway/translations/messages.pot --no-location --omit-header \
 		--sort-output --project kokin-gateway gateway
 	test -f gateway/translations/en/LC_MESSAGES/messages.po || \
