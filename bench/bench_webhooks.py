@@ -234,7 +234,8 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
             stripe_pipe.send(("create", [(ref, p.amount) for ref, p in zip(references, chunk, strict=True)]))
             sessions = stripe_pipe.recv()
             conn.execute(insert(PaymentAttempt), [dict(
-                payment_id=p.id, adapter="stripe", reference=ref, provider_ref=sid, status="pending", amount=p.amount,
+                payment_id=p.id, municipality_id=muni_id, adapter="stripe", reference=ref, provider_ref=sid,
+                status="pending", amount=p.amount,
                 redirect_url=f"https://checkout.stripe.test/c/pay/{sid}", created_at=now, updated_at=now)
                 for p, ref, (sid, _) in zip(chunk, references, sessions, strict=True)])
             conn.commit()

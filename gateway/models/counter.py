@@ -85,6 +85,7 @@ class Terminal(Base):
     __table_args__ = (UniqueConstraint("adapter", "device_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
     adapter: Mapped[str] = mapped_column(String(40))
     device_id: Mapped[str] = mapped_column(String(100))
@@ -113,6 +114,7 @@ class FeePrice(Base):
     __table_args__ = (UniqueConstraint("item_id", "valid_from"), CheckConstraint("fee > 0", name="fee_positive"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
     fee: Mapped[int] = mapped_column(BigInteger)  # yen
     valid_from: Mapped[date] = mapped_column(Date)
@@ -151,6 +153,7 @@ class SaleLine(Base):
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     sale_id: Mapped[int] = mapped_column(ForeignKey("sales.id"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
     fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"))

@@ -96,6 +96,7 @@ class AssessmentRevision(Base):
     __table_args__ = (UniqueConstraint("assessment_id", "revision"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
     revision: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)

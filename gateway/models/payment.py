@@ -75,6 +75,7 @@ class PaymentAttempt(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     adapter: Mapped[str] = mapped_column(String(40))
     reference: Mapped[str] = mapped_column(String(64))  # ours, sent to the provider
@@ -100,6 +101,7 @@ class Refund(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200))

@@ -62,6 +62,7 @@ class ExceptionComment(Base):
     __tablename__ = "recon_exception_comments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
     exception_id: Mapped[int] = mapped_column(ForeignKey("recon_exceptions.id"), index=True)
     author: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(String(2000))

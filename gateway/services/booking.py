@@ -91,7 +91,7 @@ def record_bookings(session: Session, municipality_id: int, booked: Sequence[Boo
     if to_refund:
         by_provider = set(session.scalars(select(_assessments.c.id).where(
             _assessments.c.id.in_({b.assessment_id for b in to_refund}), PROVIDER_REFUND)))
-        refunds = [_refund_row(b, now) for b in to_refund if b.assessment_id in by_provider]
+        refunds = [_refund_row(municipality_id, b, now) for b in to_refund if b.assessment_id in by_provider]
         if refunds:
             session.execute(insert(_refunds), refunds)
     return raise_exceptions(session, municipality_id, [row for b in booked for row in _exception_rows(b)])
@@ -103,8 +103,10 @@ _STAGED_WRITES = (
     f"""UPDATE slips SET status = 'paid' FROM (SELECT DISTINCT assessment_id FROM {_STAGED}
                                                WHERE applied AND assessment_id IS NOT NULL) b
         WHERE slips.assessment_id = b.assessment_id AND slips.status = 'issued'""",
-    f"""INSERT INTO refunds (payment_id, amount, reason, status, requested_by, created_at, updated_at)
-        SELECT b.payment_id, b.amount, %(reason)s, 'requested', 'system', %(now)s, %(now)s FROM {_STAGED} b
+    f"""INSERT INTO refunds (payment_id, municipality_id, amount, reason, status, requested_by, created_at,
+                             updated_at)
+        SELECT b.payment_id, a.municipality_id, b.amount, %(reason)s, 'requested', 'system', %(now)s, %(now)s
+        FROM {_STAGED} b
         JOIN assessments a ON a.id = b.assessment_id JOIN fund_types f ON f.id = a.fund_type_id
         WHERE b.refund AND f.overpayment_policy = 'provider_refund'
               AND b.channel IN {REFUNDABLE_CHANNELS!r}""",
@@ -153,7 +155,8 @@ def record_staged_bookings(session: Session, municipality_id: int, *, now: datet
 # One notification's writes, prebuilt (see `Statements`).
 _PAY_SLIPS = (update(_slips).where(_slips.c.assessment_id == bindparam("b_assessment_id"), _slips.c.status == "issued")
               .values(status="paid"))
-_REFUND_COLUMNS = ("payment_id", "amount", "reason", "status", "requested_by", "created_at", "updated_at")
+_REFUND_COLUMNS = ("payment_id", "municipality_id", "amount", "reason", "status", "requested_by", "created_at",
+                   "updated_at")
 _REQUEST_REFUND = insert(_refunds).from_select(list(_REFUND_COLUMNS), select(
     *(bindparam(f"r_{name}", type_=_refunds.c[name].type) for name in _REFUND_COLUMNS))
     .where(exists().where(_assessments.c.id == bindparam("r_assessment_id"), PROVIDER_REFUND)))
@@ -171,7 +174,7 @@ def booking_writes(dialect: str, municipality_id: int, booked: Booked, *,
     if booked.booking.applied and booked.assessment_id is not None:
         writes.append((_PAY_SLIPS, {"b_assessment_id": booked.assessment_id}))
     if booked.booking.refund and booked.channel in REFUNDABLE_CHANNELS:
-        writes.append((_REQUEST_REFUND, {f"r_{k}": v for k, v in _refund_row(booked, now).items()}
+        writes.append((_REQUEST_REFUND, {f"r_{k}": v for k, v in _refund_row(municipality_id, booked, now).items()}
                        | {"r_assessment_id": booked.assessment_id}))
     writes += booking_record_writes(municipality_id, booked.booking, amount=booked.amount, channel=booked.channel,
                                     paid_at=booked.paid_at, payment_id=booked.payment_id,
@@ -188,8 +191,9 @@ def _record_row(municipality_id: int, booked: Booked, now: datetime) -> dict[str
                       agency_report_id=booked.agency_report_id, now=now)
 
 
-def _refund_row(booked: Booked, now: datetime) -> dict[str, Any]:
-    return dict(payment_id=booked.payment_id, amount=booked.amount, reason=DOUBLE_PAYMENT_REFUND_REASON,
+def _refund_row(municipality_id: int, booked: Booked, now: datetime) -> dict[str, Any]:
+    return dict(payment_id=booked.payment_id, municipality_id=municipality_id, amount=booked.amount,
+                reason=DOUBLE_PAYMENT_REFUND_REASON,
                 status="requested", requested_by="system", created_at=now, updated_at=now)
 
 

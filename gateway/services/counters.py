@@ -29,7 +29,8 @@ def seed_counters(session: Session, municipality: Municipality, config: dict[str
         known = set(session.scalars(select(Terminal.device_id).where(Terminal.counter_id == counter.id)))
         for terminal in spec.get("terminals", []):
             if terminal["device_id"] not in known:
-                session.add(Terminal(counter_id=counter.id, adapter=terminal.get("adapter", "square"),
+                session.add(Terminal(counter_id=counter.id, municipality_id=counter.municipality_id,
+                                     adapter=terminal.get("adapter", "square"),
                                      device_id=terminal["device_id"], name=terminal["name"]))
                 added.append(f"terminal {terminal['device_id']}")
     return added

@@ -128,7 +128,8 @@ def comment_exception(session: Session, municipality_id: int, exception_id: int,
         raise GatewayError("a comment needs some text", code="empty_comment", status=422)
     with transaction(session):
         item = _locked(session, municipality_id, exception_id)
-        comment = ExceptionComment(exception_id=item.id, author=actor[:100], text=text.strip()[:2000])
+        comment = ExceptionComment(exception_id=item.id, municipality_id=item.municipality_id,
+                                   author=actor[:100], text=text.strip()[:2000])
         session.add(comment)
         _audit(session, item, "commented", actor)
     return comment

@@ -32,7 +32,8 @@ def seed_fee_items(session: Session, municipality: Municipality, config: dict[st
                        fund_type_id=funds[spec["fund"]], counters=list(spec["counters"]))
         session.add(item)
         session.flush()
-        session.add(FeePrice(item_id=item.id, fee=spec["fee"], valid_from=date(2000, 4, 1), set_by="configuration"))
+        session.add(FeePrice(item_id=item.id, municipality_id=municipality.id,
+                             fee=spec["fee"], valid_from=date(2000, 4, 1), set_by="configuration"))
         added.append(f"fee item {spec['code']} {spec['name']}")
     return added
 
@@ -80,7 +81,7 @@ def set_fee(session: Session, municipality_id: int, item_code: str, fee: int, va
         if item is None:
             raise NotFound(f"no fee item {item_code!r}", code="unknown_item")
         name = item.name  # a failed flush expires the item: read what the message needs first
-        price = FeePrice(item_id=item.id, fee=fee, valid_from=valid_from, set_by=actor)
+        price = FeePrice(item_id=item.id, municipality_id=municipality_id, fee=fee, valid_from=valid_from, set_by=actor)
         session.add(price)
         try:
             session.flush()

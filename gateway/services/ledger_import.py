@@ -378,12 +378,15 @@ def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int
     columns = ["municipality_id", "source_key", "fund_type_id", "fiscal_year", "installment", "payer_ref_hmac",
                "payer_name_enc", "amount", "due_date", "late_fee", "dunning_fee", "el_number", "el_qr", "revision",
                "created_at", "updated_at"]
-    revision_columns = ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"]
+    revision_columns = ["assessment_id", "municipality_id", "revision", "amount", "due_date", "ledger_import_id",
+                        "recorded_at"]
     a = _assessments.c
     if session.get_bind().dialect.name == "postgresql":  # one statement: the inserted rows feed the revisions
-        inserted = insert(_assessments).from_select(columns, new).returning(a.id, a.amount, a.due_date).cte("new")
+        inserted = insert(_assessments).from_select(columns, new).returning(
+            a.id, a.municipality_id, a.amount, a.due_date).cte("new")
         statement = insert(_revisions).from_select(revision_columns, select(
-            inserted.c.id, literal(1), inserted.c.amount, inserted.c.due_date, literal(import_id),
+            inserted.c.id, inserted.c.municipality_id, literal(1), inserted.c.amount, inserted.c.due_date,
+            literal(import_id),
             literal(now, _revisions.c.recorded_at.type)))
         session.execute(statement)
     else:
@@ -398,7 +401,8 @@ def _insert_new_sqlite(session: Session, import_id: int, now: Any, columns: list
     a, s = _assessments.c, STAGE.c
     session.execute(insert(_assessments).from_select(columns, new))
     session.execute(insert(_revisions).from_select(revision_columns, select(
-        a.id, literal(1), a.amount, a.due_date, literal(import_id), literal(now, _revisions.c.recorded_at.type))
+        a.id, a.municipality_id, literal(1), a.amount, a.due_date, literal(import_id),
+        literal(now, _revisions.c.recorded_at.type))
         .join(STAGE, and_(a.municipality_id == s.municipality_id, a.source_key == s.source_key,
                           a.installment == s.installment))
         .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists())))
@@ -419,8 +423,8 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
                             el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1,
                             payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
     session.execute(insert(_revisions).from_select(
-        ["assessment_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
-        select(k.assessment_id, k.revision + 1, s.amount, s.due_date, literal(import_id),
+        ["assessment_id", "municipality_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
+        select(k.assessment_id, k.municipality_id, k.revision + 1, s.amount, s.due_date, literal(import_id),
                literal(now, _revisions.c.recorded_at.type))
         .join(STAGE, s.line == k.line).where(k.change == "amended").order_by(s.line)))
     voided = session.execute(

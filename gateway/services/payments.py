@@ -70,7 +70,8 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
                           channel=channel, status=PAYMENT.initial, amount=slip.amount, fee_amount=fee)
         session.add(payment)
         session.flush()
-        attempt = PaymentAttempt(payment_id=payment.id, adapter=adapter.name, status=ATTEMPT.initial,
+        attempt = PaymentAttempt(payment_id=payment.id, municipality_id=municipality_id, adapter=adapter.name,
+                                 status=ATTEMPT.initial,
                                  reference=f"kk-{uuid.uuid4().hex}", amount=slip.amount + fee)
         session.add(attempt)
         session.flush()

@@ -38,7 +38,8 @@ def request_refund(session: Session, payment_id: int, amount: int, *, reason: st
         if not 0 < amount <= available:
             raise GatewayError(f"refund of {amount:,} yen refused: {available:,} yen may still be refunded",
                                code="refund_exceeds_payment", status=422)
-        refund = Refund(payment_id=payment.id, amount=amount, reason=reason[:200], status=REFUND.initial,
+        refund = Refund(payment_id=payment.id, municipality_id=payment.municipality_id, amount=amount,
+                        reason=reason[:200], status=REFUND.initial,
                         requested_by=requested_by)
         session.add(refund)
         session.flush()

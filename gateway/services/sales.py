@@ -98,13 +98,14 @@ def start_sale(session: Session, terminal_adapters: Mapping[str, PaymentAdapter]
         session.flush()
         sale.receipt_number = f"{counter.code.upper()}-{business_date:%Y%m%d}-{sale.id:06d}"
         for line in sale_lines:
-            line.sale_id = sale.id
+            line.sale_id, line.municipality_id = sale.id, sale.municipality_id
         session.add_all(sale_lines)
         payment = Payment(municipality_id=user.municipality_id, sale_id=sale.id, channel="emoney",
                           status=PAYMENT.initial, amount=total, fee_amount=0)
         session.add(payment)
         session.flush()
-        attempt = PaymentAttempt(payment_id=payment.id, adapter=adapter.name, status=ATTEMPT.initial,
+        attempt = PaymentAttempt(payment_id=payment.id, municipality_id=user.municipality_id, adapter=adapter.name,
+                                 status=ATTEMPT.initial,
                                  reference=f"kk-{uuid.uuid4().hex}", amount=total)
         session.add(attempt)
         session.flush()

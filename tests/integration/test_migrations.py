@@ -91,3 +91,32 @@ def test_migration_0007_keeps_reports_that_exceptions_point_at(database: Databas
         assert kept == [(values["i"],)]
         if database.is_sqlite:  # the pooled connections still check references
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migration_0025_gives_each_child_row_the_ward_of_its_parent(database: Database) -> None:
+    """Fee prices and terminals (seeded) and a comment on the second ward's exception."""
+    migrate.downgrade(database.engine, "-1")
+    with database.engine.begin() as conn:
+        second = conn.execute(text("SELECT max(id) FROM municipalities")).scalar_one()
+        conn.execute(text("INSERT INTO recon_exceptions (municipality_id, kind, subject_key, business_date, details, "
+                          "status, created_at) VALUES (:m, 'unknown_slip', 'test:1', CURRENT_DATE, '{}', 'open', "
+                          "CURRENT_TIMESTAMP)"), {"m": second})
+        conn.execute(text("INSERT INTO recon_exception_comments (exception_id, author, text, created_at) "
+                          "SELECT max(id), 'acct', 'asked the agency', CURRENT_TIMESTAMP FROM recon_exceptions"))
+    migrate.upgrade(database.engine)
+    with database.engine.connect() as conn:
+        for child, parent, column in (("fee_prices", "fee_items", "item_id"), ("terminals", "counters", "counter_id"),
+                                      ("recon_exception_comments", "recon_exceptions", "exception_id")):
+            pairs = conn.execute(text(f"SELECT c.municipality_id, p.municipality_id FROM {child} c "  # noqa: S608
+                                      f"JOIN {parent} p ON p.id = c.{column}")).all()
+            assert pairs and all(mine == theirs for mine, theirs in pairs), child
+        assert conn.execute(text("SELECT municipality_id FROM recon_exception_comments")).scalar_one() == second
+
+
+def test_every_tenant_table_but_two_carries_its_ward(database: Database) -> None:
+    """Step 1 of docs/scaling.md's plan: only the file-wide and the not-yet-routed tables lack municipality_id."""
+    from tests.unit.test_shard_audit import shard_audit
+
+    findings = shard_audit.audit(database.engine)
+    without = {found.table for found in findings if f"no {shard_audit.COLUMN} column" in found.problems}
+    assert without == {"ledger_imports", "webhook_deliveries"}
