@@ -93,7 +93,7 @@ def test_migration_0007_keeps_reports_that_exceptions_point_at(database: Databas
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_migration_0025_gives_each_child_row_the_ward_of_its_parent(database: Database) -> None:
+def test_migration_0024_gives_each_child_row_the_ward_of_its_parent(database: Database) -> None:
     """Fee prices and terminals (seeded) and a comment on the second ward's exception."""
     migrate.downgrade(database.engine, "-1")
     with database.engine.begin() as conn:

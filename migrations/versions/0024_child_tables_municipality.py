@@ -18,7 +18,7 @@ The application writes the column from this revision on. Two tables still have n
 ledger_imports (a core-system file may carry several wards) and webhook_deliveries (a provider's
 notification names no ward before it is routed); docs/scaling.md says how each is to be split.
 
-Revision ID: 0025
+Revision ID: 0024
 Revises: 0023
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0025'
+revision = '0024'
 down_revision = '0023'
 branch_labels = None
 depends_on = None
