@@ -118,6 +118,25 @@ CODE_LABELS: dict[str, dict[str, Any]] = {
         "refund_requested": _l("返金申請中"),
         "failed": _l("失敗"),
     },
+    "closed_reason": {
+        "paid_elsewhere": _l("他の経路で納付済み"),
+        "cancelled": _l("賦課の取消"),
+    },
+    "record_kind": {
+        "receipt": _l("収納"),
+        "overpayment": _l("過誤納"),
+        "unidentified": _l("不明納付"),
+        "reversal": _l("戻し入れ"),
+    },
+    "record_reason": {
+        "double_payment": _l("二重納付"),
+        "amount_mismatch": _l("金額の相違"),
+        "closed_slip": _l("消込済みの期別への納付"),
+        "unidentified": _l("納付書が不明"),
+        "preliminary_cancelled": _l("速報の取消"),
+        "refunded": _l("返金"),
+        "voided": _l("当日取消"),
+    },
     "slip_status": {
         "issued": _l("発行済み"),
         "void": _l("無効"),

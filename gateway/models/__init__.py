@@ -11,6 +11,7 @@ from gateway.models.recon import (
     EXCEPTION_KINDS,
     RESOLUTIONS,
     ExceptionComment,
+    ExceptionPlaybook,
     ProviderSettlement,
     ReconException,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SchedulerJob",
     "AgencyImport",
     "AgencyReport",
+    "ExceptionPlaybook",
     "ReconException",
     "SLIP_STATUSES",
     "ApiKey",

@@ -84,3 +84,21 @@ class ProviderSettlement(Base):
     fee: Mapped[int] = mapped_column(BigInteger)  # yen the provider keeps out of its payout
     settled_on: Mapped[date] = mapped_column(Date, index=True)  # the payment's date (Asia/Tokyo)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExceptionPlaybook(Base):
+    """A ward's own playbook for one kind of exception, over the defaults of domain/playbooks.toml.
+
+    Keyed by (municipality_id, kind): a row per ward and kind, never more. `resolutions` is a
+    list of {"code", "effect", "second_person"}; see gateway.services.playbooks.
+    """
+
+    __tablename__ = "exception_playbooks"
+
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    meaning: Mapped[str] = mapped_column(String(2000))
+    checks: Mapped[list[str]] = mapped_column(JSON)
+    resolutions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,6 +18,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.models import RESOLUTIONS, ExceptionComment, ReconException, table
 from gateway.services.events import record_event
+from gateway.services.playbooks import playbook_of
 
 
 def list_exceptions(session: Session, municipality_id: int, *, kind: str | None = None, status: str | None = None,
@@ -137,7 +138,8 @@ def comment_exception(session: Session, municipality_id: int, exception_id: int,
 
 def resolve_exception(session: Session, municipality_id: int, exception_id: int, resolution: str, note: str, *,
                       actor: str) -> ReconException:
-    """Resolve with a reason; one that moves money (refund, 充当, write-off) waits for a second person."""
+    """Resolve with a reason the kind's playbook allows; one that moves money (refund, 充当, write-off), or
+    that the playbook gives to two people, waits for a second person."""
     if resolution not in RESOLUTIONS:
         raise GatewayError(f"unknown resolution {resolution!r}; one of {', '.join(RESOLUTIONS)}",
                            code="unknown_resolution", status=422)
@@ -147,8 +149,12 @@ def resolve_exception(session: Session, municipality_id: int, exception_id: int,
         item = _locked(session, municipality_id, exception_id)
         if item.status != "open":  # resolved, or a proposal waits for its second person
             raise Conflict(f"exception {exception_id} is {item.status}", code="exception_not_open")
+        play = playbook_of(session, municipality_id, item.kind).allows(resolution)
+        if play is None:
+            raise GatewayError(f"the playbook of {item.kind} does not allow {resolution}",
+                               code="resolution_not_in_playbook", status=422)
         item.resolution, item.resolution_note = resolution, note.strip()[:500]
-        if RESOLUTIONS[resolution]:
+        if play.second_person:  # always when it moves money
             item.status, item.proposed_by, item.resolved_by = "pending_approval", actor[:100], None
             _audit(session, item, "resolution_proposed", actor, resolution=resolution)
         else:

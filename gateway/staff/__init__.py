@@ -69,6 +69,7 @@ def init_staff(app: Flask) -> None:
         errors,
         sign_in,  # noqa: F401 - second factor, enrolment, own password: on the same blueprint
         wards,  # noqa: F401 - the ward switcher of an administrator holding several
+        workbench,  # noqa: F401 - the accounting staff's slip page
     )
     from gateway.staff.views import bp
 

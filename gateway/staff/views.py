@@ -31,7 +31,7 @@ from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
 from gateway.db import utcnow
 from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
-from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
+from gateway.models import EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
@@ -46,9 +46,11 @@ from gateway.services.exceptions import (
     list_exceptions,
     resolve_exception,
 )
+from gateway.services.playbooks import playbook_of
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_sessions import sign_out
 from gateway.services.staff_wards import ward_in_effect
+from gateway.services.timeline import detail_facts, exception_evidence, subject_of
 from gateway.staff import SESSION_KEY, csrf
 from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
@@ -345,8 +347,11 @@ def exceptions() -> Any:
 def exception_detail(exception_id: int) -> Any:
     session = _session()
     item = get_exception(session, current_ward(), exception_id)
+    story, own = exception_evidence(session, item)
     return render_template("staff/exception.html", item=item, comments=comments_of(session, exception_id),
-                           resolutions=RESOLUTIONS, can_act=current_user.role in ACT)
+                           story=story, own=own, subject=subject_of(item), facts=detail_facts(item.details),
+                           playbook=playbook_of(session, item.municipality_id, item.kind),
+                           can_act=current_user.role in ACT)
 
 
 @bp.route("/exceptions/<int:exception_id>/<string:action>", methods=["POST"])

@@ -62,10 +62,11 @@ def test_a_refund_resolution_waits_for_a_second_person_and_every_step_is_audited
 
 def test_a_resolution_that_moves_no_money_is_final_at_once_and_a_sent_back_one_reopens(session, exception_id) -> None:  # type: ignore[no-untyped-def]
     municipality_id = session.scalar(select(Municipality.id))
-    resolve_exception(session, municipality_id, exception_id, "write_off", "below the threshold", actor="a")
+    resolve_exception(session, municipality_id, exception_id, "apply_to_other_instalment", "the next instalment",
+                      actor="a")
     back = decide_resolution(session, municipality_id, exception_id, approve=False, actor="b")
     assert (back.status, back.resolution, back.proposed_by) == ("open", None, None)
-    final = resolve_exception(session, municipality_id, exception_id, "corrected_by_agency", "the agency re-sent it",
+    final = resolve_exception(session, municipality_id, exception_id, "handed_to_core_system", "the core decides",
                               actor="a")
     assert (final.status, final.resolved_by) == ("resolved", "a")
 
@@ -118,7 +119,7 @@ def test_accounting_works_the_queue_on_the_page_and_an_auditor_only_reads(app, s
 def test_a_proposal_waiting_for_its_second_person_cannot_be_replaced(session, exception_id) -> None:  # type: ignore[no-untyped-def]
     municipality_id = session.scalar(select(Municipality.id))
     resolve_exception(session, municipality_id, exception_id, "refund", "refund the app payment", actor="a")
-    for who, resolution in (("a", "booked_correctly"), ("q", "write_off")):
+    for who, resolution in (("a", "handed_to_core_system"), ("q", "apply_to_other_instalment")):
         with pytest.raises(GatewayError) as refused:
             resolve_exception(session, municipality_id, exception_id, resolution, "instead", actor=who)
         assert refused.value.code == "exception_not_open"

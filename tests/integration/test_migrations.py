@@ -95,7 +95,7 @@ def test_migration_0007_keeps_reports_that_exceptions_point_at(database: Databas
 
 def test_migration_0024_gives_each_child_row_the_ward_of_its_parent(database: Database) -> None:
     """Fee prices and terminals (seeded) and a comment on the second ward's exception."""
-    migrate.downgrade(database.engine, "-1")
+    migrate.downgrade(database.engine, "0023")
     with database.engine.begin() as conn:
         second = conn.execute(text("SELECT max(id) FROM municipalities")).scalar_one()
         conn.execute(text("INSERT INTO recon_exceptions (municipality_id, kind, subject_key, business_date, details, "
