@@ -1,16 +1,21 @@
-"""The accounting staff's workbench: a slip's whole story, beside the exception queue.
+"""The accounting staff's workbench: a slip's whole story, and the playbooks of the exception queue.
 
 The exception page (views.exception_detail) shows the evidence timeline of gateway.services.timeline
-and the kind's playbook; this module adds the slip page that the evidence links to.
+and the kind's playbook; this module adds the slip page that the evidence links to, and the
+administrator's pages that edit the ward's playbooks (gateway.services.playbooks).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
 
+from gateway.models import EXCEPTION_KINDS, RESOLUTIONS
+from gateway.services.playbooks import defaults, playbook_of, playbooks_of, reset_playbook, save_playbook
 from gateway.services.timeline import slip_story
-from gateway.staff.views import RECONCILE, _session, bp, current_ward, roles
+from gateway.staff.views import ADMIN, RECONCILE, _session, bp, current_ward, roles
 
 
 @bp.route("/slips/<string:number>")
@@ -23,3 +28,43 @@ def slip(number: str) -> Any:
     if story is None:
         abort(404)
     return render_template("staff/slip.html", story=story)
+
+
+@bp.route("/playbook")
+@roles(*ADMIN)
+def playbooks() -> Any:
+    """The ward's playbook of every exception kind: the default, or the ward's own edit."""
+    return render_template("staff/playbooks.html", books=playbooks_of(_session(), current_ward()))
+
+
+@bp.route("/playbook/<string:kind>", methods=["GET", "POST"])
+@roles(*ADMIN)
+def playbook_edit(kind: str) -> Any:
+    """Edit one kind's playbook: what it means, what to check, which resolutions, who must agree."""
+    session, ward = _session(), current_ward()
+    if kind not in EXCEPTION_KINDS:
+        abort(404)
+    if request.method == "POST":
+        form = request.form
+        chosen = [{"code": key.removeprefix("allow-"), "effect": form.get(f"effect-{key[6:]}", ""),
+                   "second_person": form.get(f"second-{key[6:]}") == "on"}
+                  for key in form if key.startswith("allow-") and form[key] == "on"]  # in the page's order
+        save_playbook(session, ward, kind, meaning=form.get("meaning", ""),
+                      checks=form.get("checks", "").splitlines(), resolutions=chosen, actor=current_user.username)
+        flash(_("手引きを保存しました。"), "info")
+        return redirect(url_for("staff.playbooks"))
+    book = playbook_of(session, ward, kind)
+    order = [play.code for play in book.resolutions] + [code for code in RESOLUTIONS if book.allows(code) is None]
+    return render_template("staff/playbook.html", book=book, resolutions={code: RESOLUTIONS[code] for code in order},
+                           default=defaults()[kind])
+
+
+@bp.route("/playbook/<string:kind>/reset", methods=["POST"])
+@roles(*ADMIN)
+def playbook_reset(kind: str) -> Any:
+    """Go back to the default playbook of the kind."""
+    if kind not in EXCEPTION_KINDS:
+        abort(404)
+    reset_playbook(_session(), current_ward(), kind, actor=current_user.username)
+    flash(_("標準の手引きに戻しました。"), "info")
+    return redirect(url_for("staff.playbooks"))

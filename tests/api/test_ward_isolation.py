@@ -40,12 +40,13 @@ A, B = "131075", "131083"
 ROLES = ("counter_supervisor", "accounting", "approver", "administrator")
 # Routes that take no ward's object: public pages reached by a slip's own token, the providers'
 # simulators, static files, notifications (signed by the provider), agency routes keyed by the
-# agency (the key's ward applies), reports by name (the user's ward applies), the language switch.
+# agency (the key's ward applies), reports and playbooks by name (the user's ward applies), the language switch.
 NOT_A_WARDS_OBJECT = {"static", "public.static", "public.show_slip", "public.start", "public.result", "site.static",
                       "staff.static", "sandbox.static", "sandbox.paypay_code", "sandbox.paypay_act",
                       "sandbox.stripe_checkout", "sandbox.stripe_pay", "sandbox.stripe_authenticate",
                       "sandbox.stripe_authenticated", "webhooks.webhook", "agency.enter_deposit",
-                      "agency.upload_agency_file", "staff.report", "language.switch"}
+                      "agency.upload_agency_file", "staff.report", "language.switch", "staff.playbook_edit",
+                      "staff.playbook_reset"}
 
 
 def _ward_b() -> dict[str, Any]:

@@ -21,18 +21,20 @@ class StaffWard:
     day: WardDay
     exception_id: int
     sale_id: int
+    slip_number: str
 
     def screens(self) -> dict[str, list[str]]:
         """The staff screens to visit, by the account that may open them."""
         today = self.day.today.isoformat()
         return {
-            "acct": ["/staff/exceptions", f"/staff/exceptions/{self.exception_id}", "/staff/reports",
+            "acct": ["/staff/exceptions", f"/staff/exceptions/{self.exception_id}", f"/staff/slips/{self.slip_number}",
+                     "/staff/reports",
                      *(f"/staff/reports/{name}" for name in ("daily", "receipts", "remittances", "usage")),
                      f"/staff/revenue?date={today}", "/staff/feed", "/staff/close", "/staff/exceptions/999999"],
             "approver": ["/staff/refunds"],
             "clerk": ["/staff/counter", f"/staff/counter/sales/{self.sale_id}",
                       f"/staff/counter/sales/{self.sale_id}/receipt", f"/staff/close?date={today}"],
-            "admin": ["/staff/", "/staff/users", "/staff/fees"],
+            "admin": ["/staff/", "/staff/users", "/staff/fees", "/staff/playbook", "/staff/playbook/double_payment"],
         }
 
     def report_screens(self) -> list[str]:
@@ -48,9 +50,10 @@ def build_staff_ward(app: Any, session: Session, cipher: Any) -> StaffWard:
     request_refund(session, paid.id, 100, reason="a fee charged twice", requested_by="acct")
     exception_id = session.scalar(select(ReconException.id).order_by(ReconException.id).limit(1))
     sale_id = session.scalar(select(Sale.id).where(Sale.status == "paid").order_by(Sale.id).limit(1))
+    slip_number = paid.slip.number if paid.slip is not None else None
     session.rollback()
-    assert exception_id is not None and sale_id is not None
-    return StaffWard(day, exception_id, sale_id)
+    assert exception_id is not None and sale_id is not None and slip_number is not None
+    return StaffWard(day, exception_id, sale_id, slip_number)
 
 
 def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
