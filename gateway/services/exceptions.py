@@ -117,9 +117,13 @@ def assign_exception(session: Session, municipality_id: int, exception_id: int, 
     """Give the exception to a member of staff (or back to nobody with an empty name)."""
     with transaction(session):
         item = _locked(session, municipality_id, exception_id)
-        item.assigned_to = assignee.strip()[:100] or None
-        _audit(session, item, "assigned", actor, assigned_to=item.assigned_to)
+        assign_step(session, item, assignee, actor)
     return item
+
+
+def assign_step(session: Session, item: ReconException, assignee: str, actor: str) -> None:
+    item.assigned_to = assignee.strip()[:100] or None
+    _audit(session, item, "assigned", actor, assigned_to=item.assigned_to)
 
 
 def comment_exception(session: Session, municipality_id: int, exception_id: int, text: str, *,
@@ -136,31 +140,47 @@ def comment_exception(session: Session, municipality_id: int, exception_id: int,
     return comment
 
 
-def resolve_exception(session: Session, municipality_id: int, exception_id: int, resolution: str, note: str, *,
-                      actor: str) -> ReconException:
-    """Resolve with a reason the kind's playbook allows; one that moves money (refund, 充当, write-off), or
-    that the playbook gives to two people, waits for a second person."""
+def check_resolution(resolution: str, note: str) -> None:
     if resolution not in RESOLUTIONS:
         raise GatewayError(f"unknown resolution {resolution!r}; one of {', '.join(RESOLUTIONS)}",
                            code="unknown_resolution", status=422)
     if not note.strip():
         raise GatewayError("say why: a resolution needs a note", code="empty_note", status=422)
+
+
+def resolve_exception(session: Session, municipality_id: int, exception_id: int, resolution: str, note: str, *,
+                      actor: str) -> ReconException:
+    """Resolve with a reason the kind's playbook allows; one that moves money (refund, 充当, write-off), or
+    that the playbook gives to two people, waits for a second person."""
+    check_resolution(resolution, note)
     with transaction(session):
         item = _locked(session, municipality_id, exception_id)
-        if item.status != "open":  # resolved, or a proposal waits for its second person
-            raise Conflict(f"exception {exception_id} is {item.status}", code="exception_not_open")
-        play = playbook_of(session, municipality_id, item.kind).allows(resolution)
-        if play is None:
-            raise GatewayError(f"the playbook of {item.kind} does not allow {resolution}",
-                               code="resolution_not_in_playbook", status=422)
-        item.resolution, item.resolution_note = resolution, note.strip()[:500]
-        if play.second_person:  # always when it moves money
-            item.status, item.proposed_by, item.resolved_by = "pending_approval", actor[:100], None
-            _audit(session, item, "resolution_proposed", actor, resolution=resolution)
-        else:
-            item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
-            _audit(session, item, "resolved", actor, resolution=resolution)
+        refusal = resolve_refusal(session, item, resolution)
+        if refusal is not None:
+            raise refusal
+        resolve_step(session, item, resolution, note, actor)
     return item
+
+
+def resolve_refusal(session: Session, item: ReconException, resolution: str) -> GatewayError | None:
+    if item.status != "open":  # resolved, or a proposal waits for its second person
+        return Conflict(f"exception {item.id} is {item.status}", code="exception_not_open")
+    if playbook_of(session, item.municipality_id, item.kind).allows(resolution) is None:
+        return GatewayError(f"the playbook of {item.kind} does not allow {resolution}",
+                            code="resolution_not_in_playbook", status=422)
+    return None
+
+
+def resolve_step(session: Session, item: ReconException, resolution: str, note: str, actor: str) -> None:
+    play = playbook_of(session, item.municipality_id, item.kind).allows(resolution)
+    assert play is not None  # checked by resolve_refusal
+    item.resolution, item.resolution_note = resolution, note.strip()[:500]
+    if play.second_person:  # always when it moves money
+        item.status, item.proposed_by, item.resolved_by = "pending_approval", actor[:100], None
+        _audit(session, item, "resolution_proposed", actor, resolution=resolution)
+    else:
+        item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
+        _audit(session, item, "resolved", actor, resolution=resolution)
 
 
 def decide_resolution(session: Session, municipality_id: int, exception_id: int, *, approve: bool,
@@ -168,17 +188,28 @@ def decide_resolution(session: Session, municipality_id: int, exception_id: int,
     """A second person approves (or sends back) a resolution that moves money; never the proposer."""
     with transaction(session):
         item = _locked(session, municipality_id, exception_id)
-        if item.status != "pending_approval":
-            raise Conflict(f"exception {exception_id} is {item.status}", code="not_pending_approval")
-        if item.proposed_by == actor:
-            raise GatewayError("the person who proposed a resolution cannot approve it", code="four_eyes_required",
-                               status=403)
-        if approve:
-            item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
-        else:
-            item.status, item.proposed_by, item.resolution = "open", None, None
-        _audit(session, item, "resolution_approved" if approve else "resolution_sent_back", actor)
+        refusal = decide_refusal(item, actor)
+        if refusal is not None:
+            raise refusal
+        decide_step(session, item, approve, actor)
     return item
+
+
+def decide_refusal(item: ReconException, actor: str) -> GatewayError | None:
+    if item.status != "pending_approval":
+        return Conflict(f"exception {item.id} is {item.status}", code="not_pending_approval")
+    if item.proposed_by == actor:
+        return GatewayError("the person who proposed a resolution cannot approve it", code="four_eyes_required",
+                            status=403)
+    return None
+
+
+def decide_step(session: Session, item: ReconException, approve: bool, actor: str) -> None:
+    if approve:
+        item.status, item.resolved_by, item.resolved_at = "resolved", actor[:100], utcnow()
+    else:
+        item.status, item.proposed_by, item.resolution = "open", None, None
+    _audit(session, item, "resolution_approved" if approve else "resolution_sent_back", actor)
 
 
 def comments_of(session: Session, exception_id: int) -> Sequence[ExceptionComment]:

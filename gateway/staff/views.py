@@ -21,6 +21,8 @@ from flask import (
     url_for,
 )
 from flask import session as cookie
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, logout_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -31,10 +33,11 @@ from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
 from gateway.db import utcnow
 from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
-from gateway.models import EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
+from gateway.models import CHANNELS, EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
 from gateway.services import fee_items as fee_service
+from gateway.services import queue as queue_service
 from gateway.services import sales as sales_service
 from gateway.services import staff_sign_in
 from gateway.services.exceptions import (
@@ -43,7 +46,6 @@ from gateway.services.exceptions import (
     comments_of,
     decide_resolution,
     get_exception,
-    list_exceptions,
     resolve_exception,
 )
 from gateway.services.playbooks import playbook_of
@@ -337,9 +339,51 @@ def _date(value: str | None) -> date | None:
 @bp.route("/exceptions")
 @roles(*RECONCILE)
 def exceptions() -> Any:
-    kind, status = request.args.get("kind") or None, request.args.get("status") or None
-    rows = list_exceptions(_session(), current_ward(), kind=kind, status=status, limit=500)
-    return render_template("staff/exceptions.html", rows=rows, kinds=EXCEPTION_KINDS, kind=kind, status=status)
+    """The queue: counts per kind and age on top, filters, and the rows to select for work in bulk."""
+    session, ward, today = _session(), current_ward(), _today()
+    try:
+        chosen = queue_service.parse_filter(request.args, me=current_user.username)
+        problem = None
+    except queue_service.BadFilter as exc:
+        chosen, problem = queue_service.QueueFilter(), exc
+    rows, total = queue_service.queue(session, ward, chosen, today=today)
+    playbook = playbook_of(session, ward, chosen.kind) if chosen.kind else None
+    return render_template("staff/exceptions.html", rows=rows, total=total, f=chosen, problem=problem,
+                           counts=queue_service.counts(session, ward, today=today), ages=queue_service.AGES,
+                           kinds=EXCEPTION_KINDS, channels=CHANNELS, statuses=queue_service.STATUSES,
+                           assignees=queue_service.assignees(session, ward), playbook=playbook,
+                           can_act=current_user.role in ACT, query=request.query_string.decode("ascii", "replace"))
+
+
+BULK_REFUSALS = {"unknown_exception": _l("ありません"), "exception_not_open": _l("未処理ではありません"),
+                 "resolution_not_in_playbook": _l("手引きで選べない処理です"),
+                 "not_pending_approval": _l("承認待ちではありません"),
+                 "four_eyes_required": _l("自分が提案した処理は承認できません")}
+
+
+@bp.route("/exceptions/bulk", methods=["POST"])
+@roles(*ACT)
+def exceptions_bulk() -> Any:
+    """Many exceptions at once with one reason, all or nothing; then back to the same filtered queue."""
+    form = request.form
+    back = url_for("staff.exceptions") + "?" + (form.get("back") or "").lstrip("?")
+    try:
+        ids = [int(value) for value in form.getlist("ids")]
+    except ValueError:
+        raise GatewayError("the selection holds something that is not an exception number",
+                           code="invalid_selection", status=422) from None
+    action = form.get("action", "")
+    assignee = current_user.username if action == "assign_me" else form.get("assignee", "")
+    try:
+        done = queue_service.bulk(_session(), current_ward(), ids, "assign" if action == "assign_me" else action,
+                                  actor=current_user.username, resolution=form.get("resolution", ""),
+                                  note=form.get("note", ""), assignee=assignee)
+    except queue_service.BulkRefused as exc:
+        listed = "、".join(f"#{i}（{BULK_REFUSALS.get(code, code)}）" for i, code in exc.refusals[:20])
+        flash(gettext("何も変更していません。次の例外はこの操作ができません: %(listed)s", listed=listed), "error")
+        return redirect(back)
+    flash(gettext("%(n)s件の例外を処理しました。", n=done), "info")
+    return redirect(back)
 
 
 @bp.route("/exceptions/<int:exception_id>")

@@ -51,9 +51,9 @@ def test_every_kind_the_demo_plants_is_resolved_on_the_screen(live_server, deskt
     for kind, exception_id in planted.items():
         name = str(CODE_LABELS["exception_kind"][kind])
         page.goto(f"{base}/staff/exceptions")
-        page.get_by_label("種類").select_option(label=name)
+        page.get_by_label("種類", exact=True).select_option(label=name)
         page.get_by_role("button", name="絞り込む").click()
-        page.get_by_role("link", name=str(exception_id), exact=True).click()
+        page.locator("#exceptions").get_by_role("link", name=str(exception_id), exact=True).click()
         page.wait_for_url(f"**/staff/exceptions/{exception_id}")
         assert name in page.locator("h1").inner_text()
         assert not axe_violations(page), kind
