@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS
+from gateway.services import search as search_service
 from gateway.services.playbooks import defaults, playbook_of, playbooks_of, reset_playbook, save_playbook
 from gateway.services.timeline import slip_story
 from gateway.staff.views import ADMIN, RECONCILE, _session, bp, current_ward, roles
@@ -68,3 +69,18 @@ def playbook_reset(kind: str) -> Any:
     reset_playbook(_session(), current_ward(), kind, actor=current_user.username)
     flash(_("標準の手引きに戻しました。"), "info")
     return redirect(url_for("staff.playbooks"))
+
+
+@bp.route("/search", methods=["GET", "POST"])
+@roles(*RECONCILE)
+def search() -> Any:
+    """Find slips, payments and exceptions of the ward; the form posts, so no criterion is ever in a URL."""
+    found, criteria, problem = None, None, None
+    if request.method == "POST":
+        try:
+            criteria = search_service.parse_criteria(request.form)
+            found = search_service.search(_session(), current_app.extensions["kokin.cipher"], current_ward(), criteria)
+        except search_service.BadSearch as exc:
+            problem = exc
+    return render_template("staff/search.html", found=found, criteria=criteria, problem=problem,
+                           limit=search_service.LIMIT, tokyo=search_service.TOKYO)

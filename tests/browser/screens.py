@@ -28,7 +28,7 @@ class StaffWard:
         today = self.day.today.isoformat()
         return {
             "acct": ["/staff/exceptions", f"/staff/exceptions/{self.exception_id}", f"/staff/slips/{self.slip_number}",
-                     "/staff/reports",
+                     "/staff/search", "/staff/reports",
                      *(f"/staff/reports/{name}" for name in ("daily", "receipts", "remittances", "usage")),
                      f"/staff/revenue?date={today}", "/staff/feed", "/staff/close", "/staff/exceptions/999999"],
             "approver": ["/staff/refunds"],
