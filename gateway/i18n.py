@@ -78,6 +78,12 @@ CODE_LABELS: dict[str, dict[str, Any]] = {
         "direct_debit": _l("口座振替"),
         "other": _l("その他"),
     },
+    "adapter": {
+        "stripe": _l("Stripe（クレジットカード）"),
+        "paypay": _l("PayPay"),
+        "square": _l("Square（窓口の端末）"),
+        "eltax": _l("eLTAX"),
+    },
     "tender": {
         "FELICA_TRANSPORTATION_GROUP": _l("交通系IC"),
         "FELICA_ID": _l("iD"),
@@ -190,6 +196,9 @@ def switch(code: str) -> Any:
 def init_i18n(app: Flask) -> None:
     Babel(app, default_locale="ja", locale_selector=select_locale)
     app.jinja_env.filters["label"] = label
+    from gateway.services.timeline import translated_reason  # the reasons the gateway itself writes
+
+    app.jinja_env.filters["reason"] = translated_reason
     app.jinja_env.globals["current_language"] = current_language
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.register_blueprint(bp)

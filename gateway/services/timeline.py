@@ -215,7 +215,8 @@ def _payment_entries(session: Session, payments: Sequence[Payment], reports: Seq
             facts += [(_("店舗・アプリ"), report.channel), (_("チェーンコード"), report.chain_code),
                       (_("店舗コード"), report.store_code), (_("支払日時（店舗）"), _moment(report.paid_at))]
         for attempt in attempts.get(payment.id, []):
-            facts += [(_("決済事業者"), attempt.adapter), (_("決済の状態"), label(attempt.status, "attempt_status"))]
+            facts += [(_("決済事業者"), label(attempt.adapter, "adapter")),
+                      (_("決済の状態"), label(attempt.status, "attempt_status"))]
             if attempt.card_brand:
                 facts.append((_("支払方法"), label(attempt.card_brand, "tender")))
         if payment.fee_amount:
@@ -363,6 +364,8 @@ REASONS: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"the claim was cancelled.*"), _l("賦課が取り消されていました。納付金は基幹システムへ引き継ぎます")),
     (re.compile(r"the provider keeps its fee out of the payout.*"),
      _l("決済事業者が手数料を差し引いて入金しました。公金は総額で計上し、手数料は請求書で支払います")),
+    (re.compile(r"sent to the core system as an overpayment for 充当 or 還付"),
+     _l("過誤納金として基幹システムへ送信しました（充当・還付は基幹システムで）")),
     (re.compile(r"unknown_remitter"), _l("振込人が不明です")),
     (re.compile(r"wrong_account"), _l("予定と違う口座に入金されました")),
     (re.compile(r"deposit_without_account"), _l("口座の記載がない入金です")),
