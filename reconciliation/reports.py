@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.fiscal import fiscal_year_of
-from gateway.i18n import label
+from gateway.i18n import label as code_name
 from gateway.models import Assessment, FundType, Payment, ReconException, ReconRun, Sale, SaleLine
 from gateway.rendering.slip_pdf import registered_font
 from gateway.services.agency_checks import expected_remittances
@@ -112,7 +112,8 @@ def daily_summary(session: Session, municipality_code: str, business_date: date)
         .group_by(ReconException.kind).order_by(ReconException.kind)).all()
     return Report("daily", f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）"), DAILY_COLUMNS,
                   rows, ("区分", "歳入（円）"), totals=totals, figures=DAILY_COLUMNS[1:], note=note,
-                  appendix=[(f"未解決の例外（{label(kind, 'exception_kind')}）", int(count)) for kind, count in exceptions])
+                  appendix=[(f"未解決の例外（{code_name(kind, 'exception_kind')}）", int(count))
+                            for kind, count in exceptions])
 
 
 def default_day(session: Session, municipality_code: str, today: date) -> tuple[date, str]:
@@ -143,14 +144,15 @@ def remittances(session: Session, municipality_code: str) -> Report:
     included) and the received one is the payout net of the provider's fees, from the day's run.
     The chart stacks each remittance date's expected yen by agency or provider.
     """
-    rows: list[tuple[Any, ...]] = [(label(r.adapter, "adapter"), r.account or "", r.remittance_on.isoformat(), r.payments, r.expected,
-                                    r.received, r.difference) for r in expected_remittances(session, municipality_code)]
+    rows: list[tuple[Any, ...]] = [(code_name(r.adapter, "adapter"), r.account or "", r.remittance_on.isoformat(),
+                                    r.payments, r.expected, r.received, r.difference)
+                                   for r in expected_remittances(session, municipality_code)]
     municipality = get_municipality(session, municipality_code)
     for run in session.scalars(select(ReconRun).where(ReconRun.municipality_id == municipality.id)
                                .order_by(ReconRun.business_date)):
         for provider, f in sorted((run.summary.get("providers") or {}).items()):
-            rows.append((label(provider, "adapter"), "", run.business_date.isoformat(), f["payments"], f["recorded"], f["payout"],
-                         f["payout"] - f["recorded"]))
+            rows.append((code_name(provider, "adapter"), "", run.business_date.isoformat(), f["payments"],
+                         f["recorded"], f["payout"], f["payout"] - f["recorded"]))
     return Report("remittances", "入金予定と入金実績（収納代行・決済事業者）", REMITTANCE_COLUMNS, rows,
                   ("入金予定日", "予定額（円）"), stack="収納代行", totals=[_sums("合計", REMITTANCE_COLUMNS, rows, 3)],
                   figures=REMITTANCE_COLUMNS[3:])
