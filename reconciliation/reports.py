@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 from xml.sax.saxutils import escape
 
+from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -61,6 +62,7 @@ class Report:
     figures: tuple[str, ...] = ()
     note: str = ""  # what the report shows and why, in a sentence (e.g. a day not reconciled yet)
     appendix: list[tuple[Any, ...]] = field(default_factory=list)  # (label, count) lines after the totals
+    sections: list[Report] = field(default_factory=list)  # further tables of the same page (and its CSV and PDF)
 
     def cell(self, column: int, value: Any) -> str:
         """A value as shown: figures with thousands separators, anything else as it is."""
@@ -227,7 +229,70 @@ def cashless_usage(session: Session, municipality_code: str) -> Report:
             for (month, source, _, label, _, fund), (n, amount) in sorted(grouped.items())]
     return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）", USAGE_COLUMNS, rows,
                   ("月", "金額（円）"), stack="経路", totals=[_sums("合計", USAGE_COLUMNS, rows, 3, skip=("記録元",))],
-                  figures=("件数", "金額（円）"))
+                  figures=("件数", "金額（円）"),
+                  sections=[_usage_trend(rows), _usage_by_fund(rows), counter_tenders(session, municipality.id)])
+
+
+def share(part: int, whole: int) -> str:
+    """`part` of `whole` as a percentage with one decimal, from integers (half up); "" of nothing."""
+    if whole <= 0:
+        return ""
+    tenths = (part * 1000 * 2 + whole) // (whole * 2)
+    return f"{tenths // 10}.{tenths % 10}%"
+
+
+TREND_COLUMNS = ("月", "キャッシュレス件数", "他の経路の件数", "キャッシュレス比率（件数）",
+                 "前月比（キャッシュレス件数）")
+
+
+def _usage_trend(rows: list[tuple[Any, ...]]) -> Report:
+    """Is it growing: per month, payments through the gateway against those made elsewhere, and the change."""
+    months: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for month, _label, _fund, count, _amount, source in rows:
+        months[month][0 if source == SOURCE_GATEWAY else 1] += count
+    out: list[tuple[Any, ...]] = []
+    previous = None
+    for month in sorted(months):
+        ours, elsewhere = months[month]
+        change = "" if previous in (None, 0) else share(ours - previous, previous or 1)
+        out.append((month, ours, elsewhere, share(ours, ours + elsewhere), change))
+        previous = ours
+    total_ours, total_elsewhere = sum(r[1] for r in out), sum(r[2] for r in out)
+    return Report("usage-trend", "月別のキャッシュレス比率", TREND_COLUMNS, out, ("月", "キャッシュレス件数"),
+                  totals=[("合計", total_ours, total_elsewhere, share(total_ours, total_ours + total_elsewhere), "")],
+                  figures=TREND_COLUMNS[1:3])
+
+
+FUND_COLUMNS = ("科目", "キャッシュレス件数", "キャッシュレス金額（円）", "他の経路の件数", "他の経路の金額（円）",
+                "キャッシュレス比率（件数）")
+
+
+def _usage_by_fund(rows: list[tuple[Any, ...]]) -> Report:
+    """The share per fund: how much of each fund's money came through the gateway."""
+    funds: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for _month, _label, fund, count, amount, source in rows:
+        at = 0 if source == SOURCE_GATEWAY else 2
+        funds[fund][at] += count
+        funds[fund][at + 1] += amount
+    out: list[tuple[Any, ...]] = [(fund, *f, share(f[0], f[0] + f[2])) for fund, f in sorted(funds.items())]
+    totals = [sum(f[i] for f in funds.values()) for i in range(4)]
+    return Report("usage-funds", "科目別のキャッシュレス比率", FUND_COLUMNS, out, ("科目", "キャッシュレス金額（円）"),
+                  totals=[("合計", *totals, share(totals[0], totals[0] + totals[2]))], figures=FUND_COLUMNS[1:5])
+
+
+TENDER_COLUMNS = ("月", "支払方法", "件数", "金額（円）")
+
+
+def counter_tenders(session: Session, municipality_id: int) -> Report:
+    """The certificate counter's e-money and QR sales by tender and month (voided and cancelled ones left out)."""
+    grouped: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for brand, business_day, total in session.execute(
+            select(Sale.brand, Sale.business_date, Sale.total)
+            .where(Sale.municipality_id == municipality_id, Sale.status.in_(("paid", "refund_requested")))):
+        _add(grouped, (f"{business_day:%Y-%m}", brand), int(total))
+    out = [(month, code_name(brand, "tender"), n, amount) for (month, brand), (n, amount) in sorted(grouped.items())]
+    return Report("usage-tenders", "窓口の支払方法（電子マネー・QR）", TENDER_COLUMNS, out, ("月", "金額（円）"),
+                  stack="支払方法", totals=[_sums("合計", TENDER_COLUMNS, out, 2)], figures=TENDER_COLUMNS[2:])
 
 
 USAGE_COLUMNS = ("月", "経路", "科目", "件数", "金額（円）", "記録元")
@@ -251,6 +316,8 @@ def to_csv(report: Report) -> bytes:
     writer.writerows(report.rows)
     writer.writerows(report.totals)
     writer.writerows(report.appendix)
+    for section in report.sections:  # each further table after an empty line and its title
+        writer.writerows([(), (section.title,), section.columns, *section.rows, *section.totals])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -290,10 +357,7 @@ def bar_chart_svg(report: Report, width: int = 640) -> str:
 
     No script; it prints as it shows.
     """
-    if report.stack is not None:
-        bars = chart_stacks(report)
-    else:
-        bars = [(label, [("", value)]) for label, value in chart_series(report)]
+    bars = _bars(report)
     if not bars:
         return ""
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in
@@ -325,13 +389,65 @@ def bar_chart_svg(report: Report, width: int = 640) -> str:
     return "".join(parts)
 
 
+def _bars(report: Report) -> list[tuple[str, list[tuple[str, int]]]]:
+    if report.stack is not None:
+        return chart_stacks(report)
+    return [(label, [("", value)]) for label, value in chart_series(report)]
+
+
+def chart_drawing(report: Report, font: str, width: float = 700) -> Drawing | None:
+    """The same chart as `bar_chart_svg`, drawn for the PDF (reportlab graphics), or None without data."""
+    bars = _bars(report)
+    if not bars:
+        return None
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in
+               enumerate(dict.fromkeys(name for _, segments in bars for name, _ in segments))}
+    top = max(sum(v for _, v in segments) for _, segments in bars) or 1
+    bar, gap, label_w = 14, 5, 170
+    legend = [] if report.stack is None else list(colours)
+    height = (len(bars) + len(legend)) * (bar + gap) + gap
+    drawing = Drawing(width, height)
+    for i, (label, segments) in enumerate(bars):
+        y = height - gap - (i + 1) * (bar + gap) + gap
+        drawing.add(String(label_w - 6, y + 3, label, fontName=font, fontSize=8, textAnchor="end"))
+        x: float = label_w
+        for name, value in segments:
+            length = (width - label_w - 80) * value / top
+            drawing.add(Rect(x, y, max(length, 0.5), bar, fillColor=colors.HexColor(colours[name]), strokeWidth=0))
+            x += length
+        drawing.add(String(x + 4, y + 3, f"{sum(v for _, v in segments):,}", fontName=font, fontSize=8))
+    for i, name in enumerate(legend):
+        y = height - gap - (len(bars) + i + 1) * (bar + gap) + gap
+        drawing.add(Rect(label_w, y + 2, 10, 10, fillColor=colors.HexColor(colours[name]), strokeWidth=0))
+        drawing.add(String(label_w + 14, y + 3, name, fontName=font, fontSize=8))
+    return drawing
+
+
 def to_pdf(report: Report) -> bytes:
-    """The report as an A4 PDF with the embedded IPAexGothic font (so it prints anywhere)."""
+    """The report as an A4 PDF with the embedded IPAexGothic font (so it prints anywhere): each table with its chart."""
     font = registered_font()
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm, title=report.title, author="kokin-gateway",
                             invariant=1)
+    heading_style = ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8)
+    section_style = ParagraphStyle("h2", fontName=font, fontSize=12, spaceBefore=12, spaceAfter=6)
+    body = ParagraphStyle("p", fontName=font, fontSize=9, spaceAfter=6)
+    story: list[Any] = []
+    for n, part in enumerate([report, *report.sections]):
+        story.append(Paragraph(escape(part.title), heading_style if n == 0 else section_style))
+        if part.note:
+            story.append(Paragraph(escape(part.note), body))
+        drawing = chart_drawing(part, font, doc.width)
+        if drawing is not None:
+            story.append(drawing)
+        story.append(_pdf_table(part, font))
+        story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in part.appendix]
+    doc.build(story)
+    return out.getvalue()
+
+
+def _pdf_table(report: Report, font: str) -> Table:
     lines = [*report.rows, *report.totals]
     data = [list(report.columns)] + [[report.cell(i, v) for i, v in enumerate(row)] for row in lines]
     table = Table(data, repeatRows=1)
@@ -341,15 +457,7 @@ def to_pdf(report: Report) -> bytes:
     if report.totals:
         style.append(("BACKGROUND", (0, len(report.rows) + 1), (-1, -1), colors.HexColor("#f3f3f3")))
     table.setStyle(TableStyle(style))
-    heading_style = ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8)
-    body = ParagraphStyle("p", fontName=font, fontSize=9, spaceAfter=6)
-    story: list[Any] = [Paragraph(escape(report.title), heading_style)]
-    if report.note:
-        story.append(Paragraph(escape(report.note), body))
-    story.append(table)
-    story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in report.appendix]
-    doc.build(story)
-    return out.getvalue()
+    return table
 
 
 REPORTS: dict[str, Callable[..., Report]] = {
