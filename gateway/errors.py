@@ -268,6 +268,41 @@ class RevenueNotWritable(GatewayError):
     status = 422
 
 
+class InvalidFilter(GatewayError):
+    """A filter of the exception queue the queue cannot use; `field` names it."""
+
+    code = "invalid_filter"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, details={"field": field})
+        self.field = field
+
+
+class InvalidSearch(GatewayError):
+    """A search criterion that cannot be used, or none at all; `field` names it (``criteria`` for none)."""
+
+    code = "invalid_search"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, details={"field": field})
+        self.field = field
+
+
+class BulkRefused(GatewayError):
+    """A bulk action on exceptions changed nothing: these could not take it, each with its refusal's code."""
+
+    code = "bulk_refused"
+    status = 409
+
+    def __init__(self, refusals: list[tuple[int, str]]) -> None:
+        listed = "; ".join(f"#{exception_id}: {why}" for exception_id, why in refusals[:20])
+        super().__init__(f"nothing was changed: {len(refusals)} of the selected cannot take this action ({listed})",
+                         details={"refused": [{"id": i, "why": why} for i, why in refusals]})
+        self.refusals = refusals
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

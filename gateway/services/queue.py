@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from gateway.db import transaction
-from gateway.errors import GatewayError
+from gateway.errors import BulkRefused, GatewayError, InvalidFilter
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Payment, ReconException
 from gateway.services import exceptions as one
 
@@ -41,20 +41,12 @@ class QueueFilter:
     age: str | None = None
 
 
-class BadFilter(GatewayError):
-    """A filter value the queue cannot use: which one, and why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, code="invalid_filter", status=422, details={"field": field})
-        self.field = field
-
-
 def parse_filter(args: Mapping[str, str], *, me: str) -> QueueFilter:
-    """The queue's filter from a page's query; BadFilter naming the field on a bad value."""
+    """The queue's filter from a page's query; InvalidFilter naming the field on a bad value."""
     def choice(name: str, allowed: Sequence[str]) -> str | None:
         value = (args.get(name) or "").strip()
         if value and value not in allowed:
-            raise BadFilter(name, f"{name}: {value!r} is not one of {', '.join(allowed)}")
+            raise InvalidFilter(name, f"{name}: {value!r} is not one of {', '.join(allowed)}")
         return value or None
 
     def day(name: str) -> date | None:
@@ -62,17 +54,17 @@ def parse_filter(args: Mapping[str, str], *, me: str) -> QueueFilter:
         try:
             return date.fromisoformat(value) if value else None
         except ValueError:
-            raise BadFilter(name, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+            raise InvalidFilter(name, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
 
     status = (args.get("status") or "open").strip()  # the open work unless asked otherwise; "all" for every one
     if status not in (*STATUSES, "all"):
-        raise BadFilter("status", f"status: {status!r} is not one of {', '.join(STATUSES)}, all")
+        raise InvalidFilter("status", f"status: {status!r} is not one of {', '.join(STATUSES)}, all")
     found = QueueFilter(kind=choice("kind", EXCEPTION_KINDS), status=None if status == "all" else status,
                         date_from=day("from"), date_to=day("to"), channel=choice("channel", CHANNELS),
                         assignee=me if args.get("assignee") == "me" else (args.get("assignee") or "").strip() or None,
                         age=choice("age", [name for name, _young, _old in AGES]))
     if found.date_from and found.date_to and found.date_from > found.date_to:
-        raise BadFilter("to", "the date range ends before it starts")
+        raise InvalidFilter("to", "the date range ends before it starts")
     return found
 
 
@@ -141,17 +133,6 @@ def counts(session: Session, municipality_id: int, *, today: date) -> dict[str, 
     for kind, name, count in rows:
         table.setdefault(kind, {})[name] = count
     return {kind: table[kind] for kind in EXCEPTION_KINDS if kind in table}
-
-
-class BulkRefused(GatewayError):
-    """Nothing was done: these exceptions could not take the action, each with the code of its refusal."""
-
-    def __init__(self, refusals: list[tuple[int, str]]) -> None:
-        listed = "; ".join(f"#{exception_id}: {why}" for exception_id, why in refusals[:20])
-        super().__init__(f"nothing was changed: {len(refusals)} of the selected cannot take this action ({listed})",
-                         code="bulk_refused", status=409,
-                         details={"refused": [{"id": i, "why": why} for i, why in refusals]})
-        self.refusals = refusals
 
 
 def bulk(session: Session, municipality_id: int, ids: Sequence[int], action: str, *, actor: str,

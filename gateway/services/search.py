@@ -18,19 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidSearch
 from gateway.models import Assessment, Municipality, Payment, ReconException, Slip
 
 LIMIT = 100
 TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-class BadSearch(GatewayError):
-    """A criterion the search cannot use: which one, and why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, code="invalid_search", status=422, details={"field": field})
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -61,27 +53,27 @@ def _plain(value: str | None) -> str:
 
 
 def parse_criteria(form: Mapping[str, str]) -> Criteria:
-    """The criteria of a search form; BadSearch naming the field on a bad value, or when there is none."""
+    """The criteria of a search form; InvalidSearch naming the field on a bad value, or when there is none."""
     number = _plain(form.get("slip_number")).replace("-", "")
     if number and (not number.isdigit() or len(number) > 16):
-        raise BadSearch("slip_number", "a slip number is up to 16 digits")
+        raise InvalidSearch("slip_number", "a slip number is up to 16 digits")
     amount_text = _plain(form.get("amount")).replace(",", "").removesuffix("円")
     if amount_text and not amount_text.isdigit():
-        raise BadSearch("amount", "an amount is a whole number of yen")
+        raise InvalidSearch("amount", "an amount is a whole number of yen")
     dates = []
     for name in ("date_from", "date_to"):
         value = _plain(form.get(name))
         try:
             dates.append(date.fromisoformat(value) if value else None)
         except ValueError:
-            raise BadSearch(name, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+            raise InvalidSearch(name, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
     if dates[0] and dates[1] and dates[0] > dates[1]:
-        raise BadSearch("date_to", "the date range ends before it starts")
+        raise InvalidSearch("date_to", "the date range ends before it starts")
     criteria = Criteria(slip_number=number or None, assessment_id=_plain(form.get("assessment_id")) or None,
                         payer_ref=_plain(form.get("payer_ref")) or None,
                         amount=int(amount_text) if amount_text else None, date_from=dates[0], date_to=dates[1])
     if criteria.empty():
-        raise BadSearch("criteria", "give at least one criterion")
+        raise InvalidSearch("criteria", "give at least one criterion")
     return criteria
 
 

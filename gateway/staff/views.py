@@ -32,7 +32,7 @@ from adapters.base import Capability
 from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
 from gateway.db import utcnow
-from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
+from gateway.errors import BulkRefused, GatewayError, InvalidFilter, MalformedRequest, NotFound, RevenueNotWritable
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
@@ -344,7 +344,7 @@ def exceptions() -> Any:
     try:
         chosen = queue_service.parse_filter(request.args, me=current_user.username)
         problem = None
-    except queue_service.BadFilter as exc:
+    except InvalidFilter as exc:
         chosen, problem = queue_service.QueueFilter(), exc
     rows, total = queue_service.queue(session, ward, chosen, today=today)
     playbook = playbook_of(session, ward, chosen.kind) if chosen.kind else None
@@ -378,7 +378,7 @@ def exceptions_bulk() -> Any:
         done = queue_service.bulk(_session(), current_ward(), ids, "assign" if action == "assign_me" else action,
                                   actor=current_user.username, resolution=form.get("resolution", ""),
                                   note=form.get("note", ""), assignee=assignee)
-    except queue_service.BulkRefused as exc:
+    except BulkRefused as exc:
         listed = "、".join(f"#{i}（{BULK_REFUSALS.get(code, code)}）" for i, code in exc.refusals[:20])
         flash(gettext("何も変更していません。次の例外はこの操作ができません: %(listed)s", listed=listed), "error")
         return redirect(back)

@@ -12,6 +12,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from gateway.errors import InvalidSearch
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS
 from gateway.services import search as search_service
 from gateway.services.playbooks import defaults, playbook_of, playbooks_of, reset_playbook, save_playbook
@@ -80,7 +81,7 @@ def search() -> Any:
         try:
             criteria = search_service.parse_criteria(request.form)
             found = search_service.search(_session(), current_app.extensions["kokin.cipher"], current_ward(), criteria)
-        except search_service.BadSearch as exc:
+        except InvalidSearch as exc:
             problem = exc
     return render_template("staff/search.html", found=found, criteria=criteria, problem=problem,
                            limit=search_service.LIMIT, tokyo=search_service.TOKYO)

@@ -40,7 +40,7 @@ def test_an_accounting_user_opening_an_administrators_page_gets_a_403_page(clien
 
     html = _html(client.get("/staff/fees"), 403)
 
-    assert "kokin-gateway 職員画面" in html and "acct（accounting）" in html  # the staff layout, signed in
+    assert "kokin-gateway 職員画面" in html and "acct（会計担当）" in html  # the staff layout, signed in
     assert "権限がありません" in html and "Your role does not allow this page" in html
     assert html.index("このページを開く権限がありません") < html.index("Your role")  # Japanese first
     assert 'href="/staff/"' in html and "職員画面のトップへ" in html
@@ -75,7 +75,7 @@ def test_an_unexpected_failure_on_a_staff_screen_is_a_500_page_that_leaks_nothin
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(views, "list_exceptions", broken)
+    monkeypatch.setattr(views.queue_service, "queue", broken)
     _log_in(client, "acct")
 
     html = _html(client.get("/staff/exceptions"), 500)

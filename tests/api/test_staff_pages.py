@@ -237,7 +237,7 @@ def test_the_close_screen_only_shows_differences_and_records_none(app, session: 
 
     page = client.get("/staff/close")
 
-    assert page.status_code == 200 and "missing_in_gateway" in page.text  # shown while the day goes on
+    assert page.status_code == 200 and "ゲートウェイに記録なし" in page.text  # shown while the day goes on
     assert session.scalar(select(func.count()).select_from(ReconException)) == 0  # recorded only by the night run
 
 

@@ -108,7 +108,7 @@ def test_counter_staff_sell_two_certificates_print_and_close(clerk, live_server,
     assert "sandbox-device-resident-1" in terminals[0] and "900円" in terminals[0], terminals
     assert terminals[0].rstrip().endswith("一致"), terminals  # the simulated settlement report has it
     sales = [row.inner_text() for row in page.locator("#close-sales tbody tr").all()]
-    assert len(sales) == 1 and number in sales[0] and "900円" in sales[0] and "paid" in sales[0], sales
+    assert len(sales) == 1 and number in sales[0] and "900円" in sales[0] and "支払い済み" in sales[0], sales
     assert page.locator("ul.differences").count() == 0
 
 
@@ -134,7 +134,7 @@ def test_the_resident_cancels_on_the_terminal(clerk, live_server, desk) -> None:
         text = row.inner_text()
         assert "900円" not in text, text
     sales = [row.inner_text() for row in page.locator("#close-sales tbody tr").all()]
-    assert len(sales) == 1 and "cancelled" in sales[0], sales
+    assert len(sales) == 1 and "取消" in sales[0], sales
     assert page.locator("ul.differences").count() == 0
 
 

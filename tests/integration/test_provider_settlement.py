@@ -67,8 +67,9 @@ def test_card_payments_are_matched_with_stripes_settlement_and_its_fees_are_repo
     figures = again.providers["stripe"]
     assert (figures["payments"], figures["recorded"]) == (2, kept.amount + lost.amount)
     assert (figures["settled"], figures["fees"]) == (kept.amount + 2_000, figures["settled"] - figures["payout"])
-    rows = [r for r in remittances(session, "131075").rows if r[0] == "stripe"]
-    assert rows == [("stripe", "", TODAY.isoformat(), 2, kept.amount + lost.amount, figures["payout"],
+    stripe_name = "Stripe（クレジットカード）"  # the provider by its name on the report
+    rows = [r for r in remittances(session, "131075").rows if r[0] == stripe_name]
+    assert rows == [(stripe_name, "", TODAY.isoformat(), 2, kept.amount + lost.amount, figures["payout"],
                      figures["payout"] - kept.amount - lost.amount)]
 
 

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.errors import GatewayError
+from gateway.errors import BulkRefused, GatewayError, InvalidFilter
 from gateway.models import Event, Municipality, ReconException
 from gateway.services import queue
 from gateway.services.exceptions import resolve_exception
@@ -62,7 +62,7 @@ def test_filters_by_kind_age_assignee_and_dates(session: Session, planted: dict[
                                              ({"from": "2026-07-02", "to": "2026-07-01"}, "to"),
                                              ({"age": "9"}, "age"), ({"status": "closed"}, "status")])
 def test_a_bad_filter_names_its_field(args: dict[str, str], field: str) -> None:
-    with pytest.raises(queue.BadFilter) as refused:
+    with pytest.raises(InvalidFilter) as refused:
         queue.parse_filter(args, me="acct")
     assert refused.value.field == field
 
@@ -81,7 +81,7 @@ def test_bulk_resolution_is_all_or_nothing_and_names_each_refusal(session: Sessi
                                                                   planted: dict[str, list[int]]) -> None:
     ward, mismatch = _ward(session), planted["remittance_mismatch"]
     resolve_exception(session, ward, mismatch[0], "booked_correctly", "checked", actor="acct")
-    with pytest.raises(queue.BulkRefused) as refused:
+    with pytest.raises(BulkRefused) as refused:
         queue.bulk(session, ward, [*mismatch, 999_999], "resolve", resolution="corrected_by_agency", note="re-sent",
                    actor="acct")
     assert refused.value.refusals == [(mismatch[0], "exception_not_open"), (999_999, "unknown_exception")]
@@ -104,7 +104,7 @@ def test_bulk_money_waits_for_a_second_person_who_approves_in_bulk_but_never_the
         session: Session, planted: dict[str, list[int]]) -> None:
     ward, mismatch = _ward(session), planted["remittance_mismatch"]
     assert queue.bulk(session, ward, mismatch, "resolve", resolution="write_off", note="small", actor="acct") == 3
-    with pytest.raises(queue.BulkRefused) as own:
+    with pytest.raises(BulkRefused) as own:
         queue.bulk(session, ward, mismatch, "approve", actor="acct")
     assert {code for _i, code in own.value.refusals} == {"four_eyes_required"}
     assert queue.bulk(session, ward, mismatch, "approve", actor="approver") == 3
@@ -119,7 +119,7 @@ def test_bulk_bounds_and_other_wards(session: Session, planted: dict[str, list[i
         with pytest.raises(GatewayError) as refused:
             queue.bulk(session, ward, ids, "assign", assignee="x", actor="acct")
         assert refused.value.code == code
-    with pytest.raises(queue.BulkRefused):  # another ward's numbers are no exceptions of this one
+    with pytest.raises(BulkRefused):  # another ward's numbers are no exceptions of this one
         queue.bulk(session, ward + 1, planted["fee_netted"], "assign", assignee="x", actor="acct")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from domain.calendar import business_date
 from gateway.db import utcnow
+from gateway.errors import InvalidSearch
 from gateway.models import Municipality, ReconException, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services import search
@@ -78,7 +79,7 @@ def test_each_criterion_finds_its_rows_and_nothing_of_the_other_ward(app: Flask,
                                              ({"date_from": "2026-02-30"}, "date_from"),
                                              ({"date_from": "2026-07-02", "date_to": "2026-07-01"}, "date_to")])
 def test_a_bad_criterion_is_named(form: dict[str, str], field: str) -> None:
-    with pytest.raises(search.BadSearch) as refused:
+    with pytest.raises(InvalidSearch) as refused:
         search.parse_criteria(form)
     assert refused.value.field == field
 
