@@ -268,26 +268,27 @@ class RevenueNotWritable(GatewayError):
     status = 422
 
 
-class InvalidFilter(GatewayError):
-    """A filter of the exception queue the queue cannot use; `field` names it."""
+class InvalidField(GatewayError):
+    """A form's field that cannot be used; `field` names it, so a page can say which."""
+
+    code = "invalid_field"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, details={"field": field})
+        self.field = field
+
+
+class InvalidFilter(InvalidField):
+    """A filter of the exception queue the queue cannot use."""
 
     code = "invalid_filter"
-    status = 422
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, details={"field": field})
-        self.field = field
 
 
-class InvalidSearch(GatewayError):
-    """A search criterion that cannot be used, or none at all; `field` names it (``criteria`` for none)."""
+class InvalidSearch(InvalidField):
+    """A search criterion that cannot be used, or none at all (field ``criteria``)."""
 
     code = "invalid_search"
-    status = 422
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, details={"field": field})
-        self.field = field
 
 
 class BulkRefused(GatewayError):

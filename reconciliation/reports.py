@@ -357,14 +357,11 @@ def bar_chart_svg(report: Report, width: int = 640) -> str:
 
     No script; it prints as it shows.
     """
-    bars = _bars(report)
-    if not bars:
+    plan = _chart_plan(report)
+    if plan is None:
         return ""
-    colours = {name: PALETTE[i % len(PALETTE)] for i, name in
-               enumerate(dict.fromkeys(name for _, segments in bars for name, _ in segments))}
-    top = max(sum(v for _, v in segments) for _, segments in bars) or 1
+    bars, colours, top, legend = plan
     bar, gap, label_w = 22, 8, 220
-    legend = [] if report.stack is None else list(colours)
     height = (len(bars) + len(legend)) * (bar + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(report.title)}" '
              f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" class="chart">']
@@ -389,22 +386,26 @@ def bar_chart_svg(report: Report, width: int = 640) -> str:
     return "".join(parts)
 
 
-def _bars(report: Report) -> list[tuple[str, list[tuple[str, int]]]]:
-    if report.stack is not None:
-        return chart_stacks(report)
-    return [(label, [("", value)]) for label, value in chart_series(report)]
-
-
-def chart_drawing(report: Report, font: str, width: float = 700) -> Drawing | None:
-    """The same chart as `bar_chart_svg`, drawn for the PDF (reportlab graphics), or None without data."""
-    bars = _bars(report)
+def _chart_plan(report: Report) -> tuple[list[tuple[str, list[tuple[str, int]]]], dict[str, str], int,
+                                        list[str]] | None:
+    """What a chart draws, on screen or paper: its bars, a colour per segment, the longest bar, the legend."""
+    bars = (chart_stacks(report) if report.stack is not None
+            else [(label, [("", value)]) for label, value in chart_series(report)])
     if not bars:
         return None
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in
                enumerate(dict.fromkeys(name for _, segments in bars for name, _ in segments))}
     top = max(sum(v for _, v in segments) for _, segments in bars) or 1
+    return bars, colours, top, [] if report.stack is None else list(colours)
+
+
+def chart_drawing(report: Report, font: str, width: float = 700) -> Drawing | None:
+    """The same chart as `bar_chart_svg`, drawn for the PDF (reportlab graphics), or None without data."""
+    plan = _chart_plan(report)
+    if plan is None:
+        return None
+    bars, colours, top, legend = plan
     bar, gap, label_w = 14, 5, 170
-    legend = [] if report.stack is None else list(colours)
     height = (len(bars) + len(legend)) * (bar + gap) + gap
     drawing = Drawing(width, height)
     for i, (label, segments) in enumerate(bars):

@@ -39,6 +39,7 @@ CATALOGUE = {
     "SettlementFileInvalid": ("settlement_file_rejected", 422),
     "ReceiptsNotWritable": ("receipts_not_writable", 422),
     "RevenueNotWritable": ("counter_revenue_not_writable", 422),
+    "InvalidField": ("invalid_field", 422),
     "InvalidFilter": ("invalid_filter", 422),
     "InvalidSearch": ("invalid_search", 422),
     "BulkRefused": ("bulk_refused", 409),
