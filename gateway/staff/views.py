@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from flask import session as cookie
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -29,8 +30,10 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
+from domain.fiscal import fiscal_year_of
 from gateway.db import utcnow
 from gateway.errors import GatewayError, MalformedRequest, NotFound, RevenueNotWritable
+from gateway.i18n import label
 from gateway.models import EXCEPTION_KINDS, RESOLUTIONS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
@@ -53,6 +56,7 @@ from gateway.staff import SESSION_KEY, csrf
 from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
+from reconciliation import usage as usage_module
 from reconciliation.balance import balance as feed_balance
 from reconciliation.receipts import resend as resend_receipts
 from reconciliation.receipts import sent_files
@@ -387,6 +391,8 @@ def report(name: str) -> Any:
         abort(404)
     session = current_app.extensions["kokin.replica"].session()  # long reads: the replica when there is one
     code = session.get(Municipality, current_ward()).code
+    if name == "usage":
+        return _usage_report(session, code)
     day, why = _date(request.args.get("date")), ""
     if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
         day, why = reports_module.default_day(session, code, _today())
@@ -399,6 +405,50 @@ def report(name: str) -> Any:
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
     return render_template("staff/report.html", report=result, name=name, day=day, why=why if name == "daily" else "",
                            chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
+
+
+def _usage_report(session: Any, code: str) -> Any:
+    """The council's page: trend per channel, share per fund, the counter's tenders; CSV and PDF of the same tables."""
+    current = fiscal_year_of(_today())
+    asked, error = request.args.get("fy", ""), ""
+    year = current
+    if asked:
+        if asked.isdigit() and 2000 <= int(asked) <= current + 1:
+            year = int(asked)
+        else:
+            error = _("年度の指定が正しくありません（%(low)s〜%(high)sの西暦の数字）。%(year)s年度を表示しています。",
+                      low=2000, high=current + 1, year=current)
+    figures = usage_module.usage(session, code, year)
+    parts = usage_module.sections(figures, label, _)
+    title = _("収納経路の利用状況 %(year)s年度（%(start)s〜%(end)s）", year=year, start=figures.months[0],
+              end=figures.months[-1])
+    note = _("ゲートウェイの支払は受け付けた月、他の経路の納付は基幹システムの状況連携が報告した消込日の月に計上します"
+             "（月は日本時間）。返金した支払も納付された経路として数え、取り消された支払は含みません。")
+    group_name = {usage_module.GATEWAY: _("キャッシュレス（ゲートウェイ）"),
+                  usage_module.ELSEWHERE: _("他の経路（基幹システムの報告）")}
+    months, series = usage_module.stacks(figures, label, group_name)
+    fmt = request.args.get("format")
+    if fmt == "csv":
+        return Response(usage_module.to_csv(title, parts), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=usage-{year}.csv"})
+    if fmt == "pdf":
+        return Response(usage_module.to_pdf(title, note, parts, months, series), mimetype="application/pdf",
+                        headers={"Content-Disposition": f"attachment; filename=usage-{year}.pdf"})
+    chart = usage_module.stacked_chart_svg(
+        _("月別・経路別の金額（積み上げ）"),
+        _("%(year)s年度の各月の金額を経路ごとに積み上げた棒グラフ。数値は隣の表にあります。", year=year),
+        months, series)
+    fund_rows = []
+    for code_, name_ in figures.funds:
+        ours, theirs = (figures.fund_figures.get((code_, g), (0, 0))[1]
+                        for g in (usage_module.GATEWAY, usage_module.ELSEWHERE))
+        share = usage_module.shares([ours, theirs])
+        fund_rows.append((f"{code_} {name_}", share[0], share[1]))
+    share_chart = usage_module.share_chart_svg(_("会計区分別のキャッシュレスの割合（金額）"), fund_rows,
+                                               group_name[usage_module.GATEWAY], group_name[usage_module.ELSEWHERE])
+    years = list(range(current + 1, current - 6, -1))
+    return render_template("staff/usage.html", title=title, note=note, error=error, parts=parts, year=year,
+                           years=years, chart=Markup(chart), share_chart=Markup(share_chart))  # noqa: S704 - escaped
 
 
 @bp.route("/feed")
