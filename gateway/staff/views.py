@@ -52,7 +52,7 @@ from gateway.services.exceptions import (
 from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_sessions import sign_out
 from gateway.services.staff_wards import ward_in_effect
-from gateway.staff import SESSION_KEY, csrf
+from gateway.staff import SESSION_KEY, csrf, usage_tables
 from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
@@ -419,13 +419,12 @@ def _usage_report(session: Any, code: str) -> Any:
             error = _("年度の指定が正しくありません（%(low)s〜%(high)sの西暦の数字）。%(year)s年度を表示しています。",
                       low=2000, high=current + 1, year=current)
     figures = usage_module.usage(session, code, year)
-    parts = usage_module.sections(figures, label, _)
+    parts = usage_tables.sections(figures)
     title = _("収納経路の利用状況 %(year)s年度（%(start)s〜%(end)s）", year=year, start=figures.months[0],
               end=figures.months[-1])
     note = _("ゲートウェイの支払は受け付けた月、他の経路の納付は基幹システムの状況連携が報告した消込日の月に計上します"
              "（月は日本時間）。返金した支払も納付された経路として数え、取り消された支払は含みません。")
-    group_name = {usage_module.GATEWAY: _("キャッシュレス（ゲートウェイ）"),
-                  usage_module.ELSEWHERE: _("他の経路（基幹システムの報告）")}
+    group_name = usage_tables.group_names()
     months, series = usage_module.stacks(figures, label, group_name)
     fmt = request.args.get("format")
     if fmt == "csv":

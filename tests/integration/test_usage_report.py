@@ -23,6 +23,7 @@ from gateway.services.sales import SaleLineRequest
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
 from gateway.services.status_import import import_status_changes
+from gateway.staff.usage_tables import sections
 from reconciliation import usage as usage_module
 from reconciliation.run import TOKYO
 from tests.card import pay_by_card
@@ -95,10 +96,8 @@ GW, EL = "キャッシュレス（ゲートウェイ）", "他の経路（基幹
 
 
 def _sections(app: Any, session: Any, year: int = 2026) -> list[usage_module.Section]:
-    from flask_babel import gettext
-
     with app.test_request_context("/"):
-        return usage_module.sections(usage_module.usage(session, CODE, year), label, gettext)
+        return sections(usage_module.usage(session, CODE, year))
 
 
 def _part(parts: list[usage_module.Section], key: str) -> usage_module.Section:
@@ -136,6 +135,21 @@ def test_the_month_on_month_change_is_computed_from_integer_yen(app, session, wa
     assert change["2026-07"][2:] == ["34,000", "+45.9%", "—"]  # 34,000 / 23,300 = 1.4592
     assert change["2026-08"][2:] == ["23,300", "-31.5%", "—"]  # 23,300 / 34,000 = 0.6853
     assert usage_module.change(2, 3) == -333 and usage_module.change(1, 0) is None
+
+
+def test_the_year_on_year_change_compares_the_same_month_a_year_before(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    ledger = ledger_file_bytes([_row("Y-1", "11", 17_000)], "kokin-csv", date(2025, 4, 1))
+    import_ledger(session, app.extensions["kokin.cipher"], ledger, filename="ledger-2025.csv")
+    issue_slips(session, CODE)
+    slip = session.scalars(select(Slip).join(Slip.assessment)).unique().all()
+    _book_eltax(session, next(s for s in slip if s.assessment.source_key == "Y-1"),
+                datetime(2025, 7, 10, 9, 0, tzinfo=TOKYO))
+    parts = _sections(app, session)
+    change = {row[0]: row for row in _part(parts, "change").rows}
+
+    assert change["2026-07"][2:] == ["34,000", "+45.9%", "+100.0%"]
+    assert change["2026-06"][4] == "—"  # nothing in June 2025
+    assert not any(r[0].startswith("2025") for r in _part(parts, "trend").rows)  # last year's: only as the base
 
 
 def test_the_share_per_fund_adds_up_to_a_hundred(app, session, ward) -> None:  # type: ignore[no-untyped-def]
@@ -202,11 +216,9 @@ def test_the_page_the_csv_and_the_pdf_show_the_same_figures(app, client, session
     assert pdf.startswith(b"%PDF")
     # The PDF is drawn from the very tables the page shows (reportlab embeds a font subset, so its
     # text cannot be read back): the same sections, with the chart, make the same bytes.
-    from flask_babel import gettext
-
     with app.test_request_context("/staff/reports/usage?fy=2026"):
         figures = usage_module.usage(session, CODE, 2026)
-        parts = usage_module.sections(figures, label, gettext)
+        parts = sections(figures)
         assert {p.key: p.rows + p.totals for p in parts} == screen
         groups = {usage_module.GATEWAY: GW, usage_module.ELSEWHERE: EL}
         months, series = usage_module.stacks(figures, label, groups)
