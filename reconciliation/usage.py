@@ -252,8 +252,9 @@ def stacked_chart_svg(title: str, description: str, months: list[str],
     left, plot_h, bar_w = 20, 220, (width - 40) // len(months)
     legend_y = plot_h + 50
     height = legend_y + 20 * len(series) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="usage-chart-title '
-             f'usage-chart-desc" width="{width}" height="{height}" viewBox="0 0 {width} {height}" class="chart">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="usage-chart-title" '
+             f'aria-describedby="usage-chart-desc" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" class="chart">',
              f'<title id="usage-chart-title">{escape(title)}</title>',
              f'<desc id="usage-chart-desc">{escape(description)}</desc>', _pattern_defs()]
     for i, month in enumerate(months):
