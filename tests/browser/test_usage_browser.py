@@ -35,7 +35,7 @@ def test_the_usage_report_reads_and_works_without_a_mouse(live_server, desktop, 
         "cell", name="iD").count() >= 1
     assert axe_violations(page) == []
 
-    page.get_by_label("年度", exact=True).focus()  # the year by keyboard: last year's page has none of this year's figures
+    page.get_by_label("年度", exact=True).focus()  # the year by keyboard: the year before
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
