@@ -26,7 +26,7 @@ from datetime import date, datetime, time
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from domain.fiscal import year_start
@@ -41,6 +41,9 @@ ELSEWHERE_CHANNELS = ("bank", "direct_debit", "cashier", "eltax", "other")
 TENDERS = ("FELICA_TRANSPORTATION_GROUP", "FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT")
 
 Figures = tuple[int, int]  # (count, yen)
+# Grouped by the selected month's name: the CASE carries its bounds as parameters, and PostgreSQL
+# would not see the same expression repeated in GROUP BY as the one selected.
+BY_MONTH = literal_column("month")
 
 
 @dataclass(frozen=True)
@@ -96,15 +99,15 @@ def usage(session: Session, municipality_code: str, fiscal_year: int) -> Usage:
     month = _month_of(Payment.accepted_at, both, moment=True).label("month")
     for channel, label, n, yen in session.execute(
             select(Payment.channel, month, func.count(), func.sum(Payment.amount)).where(*paid)
-            .group_by(Payment.channel, month)):
+            .group_by(Payment.channel, BY_MONTH)):
         if label is not None:
             add(GATEWAY, channel, label, int(n), int(yen))
     closed = _month_of(Assessment.closed_on, both, moment=False).label("month")
     for channel, label, n, yen in session.execute(
-            select(func.coalesce(Assessment.closed_channel, "other"), closed, func.count(), func.sum(Assessment.amount))
-            .where(*elsewhere).group_by(func.coalesce(Assessment.closed_channel, "other"), closed)):
+            select(Assessment.closed_channel, closed, func.count(), func.sum(Assessment.amount))
+            .where(*elsewhere).group_by(Assessment.closed_channel, BY_MONTH)):
         if label is not None:
-            add(ELSEWHERE, channel, label, int(n), int(yen))
+            add(ELSEWHERE, channel or "other", label, int(n), int(yen))
 
     start, end = _instant(this[0][1]), _instant(this[-1][2])
     in_year = (Payment.accepted_at >= start, Payment.accepted_at < end)
@@ -141,7 +144,7 @@ def usage(session: Session, municipality_code: str, fiscal_year: int) -> Usage:
     for brand, label, n, yen in session.execute(
             select(Sale.brand, tender_month, func.count(), func.sum(Payment.amount))
             .join(Sale, Sale.id == Payment.sale_id).where(*paid, Payment.channel == "emoney")
-            .group_by(Sale.brand, tender_month)):
+            .group_by(Sale.brand, BY_MONTH)):
         if label is not None:
             tenders[(label, brand)] = (int(n), int(yen))
 
