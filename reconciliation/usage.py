@@ -43,7 +43,7 @@ TENDERS = ("FELICA_TRANSPORTATION_GROUP", "FELICA_ID", "FELICA_QUICPAY", "QR_COD
 Figures = tuple[int, int]  # (count, yen)
 # Grouped by the selected month's name: the CASE carries its bounds as parameters, and PostgreSQL
 # would not see the same expression repeated in GROUP BY as the one selected.
-BY_MONTH = literal_column("month")
+BY_MONTH: Any = literal_column("month")
 
 
 @dataclass(frozen=True)
