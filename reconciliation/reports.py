@@ -34,11 +34,6 @@ from reconciliation.run import TOKYO, day_figures
 PAID = ("succeeded", "partially_refunded", "refunded")
 CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
                  "emoney": "窓口 電子マネー・QR", "eltax": "eLTAX"}
-# How residents paid an instalment the core system reports paid elsewhere (status feed closed_channel).
-ELSEWHERE_NAMES = {"bank": "銀行窓口", "direct_debit": "口座振替", "cashier": "区の窓口（出納）", "eltax": "eLTAX",
-                   "other": "その他"}
-# Who recorded the payment: the gateway took the money (or its report), or the core system told it.
-SOURCE_GATEWAY, SOURCE_CORE = "ゲートウェイ", "基幹システム（他経路の納付）"
 
 
 @dataclass(frozen=True)
@@ -192,44 +187,6 @@ def _sums(label: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], fir
                                           for i in range(first, len(columns))))
 
 
-def cashless_usage(session: Session, municipality_code: str) -> Report:
-    """How residents pay, by channel, fund type and month: the figures the ward council asked for.
-
-    Two sources side by side (the `記録元` column): payments the gateway applied, in the month
-    they were accepted (Asia/Tokyo); and instalments the core system reports paid elsewhere
-    (status feed: bank, direct debit, the ward's cashier, eLTAX, other), in the month of
-    `closed_on`, for the instalment's amount. The chart stacks each month's channels.
-    """
-    municipality = get_municipality(session, municipality_code)
-    grouped: dict[tuple[str, int, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for channel, fund_code, fund, accepted_at, amount in session.execute(
-            select(Payment.channel, FundType.code, FundType.name, Payment.accepted_at, Payment.amount)
-            .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
-            .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
-            .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
-            .execution_options(yield_per=10_000)):
-        if accepted_at is None:
-            continue
-        _add(grouped, (accepted_at.astimezone(TOKYO).strftime("%Y-%m"), 0, _order(CHANNEL_NAMES, channel),
-                       CHANNEL_NAMES.get(channel, channel), fund_code or "", fund or "窓口手数料"), int(amount))
-    for closed_channel, fund_code, fund, closed_on, amount in session.execute(
-            select(Assessment.closed_channel, FundType.code, FundType.name, Assessment.closed_on, Assessment.amount)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
-            .where(Assessment.municipality_id == municipality.id, Assessment.closed_reason == "paid_elsewhere")
-            .execution_options(yield_per=10_000)):
-        how = closed_channel or "other"
-        _add(grouped, (f"{closed_on:%Y-%m}", 1, _order(ELSEWHERE_NAMES, how), ELSEWHERE_NAMES.get(how, how),
-                       fund_code, fund), int(amount))
-    rows = [(month, label, fund, n, amount, (SOURCE_GATEWAY, SOURCE_CORE)[source])
-            for (month, source, _, label, _, fund), (n, amount) in sorted(grouped.items())]
-    return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）", USAGE_COLUMNS, rows,
-                  ("月", "金額（円）"), stack="経路", totals=[_sums("合計", USAGE_COLUMNS, rows, 3, skip=("記録元",))],
-                  figures=("件数", "金額（円）"))
-
-
-USAGE_COLUMNS = ("月", "経路", "科目", "件数", "金額（円）", "記録元")
-
-
 def _order(names: dict[str, str], channel: str) -> int:
     return list(names).index(channel) if channel in names else len(names) - 1
 
@@ -350,4 +307,5 @@ def to_pdf(report: Report) -> bytes:
 
 
 REPORTS: dict[str, Callable[..., Report]] = {
-    "daily": daily_summary, "remittances": remittances, "receipts": receipts_by_fund, "usage": cashless_usage}
+    "daily": daily_summary, "remittances": remittances, "receipts": receipts_by_fund}
+# The usage report (how residents pay, for the ward council) has a page of its own: reconciliation.usage.

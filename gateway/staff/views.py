@@ -387,11 +387,11 @@ def reports() -> Any:
 def report(name: str) -> Any:
     """One report on screen (with its chart), or as CSV or PDF with ?format=csv|pdf."""
     build = reports_module.REPORTS.get(name)
-    if build is None:
+    if build is None and name != "usage":
         abort(404)
     session = current_app.extensions["kokin.replica"].session()  # long reads: the replica when there is one
     code = session.get(Municipality, current_ward()).code
-    if name == "usage":
+    if build is None:
         return _usage_report(session, code)
     day, why = _date(request.args.get("date")), ""
     if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures

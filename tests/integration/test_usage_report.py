@@ -226,3 +226,4 @@ def test_the_page_the_csv_and_the_pdf_show_the_same_figures(app, client, session
         title = html.split("<h1>", 1)[1].split("</h1>", 1)[0]
         note = html.split('id="report-note">', 1)[1].split("</p>", 1)[0]
         assert pdf == usage_module.to_pdf(title, note, parts, months, series)
+        assert pdf != usage_module.to_pdf(title, note, parts, months, [])  # the chart is in it
