@@ -36,11 +36,6 @@ from reconciliation.run import TOKYO, day_figures
 PAID = ("succeeded", "partially_refunded", "refunded")
 CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
                  "emoney": "窓口 電子マネー・QR", "eltax": "eLTAX"}
-# How residents paid an instalment the core system reports paid elsewhere (status feed closed_channel).
-ELSEWHERE_NAMES = {"bank": "銀行窓口", "direct_debit": "口座振替", "cashier": "区の窓口（出納）", "eltax": "eLTAX",
-                   "other": "その他"}
-# Who recorded the payment: the gateway took the money (or its report), or the core system told it.
-SOURCE_GATEWAY, SOURCE_CORE = "ゲートウェイ", "基幹システム（他経路の納付）"
 
 
 @dataclass(frozen=True)
@@ -195,107 +190,6 @@ def _sums(label: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], fir
     """A totals line: `label`, then blanks, then each column from `first` on summed (but `skip`)."""
     return (label, *[""] * (first - 1), *("" if columns[i] in skip else sum(row[i] for row in rows)
                                           for i in range(first, len(columns))))
-
-
-def cashless_usage(session: Session, municipality_code: str) -> Report:
-    """How residents pay, by channel, fund type and month: the figures the ward council asked for.
-
-    Two sources side by side (the `記録元` column): payments the gateway applied, in the month
-    they were accepted (Asia/Tokyo); and instalments the core system reports paid elsewhere
-    (status feed: bank, direct debit, the ward's cashier, eLTAX, other), in the month of
-    `closed_on`, for the instalment's amount. The chart stacks each month's channels.
-    """
-    municipality = get_municipality(session, municipality_code)
-    grouped: dict[tuple[str, int, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for channel, fund_code, fund, accepted_at, amount in session.execute(
-            select(Payment.channel, FundType.code, FundType.name, Payment.accepted_at, Payment.amount)
-            .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
-            .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
-            .where(Payment.municipality_id == municipality.id, Payment.applied, Payment.status.in_(PAID))
-            .execution_options(yield_per=10_000)):
-        if accepted_at is None:
-            continue
-        _add(grouped, (accepted_at.astimezone(TOKYO).strftime("%Y-%m"), 0, _order(CHANNEL_NAMES, channel),
-                       CHANNEL_NAMES.get(channel, channel), fund_code or "", fund or "窓口手数料"), int(amount))
-    for closed_channel, fund_code, fund, closed_on, amount in session.execute(
-            select(Assessment.closed_channel, FundType.code, FundType.name, Assessment.closed_on, Assessment.amount)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
-            .where(Assessment.municipality_id == municipality.id, Assessment.closed_reason == "paid_elsewhere")
-            .execution_options(yield_per=10_000)):
-        how = closed_channel or "other"
-        _add(grouped, (f"{closed_on:%Y-%m}", 1, _order(ELSEWHERE_NAMES, how), ELSEWHERE_NAMES.get(how, how),
-                       fund_code, fund), int(amount))
-    rows = [(month, label, fund, n, amount, (SOURCE_GATEWAY, SOURCE_CORE)[source])
-            for (month, source, _, label, _, fund), (n, amount) in sorted(grouped.items())]
-    return Report("usage", "収納経路の利用状況（キャッシュレス・他の経路、経路・科目・月別）", USAGE_COLUMNS, rows,
-                  ("月", "金額（円）"), stack="経路", totals=[_sums("合計", USAGE_COLUMNS, rows, 3, skip=("記録元",))],
-                  figures=("件数", "金額（円）"),
-                  sections=[_usage_trend(rows), _usage_by_fund(rows), counter_tenders(session, municipality.id)])
-
-
-def share(part: int, whole: int) -> str:
-    """`part` of `whole` as a percentage with one decimal, from integers (half up); "" of nothing."""
-    if whole <= 0:
-        return ""
-    tenths = (part * 1000 * 2 + whole) // (whole * 2)
-    return f"{tenths // 10}.{tenths % 10}%"
-
-
-TREND_COLUMNS = ("月", "キャッシュレス件数", "他の経路の件数", "キャッシュレス比率（件数）",
-                 "前月比（キャッシュレス件数）")
-
-
-def _usage_trend(rows: list[tuple[Any, ...]]) -> Report:
-    """Is it growing: per month, payments through the gateway against those made elsewhere, and the change."""
-    months: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for month, _label, _fund, count, _amount, source in rows:
-        months[month][0 if source == SOURCE_GATEWAY else 1] += count
-    out: list[tuple[Any, ...]] = []
-    previous = None
-    for month in sorted(months):
-        ours, elsewhere = months[month]
-        change = "" if previous in (None, 0) else share(ours - previous, previous or 1)
-        out.append((month, ours, elsewhere, share(ours, ours + elsewhere), change))
-        previous = ours
-    total_ours, total_elsewhere = sum(r[1] for r in out), sum(r[2] for r in out)
-    return Report("usage-trend", "月別のキャッシュレス比率", TREND_COLUMNS, out, ("月", "キャッシュレス件数"),
-                  totals=[("合計", total_ours, total_elsewhere, share(total_ours, total_ours + total_elsewhere), "")],
-                  figures=TREND_COLUMNS[1:3])
-
-
-FUND_COLUMNS = ("科目", "キャッシュレス件数", "キャッシュレス金額（円）", "他の経路の件数", "他の経路の金額（円）",
-                "キャッシュレス比率（件数）")
-
-
-def _usage_by_fund(rows: list[tuple[Any, ...]]) -> Report:
-    """The share per fund: how much of each fund's money came through the gateway."""
-    funds: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for _month, _label, fund, count, amount, source in rows:
-        at = 0 if source == SOURCE_GATEWAY else 2
-        funds[fund][at] += count
-        funds[fund][at + 1] += amount
-    out: list[tuple[Any, ...]] = [(fund, *f, share(f[0], f[0] + f[2])) for fund, f in sorted(funds.items())]
-    totals = [sum(f[i] for f in funds.values()) for i in range(4)]
-    return Report("usage-funds", "科目別のキャッシュレス比率", FUND_COLUMNS, out, ("科目", "キャッシュレス金額（円）"),
-                  totals=[("合計", *totals, share(totals[0], totals[0] + totals[2]))], figures=FUND_COLUMNS[1:5])
-
-
-TENDER_COLUMNS = ("月", "支払方法", "件数", "金額（円）")
-
-
-def counter_tenders(session: Session, municipality_id: int) -> Report:
-    """The certificate counter's e-money and QR sales by tender and month (voided and cancelled ones left out)."""
-    grouped: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for brand, business_day, total in session.execute(
-            select(Sale.brand, Sale.business_date, Sale.total)
-            .where(Sale.municipality_id == municipality_id, Sale.status.in_(("paid", "refund_requested")))):
-        _add(grouped, (f"{business_day:%Y-%m}", brand), int(total))
-    out = [(month, code_name(brand, "tender"), n, amount) for (month, brand), (n, amount) in sorted(grouped.items())]
-    return Report("usage-tenders", "窓口の支払方法（電子マネー・QR）", TENDER_COLUMNS, out, ("月", "金額（円）"),
-                  stack="支払方法", totals=[_sums("合計", TENDER_COLUMNS, out, 2)], figures=TENDER_COLUMNS[2:])
-
-
-USAGE_COLUMNS = ("月", "経路", "科目", "件数", "金額（円）", "記録元")
 
 
 def _order(names: dict[str, str], channel: str) -> int:
@@ -462,4 +356,5 @@ def _pdf_table(report: Report, font: str) -> Table:
 
 
 REPORTS: dict[str, Callable[..., Report]] = {
-    "daily": daily_summary, "remittances": remittances, "receipts": receipts_by_fund, "usage": cashless_usage}
+    "daily": daily_summary, "remittances": remittances, "receipts": receipts_by_fund}
+# The usage report (how residents pay, for the ward council) has a page of its own: reconciliation.usage.

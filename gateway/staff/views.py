@@ -22,6 +22,7 @@ from flask import (
 )
 from flask import session as cookie
 from flask_babel import gettext
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, logout_user
 from markupsafe import Markup
@@ -31,8 +32,10 @@ from werkzeug.wrappers import Response
 from adapters.base import Capability
 from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
+from domain.fiscal import fiscal_year_of
 from gateway.db import utcnow
 from gateway.errors import BulkRefused, GatewayError, InvalidFilter, MalformedRequest, NotFound, RevenueNotWritable
+from gateway.i18n import label
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
@@ -53,10 +56,11 @@ from gateway.services.refunds import decide_refund, execute_refund, refund_queue
 from gateway.services.staff_sessions import sign_out
 from gateway.services.staff_wards import ward_in_effect
 from gateway.services.timeline import detail_facts, exception_evidence, subject_of
-from gateway.staff import SESSION_KEY, csrf
+from gateway.staff import SESSION_KEY, csrf, usage_tables
 from gateway.staff.errors import error_page
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
+from reconciliation import usage as usage_module
 from reconciliation.balance import balance as feed_balance
 from reconciliation.receipts import resend as resend_receipts
 from reconciliation.receipts import sent_files
@@ -432,10 +436,12 @@ def reports() -> Any:
 def report(name: str) -> Any:
     """One report on screen (with its chart), or as CSV or PDF with ?format=csv|pdf."""
     build = reports_module.REPORTS.get(name)
-    if build is None:
+    if build is None and name != "usage":
         abort(404)
     session = current_app.extensions["kokin.replica"].session()  # long reads: the replica when there is one
     code = session.get(Municipality, current_ward()).code
+    if build is None:
+        return _usage_report(session, code)
     day, why = _date(request.args.get("date")), ""
     if day is None:  # yesterday is not reconciled before the night's run: open on a day that has figures
         day, why = reports_module.default_day(session, code, _today())
@@ -450,6 +456,49 @@ def report(name: str) -> Any:
                            chart=Markup(reports_module.bar_chart_svg(result)),  # noqa: S704 - every text escaped
                            section_charts=[Markup(reports_module.bar_chart_svg(section))  # noqa: S704 - escaped
                                            for section in result.sections])
+
+
+def _usage_report(session: Any, code: str) -> Any:
+    """The council's page: trend per channel, share per fund, the counter's tenders; CSV and PDF of the same tables."""
+    current = fiscal_year_of(_today())
+    asked, error = request.args.get("fy", ""), ""
+    year = current
+    if asked:
+        if asked.isdigit() and 2000 <= int(asked) <= current + 1:
+            year = int(asked)
+        else:
+            error = _("年度の指定が正しくありません（%(low)s〜%(high)sの西暦の数字）。%(year)s年度を表示しています。",
+                      low=2000, high=current + 1, year=current)
+    figures = usage_module.usage(session, code, year)
+    parts = usage_tables.sections(figures)
+    title = _("収納経路の利用状況 %(year)s年度（%(start)s〜%(end)s）", year=year, start=figures.months[0],
+              end=figures.months[-1])
+    note = _("ゲートウェイの支払は受け付けた月、他の経路の納付は基幹システムの状況連携が報告した消込日の月に計上します"
+             "（月は日本時間）。返金した支払も納付された経路として数え、取り消された支払は含みません。")
+    group_name = usage_tables.group_names()
+    months, series = usage_module.stacks(figures, label, group_name)
+    fmt = request.args.get("format")
+    if fmt == "csv":
+        return Response(usage_module.to_csv(title, parts), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=usage-{year}.csv"})
+    if fmt == "pdf":
+        return Response(usage_module.to_pdf(title, note, parts, months, series), mimetype="application/pdf",
+                        headers={"Content-Disposition": f"attachment; filename=usage-{year}.pdf"})
+    chart = usage_module.stacked_chart_svg(
+        _("月別・経路別の金額（積み上げ）"),
+        _("%(year)s年度の各月の金額を経路ごとに積み上げた棒グラフ。数値は隣の表にあります。", year=year),
+        months, series)
+    fund_rows = []
+    for code_, name_ in figures.funds:
+        ours, theirs = (figures.fund_figures.get((code_, g), (0, 0))[1]
+                        for g in (usage_module.GATEWAY, usage_module.ELSEWHERE))
+        share = usage_module.shares([ours, theirs])
+        fund_rows.append((f"{code_} {name_}", share[0], share[1]))
+    share_chart = usage_module.share_chart_svg(_("会計区分別のキャッシュレスの割合（金額）"), fund_rows,
+                                               group_name[usage_module.GATEWAY], group_name[usage_module.ELSEWHERE])
+    years = list(range(current + 1, current - 6, -1))
+    return render_template("staff/usage.html", title=title, note=note, error=error, parts=parts, year=year,
+                           years=years, chart=Markup(chart), share_chart=Markup(share_chart))  # noqa: S704 - escaped
 
 
 @bp.route("/feed")

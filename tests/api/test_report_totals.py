@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import Capability
 from domain.calendar import TOKYO
+from domain.fiscal import fiscal_year_of, year_start
 from gateway.models import (
     AgencyDeposit,
     AgencyReport,
@@ -160,16 +161,20 @@ def test_the_remittances_report_adds_up_to_the_agency_data_and_the_providers_pay
 
 def test_the_usage_report_adds_up_to_the_applied_payments_and_the_instalments_paid_elsewhere(
         acct: FlaskClient, session: Session, ward: WardDay) -> None:
-    rows, totals = table(_page(acct, "/staff/reports/usage"), "report")
+    year = fiscal_year_of(ward.today)
+    rows, totals = table(_page(acct, f"/staff/reports/usage?fy={year}"), "usage-trend")
 
     assert column_sums(rows, range(3, 5)) == [number(v) for v in totals[0][3:5]]
-    applied = (Payment.applied, Payment.status.in_(PAID))
-    elsewhere = Assessment.closed_reason == "paid_elsewhere"
+    begins, ends = year_start(year), year_start(year + 1)
+    applied = (Payment.applied, Payment.status.in_(PAID), Payment.accepted_at >= _window(begins)[0],
+               Payment.accepted_at < _window(ends)[0])
+    elsewhere = (Assessment.closed_reason == "paid_elsewhere", Assessment.closed_on >= begins,
+                 Assessment.closed_on < ends)
     assert number(totals[0][4]) == _scalar(session, select(func.sum(Payment.amount)).where(*applied)) + _scalar(
-        session, select(func.sum(Assessment.amount)).where(elsewhere))
+        session, select(func.sum(Assessment.amount)).where(*elsewhere))
     assert number(totals[0][3]) == _scalar(session, select(func.count()).where(*applied)) + _scalar(
-        session, select(func.count()).select_from(Assessment).where(elsewhere))
-    assert {row[1] for row in rows} >= {"銀行窓口", "口座振替", "窓口 電子マネー・QR", "PayPay"}
+        session, select(func.count()).select_from(Assessment).where(*elsewhere))
+    assert {row[2] for row in rows} >= {"金融機関窓口", "口座振替", "窓口 電子マネー", "PayPay"}
 
 
 # -- counter revenue (歳入日計) ---------------------------------------------------------------------

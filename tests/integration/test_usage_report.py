@@ -1,8 +1,9 @@
-"""The usage report: every way residents pay, per channel, fund and month, with a stacked chart.
+"""The usage report: how residents pay and whether it grows, for one fiscal year on one page.
 
-Payments the gateway applied (card, eLTAX) and instalments the core system's status feed
-reports paid elsewhere (bank, direct debit, the ward's cashier, eLTAX, other), each from
-real imports and payments, on the report's rows, its CSV and the staff page.
+Payments the gateway applied (card, eLTAX, the counter's e-money) and instalments the core
+system's status feed reports paid elsewhere (bank, direct debit, the ward's cashier, eLTAX,
+other), each from real imports and payments: the monthly trend per channel with its changes,
+the share per fund, the counter's tenders; the page, the CSV and the PDF show the same figures.
 """
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.models import Payment, Slip
+from gateway.i18n import label
+from gateway.models import Payment, Sale, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
+from gateway.services.sales import SaleLineRequest
 from gateway.services.slips import issue_slips
 from gateway.services.staff_accounts import create_user
 from gateway.services.status_import import import_status_changes
-from reconciliation.reports import bar_chart_svg, cashless_usage, chart_stacks, to_csv
+from gateway.staff.usage_tables import sections
+from reconciliation import usage as usage_module
 from reconciliation.run import TOKYO
 from tests.card import pay_by_card
+from tests.counter import paid_sale
 from tests.staff import log_in
 
 CODE = "131075"
@@ -58,8 +63,24 @@ def ward(app, session, cipher) -> dict[str, Any]:  # type: ignore[no-untyped-def
     card = pay_by_card(app, session, slips["C-1"]).payment
     _book_eltax(session, slips["E-1"], datetime(2026, 7, 16, 1, 0, tzinfo=TOKYO))
     _book_eltax(session, slips["E-2"], datetime(2026, 8, 1, 0, 30, tzinfo=TOKYO))  # 7/31 in UTC, August in Tokyo
-    session.refresh(card)
-    return {"card_month": card.accepted_at.astimezone(TOKYO).strftime("%Y-%m")}
+    _at(session, card.id, datetime(2026, 9, 3, 10, 0, tzinfo=TOKYO))
+    clerk = create_user(session, CODE, "clerk", "counter_staff", PASSWORD, counter_code="resident", actor="test")
+    for brand, lines, day in (("FELICA_ID", [SaleLineRequest("juminhyo", 2)], datetime(2026, 9, 10, 9, 0)),
+                              ("QR_CODE", [SaleLineRequest("inkan", 1)], datetime(2026, 9, 11, 9, 0)),
+                              ("FELICA_ID", [SaleLineRequest("juminhyo", 1)], datetime(2026, 10, 1, 9, 0))):
+        sale_id = paid_sale(app, session, clerk, lines, brand=brand, business_date=day.date())
+        payment = session.scalar(select(Payment).where(Payment.sale_id == sale_id))
+        _at(session, payment.id, day.replace(tzinfo=TOKYO))
+    sales = {s.id: s.total for s in session.scalars(select(Sale))}
+    session.rollback()
+    return {"sales": sales}
+
+
+def _at(session: Any, payment_id: int, accepted_at: datetime) -> None:
+    """Plant the history: the payment accepted on that day (the services stamp it now)."""
+    payment = session.get(Payment, payment_id)
+    payment.accepted_at = accepted_at
+    session.commit()
 
 
 def _book_eltax(session: Any, slip: Slip, accepted_at: datetime) -> None:
@@ -71,62 +92,138 @@ def _book_eltax(session: Any, slip: Slip, accepted_at: datetime) -> None:
     session.commit()
 
 
-def _expected(card_month: str) -> list[tuple[Any, ...]]:
-    rows = [
-        ("2026-06", "銀行窓口", LIGHT, 2, 11_000, CORE),
-        ("2026-06", "口座振替", RESIDENT, 1, 12_300, CORE),
-        ("2026-07", "eLTAX", NHI, 1, 10_000, GATEWAY),
-        ("2026-07", "区の窓口（出納）", NHI, 1, 8_000, CORE),
-        ("2026-07", "eLTAX", NHI, 1, 9_000, CORE),
-        ("2026-07", "その他", RESIDENT, 1, 7_000, CORE),
-        ("2026-08", "eLTAX", NHI, 1, 11_000, GATEWAY),
-        ("2026-08", "口座振替", RESIDENT, 1, 12_300, CORE),
-        (card_month, "クレジットカード", LIGHT, 1, 4_000, GATEWAY),
-    ]
-    return sorted(rows, key=lambda r: (r[0], r[5] == CORE))  # by month, the gateway's first (stable otherwise)
+GW, EL = "キャッシュレス（ゲートウェイ）", "他の経路（基幹システムの報告）"
 
 
-def test_the_report_adds_eltax_and_the_payments_made_elsewhere_by_channel_fund_and_month(session, ward) -> None:  # type: ignore[no-untyped-def]
-    report = cashless_usage(session, CODE)
-
-    assert report.columns == ("月", "経路", "科目", "件数", "金額（円）", "記録元")
-    assert report.rows == _expected(ward["card_month"])
-    assert sum(r[4] for r in report.rows) == 11_000 + 12_300 * 2 + 8_000 + 9_000 + 7_000 + 4_000 + 10_000 + 11_000
+def _sections(app: Any, session: Any, year: int = 2026) -> list[usage_module.Section]:
+    with app.test_request_context("/"):
+        return sections(usage_module.usage(session, CODE, year))
 
 
-def test_the_csv_holds_the_same_figures(session, ward) -> None:  # type: ignore[no-untyped-def]
-    data = to_csv(cashless_usage(session, CODE))
-
-    assert data.startswith("\ufeff".encode())
-    everything = list(csv.reader(io.StringIO(data.decode("utf-8").removeprefix("\ufeff"))))
-    lines = everything[:everything.index([])]  # the main table; the further tables follow an empty line
-    assert lines[0] == ["月", "経路", "科目", "件数", "金額（円）", "記録元"]
-    expected = _expected(ward["card_month"])
-    assert lines[1:-1] == [[str(v) for v in row] for row in expected]
-    assert lines[-1] == ["合計", "", "", str(sum(r[3] for r in expected)), str(sum(r[4] for r in expected)), ""]
-    assert ["2026-06", "銀行窓口", LIGHT, "2", "11000", CORE] in lines
+def _part(parts: list[usage_module.Section], key: str) -> usage_module.Section:
+    return next(p for p in parts if p.key == key)
 
 
-def test_the_chart_stacks_each_months_channels(session, ward) -> None:  # type: ignore[no-untyped-def]
-    report = cashless_usage(session, CODE)
-    stacks = dict(chart_stacks(report))
+def test_the_trend_counts_every_channel_in_its_tokyo_month(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    sales = sorted(ward["sales"].items())
+    september, october = sales[0][1] + sales[1][1], sales[2][1]
+    trend = _part(_sections(app, session), "trend")
 
-    assert stacks["2026-06"] == [("銀行窓口", 11_000), ("口座振替", 12_300)]
-    assert stacks["2026-07"] == [("eLTAX", 19_000), ("区の窓口（出納）", 8_000), ("その他", 7_000)]
-    assert stacks["2026-08"] == [("eLTAX", 11_000), ("口座振替", 12_300)]
-    svg = bar_chart_svg(report)
-    assert svg.count("<rect") == sum(len(s) for s in stacks.values()) + 6  # a segment each, a swatch per channel
-    shown = ("銀行窓口", "口座振替", "区の窓口（出納）", "eLTAX", "その他", "クレジットカード", "34,000", "23,300")
-    for label in shown:
-        assert label in svg, label
+    assert trend.rows == [
+        ["2026-06", EL, "金融機関窓口", "2", "11,000"],
+        ["2026-06", EL, "口座振替", "1", "12,300"],
+        ["2026-07", GW, "eLTAX", "1", "10,000"],
+        ["2026-07", EL, "区役所窓口（現金）", "1", "8,000"],
+        ["2026-07", EL, "eLTAX", "1", "9,000"],
+        ["2026-07", EL, "その他", "1", "7,000"],
+        ["2026-08", GW, "eLTAX", "1", "11,000"],  # 7/31 in UTC, August in Tokyo
+        ["2026-08", EL, "口座振替", "1", "12,300"],
+        ["2026-09", GW, "クレジットカード", "1", "4,000"],
+        ["2026-09", GW, "窓口 電子マネー", "2", f"{september:,}"],
+        ["2026-10", GW, "窓口 電子マネー", "1", f"{october:,}"],
+    ]  # the cancelled instalment (X-1) is nowhere
+    total = 11_000 + 12_300 * 2 + 8_000 + 9_000 + 7_000 + 10_000 + 11_000 + 4_000 + september + october
+    assert trend.totals == [["合計", "", "", "13", f"{total:,}"]]
+    assert _part(_sections(app, session, 2025), "trend").rows == []  # another fiscal year: none of it
 
 
-def test_the_staff_page_shows_the_figures_and_downloads_the_csv(app, client, session, ward) -> None:  # type: ignore[no-untyped-def]
+def test_the_month_on_month_change_is_computed_from_integer_yen(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    change = {row[0]: row for row in _part(_sections(app, session), "change").rows}
+
+    assert change["2026-04"][1:] == ["0", "0", "—", "—"]
+    assert change["2026-06"][2:] == ["23,300", "—", "—"]  # nothing in May, nothing a year before
+    assert change["2026-07"][2:] == ["34,000", "+45.9%", "—"]  # 34,000 / 23,300 = 1.4592
+    assert change["2026-08"][2:] == ["23,300", "-31.5%", "—"]  # 23,300 / 34,000 = 0.6853
+    assert usage_module.change(2, 3) == -333 and usage_module.change(1, 0) is None
+
+
+def test_the_year_on_year_change_compares_the_same_month_a_year_before(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    ledger = ledger_file_bytes([_row("Y-1", "11", 17_000)], "kokin-csv", date(2025, 4, 1))
+    import_ledger(session, app.extensions["kokin.cipher"], ledger, filename="ledger-2025.csv")
+    issue_slips(session, CODE)
+    slip = session.scalars(select(Slip).join(Slip.assessment)).unique().all()
+    _book_eltax(session, next(s for s in slip if s.assessment.source_key == "Y-1"),
+                datetime(2025, 7, 10, 9, 0, tzinfo=TOKYO))
+    parts = _sections(app, session)
+    change = {row[0]: row for row in _part(parts, "change").rows}
+
+    assert change["2026-07"][2:] == ["34,000", "+45.9%", "+100.0%"]
+    assert change["2026-06"][4] == "—"  # nothing in June 2025
+    assert not any(r[0].startswith("2025") for r in _part(parts, "trend").rows)  # last year's: only as the base
+
+
+def test_the_share_per_fund_adds_up_to_a_hundred(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    funds = _part(_sections(app, session), "funds")
+    rows = {(r[0].split(" ", 1)[1], r[1]): r[2:] for r in funds.rows}
+
+    assert rows[(NHI, GW)] == ["2", "21,000", "55.3%"] and rows[(NHI, EL)] == ["2", "17,000", "44.7%"]
+    assert rows[(RESIDENT, GW)] == ["0", "0", "0.0%"] and rows[(RESIDENT, EL)] == ["3", "31,600", "100.0%"]
+    assert rows[(LIGHT, GW)] == ["1", "4,000", "26.7%"] and rows[(LIGHT, EL)] == ["2", "11,000", "73.3%"]
+    assert usage_module.shares([1, 1, 1]) == [334, 333, 333]  # largest remainder: always 100.0
+    assert sum(usage_module.shares([7, 13, 29, 51, 3])) == 1000
+
+
+def test_the_counters_tenders_per_month(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    sales = sorted(ward["sales"].items())
+    tenders = _part(_sections(app, session), "tenders")
+
+    assert tenders.rows == [["2026-09", "iD", "1", f"{sales[0][1]:,}"],
+                            ["2026-09", "QRコード決済", "1", f"{sales[1][1]:,}"],
+                            ["2026-10", "iD", "1", f"{sales[2][1]:,}"]]
+
+
+def test_paid_elsewhere_appears_only_once_the_status_feed_reports_it(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    ledger = ledger_file_bytes([_row("B-9", "02", 2_500)], "kokin-csv", date(2026, 4, 1))
+    import_ledger(session, app.extensions["kokin.cipher"], ledger, filename="ledger2.csv")
+    before = _part(_sections(app, session), "trend")
+    assert not any(r[0] == "2026-11" for r in before.rows)
+
+    feed = f"{HEADER}\n{CODE},B-9,1,paid_elsewhere,2026-11-05,bank\n".encode()
+    assert import_status_changes(session, feed, filename="status2.csv").closed == 1
+    after = _part(_sections(app, session), "trend")
+    assert ["2026-11", EL, "金融機関窓口", "1", "2,500"] in after.rows
+
+
+def _screen_tables(html: str) -> dict[str, list[list[str]]]:
+    from tests.ward_day import table
+
+    out = {}
+    for key in ("trend", "change", "funds", "tenders"):
+        body, foot = table(html, f"usage-{key}")
+        out[key] = body + foot
+    return out
+
+
+def test_the_page_the_csv_and_the_pdf_show_the_same_figures(app, client, session, ward) -> None:  # type: ignore[no-untyped-def]
     create_user(session, CODE, "acct", "accounting", PASSWORD, counter_code="resident", actor="test")
     assert log_in(client, "acct", PASSWORD).status_code == 302
 
-    html = client.get("/staff/reports/usage").get_data(as_text=True)
-    assert "収納経路の利用状況" in html and '<svg' in html and "区の窓口（出納）" in html and "12,300" in html
-    download = client.get("/staff/reports/usage?format=csv")
-    assert download.status_code == 200 and download.data == to_csv(cashless_usage(session, CODE))
-    assert client.get("/staff/reports/usage?format=pdf").data.startswith(b"%PDF")
+    html = client.get("/staff/reports/usage?fy=2026").get_data(as_text=True)
+    assert "収納経路の利用状況 2026年度" in html and "<svg" in html and "<title" in html and "<desc" in html
+    screen = _screen_tables(html)
+    download = client.get("/staff/reports/usage?fy=2026&format=csv")
+    assert download.status_code == 200 and download.data.startswith("\ufeff".encode())
+    lines = list(csv.reader(io.StringIO(download.data.decode("utf-8").removeprefix("\ufeff"))))
+    blocks: list[list[list[str]]] = []
+    for line in lines[1:]:
+        if not line:
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    for block, key in zip(blocks, ("trend", "change", "funds", "tenders"), strict=True):
+        assert block[2:] == screen[key], key  # the title, the headings, then the very cells of the page
+    pdf = client.get("/staff/reports/usage?fy=2026&format=pdf").data
+    assert pdf.startswith(b"%PDF")
+    # The PDF is drawn from the very tables the page shows (reportlab embeds a font subset, so its
+    # text cannot be read back): the same sections, with the chart, make the same bytes.
+    with app.test_request_context("/staff/reports/usage?fy=2026"):
+        figures = usage_module.usage(session, CODE, 2026)
+        parts = sections(figures)
+        assert {p.key: p.rows + p.totals for p in parts} == screen
+        groups = {usage_module.GATEWAY: GW, usage_module.ELSEWHERE: EL}
+        months, series = usage_module.stacks(figures, label, groups)
+        assert series and len(months) == 12
+        title = html.split("<h1>", 1)[1].split("</h1>", 1)[0]
+        note = html.split('id="report-note">', 1)[1].split("</p>", 1)[0]
+        assert pdf == usage_module.to_pdf(title, note, parts, months, series)
+        assert pdf != usage_module.to_pdf(title, note, parts, months, [])  # the chart is in it
