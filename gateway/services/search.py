@@ -88,6 +88,22 @@ def _moment(day: date, *, end: bool = False) -> datetime:
     return datetime.combine(day + timedelta(days=1) if end else day, time(0), TOKYO)
 
 
+def _narrowed(query: Any, c: Criteria, assessments: Any, *, assessment_column: Any, amount_column: Any,
+              moment_column: Any) -> Any:
+    """`query` (of slips or payments, joined to their slip) kept to the rows every criterion given allows."""
+    if c.slip_number:
+        query = query.where(Slip.number.startswith(c.slip_number, autoescape=True))
+    if assessments is not None:
+        query = query.where(assessment_column.in_(assessments))
+    if c.amount is not None:
+        query = query.where(amount_column == c.amount)
+    if c.date_from:
+        query = query.where(moment_column >= _moment(c.date_from))
+    if c.date_to:
+        query = query.where(moment_column < _moment(c.date_to, end=True))
+    return query
+
+
 def search(session: Session, cipher: Any, municipality_id: int, c: Criteria) -> Found:
     """Slips, payments and exceptions of the ward that meet every criterion given."""
     found = Found()
@@ -100,32 +116,14 @@ def search(session: Session, cipher: Any, municipality_id: int, c: Criteria) -> 
     assessments = (select(Assessment.id).where(Assessment.municipality_id == municipality_id, *assessment_where)
                    if assessment_where else None)
 
-    slips = select(Slip).where(Slip.municipality_id == municipality_id)
-    if c.slip_number:
-        slips = slips.where(Slip.number.startswith(c.slip_number, autoescape=True))
-    if assessments is not None:
-        slips = slips.where(Slip.assessment_id.in_(assessments))
-    if c.amount is not None:
-        slips = slips.where(Slip.amount == c.amount)
-    if c.date_from:
-        slips = slips.where(Slip.issued_at >= _moment(c.date_from))
-    if c.date_to:
-        slips = slips.where(Slip.issued_at < _moment(c.date_to, end=True))
+    slips = _narrowed(select(Slip).where(Slip.municipality_id == municipality_id), c, assessments,
+                      assessment_column=Slip.assessment_id, amount_column=Slip.amount, moment_column=Slip.issued_at)
     found.slips = [row[0] for row in _bounded(session, slips.order_by(Slip.number, Slip.reissue), "slips", found)]
 
-    payments = (select(Payment, Slip.number).outerjoin(Slip, Slip.id == Payment.slip_id)
-                .where(Payment.municipality_id == municipality_id))
-    if c.slip_number:
-        payments = payments.where(Slip.number.startswith(c.slip_number, autoescape=True))
-    if assessments is not None:
-        payments = payments.where(Payment.assessment_id.in_(assessments))
-    if c.amount is not None:
-        payments = payments.where(Payment.amount == c.amount)
-    when = Payment.created_at
-    if c.date_from:
-        payments = payments.where(when >= _moment(c.date_from))
-    if c.date_to:
-        payments = payments.where(when < _moment(c.date_to, end=True))
+    payments = _narrowed(select(Payment, Slip.number).outerjoin(Slip, Slip.id == Payment.slip_id)
+                         .where(Payment.municipality_id == municipality_id), c, assessments,
+                         assessment_column=Payment.assessment_id, amount_column=Payment.amount,
+                         moment_column=Payment.created_at)
     found.payments = [(row[0], row[1]) for row in _bounded(session, payments.order_by(Payment.id.desc()),
                                                            "payments", found)]
 
