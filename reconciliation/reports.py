@@ -57,7 +57,6 @@ class Report:
     figures: tuple[str, ...] = ()
     note: str = ""  # what the report shows and why, in a sentence (e.g. a day not reconciled yet)
     appendix: list[tuple[Any, ...]] = field(default_factory=list)  # (label, count) lines after the totals
-    sections: list[Report] = field(default_factory=list)  # further tables of the same page (and its CSV and PDF)
 
     def cell(self, column: int, value: Any) -> str:
         """A value as shown: figures with thousands separators, anything else as it is."""
@@ -210,8 +209,6 @@ def to_csv(report: Report) -> bytes:
     writer.writerows(report.rows)
     writer.writerows(report.totals)
     writer.writerows(report.appendix)
-    for section in report.sections:  # each further table after an empty line and its title
-        writer.writerows([(), (section.title,), section.columns, *section.rows, *section.totals])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -319,25 +316,22 @@ def chart_drawing(report: Report, font: str, width: float = 700) -> Drawing | No
 
 
 def to_pdf(report: Report) -> bytes:
-    """The report as an A4 PDF with the embedded IPAexGothic font (so it prints anywhere): each table with its chart."""
+    """The report as an A4 PDF with the embedded IPAexGothic font (so it prints anywhere), its chart over its table."""
     font = registered_font()
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
                             topMargin=12 * mm, bottomMargin=12 * mm, title=report.title, author="kokin-gateway",
                             invariant=1)
     heading_style = ParagraphStyle("h", fontName=font, fontSize=14, spaceAfter=8)
-    section_style = ParagraphStyle("h2", fontName=font, fontSize=12, spaceBefore=12, spaceAfter=6)
     body = ParagraphStyle("p", fontName=font, fontSize=9, spaceAfter=6)
-    story: list[Any] = []
-    for n, part in enumerate([report, *report.sections]):
-        story.append(Paragraph(escape(part.title), heading_style if n == 0 else section_style))
-        if part.note:
-            story.append(Paragraph(escape(part.note), body))
-        drawing = chart_drawing(part, font, doc.width)
-        if drawing is not None:
-            story.append(drawing)
-        story.append(_pdf_table(part, font))
-        story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in part.appendix]
+    story: list[Any] = [Paragraph(escape(report.title), heading_style)]
+    if report.note:
+        story.append(Paragraph(escape(report.note), body))
+    drawing = chart_drawing(report, font, doc.width)
+    if drawing is not None:
+        story.append(drawing)
+    story.append(_pdf_table(report, font))
+    story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in report.appendix]
     doc.build(story)
     return out.getvalue()
 

@@ -453,9 +453,7 @@ def report(name: str) -> Any:
         return Response(body, mimetype="text/csv" if fmt == "csv" else "application/pdf",
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
     return render_template("staff/report.html", report=result, name=name, day=day, why=why if name == "daily" else "",
-                           chart=Markup(reports_module.bar_chart_svg(result)),  # noqa: S704 - every text escaped
-                           section_charts=[Markup(reports_module.bar_chart_svg(section))  # noqa: S704 - escaped
-                                           for section in result.sections])
+                           chart=Markup(reports_module.bar_chart_svg(result)))  # noqa: S704 - every text escaped
 
 
 def _usage_report(session: Any, code: str) -> Any:
