@@ -39,9 +39,12 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway import create_app  # noqa: E402 - after the path is set
+from domain.fiscal import fiscal_year_of  # noqa: E402 - after the path is set
+from gateway import create_app  # noqa: E402
 from gateway.models import Municipality, ReconRun  # noqa: E402
+from gateway.staff import usage_tables  # noqa: E402
 from reconciliation import reports as reports_module  # noqa: E402
+from reconciliation import usage as usage_module  # noqa: E402
 from reconciliation.receipts import export_next, resend, sent_files  # noqa: E402
 
 ADMIN_URL = os.environ.get("KOKIN_DRILL_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -104,6 +107,9 @@ def evidence(env: dict[str, str], url: str, folder: Path, dates: list[date]) -> 
                         (out / "reports" / f"daily-{day}.csv").write_bytes(data)
                 else:
                     (out / "reports" / f"{name}.csv").write_bytes(reports_module.to_csv(build(session, code)))
+            for year in sorted({fiscal_year_of(day) for day in dates}):  # the council's page, a year at a time
+                parts = usage_tables.sections(usage_module.usage(session, code, year))
+                (out / "reports" / f"usage-{year}.csv").write_bytes(usage_module.to_csv(f"usage {year}", parts))
     finally:
         session.close()
         database.dispose()
