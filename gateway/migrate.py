@@ -1,7 +1,7 @@
 """Run the Alembic migrations in migrations/ (the schema is never built with create_all)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +12,18 @@ from sqlalchemy import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 HEAD_FILE = MIGRATIONS_DIR / "HEAD"
+
+
+def built_here(dialect: str) -> Callable[..., bool]:
+    """Alembic's include_object: leave out what the models build only on another database.
+
+    The models mark such an object with `ddl_if(dialect=...)` (e.g. SQLite's unique (municipality_id,
+    id) indexes, which PostgreSQL's primary keys are); Alembic's comparison does not read the mark.
+    """
+    def include(obj: object, _name: str | None, _type: str, _reflected: bool, _compare_to: object) -> bool:
+        ddl_if = getattr(obj, "_ddl_if", None)
+        return ddl_if is None or ddl_if.dialect is None or ddl_if.dialect == dialect
+    return include
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from gateway.db import make_engine
+from gateway.migrate import built_here
 from gateway.models import Base
 
 config = context.config
@@ -40,7 +41,8 @@ def run_migrations_online() -> None:
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
+                      render_as_batch=True, compare_type=True,
+                      include_object=built_here(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 

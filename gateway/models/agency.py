@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueCons
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index, ward_key
 
 
 class AgencyImport(Base):
@@ -47,6 +47,8 @@ class AgencyReport(Base):
     # per-row check cost as much as the update itself (migration 0007).
     __table_args__ = (
         UniqueConstraint("municipality_id", "adapter", "match_key"),
+        ward_key("agency_reports", "payment_id", "payments"),
+        ward_id_index("agency_reports"),
         {"postgresql_with": {"fillfactor": 50}},
     )
 
@@ -67,7 +69,7 @@ class AgencyReport(Base):
     final_import_id: Mapped[int | None] = mapped_column(Integer)
     cancel_import_id: Mapped[int | None] = mapped_column(Integer)
     remittance_on: Mapped[date | None] = mapped_column(Date)  # 振込予定日, from the 確報
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)  # None: unknown slip
+    payment_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: unknown slip
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # eLTAX payment data (adapters.eltax): its rows carry these and have no barcode, store or chain
     # (empty text); `channel` is "eltax", `slip_number` the newest slip of the instalment its

@@ -24,7 +24,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No foreign key (migration 0009): taken from the row the event records, which keeps its own.
-    municipality_id: Mapped[int | None] = mapped_column(index=True)
+    municipality_id: Mapped[int | None] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(60))
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str] = mapped_column(String(40))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import ForeignKeyConstraint, Index, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -22,6 +22,29 @@ ENCRYPTED = {"encrypted": True}
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Distribution by municipality (docs/scaling.md): a tenant row points at another tenant row only
+# through its own ward. On PostgreSQL every tenant table's primary key is (id, municipality_id)
+# (migration 0026): `id` first, so that a lookup by id alone still uses it; every unique key
+# likewise ends with municipality_id. The models map `id`
+# alone as the key, which it is (one sequence per table); SQLite keeps `id INTEGER PRIMARY KEY`
+# (the only key SQLite numbers itself) and gives the pair a unique index of its own.
+WARD = "municipality_id"
+
+
+def ward_key(table: str, column: str, parent: str) -> ForeignKeyConstraint:
+    """The foreign key (municipality_id, column) -> parent (municipality_id, id): a row of this ward's only.
+
+    Named as the single-column key it replaced (migration 0026), so that it reads the same.
+    """
+    return ForeignKeyConstraint([WARD, column], [f"{parent}.{WARD}", f"{parent}.id"],
+                                name=f"fk_{table}_{column}_{parent}")
+
+
+def ward_id_index(table: str) -> Index:
+    """SQLite's unique (municipality_id, id), the target of ward_key there; PostgreSQL's primary key is it."""
+    return Index(f"uq_{table}_ward_id", WARD, "id", unique=True).ddl_if(dialect="sqlite")
 
 
 def encrypted_columns() -> list[tuple[Table, str]]:

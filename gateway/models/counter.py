@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import ENCRYPTED, Base
+from gateway.models.base import ENCRYPTED, Base, ward_id_index, ward_key
 
 ROLES = ("counter_staff", "counter_supervisor", "accounting", "approver", "administrator", "auditor")
 SALE_STATUSES = ("waiting", "paid", "cancelled", "timed_out", "voided", "refund_requested", "failed")
@@ -70,7 +70,7 @@ class Counter(Base):
     """A counter (窓口) where certificates are sold."""
 
     __tablename__ = "counters"
-    __table_args__ = (UniqueConstraint("municipality_id", "code"),)
+    __table_args__ = (UniqueConstraint("municipality_id", "code"), ward_id_index("counters"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
@@ -82,11 +82,15 @@ class Terminal(Base):
     """A payment terminal paired with the provider, standing at one counter."""
 
     __tablename__ = "terminals"
-    __table_args__ = (UniqueConstraint("adapter", "device_id"),)
+    __table_args__ = (
+        UniqueConstraint("adapter", "device_id", "municipality_id"),
+        ward_key("terminals", "counter_id", "counters"),
+        ward_id_index("terminals"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    counter_id: Mapped[int] = mapped_column(Integer)
     adapter: Mapped[str] = mapped_column(String(40))
     device_id: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(100))
@@ -96,13 +100,17 @@ class FeeItem(Base):
     """A certificate or other fee sold at counters; its fee lives in FeePrice, with history."""
 
     __tablename__ = "fee_items"
-    __table_args__ = (UniqueConstraint("municipality_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "code"),
+        ward_key("fee_items", "fund_type_id", "fund_types"),
+        ward_id_index("fee_items"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
     code: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(100))
-    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"))
+    fund_type_id: Mapped[int] = mapped_column(Integer)
     counters: Mapped[list[str]] = mapped_column(JSON)  # codes of the counters that sell it
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -111,11 +119,15 @@ class FeePrice(Base):
     """The fee of an item from a date on; the newest row not after the sale's date applies."""
 
     __tablename__ = "fee_prices"
-    __table_args__ = (UniqueConstraint("item_id", "valid_from"), CheckConstraint("fee > 0", name="fee_positive"))
+    __table_args__ = (
+        UniqueConstraint("item_id", "valid_from", "municipality_id"),
+        CheckConstraint("fee > 0", name="fee_positive"),
+        ward_key("fee_prices", "item_id", "fee_items"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
+    item_id: Mapped[int] = mapped_column(Integer)
     fee: Mapped[int] = mapped_column(BigInteger)  # yen
     valid_from: Mapped[date] = mapped_column(Date)
     set_by: Mapped[str] = mapped_column(String(100))
@@ -129,17 +141,21 @@ class Sale(Base):
     __table_args__ = (
         CheckConstraint("total > 0", name="total_positive"),
         CheckConstraint("status IN ('" + "','".join(SALE_STATUSES) + "')", name="known_status"),
+        UniqueConstraint("receipt_number", "municipality_id"),
+        ward_key("sales", "counter_id", "counters"),
+        ward_key("sales", "terminal_id", "terminals"),
+        ward_id_index("sales"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
-    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
-    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"))
+    counter_id: Mapped[int] = mapped_column(Integer)
+    terminal_id: Mapped[int] = mapped_column(Integer)
     staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
     brand: Mapped[str] = mapped_column(String(40))  # the terminal payment type (FELICA_ID, QR_CODE, ...)
     total: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20))
-    receipt_number: Mapped[str] = mapped_column(String(40), unique=True)
+    receipt_number: Mapped[str] = mapped_column(String(40))
     business_date: Mapped[date] = mapped_column(Date, index=True)  # Asia/Tokyo
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -150,13 +166,18 @@ class SaleLine(Base):
     """An item of a sale with its fee as it was on the day."""
 
     __tablename__ = "sale_lines"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        ward_key("sale_lines", "fund_type_id", "fund_types"),
+        ward_key("sale_lines", "item_id", "fee_items"),
+        ward_key("sale_lines", "sale_id", "sales"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    sale_id: Mapped[int] = mapped_column(ForeignKey("sales.id"), index=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("fee_items.id"))
-    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"))
+    sale_id: Mapped[int] = mapped_column(Integer, index=True)
+    item_id: Mapped[int] = mapped_column(Integer)
+    fund_type_id: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
     unit_fee: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index, ward_key
 
 RECORD_KINDS = ("receipt", "overpayment", "unidentified", "reversal")
 FEEDS = ("receipts", "counter_revenue")
@@ -64,24 +64,30 @@ class ReceiptRecord(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("(kind = 'reversal') = (reverses_id IS NOT NULL)", name="reversal_reverses"),
         CheckConstraint("kind IN ('receipt', 'overpayment', 'unidentified', 'reversal')", name="kind_known"),
-        Index("uq_receipt_records_reverses", "reverses_id", unique=True,
+        Index("uq_receipt_records_reverses", "reverses_id", "municipality_id", unique=True,
               sqlite_where=text("reverses_id IS NOT NULL"), postgresql_where=text("reverses_id IS NOT NULL")),
         Index("ix_receipt_records_day", "municipality_id", "business_date"),
+        ward_key("receipt_records", "agency_report_id", "agency_reports"),
+        ward_key("receipt_records", "assessment_id", "assessments"),
+        ward_key("receipt_records", "fund_type_id", "fund_types"),
+        ward_key("receipt_records", "payment_id", "payments"),
+        ward_key("receipt_records", "reverses_id", "receipt_records"),
+        ward_id_index("receipt_records"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
     kind: Mapped[str] = mapped_column(String(20))  # see RECORD_KINDS
     reason: Mapped[str | None] = mapped_column(String(40))
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("receipt_records.id"))
+    reverses_id: Mapped[int | None] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)  # yen, public revenue only
     channel: Mapped[str] = mapped_column(String(40))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the money was accepted
     business_date: Mapped[date] = mapped_column(Date)  # Asia/Tokyo date of the event (payment, cancel, refund)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
-    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
-    agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"), index=True)
-    fund_type_id: Mapped[int | None] = mapped_column(ForeignKey("fund_types.id"))  # a counter sale's fund
+    payment_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    assessment_id: Mapped[int | None] = mapped_column(Integer)
+    agency_report_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    fund_type_id: Mapped[int | None] = mapped_column(Integer)  # a counter sale's fund
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

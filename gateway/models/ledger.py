@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import ENCRYPTED, Base
+from gateway.models.base import ENCRYPTED, Base, ward_id_index, ward_key
 from gateway.models.reference import FundType
 
 
@@ -55,12 +55,14 @@ class Assessment(Base):
         # eLTAX payment data is matched on the eL番号: one instalment each.
         Index("uq_assessments_el_number", "municipality_id", "el_number", unique=True,
               sqlite_where=text("el_number IS NOT NULL"), postgresql_where=text("el_number IS NOT NULL")),
+        ward_key("assessments", "fund_type_id", "fund_types"),
+        ward_id_index("assessments"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
     source_key: Mapped[str] = mapped_column(String(32))  # the core system's own key
-    fund_type_id: Mapped[int] = mapped_column(ForeignKey("fund_types.id"), index=True)
+    fund_type_id: Mapped[int] = mapped_column(Integer, index=True)
     fiscal_year: Mapped[int] = mapped_column(Integer)
     installment: Mapped[int] = mapped_column(Integer)
     # The core system's payer reference as a keyed hash (DataCipher.payer_ref_hmac, 64 hex digits):
@@ -93,11 +95,14 @@ class AssessmentRevision(Base):
     """Every version of an assessment's amount and due date, with the file that brought it."""
 
     __tablename__ = "assessment_revisions"
-    __table_args__ = (UniqueConstraint("assessment_id", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("assessment_id", "revision", "municipality_id"),
+        ward_key("assessment_revisions", "assessment_id", "assessments"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    assessment_id: Mapped[int] = mapped_column(Integer)
     revision: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)

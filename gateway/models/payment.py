@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index, ward_key
 from gateway.models.slip import Slip
 
 
@@ -39,16 +39,21 @@ class Payment(Base):
         CheckConstraint("(slip_id IS NULL) <> (sale_id IS NULL) AND (slip_id IS NULL) = (assessment_id IS NULL)",
                         name="slip_or_sale"),
         # Paid once per instalment, whichever of its slips (reissues) was paid.
-        Index("uq_payments_applied_assessment", "assessment_id", unique=True,
+        Index("uq_payments_applied_assessment", "assessment_id", "municipality_id", unique=True,
               sqlite_where=text("applied"), postgresql_where=text("applied")),
         Index("ix_payments_accepted", "municipality_id", "accepted_at"),  # a business date's payments
+        UniqueConstraint("sale_id", "municipality_id"),
+        ward_key("payments", "slip_id", "slips"),
+        ward_key("payments", "assessment_id", "assessments"),
+        ward_key("payments", "sale_id", "sales"),
+        ward_id_index("payments"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
-    slip_id: Mapped[int | None] = mapped_column(ForeignKey("slips.id"), index=True)  # a slip paid, or
-    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"), index=True)
-    sale_id: Mapped[int | None] = mapped_column(ForeignKey("sales.id"), unique=True)  # a counter sale
+    slip_id: Mapped[int | None] = mapped_column(Integer, index=True)  # a slip paid, or
+    assessment_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sale_id: Mapped[int | None] = mapped_column(Integer)  # a counter sale
     channel: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))  # see gateway.payments.PAYMENT
     amount: Mapped[int] = mapped_column(BigInteger)  # public revenue: the slip's amount, yen
@@ -69,14 +74,16 @@ class PaymentAttempt(Base):
 
     __tablename__ = "payment_attempts"
     __table_args__ = (
-        UniqueConstraint("adapter", "provider_ref"),
-        UniqueConstraint("reference"),
+        # Looked up by the provider's notification, which names no ward: the ward last.
+        UniqueConstraint("adapter", "provider_ref", "municipality_id"),
+        UniqueConstraint("reference", "municipality_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        ward_key("payment_attempts", "payment_id", "payments"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(Integer, index=True)
     adapter: Mapped[str] = mapped_column(String(40))
     reference: Mapped[str] = mapped_column(String(64))  # ours, sent to the provider
     provider_ref: Mapped[str | None] = mapped_column(String(255))
@@ -98,11 +105,12 @@ class Refund(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("approved_by IS NULL OR approved_by <> requested_by", name="four_eyes"),
+        ward_key("refunds", "payment_id", "payments"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(Integer, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))  # see gateway.payments.REFUND

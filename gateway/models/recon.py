@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index, ward_key
 
 # The contract's kinds (CONTRACT.md); their meaning never changes.
 EXCEPTION_KINDS = (
@@ -26,6 +26,9 @@ class ReconException(Base):
         UniqueConstraint("municipality_id", "kind", "subject_key"),
         CheckConstraint("resolved_by IS NULL OR proposed_by IS NULL OR resolved_by <> proposed_by",
                         name="four_eyes"),
+        ward_key("recon_exceptions", "agency_report_id", "agency_reports"),
+        ward_key("recon_exceptions", "payment_id", "payments"),
+        ward_id_index("recon_exceptions"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -35,8 +38,8 @@ class ReconException(Base):
     business_date: Mapped[date] = mapped_column(Date, index=True)
     amount: Mapped[int | None] = mapped_column(BigInteger)  # yen at stake, where there is one
     slip_number: Mapped[str | None] = mapped_column(String(16))
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
-    agency_report_id: Mapped[int | None] = mapped_column(ForeignKey("agency_reports.id"))
+    payment_id: Mapped[int | None] = mapped_column(Integer)
+    agency_report_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)  # never personal data
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | pending_approval | resolved
     assigned_to: Mapped[str | None] = mapped_column(String(100))
@@ -60,10 +63,11 @@ class ExceptionComment(Base):
     """A note on an exception by a member of staff (never personal data beyond the case)."""
 
     __tablename__ = "recon_exception_comments"
+    __table_args__ = (ward_key("recon_exception_comments", "exception_id", "recon_exceptions"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))  # its ward, as its parent's
-    exception_id: Mapped[int] = mapped_column(ForeignKey("recon_exceptions.id"), index=True)
+    exception_id: Mapped[int] = mapped_column(Integer, index=True)
     author: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index
 
 # Payment channels a fund type may accept. `agency` = the slip barcode paid at a
 # convenience store or in a bill-payment app, reported by a collection agency.
@@ -37,6 +37,7 @@ class FundType(Base):
         UniqueConstraint("municipality_id", "code"),
         CheckConstraint("company_code IS NULL OR length(company_code) = 6", name="company_code_len"),
         CheckConstraint("overpayment_policy IN ('core_system', 'provider_refund')", name="overpayment_policy_known"),
+        ward_id_index("fund_types"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

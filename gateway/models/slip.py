@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import UTCDateTime, utcnow
-from gateway.models.base import Base
+from gateway.models.base import Base, ward_id_index, ward_key
 from gateway.models.ledger import Assessment
 
 SLIP_STATUSES = ("issued", "void", "paid", "closed")  # closed: its instalment was closed by the core system
@@ -39,6 +39,7 @@ class IssueRun(Base):
     """One `kokin slips issue` run; the slips it created point back to it."""
 
     __tablename__ = "issue_runs"
+    __table_args__ = (ward_id_index("issue_runs"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
@@ -61,24 +62,29 @@ class Slip(Base):
         Index(
             "uq_slips_live_assessment",
             "assessment_id",
+            "municipality_id",
             unique=True,
             sqlite_where=text("status <> 'void'"),
             postgresql_where=text("status <> 'void'"),
         ),
+        UniqueConstraint("pay_token", "municipality_id"),
+        ward_key("slips", "issue_run_id", "issue_runs"),
+        ward_key("slips", "assessment_id", "assessments"),
+        ward_id_index("slips"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
-    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(Integer, index=True)
     number: Mapped[str] = mapped_column(String(16))
     reissue: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
     store_deadline: Mapped[date | None] = mapped_column(Date)
     barcode: Mapped[str | None] = mapped_column(String(44))  # None above the barcode limit
-    pay_token: Mapped[str] = mapped_column(String(43), unique=True)
+    pay_token: Mapped[str] = mapped_column(String(43))
     status: Mapped[str] = mapped_column(String(10), default="issued")
-    issue_run_id: Mapped[int | None] = mapped_column(ForeignKey("issue_runs.id"), index=True)
+    issue_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     void_reason: Mapped[str | None] = mapped_column(String(100))
