@@ -23,12 +23,19 @@ from gateway.models.reference import FundType
 
 
 class LedgerImport(Base):
-    """One imported file; its SHA-256 makes a second import of the same bytes a no-op."""
+    """A ward's part of one imported file: a file carrying several wards has a row for each (migration 0028).
+
+    Its SHA-256 makes a second import of the same bytes a no-op: the key is (sha256, ward), the
+    digest first so that a file is found by its digest alone. `records` and `total_amount` are
+    the ward's lines of the file, `created`, `amended` and `unchanged` what they did.
+    """
 
     __tablename__ = "ledger_imports"
+    __table_args__ = (UniqueConstraint("sha256", "municipality_id"), ward_id_index("ledger_imports"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
     layout: Mapped[str] = mapped_column(String(40))
     records: Mapped[int] = mapped_column(Integer)
@@ -56,6 +63,7 @@ class Assessment(Base):
         Index("uq_assessments_el_number", "municipality_id", "el_number", unique=True,
               sqlite_where=text("el_number IS NOT NULL"), postgresql_where=text("el_number IS NOT NULL")),
         ward_key("assessments", "fund_type_id", "fund_types"),
+        ward_key("assessments", "closed_import_id", "ledger_imports"),
         ward_id_index("assessments"),
     )
 
@@ -82,7 +90,7 @@ class Assessment(Base):
     closed_reason: Mapped[str | None] = mapped_column(String(16))
     closed_on: Mapped[date | None] = mapped_column(Date)
     closed_channel: Mapped[str | None] = mapped_column(String(16))  # bank, cashier, ... when paid elsewhere
-    closed_import_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_imports.id"))
+    closed_import_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -98,6 +106,7 @@ class AssessmentRevision(Base):
     __table_args__ = (
         UniqueConstraint("assessment_id", "revision", "municipality_id"),
         ward_key("assessment_revisions", "assessment_id", "assessments"),
+        ward_key("assessment_revisions", "ledger_import_id", "ledger_imports"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,5 +115,5 @@ class AssessmentRevision(Base):
     revision: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
-    ledger_import_id: Mapped[int] = mapped_column(ForeignKey("ledger_imports.id"), index=True)
+    ledger_import_id: Mapped[int] = mapped_column(Integer, index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -56,6 +56,7 @@ from gateway.services.ledger_file import (
     envelope_errors,
     read_pieces,
 )
+from gateway.services.ledger_files import FileOnRecord, WardPart, file_on_record, import_of_ward, record_file
 
 CHUNK = 5_000  # rows read back, or keys in one IN list, at a time
 # The import's joins of the staged file with the ledger fit in memory at a million records;
@@ -122,14 +123,14 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
         raise GatewayError(f"layout {layout.name} holds status changes, not assessments (status_import)",
                            code="not_an_assessments_layout", status=422)
     digest = hashlib.sha256(data).hexdigest()
-    previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
+    previous = file_on_record(session, digest)
     if previous is not None:
         return _already_imported(previous)
     try:
         with paused_gc(), transaction(session):
             return _import(session, cipher, layout, data, digest, filename, progress, workers or default_workers())
     except IntegrityError as exc:
-        previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
+        previous = file_on_record(session, digest)
         if previous is not None:  # a concurrent import of the same file won
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",
@@ -139,7 +140,7 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
             _forget_stage(session)
 
 
-def _already_imported(previous: LedgerImport) -> ImportResult:
+def _already_imported(previous: FileOnRecord) -> ImportResult:
     return ImportResult(previous.filename, previous.layout, previous.records, previous.total_amount,
                         unchanged=previous.records, already_imported=True)
 
@@ -157,17 +158,23 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     _reject_conflicts(session)
     result = ImportResult(filename, layout.name, records, total)
     _find_payer_changes(session, cipher, name_key, workers)
-    ledger_import = LedgerImport(sha256=digest, filename=filename[:255], layout=layout.name, records=records,
-                                 total_amount=total, created=0, amended=0, unchanged=0)
-    session.add(ledger_import)
-    session.flush()
-    _apply(session, ledger_import.id, result, progress)
-    ledger_import.created, ledger_import.amended, ledger_import.unchanged = (
-        result.created, result.amended, result.unchanged)
-    record_event(session, "ledger.imported", "ledger_import", ledger_import.id, municipality_id=None,
-                 data={"file": result.filename, "sha256": digest, "records": result.records,
-                       "total_amount": result.total_amount, "created": result.created,
-                       "amended": result.amended, "voided_slips": result.voided_slips})
+    s, k = STAGE.c, KNOWN.c
+    parts = {ward: WardPart(count, amount or 0) for ward, count, amount in session.execute(
+        select(s.municipality_id, func.count(), func.sum(s.amount)).group_by(s.municipality_id))}
+    rows = record_file(session, digest, filename, layout.name, parts)
+    voided = _apply(session, rows, result, progress)
+    created: dict[int, int] = dict(session.execute(select(s.municipality_id, func.count()).group_by(s.municipality_id)
+                                   .where(~select(k.line).where(k.line == s.line).exists())).all())
+    changed: dict[tuple[int, str], int] = {(ward, change): count for ward, change, count in session.execute(
+        select(k.municipality_id, k.change, func.count()).where(k.change.is_not(None))
+        .group_by(k.municipality_id, k.change))}
+    for ward, row in rows.items():  # each ward's part of the file, on its own chain
+        row.created, row.amended = created.get(ward, 0), changed.get((ward, "amended"), 0)
+        row.unchanged = row.records - row.created - row.amended - changed.get((ward, "payer"), 0)
+        record_event(session, "ledger.imported", "ledger_import", row.id, municipality_id=ward,
+                     data={"file": result.filename, "sha256": digest, "records": row.records,
+                           "total_amount": row.total_amount, "created": row.created, "amended": row.amended,
+                           "voided_slips": voided.get(ward, 0)})
     # The staging tables go with the transaction: PostgreSQL drops them at commit or rollback;
     # SQLite would keep them for the connection's life.
     _drop_stage(session)
@@ -355,20 +362,23 @@ def _stream(session: Session, query: Any) -> Iterator[Any]:
 
 # -- applying -------------------------------------------------------------------------------------
 
-def _apply(session: Session, import_id: int, result: ImportResult, progress: Progress) -> None:
+def _apply(session: Session, rows: dict[int, LedgerImport], result: ImportResult, progress: Progress
+           ) -> dict[int, int]:
+    """Apply the staged file, each line under its ward's import row; the slips voided per ward."""
     progress.start("applying", 3)
     now = utcnow()
-    result.created = _insert_new(session, import_id, now, result.records)
+    result.created = _insert_new(session, rows, now, result.records)
     progress.advance(1)
-    _amend(session, import_id, now, result)
+    voided = _amend(session, rows, now, result)
     progress.advance(1)
     _update_payers(session, now, result)
     progress.advance(1)
     result.unchanged = result.records - result.created - result.amended - result.payer_updated
     progress.finish()
+    return voided
 
 
-def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int:
+def _insert_new(session: Session, rows: dict[int, LedgerImport], now: Any, records: int) -> int:
     """Insert the lines whose key is new, in line order, each with its first revision; return how many."""
     s = STAGE.c
     new = select(s.municipality_id, s.source_key, s.fund_type_id, s.fiscal_year, s.installment, s.payer_ref_hmac,
@@ -386,45 +396,46 @@ def _insert_new(session: Session, import_id: int, now: Any, records: int) -> int
             a.id, a.municipality_id, a.amount, a.due_date).cte("new")
         statement = insert(_revisions).from_select(revision_columns, select(
             inserted.c.id, inserted.c.municipality_id, literal(1), inserted.c.amount, inserted.c.due_date,
-            literal(import_id),
+            import_of_ward(rows, inserted.c.municipality_id),
             literal(now, _revisions.c.recorded_at.type)))
         session.execute(statement)
     else:
-        _insert_new_sqlite(session, import_id, now, columns, new, revision_columns)
+        _insert_new_sqlite(session, rows, now, columns, new, revision_columns)
     known = session.scalar(select(func.count()).select_from(KNOWN))
     return records - (known or 0)
 
 
-def _insert_new_sqlite(session: Session, import_id: int, now: Any, columns: list[str], new: Any,
+def _insert_new_sqlite(session: Session, rows: dict[int, LedgerImport], now: Any, columns: list[str], new: Any,
                        revision_columns: list[str]) -> None:
     """No INSERT in a WITH on SQLite: the new rows are found again by their key for their revisions."""
     a, s = _assessments.c, STAGE.c
     session.execute(insert(_assessments).from_select(columns, new))
     session.execute(insert(_revisions).from_select(revision_columns, select(
-        a.id, a.municipality_id, literal(1), a.amount, a.due_date, literal(import_id),
+        a.id, a.municipality_id, literal(1), a.amount, a.due_date, import_of_ward(rows, a.municipality_id),
         literal(now, _revisions.c.recorded_at.type))
         .join(STAGE, and_(a.municipality_id == s.municipality_id, a.source_key == s.source_key,
                           a.installment == s.installment))
         .where(~select(KNOWN.c.line).where(KNOWN.c.line == s.line).exists())))
 
 
-def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> None:
-    """Apply the amended lines: new amount and due date, a revision each, their unpaid slips voided."""
+def _amend(session: Session, rows: dict[int, LedgerImport], now: Any, result: ImportResult) -> dict[int, int]:
+    """Apply the amended lines: new amount and due date, a revision each, their unpaid slips voided (per ward)."""
     k, s, a = KNOWN.c, STAGE.c, _assessments.c
     amended = select(k.assessment_id, k.municipality_id, k.revision, k.amount, s.amount, k.due_date, s.due_date,
                      s.source_key, s.installment, k.late_fee, s.late_fee, k.dunning_fee, s.dunning_fee,
                      k.el_number.is_distinct_from(s.el_number)).join(STAGE, s.line == k.line) \
         .where(k.change == "amended").order_by(s.line)
-    rows = session.execute(amended).all()
-    if not rows:
-        return
+    lines = session.execute(amended).all()
+    if not lines:
+        return {}
     session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "amended")
                     .values(amount=s.amount, due_date=s.due_date, late_fee=s.late_fee, dunning_fee=s.dunning_fee,
                             el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1,
                             payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
     session.execute(insert(_revisions).from_select(
         ["assessment_id", "municipality_id", "revision", "amount", "due_date", "ledger_import_id", "recorded_at"],
-        select(k.assessment_id, k.municipality_id, k.revision + 1, s.amount, s.due_date, literal(import_id),
+        select(k.assessment_id, k.municipality_id, k.revision + 1, s.amount, s.due_date,
+               import_of_ward(rows, k.municipality_id),
                literal(now, _revisions.c.recorded_at.type))
         .join(STAGE, s.line == k.line).where(k.change == "amended").order_by(s.line)))
     voided = session.execute(
@@ -436,8 +447,10 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
     for assessment_id, number, reissue in sorted(voided, key=lambda v: (v[1], v[2])):
         slips_of[assessment_id].append((number, reissue))
     events: list[dict[str, Any]] = []
+    voided_in: dict[int, int] = defaultdict(int)
     for (assessment_id, municipality_id, revision, old_amount, amount, old_due, due, source_key, installment,
-         old_late, late, old_dunning, dunning, el_changed) in rows:
+         old_late, late, old_dunning, dunning, el_changed) in lines:
+        voided_in[municipality_id] += len(slips_of[assessment_id])
         result.amendments.append(f"{source_key}/{installment}: {old_amount:,} -> {amount:,} yen")
         data: dict[str, Any] = {"revision": revision + 1, "amount": [old_amount, amount],
                                 "due_date": [old_due.isoformat(), due.isoformat()]}
@@ -451,7 +464,8 @@ def _amend(session: Session, import_id: int, now: Any, result: ImportResult) -> 
                         municipality_id=municipality_id, data={"reason": "assessment amended"})
                    for number, reissue in slips_of[assessment_id]]
     _record_events(session, events)
-    result.amended, result.voided_slips = len(rows), len(voided)
+    result.amended, result.voided_slips = len(lines), len(voided)
+    return dict(voided_in)
 
 
 def _update_payers(session: Session, now: Any, result: ImportResult) -> None:

@@ -39,6 +39,7 @@ from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event, record_events
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.ledger_file import municipality_problem
+from gateway.services.ledger_files import FileOnRecord, WardPart, file_on_record, record_file
 from gateway.services.ledger_import import hold_the_write_lock
 
 STATUS_FIELDS = ("municipality_code", "assessment_id", "installment", "status", "changed_on", "channel")
@@ -85,7 +86,7 @@ def import_status_changes(session: Session, data: bytes, *, filename: str,
     if not is_status_layout(layout):
         raise GatewayError(f"layout {layout.name} is not a status feed's", code="not_a_status_layout", status=422)
     digest = hashlib.sha256(data).hexdigest()
-    previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
+    previous = file_on_record(session, digest)
     if previous is not None:
         return _already_imported(previous)
     try:
@@ -94,14 +95,14 @@ def import_status_changes(session: Session, data: bytes, *, filename: str,
                 hold_the_write_lock(session)  # the reads below see what the writes then change
             return _import(session, layout, data, digest, filename)
     except IntegrityError as exc:
-        previous = session.scalar(select(LedgerImport).where(LedgerImport.sha256 == digest))
+        previous = file_on_record(session, digest)
         if previous is not None:  # a concurrent import of the same file won
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",
                            code="ledger_conflict", status=409) from exc
 
 
-def _already_imported(previous: LedgerImport) -> StatusImportResult:
+def _already_imported(previous: FileOnRecord) -> StatusImportResult:
     return StatusImportResult(previous.filename, previous.layout, previous.records, unchanged=previous.records,
                               already_imported=True)
 
@@ -118,17 +119,16 @@ def _import(session: Session, layout: Layout, data: bytes, digest: str, filename
     if errors:
         raise LedgerFileRejected(sorted(errors, key=lambda e: e.line))
     result = StatusImportResult(filename, layout.name, len(records))
-    ledger_import = LedgerImport(sha256=digest, filename=filename[:255], layout=layout.name, records=len(records),
-                                 total_amount=0, created=0, amended=0, unchanged=0)
-    session.add(ledger_import)
-    session.flush()
-    _apply(session, ledger_import.id, keyed, found, result)
-    ledger_import.created, ledger_import.amended, ledger_import.unchanged = (
-        result.closed, result.changed, result.unchanged)
-    record_event(session, "ledger.status_imported", "ledger_import", ledger_import.id, municipality_id=None,
-                 data={"file": result.filename, "sha256": digest, "records": result.records,
-                       "closed": result.closed, "changed": result.changed, "unchanged": result.unchanged,
-                       "closed_slips": result.closed_slips, "exceptions": dict(result.raised)})
+    lines_of = Counter(municipality_id for municipality_id, _key, _installment in keyed)
+    rows = record_file(session, digest, filename, layout.name,
+                       {ward: WardPart(count, 0) for ward, count in lines_of.items()})
+    by_ward = _apply(session, rows, keyed, found, result)
+    for ward, row in rows.items():  # each ward's part of the file, on its own chain
+        closed, changed = by_ward.get(ward, (0, 0))
+        row.created, row.amended, row.unchanged = closed, changed, row.records - closed - changed
+        record_event(session, "ledger.status_imported", "ledger_import", row.id, municipality_id=ward,
+                     data={"file": result.filename, "sha256": digest, "records": row.records, "closed": closed,
+                           "changed": changed, "unchanged": row.unchanged})
     return result
 
 
@@ -205,9 +205,12 @@ def _unknown(keyed: dict[Key, tuple[int, Status]], found: dict[tuple[int, str], 
 
 # -- applying -------------------------------------------------------------------------------------
 
-def _apply(session: Session, import_id: int, keyed: dict[Key, tuple[int, Status]],
-           found: dict[tuple[int, str], dict[int, Any]], result: StatusImportResult) -> None:
-    """Lock the instalments, then close each whose recorded status differs, in the file's line order."""
+def _apply(session: Session, rows: dict[int, LedgerImport], keyed: dict[Key, tuple[int, Status]],
+           found: dict[tuple[int, str], dict[int, Any]], result: StatusImportResult) -> dict[int, tuple[int, int]]:
+    """Lock the instalments, then close each whose recorded status differs, in the file's line order.
+
+    Each ward's (closed, changed) counts.
+    """
     wanted = {found[(m, key)][n].id: status for (m, key, n), (_, status) in sorted(keyed.items(), key=lambda kv: kv[1])}
     current = _lock(session, sorted(wanted))
     changes = [(assessment_id, status, current[assessment_id]) for assessment_id, status in wanted.items()
@@ -216,9 +219,13 @@ def _apply(session: Session, import_id: int, keyed: dict[Key, tuple[int, Status]
     result.unchanged = len(wanted) - len(changes)
     result.changed = sum(1 for _, _, row in changes if row.closed_reason is not None)
     result.closed = len(changes) - result.changed
+    by_ward: dict[int, tuple[int, int]] = {}
+    for _, _, row in changes:
+        closed, changed = by_ward.get(row.municipality_id, (0, 0))
+        by_ward[row.municipality_id] = (closed + (row.closed_reason is None), changed + (row.closed_reason is not None))
     if not changes:
-        return
-    slips, applied = _close(session, import_id, changes)
+        return by_ward
+    slips, applied = _close(session, rows, changes)
     result.closed_slips = sum(len(closed) for closed in slips.values())
     events: list[dict[str, Any]] = []
     exceptions: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -228,17 +235,18 @@ def _apply(session: Session, import_id: int, keyed: dict[Key, tuple[int, Status]
                                             for payment in applied[assessment_id]]
     for start in range(0, len(events), CHUNK):
         record_events(session, events[start:start + CHUNK])
-    for municipality_id, rows in exceptions.items():
-        result.raised.update(raise_exceptions(session, municipality_id, rows))
+    for municipality_id, flags in exceptions.items():
+        result.raised.update(raise_exceptions(session, municipality_id, flags))
+    return by_ward
 
 
-def _close(session: Session, import_id: int, changes: list[tuple[int, Status, Any]]
+def _close(session: Session, rows: dict[int, LedgerImport], changes: list[tuple[int, Status, Any]]
            ) -> tuple[dict[int, list[tuple[str, int]]], dict[int, list[Any]]]:
     """Record each instalment's new status and close its issued slips; the slips closed and the payments applied."""
     now = utcnow()
     session.execute(_CLOSE, [{"b_id": assessment_id, "b_reason": reason, "b_on": closed_on, "b_channel": channel,
-                              "b_import": import_id, "b_now": now}
-                             for assessment_id, (reason, closed_on, channel), _ in changes])
+                              "b_import": rows[row.municipality_id].id, "b_now": now}
+                             for assessment_id, (reason, closed_on, channel), row in changes])
     slips: dict[int, list[tuple[str, int]]] = defaultdict(list)
     applied: dict[int, list[Any]] = defaultdict(list)
     ids = [assessment_id for assessment_id, _, _ in changes]

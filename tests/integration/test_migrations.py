@@ -120,32 +120,21 @@ def _breaches(database: Database) -> dict[str, set[str]]:
     return {found.table: set(found.problems) for found in shard_audit.audit(database.engine) if found.problems}
 
 
-# What still breaks the distribution rule, each for a reason docs/scaling.md gives ("What is left"):
-# a ledger file may carry several wards, and a notification names none before it is routed. Any
-# other breach, or a new table that breaks the rule, fails.
-LEFT = {
-    "ledger_imports": {"no municipality_id column", "primary key (id) without municipality_id",
-                       "unique uq_ledger_imports_sha256 (sha256) without municipality_id"},
-    "webhook_deliveries": {"no municipality_id column", "primary key (id) without municipality_id",
-                           "unique uq_webhook_deliveries_adapter_event_id (adapter, event_id) without municipality_id"},
-    "assessments": {"foreign key (closed_import_id) -> ledger_imports without municipality_id"},
-    "assessment_revisions": {"foreign key (ledger_import_id) -> ledger_imports without municipality_id"},
-}
-
-
-def test_the_schema_keeps_the_distribution_rule_but_where_docs_scaling_says(database: Database) -> None:
+def test_the_schema_keeps_the_distribution_rule(database: Database) -> None:
     """Every tenant table's primary, unique and foreign keys include municipality_id (issue 17, point 8).
 
-    On SQLite the re-keyed tables keep `id INTEGER PRIMARY KEY` (migration 0026): there, and only
-    there, their primary key is expected without the ward; their foreign keys include it all the same.
+    The audit reads the schema the migrations built; a new table or key that breaks the rule fails
+    here. On SQLite the tenant tables keep `id INTEGER PRIMARY KEY` (migration 0026): there, and
+    only there, their primary key is expected without the ward; their foreign and unique keys
+    include it all the same.
     """
     breaches = _breaches(database)
     if database.is_sqlite:
-        for table in set(breaches) - {"ledger_imports", "webhook_deliveries"}:
-            breaches[table] -= {"primary key (id) without municipality_id", "primary key (id) without chain",
-                                "primary key (record_id) without municipality_id"}
+        expected = {"primary key (id) without municipality_id", "primary key (id) without chain",
+                    "primary key (record_id) without municipality_id"}  # the receipts queue, likewise
+        breaches = {table: problems - expected for table, problems in breaches.items()}
         breaches = {table: problems for table, problems in breaches.items() if problems}
-    assert breaches == LEFT
+    assert breaches == {}
 
 
 def test_migration_0026_keys_a_child_to_a_parent_of_its_own_ward(database: Database) -> None:
@@ -191,3 +180,48 @@ def test_migration_0026_round_trips_with_rows_in_place(database: Database) -> No
             "SELECT count(*) FROM pg_trigger WHERE tgname = 'receipt_records_queued'")).scalar_one()
     assert after == before
     assert triggers == 1  # the receipts queue still fills itself
+
+
+def test_migration_0028_splits_a_file_of_two_wards_and_keeps_a_file_of_none(database: Database) -> None:
+    """A file recorded before 0028 whose closures were in two wards gets a row in each; one that
+    changed nothing is recorded for every ward, so that importing it again stays a no-op."""
+    migrate.downgrade(database.engine, "0027")
+    with database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO municipalities (code, name, name_kana, company_code, client_code, "
+                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at) "
+                          "SELECT '999997', 'another', name_kana, company_code, client_code, "
+                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at FROM municipalities "
+                          "WHERE id = (SELECT min(id) FROM municipalities)"))
+        first, second = conn.execute(text("SELECT min(id), max(id) FROM municipalities")).one()
+        conn.execute(text("INSERT INTO fund_types (municipality_id, code, name, name_en, channels, account, "
+                          "revenue_item, company_code, bank_account, active, overpayment_policy) "
+                          "SELECT :m, code, name, name_en, channels, account, revenue_item, company_code, "
+                          "bank_account, active, overpayment_policy FROM fund_types WHERE municipality_id = :f"),
+                     {"m": second, "f": first})
+        for digest in ("a" * 64, "b" * 64):
+            conn.execute(text("INSERT INTO ledger_imports (sha256, filename, layout, records, total_amount, created, "
+                              "amended, unchanged, imported_at) VALUES (:d, 'status.csv', 'kokin-status-csv', 2, 0, "
+                              "2, 0, 0, CURRENT_TIMESTAMP)"), {"d": digest})
+        both = conn.execute(text("SELECT id FROM ledger_imports WHERE sha256 = :d"), {"d": "a" * 64}).scalar_one()
+        for ward in (first, second):
+            conn.execute(text("INSERT INTO assessments (municipality_id, source_key, fund_type_id, fiscal_year, "
+                              "installment, payer_ref_hmac, amount, due_date, late_fee, dunning_fee, revision, "
+                              "closed_reason, closed_on, closed_channel, closed_import_id, created_at, updated_at) "
+                              "SELECT :m, 'K-0028', min(id), 2026, 1, :h, 1000, '2026-06-30', 0, 0, 1, 'cancelled', "
+                              "'2026-06-01', NULL, :i, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM fund_types "
+                              "WHERE municipality_id = :m"), {"m": ward, "h": "0" * 64, "i": both})
+    migrate.upgrade(database.engine)
+    with database.engine.connect() as conn:
+        rows = conn.execute(text("SELECT sha256, municipality_id, id FROM ledger_imports WHERE sha256 IN (:a, :b) "
+                                 "ORDER BY sha256, municipality_id"), {"a": "a" * 64, "b": "b" * 64}).all()
+        closures = dict(conn.execute(text("SELECT municipality_id, closed_import_id FROM assessments "
+                                          "WHERE source_key = 'K-0028'")).all())
+    assert [(digest[0], ward) for digest, ward, _ in rows] == [("a", first), ("a", second), ("b", first),
+                                                                ("b", second)]
+    assert closures == {ward: row_id for digest, ward, row_id in rows if digest == "a" * 64}
+    migrate.downgrade(database.engine, "0027")
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ledger_imports WHERE sha256 IN (:a, :b)"),
+                            {"a": "a" * 64, "b": "b" * 64}).scalar_one() == 2
+        assert set(conn.execute(text("SELECT closed_import_id FROM assessments WHERE source_key = 'K-0028'"))
+                   .scalars()) == {both}
