@@ -159,7 +159,7 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     result = ImportResult(filename, layout.name, records, total)
     _find_payer_changes(session, cipher, name_key, workers)
     s, k = STAGE.c, KNOWN.c
-    parts = {ward: WardPart(count, amount or 0) for ward, count, amount in session.execute(
+    parts = {ward: WardPart(count, int(amount or 0)) for ward, count, amount in session.execute(
         select(s.municipality_id, func.count(), func.sum(s.amount)).group_by(s.municipality_id))}
     rows = record_file(session, digest, filename, layout.name, parts)
     voided = _apply(session, rows, result, progress)

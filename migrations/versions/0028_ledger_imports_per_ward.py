@@ -36,12 +36,12 @@ COPIED = ('sha256', 'filename', 'layout', 'records', 'total_amount', 'created', 
 def upgrade() -> None:
     with op.batch_alter_table('ledger_imports') as batch:
         batch.add_column(sa.Column(WARD, sa.Integer(), nullable=True))
+        batch.drop_constraint('uq_ledger_imports_sha256', type_='unique')  # the copies share their file's digest
     _split_by_ward()
     postgresql = op.get_bind().dialect.name == 'postgresql'
     with op.batch_alter_table('ledger_imports', recreate='always' if not postgresql else 'auto') as batch:
         batch.alter_column(WARD, existing_type=sa.Integer(), nullable=False)
         batch.create_foreign_key('fk_ledger_imports_municipality_id_municipalities', 'municipalities', [WARD], ['id'])
-        batch.drop_constraint('uq_ledger_imports_sha256', type_='unique')
         batch.create_unique_constraint('uq_ledger_imports_sha256_municipality_id', ['sha256', WARD])
     if postgresql:
         for table, column in CHILDREN:

@@ -1,0 +1,118 @@
+"""How many of the gateway's statements name their ward: the part of the distribution rule a schema cannot show.
+
+Usage: python scripts/ward_queries.py [--days N] [--payers N] [--url URL] [--show N]
+
+Plays N days of a ward (`kokin demo --days N`: ledger, slips, online and store payments, agency
+files, the counter, deposits, the nightly jobs and the receipts feed) with every statement the
+gateway sends recorded, on a new database (a fresh SQLite file by default; --url a new, empty
+PostgreSQL database). Then, for each distinct statement that touches a tenant table
+(docs/scaling.md), it says whether Citus could route it to one ward's node:
+
+- an INSERT is routed when it writes the ward's column;
+- any other statement when its WHERE names the ward (`municipality_id = ...`, `IN`, `= ANY`,
+  or `chain` for the audit record);
+- a join between tenant tables stays on one node only when its ON clause joins the ward too.
+
+A reading of the SQL text, not a planner: it counts, it does not prove. Prints the figures and
+the statements not routed, the most executed first. Exits 0 (a measurement, not a gate).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WARD = re.compile(r"\b(municipality_id|chain)\b\s*(=\s*(any\b|\(|%\(|\?|:|\$|\d|'|\w+\.\w+\s*\)?\s*$)|in\b)", re.I)
+TABLE = re.compile(r"\b(?:from|join|update|into)\s+\"?(\w+)\"?", re.I)
+JOIN_ON = re.compile(r"\bjoin\s+\"?(\w+)\"?(?:\s+(?:as\s+)?\w+)?\s+on\s+(.*?)(?=\bjoin\b|\bwhere\b|\bgroup\b|\border\b|"
+                     r"\blimit\b|\bunion\b|\)\s*(?:as\b|$)|$)", re.I | re.S)
+
+
+def tenant_tables() -> set[str]:
+    from gateway.models import Base
+
+    spec = ROOT / "scripts" / "shard_audit.py"
+    namespace: dict[str, Any] = {"__name__": "shard_audit"}
+    exec(compile(spec.read_text(), str(spec), "exec"), namespace)  # noqa: S102 - our own script, for its REFERENCE
+    return set(Base.metadata.tables) - set(namespace["REFERENCE"])
+
+
+def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
+    """('routed' | 'not routed', the tenant tables joined without the ward) or None: no tenant table."""
+    text = " ".join(statement.split())
+    tables = {name.lower() for name in TABLE.findall(text)} & tenants
+    if not tables:
+        return None
+    unaligned = [name for name, condition in JOIN_ON.findall(text)
+                 if name.lower() in tenants and not re.search(r"\b(municipality_id|chain)\b", condition, re.I)]
+    lowered = text.lower()
+    if lowered.startswith("insert"):
+        columns = re.search(r"insert into \"?\w+\"?\s*\(([^)]*)\)", lowered)
+        routed = columns is not None and re.search(r"\b(municipality_id|chain)\b", columns.group(1)) is not None
+    else:
+        where = lowered.split(" where ", 1)[1] if " where " in lowered else ""
+        routed = WARD.search(where) is not None
+    return ("routed" if routed else "not routed"), unaligned
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--payers", type=int, default=2_000)
+    parser.add_argument("--url", help="a new, empty database (default: a fresh SQLite file)")
+    parser.add_argument("--show", type=int, default=15, help="how many statements not routed to print")
+    args = parser.parse_args()
+    executed: Counter[str] = Counter()
+
+    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, many: bool) -> None:
+        executed[statement] += 1
+
+    event.listen(Engine, "before_cursor_execute", record)
+    with tempfile.TemporaryDirectory(prefix="kokin_queries_") as folder:
+        os.environ["KOKIN_DATABASE_URL"] = args.url or f"sqlite:///{Path(folder) / 'month.sqlite3'}"
+        from gateway import create_app
+        from gateway.cli.demo_month import play_month
+
+        app = create_app({"INSTANCE_PATH": folder})
+        with app.app_context():
+            play_month(args.days, args.payers)
+    tenants = tenant_tables()
+    distinct: Counter[str] = Counter()
+    runs: Counter[str] = Counter()
+    joins: Counter[str] = Counter()
+    not_routed: list[tuple[int, str]] = []
+    for statement, count in executed.items():
+        found = classify(statement, tenants)
+        if found is None:
+            continue
+        verdict, unaligned = found
+        distinct[verdict] += 1
+        runs[verdict] += count
+        joins.update(unaligned)
+        if verdict == "not routed":
+            not_routed.append((count, " ".join(statement.split())))
+    total, total_runs = sum(distinct.values()), sum(runs.values())
+    print(f"\n{total:,} distinct statements on tenant tables, run {total_runs:,} times")
+    for verdict in ("routed", "not routed"):
+        print(f"  {verdict:>10}: {distinct[verdict]:,} statements ({distinct[verdict] / max(total, 1):.0%}), "
+              f"{runs[verdict]:,} runs ({runs[verdict] / max(total_runs, 1):.0%})")
+    print(f"  joins of tenant tables not on the ward: {sum(joins.values()):,} "
+          f"({', '.join(f'{name} {count}' for name, count in joins.most_common(8))})")
+    print(f"\nnot routed, the most run first ({args.show} of {len(not_routed)}):")
+    for count, text in sorted(not_routed, reverse=True)[:args.show]:
+        print(f"  {count:>7,}  {text[:150]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
