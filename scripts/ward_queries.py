@@ -19,6 +19,7 @@ the statements not routed, the most executed first. Exits 0 (a measurement, not 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import sys
@@ -41,10 +42,12 @@ JOIN_ON = re.compile(r"\bjoin\s+\"?(\w+)\"?(?:\s+(?:as\s+)?\w+)?\s+on\s+(.*?)(?=
 def tenant_tables() -> set[str]:
     from gateway.models import Base
 
-    spec = ROOT / "scripts" / "shard_audit.py"
-    namespace: dict[str, Any] = {"__name__": "shard_audit"}
-    exec(compile(spec.read_text(), str(spec), "exec"), namespace)  # noqa: S102 - our own script, for its REFERENCE
-    return set(Base.metadata.tables) - set(namespace["REFERENCE"])
+    spec = importlib.util.spec_from_file_location("shard_audit", ROOT / "scripts" / "shard_audit.py")
+    assert spec and spec.loader
+    audit = importlib.util.module_from_spec(spec)
+    sys.modules["shard_audit"] = audit  # its dataclass looks its module up there
+    spec.loader.exec_module(audit)
+    return set(Base.metadata.tables) - set(audit.REFERENCE)
 
 
 def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
