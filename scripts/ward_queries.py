@@ -80,14 +80,16 @@ def main() -> int:
     def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, many: bool) -> None:
         executed[statement] += 1
 
-    event.listen(Engine, "before_cursor_execute", record)
     with tempfile.TemporaryDirectory(prefix="kokin_queries_") as folder:
         os.environ["KOKIN_DATABASE_URL"] = args.url or f"sqlite:///{Path(folder) / 'month.sqlite3'}"
-        from gateway import create_app
+        from gateway import create_app, migrate
+        from gateway.cli.base import cipher, database
         from gateway.cli.demo_month import play_month
 
         app = create_app({"INSTANCE_PATH": folder})
         with app.app_context():
+            migrate.upgrade(database().engine, payer_ref_key=cipher().payer_ref_key)  # not counted: the schema's
+            event.listen(Engine, "before_cursor_execute", record)
             play_month(args.days, args.payers)
     tenants = tenant_tables()
     distinct: Counter[str] = Counter()
