@@ -8,9 +8,10 @@ Japanese name from ``CODE_LABELS``, translated like every other message. A code 
 the table is shown raw, and the page walk of the tests (tests/api/test_staff_language.py)
 fails on it.
 
-The language: ``?lang=en`` or ``?lang=ja`` on any page (the resident pages' links carry it),
-else the ``kokin_lang`` cookie that ``/lang/<code>`` sets (the staff screens' switch), else
-Japanese. ``make translations`` extracts the messages, updates the English catalogue and
+The language: ``?lang=en`` or ``?lang=ja`` on any page, else the ``kokin_lang`` cookie that
+``/lang/<code>`` sets (the staff screens' switch), else Japanese. The resident's pay pages
+(/pay/...) take ``?lang`` only, as their links carry it: a cookie left by the staff switch on
+a shared computer does not change them. ``make translations`` extracts the messages, updates the English catalogue and
 compiles it; the compiled catalogue is committed, and a test fails when it is stale or a
 message has no English.
 """
@@ -164,6 +165,8 @@ def select_locale() -> str:
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         return asked
+    if request.path == "/pay" or request.path.startswith("/pay/"):
+        return "ja"  # the pay pages follow their address alone: their links carry ?lang
     kept = request.cookies.get(COOKIE)
     return kept if kept in LANGUAGES else "ja"
 
