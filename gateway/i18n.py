@@ -17,11 +17,12 @@ message has no English.
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, redirect, request
-from flask_babel import Babel
+from flask import Blueprint, Flask, has_request_context, redirect, request
+from flask_babel import Babel, gettext
 from flask_babel import lazy_gettext as _l
 
 LANGUAGES = ("ja", "en")
@@ -161,7 +162,24 @@ def label(code: str | None, kind: str) -> str:
     return str(name) if name is not None else code
 
 
+def yen(amount: int | None, signed: bool = False) -> str:
+    """An amount as the pages write it: "12,300円", or "12,300 yen" in English; `signed` adds + to a gain."""
+    if amount is None:
+        return ""
+    return gettext("%(amount)s円", amount=f"{amount:+,}" if signed else f"{amount:,}")
+
+
+def long_date(day: date | datetime | None, time: bool = False) -> str:
+    """A date as a heading writes it: "2026年07月01日", or "1 July 2026" in English; `time` adds "HH:MM"."""
+    if day is None:
+        return ""
+    written = day.strftime("%Y年%m月%d日") if current_language() == "ja" else f"{day.day} {day:%B %Y}"
+    return f"{written} {day:%H:%M}" if time else written
+
+
 def select_locale() -> str:
+    if not has_request_context():
+        return "ja"  # a command, the scheduler: the ward's language
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         return asked
@@ -172,7 +190,7 @@ def select_locale() -> str:
 
 
 def current_language() -> str:
-    return select_locale() if request else "ja"
+    return select_locale()
 
 
 bp = Blueprint("language", __name__)
@@ -199,6 +217,8 @@ def switch(code: str) -> Any:
 def init_i18n(app: Flask) -> None:
     Babel(app, default_locale="ja", locale_selector=select_locale)
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["yen"] = yen
+    app.jinja_env.filters["long_date"] = long_date
     from gateway.services.timeline import translated_reason  # the reasons the gateway itself writes
 
     app.jinja_env.filters["reason"] = translated_reason
