@@ -66,7 +66,7 @@ restore-drill: install postgres
 # when it is stale or a message has no English. (Run `make install` once before.)
 translations:
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o gateway/translations/messages.pot --no-location --omit-header \
-		--sort-output --project kokin-gateway gateway
+		--sort-output --project kokin-gateway gateway reconciliation
 	test -f gateway/translations/en/LC_MESSAGES/messages.po || \
 		$(BIN)/pybabel init -i gateway/translations/messages.pot -d gateway/translations -l en
 	$(BIN)/pybabel update -i gateway/translations/messages.pot -d gateway/translations -l en --no-fuzzy-matching --ignore-pot-creation-date

@@ -8,19 +8,21 @@ Japanese name from ``CODE_LABELS``, translated like every other message. A code 
 the table is shown raw, and the page walk of the tests (tests/api/test_staff_language.py)
 fails on it.
 
-The language: ``?lang=en`` or ``?lang=ja`` on any page (the resident pages' links carry it),
-else the ``kokin_lang`` cookie that ``/lang/<code>`` sets (the staff screens' switch), else
-Japanese. ``make translations`` extracts the messages, updates the English catalogue and
+The language: ``?lang=en`` or ``?lang=ja`` on any page, else the ``kokin_lang`` cookie that
+``/lang/<code>`` sets (the staff screens' switch), else Japanese. The resident's pay pages
+(/pay/...) take ``?lang`` only, as their links carry it: a cookie left by the staff switch on
+a shared computer does not change them. ``make translations`` extracts the messages, updates the English catalogue and
 compiles it; the compiled catalogue is committed, and a test fails when it is stale or a
 message has no English.
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, redirect, request
-from flask_babel import Babel
+from flask import Blueprint, Flask, has_request_context, redirect, request
+from flask_babel import Babel, gettext
 from flask_babel import lazy_gettext as _l
 
 LANGUAGES = ("ja", "en")
@@ -160,16 +162,35 @@ def label(code: str | None, kind: str) -> str:
     return str(name) if name is not None else code
 
 
+def yen(amount: int | None, signed: bool = False) -> str:
+    """An amount as the pages write it: "12,300円", or "12,300 yen" in English; `signed` adds + to a gain."""
+    if amount is None:
+        return ""
+    return gettext("%(amount)s円", amount=f"{amount:+,}" if signed else f"{amount:,}")
+
+
+def long_date(day: date | datetime | None, time: bool = False) -> str:
+    """A date as a heading writes it: "2026年07月01日", or "1 July 2026" in English; `time` adds "HH:MM"."""
+    if day is None:
+        return ""
+    written = day.strftime("%Y年%m月%d日") if current_language() == "ja" else f"{day.day} {day:%B %Y}"
+    return f"{written} {day:%H:%M}" if time else written
+
+
 def select_locale() -> str:
+    if not has_request_context():
+        return "ja"  # a command, the scheduler: the ward's language
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         return asked
+    if request.path == "/pay" or request.path.startswith("/pay/"):
+        return "ja"  # the pay pages follow their address alone: their links carry ?lang
     kept = request.cookies.get(COOKIE)
     return kept if kept in LANGUAGES else "ja"
 
 
 def current_language() -> str:
-    return select_locale() if request else "ja"
+    return select_locale()
 
 
 bp = Blueprint("language", __name__)
@@ -196,6 +217,8 @@ def switch(code: str) -> Any:
 def init_i18n(app: Flask) -> None:
     Babel(app, default_locale="ja", locale_selector=select_locale)
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["yen"] = yen
+    app.jinja_env.filters["long_date"] = long_date
     from gateway.services.timeline import translated_reason  # the reasons the gateway itself writes
 
     app.jinja_env.filters["reason"] = translated_reason

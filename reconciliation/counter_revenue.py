@@ -143,7 +143,9 @@ def _check_adds_up(session: Session, municipality_id: int, first: date | None, l
         raise RevenueNotWritable(f"counter revenue of {day}, fund {fund}: the receipts records hold "
                                  f"{recorded.get(wrong[0], 0):,} yen, the sales' lines "
                                  f"{broken_down.get(wrong[0], 0):,}",
-                                 details={"days": [f"{d} {f}" for d, f in wrong[:20]]})
+                                 details={"days": [f"{d} {f}" for d, f in wrong[:20]], "day": day.isoformat(),
+                                          "fund": fund, "recorded": recorded.get(wrong[0], 0),
+                                          "lines": broken_down.get(wrong[0], 0)})
 
 
 def render_revenue(layout: Layout, municipality_code: str, journal: Sequence[RevenueLine], *, sequence: int,

@@ -16,6 +16,8 @@ from datetime import date
 from typing import Any
 from xml.sax.saxutils import escape
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -34,8 +36,8 @@ from gateway.services.reference import get_municipality
 from reconciliation.run import TOKYO, day_figures
 
 PAID = ("succeeded", "partially_refunded", "refunded")
-CHANNEL_NAMES = {"agency": "コンビニ・スマホアプリ（収納代行）", "card": "クレジットカード", "paypay": "PayPay",
-                 "emoney": "窓口 電子マネー・QR", "eltax": "eLTAX"}
+CHANNEL_NAMES = {"agency": _l("コンビニ・スマホアプリ（収納代行）"), "card": _l("クレジットカード"),
+                 "paypay": _l("PayPay"), "emoney": _l("窓口 電子マネー・QR"), "eltax": _l("eLTAX")}
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,13 @@ class Report:
         return self.columns[column] in self.figures
 
 
-DAILY_COLUMNS = ("区分", "件数", "歳入（円）", "歳入外（二重納付など・円）", "利用料（円・歳入外）")
+# The texts are messages of the catalogue (gateway.i18n): Japanese, or English in a request on the switch;
+# a report is built in one language, and its columns are compared as built.
+DAILY_COLUMNS = (_l("区分"), _l("件数"), _l("歳入（円）"), _l("歳入外（二重納付など・円）"), _l("利用料（円・歳入外）"))
+
+
+def _words(texts: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(text) for text in texts)
 
 
 def daily_summary(session: Session, municipality_code: str, business_date: date) -> Report:
@@ -92,24 +100,26 @@ def daily_summary(session: Session, municipality_code: str, business_date: date)
             figures[0] += c["count"]
             figures[at] += c["amount"]
             figures[3] += c["fee"]
-    rows: list[tuple[Any, ...]] = [(CHANNEL_NAMES.get(channel, channel), *channels[channel])
+    rows: list[tuple[Any, ...]] = [(str(CHANNEL_NAMES.get(channel, channel)), *channels[channel])
                                    for channel in sorted(channels, key=lambda c: _order(CHANNEL_NAMES, c))]
-    totals = [("合計", summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
+    totals = [(_("合計"), summary.payments, summary.revenue, summary.received - summary.revenue, summary.fees)]
     if run:
         last = (run.finished_at or run.started_at).astimezone(TOKYO)
-        note = (f"照合を実行済み（{run.runs}回、最後は {last:%Y-%m-%d %H:%M}）。"
-                "金額はいまの支払の記録から集計しています（返金は差し引いていません）。")
+        note = (_("照合を実行済み（%(runs)s回、最後は %(last)s）。", runs=run.runs, last=f"{last:%Y-%m-%d %H:%M}")
+                + _("金額はいまの支払の記録から集計しています（返金は差し引いていません）。"))
     else:
-        note = "この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。"
+        note = _("この日はまだ照合していません: 支払の記録から集計した値です（例外は照合の実行後に出ます）。")
     exceptions = session.execute(
         select(ReconException.kind, func.count()).where(ReconException.municipality_id == municipality.id,
                                                         ReconException.business_date == business_date,
                                                         ReconException.status != "resolved")
         .group_by(ReconException.kind).order_by(ReconException.kind)).all()
-    return Report("daily", f"日次照合 {business_date:%Y-%m-%d}" + ("" if run else "（未実行）"), DAILY_COLUMNS,
-                  rows, ("区分", "歳入（円）"), totals=totals, figures=DAILY_COLUMNS[1:], note=note,
-                  appendix=[(f"未解決の例外（{code_name(kind, 'exception_kind')}）", int(count))
-                            for kind, count in exceptions])
+    columns = _words(DAILY_COLUMNS)
+    title = _("日次照合 %(day)s", day=f"{business_date:%Y-%m-%d}") + ("" if run else _("（未実行）"))
+    appendix = [(_("未解決の例外（%(kind)s）", kind=code_name(kind, "exception_kind")), int(count))
+                for kind, count in exceptions]
+    return Report("daily", title, columns, rows, (columns[0], columns[2]), totals=totals, figures=columns[1:],
+                  note=note, appendix=appendix)
 
 
 def default_day(session: Session, municipality_code: str, today: date) -> tuple[date, str]:
@@ -121,16 +131,19 @@ def default_day(session: Session, municipality_code: str, today: date) -> tuple[
     reconciled = session.scalar(select(func.max(ReconRun.business_date))
                                 .where(ReconRun.municipality_id == municipality.id))
     if reconciled is not None:
-        return reconciled, f"日付の指定がないため、照合を最後に実行した日（{reconciled:%Y-%m-%d}）を表示しています。"
+        return reconciled, _("日付の指定がないため、照合を最後に実行した日（%(day)s）を表示しています。",
+                             day=f"{reconciled:%Y-%m-%d}")
     paid = session.scalar(select(func.max(Payment.accepted_at)).where(Payment.municipality_id == municipality.id,
                                                                        Payment.status.in_(PAID)))
     if paid is not None:
         day = paid.astimezone(TOKYO).date()
-        return day, f"まだ照合を実行した日がないため、最後に支払があった日（{day:%Y-%m-%d}）を表示しています。"
-    return today, "まだ照合を実行した日も支払もありません。"
+        return day, _("まだ照合を実行した日がないため、最後に支払があった日（%(day)s）を表示しています。",
+                      day=f"{day:%Y-%m-%d}")
+    return today, _("まだ照合を実行した日も支払もありません。")
 
 
-REMITTANCE_COLUMNS = ("収納代行", "口座", "入金予定日", "件数", "予定額（円）", "入金額（円）", "差額（円）")
+REMITTANCE_COLUMNS = (_l("収納代行"), _l("口座"), _l("入金予定日"), _l("件数"), _l("予定額（円）"), _l("入金額（円）"),
+                      _l("差額（円）"))
 
 
 def remittances(session: Session, municipality_code: str) -> Report:
@@ -149,12 +162,13 @@ def remittances(session: Session, municipality_code: str) -> Report:
         for provider, f in sorted((run.summary.get("providers") or {}).items()):
             rows.append((code_name(provider, "adapter"), "", run.business_date.isoformat(), f["payments"],
                          f["recorded"], f["payout"], f["payout"] - f["recorded"]))
-    return Report("remittances", "入金予定と入金実績（収納代行・決済事業者）", REMITTANCE_COLUMNS, rows,
-                  ("入金予定日", "予定額（円）"), stack="収納代行", totals=[_sums("合計", REMITTANCE_COLUMNS, rows, 3)],
-                  figures=REMITTANCE_COLUMNS[3:])
+    columns = _words(REMITTANCE_COLUMNS)
+    return Report("remittances", _("入金予定と入金実績（収納代行・決済事業者）"), columns, rows,
+                  (columns[2], columns[4]), stack=columns[0], totals=[_sums(_("合計"), columns, rows, 3)],
+                  figures=columns[3:])
 
 
-RECEIPT_COLUMNS = ("科目コード", "科目", "年度", "件数", "金額（円）")
+RECEIPT_COLUMNS = (_l("科目コード"), _l("科目"), _l("年度"), _l("件数"), _l("金額（円）"))
 
 
 def receipts_by_fund(session: Session, municipality_code: str) -> Report:
@@ -179,9 +193,10 @@ def receipts_by_fund(session: Session, municipality_code: str) -> Report:
             .where(*applied).group_by(FundType.code, FundType.name, Sale.business_date)):
         _add(grouped, (fund, name, fiscal_year_of(day)), int(amount), int(n))
     rows = [(fund, name, year, n, amount) for (fund, name, year), (n, amount) in sorted(grouped.items())]
-    return Report("receipts", "会計区分・年度別の収納", RECEIPT_COLUMNS, rows, ("科目", "金額（円）"),
-                  totals=[_sums("合計", RECEIPT_COLUMNS, rows, 3)], figures=RECEIPT_COLUMNS[3:],
-                  note="二重納付など充当していないお金は含みません。窓口手数料は会計した日の年度です。")
+    columns = _words(RECEIPT_COLUMNS)
+    return Report("receipts", _("会計区分・年度別の収納"), columns, rows, (columns[1], columns[4]),
+                  totals=[_sums(_("合計"), columns, rows, 3)], figures=columns[3:],
+                  note=_("二重納付など充当していないお金は含みません。窓口手数料は会計した日の年度です。"))
 
 
 def _sums(label: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], first: int,
@@ -220,7 +235,7 @@ def chart_series(report: Report) -> list[tuple[str, int]]:
     series: dict[str, int] = {}
     for row in report.rows:
         value = row[value_at]
-        if isinstance(value, int) and row[label_at] != "合計":
+        if isinstance(value, int) and row[label_at] != _("合計"):
             series[str(row[label_at])] = series.get(str(row[label_at]), 0) + value
     return list(series.items())
 
@@ -331,7 +346,8 @@ def to_pdf(report: Report) -> bytes:
     if drawing is not None:
         story.append(drawing)
     story.append(_pdf_table(report, font))
-    story += [Paragraph(escape(f"{label}: {count:,}件"), body) for label, count in report.appendix]
+    story += [Paragraph(escape(_("%(label)s: %(n)s件", label=label, n=f"{count:,}")), body)
+              for label, count in report.appendix]
     doc.build(story)
     return out.getvalue()
 

@@ -244,10 +244,12 @@ def _pattern_defs() -> str:
 
 
 def stacked_chart_svg(title: str, description: str, months: list[str],
-                      series: list[tuple[str, list[int]]], width: int = 760) -> str:
+                      series: list[tuple[str, list[int]]], width: int = 760,
+                      yen: Callable[[int], str] = lambda amount: f"{amount:,}円") -> str:
     """Vertical bars per month, a segment per channel (colour and pattern), the total on each bar; a legend.
 
-    The same figures are in the table beside it; the SVG has a title and a description.
+    The same figures are in the table beside it; the SVG has a title and a description. `yen`
+    writes an amount in the page's language.
     """
     if not series:
         return ""
@@ -273,7 +275,7 @@ def stacked_chart_svg(title: str, description: str, months: list[str],
             total += value
             parts.append(f'<rect x="{x}" y="{y}" width="{bar_w - 8}" height="{h}" fill="url(#usage-p{s % 10})" '
                          f'stroke="#fff" stroke-width="0.5"><title>{escape(month)} {escape(name)} '
-                         f'{value:,}円</title></rect>')
+                         f'{escape(yen(value))}</title></rect>')
         if total:
             parts.append(f'<text x="{x + (bar_w - 8) // 2}" y="{y - 4}" text-anchor="middle" font-size="10">'
                          f'{total:,}</text>')

@@ -10,15 +10,15 @@ from typing import Any
 from flask import Flask, render_template, request
 
 from gateway.errors import html_error_pages
-from gateway.public.present import text
+from gateway.i18n import current_language
+from gateway.public.present import ERROR_OTHER, ERROR_TITLE, NOT_FOUND, NOT_FOUND_TITLE
 
 
 def error_page(exc: Exception, status: int) -> Any:
     """The message page: "page not found" for a 404, "could not start the payment" otherwise."""
-    lang = "en" if request.args.get("lang") == "en" else "ja"
-    title, message = ("not_found_title", "not_found") if status == 404 else ("error_title", "error_other")
-    return render_template("public/message.html", title_key=title, message_key=message, lang=lang,
-                           t=lambda key, **values: text(lang, key, **values),
+    lang = current_language()
+    title, message = (NOT_FOUND_TITLE, NOT_FOUND) if status == 404 else (ERROR_TITLE, ERROR_OTHER)
+    return render_template("public/message.html", title=title, message=message, lang=lang,
                            switch_url=request.path + ("" if lang == "en" else "?lang=en"),
                            lang_args={"lang": "en"} if lang == "en" else {}), status
 

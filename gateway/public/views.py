@@ -24,16 +24,22 @@ from domain.channels import gateway_checkouts, paid_through_eltax
 from domain.errors import DomainError
 from gateway.errors import GatewayError, MalformedRequest, NotFound
 from gateway.fees import system_fee
+from gateway.i18n import current_language, label
 from gateway.models import Municipality, Payment, PaymentAttempt, Slip
 from gateway.public import csrf
 from gateway.public.errors import error_page
 from gateway.public.present import (
-    CHANNEL_LABELS,
     ERROR_MESSAGES,
+    ERROR_OTHER,
+    ERROR_TITLE,
+    NOT_FOUND,
+    NOT_FOUND_TITLE,
+    NOT_ON_THIS_PAGE_ELTAX,
+    SLIP_STATUS,
+    closed_notice,
     date_label,
     fiscal_year_label,
     installment_label,
-    text,
     yen,
 )
 from gateway.services import idempotency, payments
@@ -53,7 +59,7 @@ def _session():  # type: ignore[no-untyped-def]
 
 
 def _lang() -> str:
-    return "en" if request.args.get("lang") == "en" else "ja"
+    return current_language()  # the catalogue's choice: ?lang on these pages (gateway.i18n.select_locale)
 
 
 @bp.context_processor
@@ -63,7 +69,7 @@ def _page_globals() -> dict[str, Any]:
     if lang != "en":
         args["lang"] = "en"
     switch = url_for(request.endpoint or "public.show_slip", **args)
-    return {"lang": lang, "t": lambda key, **values: text(lang, key, **values), "switch_url": switch,
+    return {"lang": lang, "switch_url": switch, "closed_notice": closed_notice, "SLIP_STATUS": SLIP_STATUS,
             "csrf_token": csrf.csrf_token, "lang_args": {"lang": "en"} if lang == "en" else {}}
 
 
@@ -81,7 +87,7 @@ def _unexpected(exc: Exception) -> Any:
     if isinstance(exc, MalformedRequest):  # refused at the boundary: the pages' error page with its 400
         return error_page(exc, exc.status)
     log.exception("unexpected error on a pay page")
-    return render_template("public/message.html", title_key="error_title", message_key="error_other"), 500
+    return render_template("public/message.html", title=ERROR_TITLE, message=ERROR_OTHER), 500
 
 
 @bp.get("/pay/<token>")
@@ -106,8 +112,8 @@ def start(token: str, channel: str) -> Any:
     if slip.status != "issued":
         return _error(slip, f"slip_{slip.status}", 409)
     if paid_through_eltax(slip.assessment.fund_type.channels):  # a page kept from before the fund moved to eLTAX
-        return render_template("public/message.html", slip=_summary(slip), title_key="error_title",
-                               message_key="error_eltax", eltax_url=current_app.config["ELTAX_PAY_URL"]), 422
+        return render_template("public/message.html", slip=_summary(slip), title=ERROR_TITLE,
+                               message=NOT_ON_THIS_PAGE_ELTAX, eltax_url=current_app.config["ELTAX_PAY_URL"]), 422
     if is_expired(slip, payments.business_today()):
         return _error(slip, "slip_expired", 409)
     try:
@@ -152,20 +158,19 @@ def _slip_or_none(token: str) -> Slip | None:
 
 
 def _not_found() -> tuple[str, int]:
-    return render_template("public/message.html", title_key="not_found_title", message_key="not_found"), 404
+    return render_template("public/message.html", title=NOT_FOUND_TITLE, message=NOT_FOUND), 404
 
 
 def _error(slip: Slip, code: str, status: int) -> tuple[str, int]:
-    return render_template("public/message.html", slip=_summary(slip), title_key="error_title",
-                           message_key=ERROR_MESSAGES.get(code, "error_other")), status
+    return render_template("public/message.html", slip=_summary(slip), title=ERROR_TITLE,
+                           message=ERROR_MESSAGES.get(code, ERROR_OTHER)), status
 
 
 def _closed(slip: Slip) -> tuple[str, int]:
     """The instalment was paid elsewhere or cancelled: say so, and why, instead of a checkout."""
     summary = _summary(slip)
-    return render_template("public/message.html", slip=summary, title_key="error_title",
-                           message_key=f"closed_{summary['closed_reason']}",
-                           message_values={"date": summary["closed_on"]}), 409
+    return render_template("public/message.html", slip=summary, title=ERROR_TITLE,
+                           message=closed_notice(summary["closed_reason"], summary["closed_on"])), 409
 
 
 def _summary(slip: Slip) -> dict[str, Any]:
@@ -192,12 +197,11 @@ def _channels(slip: Slip) -> list[dict[str, Any]]:
         return []
     carried = adapters_by_channel(current_app.extensions["kokin.adapters"], current_app.config["CHANNEL_ADAPTERS"])
     schedules = current_app.config["FEE_SCHEDULES"]
-    labels = CHANNEL_LABELS[_lang()]
     channels = []
     for channel in gateway_checkouts(slip.assessment.fund_type.channels):
         if channel in carried:
             fee = system_fee(slip.amount, schedules.get(channel))
-            channels.append({"code": channel, "label": labels[channel], "fee": yen(fee) if fee else None,
+            channels.append({"code": channel, "label": label(channel, "channel"), "fee": yen(fee) if fee else None,
                              "total": yen(slip.amount + fee)})
     return channels
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,9 +53,10 @@ from gateway.services.payments import transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md).
+# Their names are messages of the catalogue: the screens and the receipt show them in the page's language.
 BRANDS = {
-    "FELICA_TRANSPORTATION_GROUP": "交通系IC", "FELICA_ID": "iD", "FELICA_QUICPAY": "QUICPay",
-    "QR_CODE": "QR", "CARD_PRESENT": "クレジットカード",
+    "FELICA_TRANSPORTATION_GROUP": _l("交通系IC"), "FELICA_ID": _l("iD"), "FELICA_QUICPAY": _l("QUICPay"),
+    "QR_CODE": _l("QR"), "CARD_PRESENT": _l("クレジットカード"),
 }
 # Brands whose payment can be voided the same day; transportation IC cannot be refunded at all.
 SAME_DAY_VOIDABLE = frozenset({"FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT"})

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, Request, current_app, flash, redirect, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -25,7 +26,7 @@ from gateway.services.staff_sessions import SessionPolicy, pending_sign_in, sign
 csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
-login_manager.login_message = "サインインしてください。"
+login_manager.login_message = _l("サインインしてください。")
 SESSION_KEY = "staff_session"  # the only staff item in the cookie: the session token
 
 
@@ -108,5 +109,5 @@ def _unauthorized() -> object:
         pending = pending_sign_in(current_app.extensions["kokin.db"].scoped(), token)
         if pending is not None:
             return redirect(url_for("staff.mfa_enrol" if pending[1].mfa_secret is None else "staff.mfa_code"))
-    flash(login_manager.login_message, "info")
+    flash(str(login_manager.login_message), "info")
     return redirect(url_for("staff.login"))

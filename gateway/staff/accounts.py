@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from gateway.db import utcnow
@@ -33,8 +34,8 @@ def user_password(username: str) -> Any:
         raise GatewayError("the two passwords differ", code="passwords_differ", status=422)
     set_password(current_app.extensions["kokin.db"].scoped(), username, password, actor=current_user.username,
                  municipality_id=current_ward())
-    flash(f"{username} のパスワードを設定しました。サインイン中の端末はサインアウトされました。"
-          "本人に安全な方法で伝えてください。", "info")
+    flash(_("%(name)s のパスワードを設定しました。サインイン中の端末はサインアウトされました。"
+            "本人に安全な方法で伝えてください。", name=username), "info")
     return redirect(url_for("staff.users"))
 
 
@@ -42,7 +43,7 @@ def user_password(username: str) -> Any:
 @roles(*ADMIN)
 def user_unlock(username: str) -> Any:
     """Lift a lock set by failed sign-ins; the event names the administrator."""
-    return _done_to(username, unlock_user, f"{username} のロックを解除しました。")
+    return _done_to(username, unlock_user, _("%(name)s のロックを解除しました。", name=username))
 
 
 @bp.route("/users/<username>/mfa-reset", methods=["POST"])
@@ -50,7 +51,7 @@ def user_unlock(username: str) -> Any:
 def user_mfa_reset(username: str) -> Any:
     """Forget a user's authenticator (a lost phone): they enrol a new one at their next sign-in."""
     return _done_to(username, reset_mfa,
-                    f"{username} の認証アプリの登録を解除しました。次のサインインで登録し直します。")
+                    _("%(name)s の認証アプリの登録を解除しました。次のサインインで登録し直します。", name=username))
 
 
 def _done_to(username: str, action: Callable[..., object], message: str) -> Any:

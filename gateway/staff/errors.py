@@ -1,5 +1,8 @@
 """The staff screens' error pages: what happened and where to go, in Japanese first, then English.
 
+On the English switch the page is in English only; in Japanese it keeps the English below, for a
+reader who has not found the switch.
+
 Registered with the app's error handlers (`gateway.errors.html_error_pages`) for every path
 under /staff, so that a refused role, a form without its CSRF token or a page that does not
 exist answer with a page in the staff layout and the right status, never the API's JSON.
@@ -9,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, render_template
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -33,9 +37,9 @@ MESSAGES: dict[int, tuple[str, str]] = {
     503: ("データベースに一時的に接続できません。しばらくしてからもう一度お試しください。",
           "The database is briefly unavailable. Please try again in a moment."),
 }
-TITLES = {400: "送信できませんでした", 403: "権限がありません", 404: "ページが見つかりません",
-          405: "この操作はできません", 409: "この操作はできません", 422: "入力を確認してください",
-          500: "エラーが起きました", 503: "一時的に利用できません"}
+TITLES = {400: _l("送信できませんでした"), 403: _l("権限がありません"), 404: _l("ページが見つかりません"),
+          405: _l("この操作はできません"), 409: _l("この操作はできません"), 422: _l("入力を確認してください"),
+          500: _l("エラーが起きました"), 503: _l("一時的に利用できません")}
 CSRF = ("フォームの有効期限が切れたか、確認用の情報（CSRF トークン）がありません。"
         "ページを読み込み直して、もう一度送信してください。",
         "The form has expired or its security token is missing. Reload the page and send it again.")

@@ -11,6 +11,8 @@ from typing import Any
 import segno
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask import session as cookie
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from gateway.services import staff_sign_in
@@ -19,9 +21,9 @@ from gateway.services.staff_sessions import find_session, pending_sign_in, token
 from gateway.staff import SESSION_KEY
 from gateway.staff.views import _session, bp, client_address, start_session, throttled
 
-BAD_CODE = ("確認コードが違うか、すでに使われたコードです。認証アプリに表示されている新しいコードを入力してください。"
-            "続けて間違えると、しばらくの間サインインできなくなります。")
-EXPIRED = "サインインの手続きの有効期限が切れました。もう一度サインインしてください。"
+BAD_CODE = _l("確認コードが違うか、すでに使われたコードです。認証アプリに表示されている新しいコードを入力してください。"
+              "続けて間違えると、しばらくの間サインインできなくなります。")
+EXPIRED = _l("サインインの手続きの有効期限が切れました。もう一度サインインしてください。")
 
 
 def _token() -> str:
@@ -39,7 +41,7 @@ def _cipher() -> Any:
 
 def _expired() -> Any:
     cookie.clear()
-    flash(EXPIRED, "error")
+    flash(str(EXPIRED), "error")
     return redirect(url_for("staff.login"))
 
 
@@ -82,7 +84,7 @@ def mfa_enrol() -> Any:
     if row.complete and not current_user.is_authenticated:
         return _expired()  # a complete session the loader refused: idle or over its lifetime
     if user.mfa_secret is not None:
-        flash("認証アプリは登録済みです。", "info")
+        flash(_("認証アプリは登録済みです。"), "info")
         return redirect(url_for("staff.account" if row.complete else "staff.mfa_code"))
     row_id, username = token_id(token), user.username
     secret = staff_sign_in.enrolment_secret(_session(), _cipher(), row_id)
@@ -100,7 +102,7 @@ def mfa_enrol() -> Any:
         else:
             if done is not None:
                 start_session(done)
-            flash("認証アプリを登録しました。次回から、パスワードのあとに確認コードを入力します。", "info")
+            flash(_("認証アプリを登録しました。次回から、パスワードのあとに確認コードを入力します。"), "info")
             return redirect(url_for("staff.home"))
     qr = segno.make(staff_sign_in.provisioning_uri(secret, username), error="m")
     return render_template("staff/mfa_enrol.html", qr=qr.svg_data_uri(scale=5, border=4, light="#fff"),
@@ -115,11 +117,11 @@ def account() -> Any:
     if request.method == "POST":
         new = request.form.get("new_password", "")
         if new != request.form.get("confirm", ""):
-            flash("新しいパスワードが確認用と一致しません。", "error")
+            flash(_("新しいパスワードが確認用と一致しません。"), "error")
             return redirect(url_for("staff.account"))
         change_password(_session(), current_user.id, request.form.get("current_password", ""), new,
                         keep_session=token_id(_token()))
-        flash("パスワードを変更しました。ほかの端末のサインインは終了しました。", "info")
+        flash(_("パスワードを変更しました。ほかの端末のサインインは終了しました。"), "info")
         return redirect(url_for("staff.account"))
     return render_template("staff/account.html", min_length=MIN_PASSWORD_LENGTH,
                            enrolled=current_user.mfa_secret is not None,

@@ -35,7 +35,7 @@ from domain.errors import DomainError
 from domain.fiscal import fiscal_year_of
 from gateway.db import utcnow
 from gateway.errors import BulkRefused, GatewayError, InvalidFilter, MalformedRequest, NotFound, RevenueNotWritable
-from gateway.i18n import label
+from gateway.i18n import label, yen
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
 from gateway.services import counters as counter_service
@@ -58,6 +58,7 @@ from gateway.services.staff_wards import ward_in_effect
 from gateway.services.timeline import detail_facts, exception_evidence, subject_of
 from gateway.staff import SESSION_KEY, csrf, usage_tables
 from gateway.staff.errors import error_page
+from gateway.staff.refusals import refusal
 from reconciliation import counter_revenue
 from reconciliation import reports as reports_module
 from reconciliation import usage as usage_module
@@ -128,7 +129,7 @@ def _gateway_error(exc: DomainError) -> Any:
         return error_page(exc, exc.status)
     if isinstance(exc, NotFound):  # no such object for this user's ward: the same 404 as a wrong number
         return error_page(exc, exc.status)
-    flash(exc.message, "error")
+    flash(refusal(exc), "error")
     back = urlsplit(request.referrer or "")
     own = back.netloc == request.host and back.path.startswith("/staff")
     return redirect(f"{back.path}?{back.query}" if own else url_for("staff.home"))
@@ -154,8 +155,8 @@ def login() -> Any:
     return render_template("staff/login.html")
 
 
-REFUSED = ("ユーザー名またはパスワードが違います。または、サインインに続けて失敗したため、アカウントが"
-           "一時的にロックされています（しばらく待つか、管理者に解除を依頼してください）。")
+REFUSED = _l("ユーザー名またはパスワードが違います。または、サインインに続けて失敗したため、アカウントが"
+             "一時的にロックされています（しばらく待つか、管理者に解除を依頼してください）。")
 
 
 def client_address() -> str:
@@ -171,7 +172,8 @@ def start_session(token: str) -> None:
 
 def throttled(exc: staff_sign_in.SignInThrottled, template: str) -> Any:
     minutes = max(1, (exc.retry_after + 59) // 60)
-    message = f"このアドレスからのサインインの失敗が多すぎます。{minutes}分ほど待ってから、もう一度お試しください。"
+    message = _("このアドレスからのサインインの失敗が多すぎます。%(minutes)s分ほど待ってから、もう一度お試しください。",
+                minutes=minutes)
     response = make_response(render_template(template, error=message), 429)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -185,7 +187,7 @@ def logout() -> Any:
         sign_out(_session(), token)
     logout_user()
     cookie.clear()
-    flash("サインアウトしました。", "info")
+    flash(_("サインアウトしました。"), "info")
     return redirect(url_for("staff.login"))
 
 
@@ -315,7 +317,7 @@ def receipt(sale_id: int) -> Any:
 def void_sale(sale_id: int) -> Any:
     _own_sale(sale_id)
     sale = sales_service.void_sale(_session(), _terminal_adapters(), sale_id, supervisor=current_user, today=_today())
-    flash("取り消しました。" if sale.status == "voided" else "返金を依頼しました（会計課の承認待ち）。", "info")
+    flash(_("取り消しました。") if sale.status == "voided" else _("返金を依頼しました（会計課の承認待ち）。"), "info")
     return redirect(url_for("staff.close"))
 
 
@@ -485,7 +487,7 @@ def _usage_report(session: Any, code: str) -> Any:
     chart = usage_module.stacked_chart_svg(
         _("月別・経路別の金額（積み上げ）"),
         _("%(year)s年度の各月の金額を経路ごとに積み上げた棒グラフ。数値は隣の表にあります。", year=year),
-        months, series)
+        months, series, yen=yen)
     fund_rows = []
     for code_, name_ in figures.funds:
         ours, theirs = (figures.fund_figures.get((code_, g), (0, 0))[1]
@@ -508,7 +510,7 @@ def feed() -> Any:
     start, end = _date(request.args.get("from")), _date(request.args.get("to"))
     return render_template("staff/feed.html", balance=feed_balance(session, code, start, end),
                            files=sent_files(session, current_ward()), start=start, end=end,
-                           channel_names=CHANNEL_NAMES, local=lambda moment: moment.astimezone(TOKYO))
+                           local=lambda moment: moment.astimezone(TOKYO))
 
 
 @bp.route("/feed/<int:sequence>")
@@ -527,10 +529,8 @@ def feed_file(sequence: int) -> Any:
                              "X-Content-SHA256": result.sha256})
 
 
-CHANNEL_NAMES = {"card": "クレジットカード", "paypay": "PayPay", "agency": "コンビニ・アプリ（収納代行）",
-                 "emoney": "窓口 電子マネー", "eltax": "eLTAX"}
-REPORT_TITLES = {"daily": "日次照合", "remittances": "入金予定と実績", "receipts": "会計区分・年度別の収納",
-                 "usage": "収納経路の利用状況"}
+REPORT_TITLES = {"daily": _l("日次照合"), "remittances": _l("入金予定と実績"), "receipts": _l("会計区分・年度別の収納"),
+                 "usage": _l("収納経路の利用状況")}
 
 
 @bp.route("/revenue")
@@ -542,7 +542,7 @@ def revenue() -> Any:
     try:
         journal = counter_revenue.revenue_journal(session, current_ward(), day, day)
     except RevenueNotWritable as exc:  # shown here: the error handler would send the browser back to this page
-        flash(exc.message, "error")
+        flash(refusal(exc), "error")
         journal = []
     files = counter_revenue.sent_files(session, current_ward())
     sent_in = next((f for f in files if f.first_day and f.last_day and f.first_day <= day <= f.last_day), None)
@@ -587,10 +587,10 @@ def decide(refund_id: int) -> Any:
         if payment is not None and payment.channel in ("card", "paypay", "emoney"):  # agencies: by transfer
             refund = execute_refund(_session(), _terminal_adapters(), refund_id, actor=current_user.username)
     if refund.status == "failed":
-        flash("承認しましたが、決済事業者が返金を断りました（交通系ICなど）。現金または振込で返金してください。",
+        flash(_("承認しましたが、決済事業者が返金を断りました（交通系ICなど）。現金または振込で返金してください。"),
               "error")
     else:
-        flash("承認しました。" if approve else "却下しました。", "info")
+        flash(_("承認しました。") if approve else _("却下しました。"), "info")
     return redirect(url_for("staff.refunds"))
 
 
@@ -605,7 +605,7 @@ def fees() -> Any:
         fee_service.set_fee(session, current_ward(), request.form.get("item", ""),
                                 _quantity(request.form.get("fee", "")), valid_from, actor=current_user.username,
                                 today=_today())
-        flash("手数料を登録しました。", "info")
+        flash(_("手数料を登録しました。"), "info")
         return redirect(url_for("staff.fees"))
     history = fee_service.fee_history(session, current_ward())
     return render_template("staff/fees.html", history=history)

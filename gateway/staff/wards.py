@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask import session as cookie
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from gateway.models import GRANTABLE_ROLE
@@ -24,7 +25,7 @@ def ward() -> Any:
     token = cookie.get(SESSION_KEY)
     chosen = switch_ward(_session(), token if isinstance(token, str) else "", current_user,
                          request.form.get("ward", ""))
-    flash(f"{chosen.name}（{chosen.code}）の画面に切り替えました。", "info")
+    flash(_("%(name)s（%(code)s）の画面に切り替えました。", name=chosen.name, code=chosen.code), "info")
     return redirect(url_for("staff.home"))  # the page before may show an object of the other ward
 
 

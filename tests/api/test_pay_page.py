@@ -13,6 +13,7 @@ from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips, reissue_slip
+from tests.page_text import english_catalogue, japanese_runs, text_nodes, visible_text
 
 CODE = "131075"
 PAYER_NAME = "墨田　花子"
@@ -94,6 +95,24 @@ def test_the_english_page_is_english_and_links_back_to_japanese(client, slip) ->
     words = " ".join(re.sub(r"<[^>]+>", " ", html).split())  # the page's text, as a reader sees it
     assert "Instalment No. 2" in words and "Instalment Instalment" not in words
     assert "Fiscal year FY2026 (Reiwa 8)" in words
+
+
+def test_the_english_page_says_in_the_catalogue_s_english_every_message_of_the_japanese_one(  # type: ignore[no-untyped-def]
+        client, slip) -> None:
+    english = english_catalogue()
+    japanese_page = text_nodes(client.get(f"/pay/{slip.pay_token}").get_data(as_text=True))
+    messages = [text for text in japanese_page if text in english]
+    assert {"納付書のお支払い", "お支払い方法を選んでください", "お支払い状況を確認する"} <= set(messages)
+    english_page = visible_text(client.get(f"/pay/{slip.pay_token}?lang=en").get_data(as_text=True))
+    assert [m for m in messages if english[m] not in english_page] == []
+    assert japanese_runs(english_page) <= {"墨田区", "日本語"}  # the ward's name, and the switch back
+
+
+def test_the_staff_switch_s_cookie_leaves_the_pay_page_in_the_language_of_its_address(  # type: ignore[no-untyped-def]
+        client, slip) -> None:
+    client.set_cookie("kokin_lang", "en")
+    assert "お支払い方法を選んでください" in client.get(f"/pay/{slip.pay_token}").get_data(as_text=True)
+    assert "Choose how to pay" in client.get(f"/pay/{slip.pay_token}?lang=en").get_data(as_text=True)
 
 
 def test_an_unknown_token_is_a_japanese_404_that_leaks_nothing(client, slip) -> None:  # type: ignore[no-untyped-def]

@@ -57,16 +57,29 @@ def test_an_administrator_sets_a_new_password_that_the_user_then_signs_in_with(
     assert _events(session, "user.password_set") == [("admin", {"username": "clerk", "sessions_revoked": 0})]
 
 
+def test_a_refused_action_is_told_from_the_catalogue_in_japanese_and_in_english_on_the_switch(
+        client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
+    log_in(client, "admin")
+    token = csrf_token(client, "/staff/users")
+    short = {"password": "short", "confirm": "short", "csrf_token": token}
+    japanese = client.post("/staff/users/clerk/password", data=short, follow_redirects=True).get_data(as_text=True)
+    assert '<p class="flash error" role="alert">パスワードは10文字以上にしてください。</p>' in japanese
+    client.get("/lang/en")
+    english = client.post("/staff/users/clerk/password", data=short, follow_redirects=True).get_data(as_text=True)
+    assert '<p class="flash error" role="alert">The password needs at least 10 characters.</p>' in english
+    assert "weak_password" not in japanese + english
+
+
 def test_two_different_passwords_or_a_short_one_change_nothing_and_say_why(
         client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:
     log_in(client, "admin")
     token = csrf_token(client, "/staff/users")
     differ = client.post("/staff/users/clerk/password", data={"password": NEW, "confirm": NEW + "x",
                                                                "csrf_token": token}, follow_redirects=True)
-    assert "the two passwords differ" in differ.get_data(as_text=True)
+    assert "2つのパスワードが一致しません。" in differ.get_data(as_text=True)
     short = client.post("/staff/users/clerk/password", data={"password": "short", "confirm": "short",
                                                               "csrf_token": token}, follow_redirects=True)
-    assert "the password needs at least 10 characters" in short.get_data(as_text=True)
+    assert "パスワードは10文字以上にしてください。" in short.get_data(as_text=True)
     assert _signs_in(session, "clerk", PASSWORD)
     assert _events(session, "user.password_set") == []
 

@@ -8,46 +8,17 @@ role, a channel, a tender, a resolution) or any snake_case word in it fails the 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
 from gateway.i18n import CODE_LABELS
 from tests.browser.screens import StaffWard, build_staff_ward
+from tests.page_text import visible_text
 from tests.ward_day import log_in
 
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
 CODES = {code for names in CODE_LABELS.values() for code in names}
-
-
-class _Visible(HTMLParser):
-    """The text a person reads: text nodes outside script and style, and the values of buttons."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        if tag == "input" and dict(attrs).get("type") in ("submit", "button"):
-            self.parts.append(dict(attrs).get("value") or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def visible_text(html: str) -> str:
-    reader = _Visible()
-    reader.feed(html)
-    return " ".join(reader.parts)
 
 
 def raw_codes(text: str) -> set[str]:

@@ -91,7 +91,7 @@ def test_a_refund_is_approved_by_someone_other_than_its_requester(
     refused = client.post(f"/staff/refunds/{own.id}/decide", data={"decision": "approve", "csrf_token": token},
                           headers={"Referer": "/staff/refunds"}, follow_redirects=True)
     assert refused.status_code == 200
-    assert "a refund is approved by a second person" in refused.get_data(as_text=True)
+    assert "自分が依頼・提案したものは承認できません" in refused.get_data(as_text=True)  # four_eyes_required
     assert _refund(session, own.id).status == "requested"
 
     approved = client.post(f"/staff/refunds/{other.id}/decide", data={"decision": "approve", "csrf_token": token})

@@ -365,7 +365,7 @@ def test_a_user_changes_their_password_with_the_current_one_and_their_other_sess
     token = csrf_token(client, "/staff/account")
     wrong = client.post("/staff/account", data={"current_password": "not-it-at-all", "new_password": NEW,
                                                 "confirm": NEW, "csrf_token": token}, follow_redirects=True)
-    assert "the current password is not right" in wrong.get_data(as_text=True)
+    assert "現在のパスワードが違います。" in wrong.get_data(as_text=True)
     changed = client.post("/staff/account", data={"current_password": PASSWORD, "new_password": NEW,
                                                   "confirm": NEW, "csrf_token": token}, follow_redirects=True)
     assert "パスワードを変更しました" in changed.get_data(as_text=True)

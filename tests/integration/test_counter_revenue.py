@@ -300,4 +300,4 @@ def test_the_staff_page_names_a_day_that_does_not_add_up(client, session: Sessio
 
     page = client.get(f"/staff/revenue?date={SALE_DAY}")
 
-    assert page.status_code == 200 and "the receipts records hold 1,199 yen" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "収納データは1,199円、会計の明細は1,200円です" in page.get_data(as_text=True)

@@ -10,7 +10,9 @@ from babel.messages.pofile import read_po
 
 from gateway.i18n import CODE_LABELS
 
-GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = ROOT / "gateway"
+SOURCES = (GATEWAY, ROOT / "reconciliation")  # where `make translations` extracts the messages from
 ENGLISH = GATEWAY / "translations" / "en" / "LC_MESSAGES"
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 
@@ -23,7 +25,7 @@ def _english() -> dict[str, str]:
 def _used() -> set[str]:
     keywords = {**DEFAULT_KEYWORDS, "_l": None}
     return {message[2] if isinstance(message[2], str) else message[2][0]
-            for message in extract_from_dir(str(GATEWAY), METHODS, keywords=keywords)}
+            for source in SOURCES for message in extract_from_dir(str(source), METHODS, keywords=keywords)}
 
 
 def test_every_message_of_the_pages_has_english() -> None:

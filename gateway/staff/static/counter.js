@@ -1,7 +1,8 @@
 // The counter form: each fee line's subtotal and the total as quantities change; no charge of 0 yen.
 (function () {
   const rows = document.querySelectorAll("tr[data-fee]");
-  const yen = (n) => n.toLocaleString("ja-JP") + "円";
+  const written = document.getElementById("sale-form").dataset.yen || "{n}円";  // "{n}円" or "{n} yen": the page's language
+  const yen = (n) => written.replace("{n}", n.toLocaleString("ja-JP"));
   function update() {
     let total = 0;
     rows.forEach((row) => {
