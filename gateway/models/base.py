@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import ForeignKeyConstraint, Index, MetaData, Table
+from sqlalchemy import ColumnElement, ForeignKeyConstraint, Index, MetaData, Table, and_
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -40,6 +40,15 @@ def ward_key(table: str, column: str, parent: str) -> ForeignKeyConstraint:
     """
     return ForeignKeyConstraint([WARD, column], [f"{parent}.{WARD}", f"{parent}.id"],
                                 name=f"fk_{table}_{column}_{parent}")
+
+
+def on_ward(child: Table, column: str, parent: Table) -> ColumnElement[bool]:
+    """A join's ON clause along a ward_key: the parent's id and its ward, as the foreign key says.
+
+    The ward in the join lets the planner match the join to the foreign key (its estimates), and
+    keeps the join on one node once tables are distributed by municipality (docs/scaling.md).
+    """
+    return and_(parent.c.id == child.c[column], parent.c[WARD] == child.c[WARD])
 
 
 def ward_id_index(table: str) -> Index:

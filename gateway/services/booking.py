@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from domain.booking import Booking, Flag, Instalment
 from domain.calendar import business_date
 from gateway.models import Assessment, FundType, Payment, ReconException, Refund, Slip, table
+from gateway.models.base import on_ward
 from gateway.services.exceptions import BULK_EXCEPTIONS, raise_exceptions, raise_staged_exceptions, stage_exceptions
 from gateway.services.journal import booking_record_writes, record_kind, record_row, write_records
 
@@ -36,12 +37,14 @@ _slips, _assessments, _payments = table(Slip), table(Assessment), table(Payment)
 _refunds, _exceptions, _funds = table(Refund), table(ReconException), table(FundType)
 _applied = _payments.alias("applied")
 # An instalment's state as `decide` needs it, read (after the instalment is locked) with the slip.
-BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id, _applied.c.applied).label("booked")
+BOOKED = exists().where(_applied.c.assessment_id == _assessments.c.id,
+                        _applied.c.municipality_id == _assessments.c.municipality_id,
+                        _applied.c.applied).label("booked")
 # Refunded through the provider only where the fund's policy says so (else 充当 or 還付 in the core system).
 # Channels whose provider can give money back; a store or app payment (agency) or eLTAX is
 # refunded by the ward (by transfer), so its double payment always goes to the core system.
 REFUNDABLE_CHANNELS = ("card", "paypay", "emoney")
-PROVIDER_REFUND = exists().where(_funds.c.id == _assessments.c.fund_type_id,
+PROVIDER_REFUND = exists().where(on_ward(_assessments, "fund_type_id", _funds),
                                  _funds.c.overpayment_policy == "provider_refund")
 INSTALMENT_COLUMNS = (_assessments.c.amount.label("billed"), _slips.c.due_date, _slips.c.store_deadline,
                       _slips.c.status.label("slip_status"), BOOKED, _assessments.c.closed_reason)

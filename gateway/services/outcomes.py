@@ -25,6 +25,7 @@ from domain.lifecycle import ATTEMPT, PAYMENT
 from gateway.db import Statements, transaction, utcnow
 from gateway.errors import NotFound
 from gateway.models import Assessment, Event, Payment, PaymentAttempt, Sale, Slip, WebhookDelivery, table
+from gateway.models.base import on_ward
 from gateway.services.booking import INSTALMENT_COLUMNS, Booked, booking_writes, instalment_of, paid_on
 from gateway.services.events import record_events
 
@@ -42,16 +43,16 @@ _OF_ATTEMPT = (_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provid
 # of one instalment queue behind each other.
 _LOCK_FOR_SETTLEMENT = (
     select(*_SETTLEMENT_COLUMNS)
-    .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
-                 .join(_assessments, _assessments.c.id == _payments.c.assessment_id))
+    .select_from(_attempts.join(_payments, on_ward(_attempts, "payment_id", _payments))
+                 .join(_assessments, on_ward(_payments, "assessment_id", _assessments)))
     .where(*_OF_ATTEMPT).with_for_update())
 # What `decide` needs of the instalment, read by a statement of its own after the lock: under
 # READ COMMITTED it sees every booking committed while this one waited for the lock.
 _READ_INSTALMENT = (
     select(*INSTALMENT_COLUMNS, _slips.c.number.label("slip_number"))
-    .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
-                 .join(_slips, _slips.c.id == _payments.c.slip_id)
-                 .join(_assessments, _assessments.c.id == _payments.c.assessment_id))
+    .select_from(_attempts.join(_payments, on_ward(_attempts, "payment_id", _payments))
+                 .join(_slips, on_ward(_payments, "slip_id", _slips))
+                 .join(_assessments, on_ward(_payments, "assessment_id", _assessments)))
     .where(*_OF_ATTEMPT))
 # SQLite has no FOR UPDATE: a write first takes the database's write lock (waiting for it), so
 # the reads that follow see every booking committed before, and none can commit meanwhile.
@@ -59,8 +60,8 @@ _SQLITE_WRITE_LOCK = update(_attempts).where(*_OF_ATTEMPT).values(status=_attemp
 # A counter sale's payment has no instalment: the same columns, the sale locked instead.
 _LOCK_SALE_FOR_SETTLEMENT = (
     select(*_SETTLEMENT_COLUMNS, _sales.c.total)
-    .select_from(_attempts.join(_payments, _payments.c.id == _attempts.c.payment_id)
-                 .join(_sales, _sales.c.id == _payments.c.sale_id))
+    .select_from(_attempts.join(_payments, on_ward(_attempts, "payment_id", _payments))
+                 .join(_sales, on_ward(_payments, "sale_id", _sales)))
     .where(*_OF_ATTEMPT).with_for_update())
 # A notification is recorded once per (adapter, event id, ward), in the transaction of the change;
 # its ward is its attempt's (0: it names none of ours).
