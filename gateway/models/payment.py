@@ -138,19 +138,12 @@ class IdempotencyKey(Base):
 
 
 class WebhookDelivery(Base):
-    """A provider notification already handled: (adapter, event id, ward) dedupes redeliveries.
-
-    `municipality_id` is the ward of the attempt the notification names, found by its provider
-    reference as the delivery is recorded; 0 when it names none of ours (a malformed or unknown
-    one, or recorded before migration 0029): the service's own, as the audit's chain 0. No
-    foreign key, for that 0.
-    """
+    """A provider notification already handled: (adapter, event id) dedupes redeliveries."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("adapter", "event_id", "municipality_id"),)
+    __table_args__ = (UniqueConstraint("adapter", "event_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    municipality_id: Mapped[int] = mapped_column(Integer)
     adapter: Mapped[str] = mapped_column(String(40))
     event_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(100))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, literal, select, true, update
+from sqlalchemy import Executable, bindparam, insert, literal, select, true, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -63,12 +63,9 @@ _LOCK_SALE_FOR_SETTLEMENT = (
     .select_from(_attempts.join(_payments, on_ward(_attempts, "payment_id", _payments))
                  .join(_sales, on_ward(_payments, "sale_id", _sales)))
     .where(*_OF_ATTEMPT).with_for_update())
-# A notification is recorded once per (adapter, event id, ward), in the transaction of the change;
-# its ward is its attempt's (0: it names none of ours).
-_DELIVERY_VALUES: dict[str, Any] = dict(
-    adapter=bindparam("p_adapter"), event_id=bindparam("p_event_id"), event_type=bindparam("p_event_type"),
-    received_at=bindparam("p_received_at"),
-    municipality_id=func.coalesce(select(_attempts.c.municipality_id).where(*_OF_ATTEMPT).scalar_subquery(), 0))
+# A notification is recorded once per (adapter, event id), in the transaction of the change.
+_DELIVERY_VALUES: dict[str, Any] = dict(adapter=bindparam("p_adapter"), event_id=bindparam("p_event_id"),
+                                        event_type=bindparam("p_event_type"), received_at=bindparam("p_received_at"))
 _RECORD_DELIVERY = {name: dialect.insert(_deliveries).values(**_DELIVERY_VALUES).on_conflict_do_nothing()
                     .returning(_deliveries.c.id)
                     for name, dialect in (("postgresql", postgresql_dialect), ("sqlite", sqlite_dialect))}
@@ -104,15 +101,10 @@ class Delivery:
     event_type: str
 
 
-def record_delivery(session: Session, adapter_name: str, delivery: Delivery, *,
-                    provider_ref: str | None = None) -> bool:
-    """Record a notification that changes nothing; False when it was recorded before.
-
-    `provider_ref`: the attempt it names, if any, whose ward it is recorded in.
-    """
+def record_delivery(session: Session, adapter_name: str, delivery: Delivery) -> bool:
+    """Record a notification that changes nothing; False when it was recorded before."""
     return Statements(session).first(_RECORD_DELIVERY[session.get_bind().dialect.name],
-                                     _delivery_params(adapter_name, delivery) | {"p_provider_ref": provider_ref}
-                                     ) is not None
+                                     _delivery_params(adapter_name, delivery)) is not None
 
 
 def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str) -> PaymentAttempt:

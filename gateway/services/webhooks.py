@@ -128,8 +128,7 @@ def _receive(session: Session, adapter: PaymentAdapter, event: WebhookEvent) -> 
     delivery = Delivery(event.event_id, event.type)
     if status is None:
         with transaction(session):
-            return "ignored" if record_delivery(session, adapter.name, delivery, provider_ref=provider_ref) \
-                else "duplicate"
+            return "ignored" if record_delivery(session, adapter.name, delivery) else "duplicate"
     settled = settle_notification(session, adapter.name, status, delivery, actor=f"webhook:{adapter.name}")
     if settled is None:
         return "duplicate"

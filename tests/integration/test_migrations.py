@@ -120,6 +120,13 @@ def _breaches(database: Database) -> dict[str, set[str]]:
     return {found.table: set(found.problems) for found in shard_audit.audit(database.engine) if found.problems}
 
 
+# What still breaks the rule, for the reason docs/scaling.md gives: a notification is recorded
+# (deduplicated) before it is routed, in the statement that locks its attempt. Recording its ward
+# there cost the webhook path more than it should (measured, docs/scaling.md), so it waits.
+LEFT_WEBHOOKS = {"no municipality_id column", "primary key (id) without municipality_id",
+                 "unique uq_webhook_deliveries_adapter_event_id (adapter, event_id) without municipality_id"}
+
+
 def test_the_schema_keeps_the_distribution_rule(database: Database) -> None:
     """Every tenant table's primary, unique and foreign keys include municipality_id (issue 17, point 8).
 
@@ -129,6 +136,7 @@ def test_the_schema_keeps_the_distribution_rule(database: Database) -> None:
     include it all the same.
     """
     breaches = _breaches(database)
+    assert breaches.pop("webhook_deliveries") == LEFT_WEBHOOKS
     if database.is_sqlite:
         expected = {"primary key (id) without municipality_id", "primary key (id) without chain",
                     "primary key (record_id) without municipality_id"}  # the receipts queue, likewise
