@@ -60,6 +60,7 @@ class AgencyReport(NamedTuple):
     channel: str  # the chain or app's name from the chain table, or "chain <code>"
     remittance_on: date | None  # 振込予定日; none in a 速報
     accounting_on: date | None = None
+    raw_line: str | None = None  # the record as received, decoded from the file's encoding, no line end
 
     @property
     def match_key(self) -> str:
@@ -134,7 +135,7 @@ class AgencyAdapter:
         pieces = _pieces(self.layout, data, workers if threading.active_count() == 1 else 1)
         with paused_gc():
             if len(pieces) == 1:
-                parts = [self._part(*layouts.read(self.layout, data))]
+                parts = [self._part(*layouts.read(self.layout, data, texts=True))]
             else:
                 problem = layouts.fixed_file_problem(self.layout, data)
                 if problem is not None and problem is not layouts.TRUNCATED:
@@ -147,7 +148,7 @@ class AgencyAdapter:
                 if any(len(part.layout_errors) >= layouts.MAX_ERRORS for part in parts):
                     # each piece stopped at its own limit: the file is refused anyway, and read
                     # whole it names the same first errors as it always has
-                    parts = [self._part(*layouts.read(self.layout, data))]
+                    parts = [self._part(*layouts.read(self.layout, data, texts=True))]
             return self._file(parts)
 
     def _part(self, records: list[Record], layout_errors: list[LineError]) -> _Part:
@@ -241,9 +242,12 @@ class AgencyAdapter:
         if kind is None or barcode is None:
             return None
         chain, channel = self._chain(values["chain_code"])
+        text = record.text
+        if text is not None and "\0" in text:  # a NUL in a filler is valid here, and no PostgreSQL text holds one
+            text = text.replace("\0", "\u2400")  # ␀, SYMBOL FOR NULL: shown for what it was
         return AgencyReport(line, kind, barcode, int(barcode[gs1.AMOUNT_FIELD]) if amount is None else amount,
                             values["paid_on"], values["paid_time"], values["store_code"], chain, channel,
-                            remittance_on, values.get("accounting_on"))
+                            remittance_on, values.get("accounting_on"), text)
 
     def _chain(self, code: str) -> tuple[str, str]:
         """The chain code normalised to at least 3 digits, and its name from the chain table."""
@@ -373,7 +377,7 @@ def _read_piece(adapter: AgencyAdapter, first: int, piece: bytes) -> _Part:
     The reports travel back as columns, a tuple per field: pickled and unpickled in a
     fifth of the time of as many small tuples (`_rows` makes them reports again).
     """
-    part = adapter._part(*layouts.read(adapter.layout, piece, first=first, whole=False))
+    part = adapter._part(*layouts.read(adapter.layout, piece, first=first, whole=False, texts=True))
     part.columns, part.reports = list(zip(*part.reports, strict=True)), []
     return part
 

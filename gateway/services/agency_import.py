@@ -155,6 +155,8 @@ def _known(scope: ImportScope) -> Any:
 def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportResult) -> bool:
     """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing.
 
+    Each record's line as received is written with its import id, in the same UPDATE.
+
     Returns whether records of payments not seen before may remain; the records of known
     payments then leave the stage, so what stays is new. A record whose
     UPDATE found its column already set (an earlier file's), or that the file holds twice, is
@@ -162,14 +164,15 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
     """
     confirmed = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
-                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on))
+                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on,
+                                        final_line=KEYS.c.line))
     confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
     preliminary = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "preliminary",
                                                          _reports.c.preliminary_import_id.is_(None))
-                                  .values(preliminary_import_id=scope.import_id))
+                                  .values(preliminary_import_id=scope.import_id, preliminary_line=KEYS.c.line))
     cancelled = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "cancel",
                                                        _reports.c.cancel_import_id.is_(None))
-                                .values(cancel_import_id=scope.import_id)
+                                .values(cancel_import_id=scope.import_id, cancel_line=KEYS.c.line)
                                 .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
                                            _reports.c.paid_on, _reports.c.payment_id)).all()
     changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)

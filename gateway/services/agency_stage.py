@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, Integer, MetaData, String, Table, insert
+from sqlalchemy import BigInteger, Boolean, Column, Date, Integer, MetaData, String, Table, Text, insert
 from sqlalchemy.orm import Session
 
 from adapters.agency import AgencyReport
@@ -27,15 +27,16 @@ STAGE = Table(
     Column("barcode", String(44)), Column("slip_number", String(16)), Column("reissue", Integer),
     Column("amount", BigInteger), Column("paid_at", UTCDateTime), Column("paid_on", Date),
     Column("store_code", String(10)), Column("chain_code", String(6)), Column("channel", String(40)),
-    Column("remittance_on", Date),
+    Column("remittance_on", Date), Column("line", Text),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 # Every record's key: what the records of payments seen before need (a 確報 of a million of them
-# stages four columns, not fourteen). Only the records of new payments go on to STAGE.
+# stages five columns, not fifteen), the record as received among them. Only the records of new
+# payments go on to STAGE.
 KEYS = Table(
     "agency_keys", _metadata,
     Column("seq", Integer), Column("kind", String(12)), Column("match_key", String(32)),
-    Column("remittance_on", Date),
+    Column("remittance_on", Date), Column("line", Text),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 # The new store payments are read in this order.
@@ -48,6 +49,8 @@ DECISIONS = Table(
     Column("slip_id", Integer), Column("assessment_id", Integer), Column("applied", Boolean),
     Column("overpaid", Boolean), Column("preliminary", Boolean), Column("final", Boolean),
     Column("cancel", Boolean), Column("remittance_on", Date),
+    # The staged record of each kind (its line is the one kept): the first, `seq`, or another of the file.
+    Column("preliminary_seq", Integer), Column("final_seq", Integer), Column("cancel_seq", Integer),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 
@@ -95,12 +98,12 @@ def analyze(session: Session, stage: Table) -> None:
 
 
 def _keys_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
-    return (seq, report.kind, report.match_key, report.remittance_on)
+    return (seq, report.kind, report.match_key, report.remittance_on, report.raw_line)
 
 
 def _keys_line(seq: int, report: AgencyReport) -> str:
     remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
-    return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\n"
+    return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\t{_copy_line_text(report.raw_line)}\n"
 
 
 STAGE_CHUNK = 50_000
@@ -110,7 +113,7 @@ def _stage_row(seq: int, report: AgencyReport) -> tuple[Any, ...]:
     paid_at = datetime.combine(report.paid_on, report.paid_time, tzinfo=TOKYO)
     return (seq, report.record, report.kind, report.match_key, report.barcode, report.barcode[13:29],
             int(report.barcode[29]), report.amount, paid_at, report.paid_on, report.store_code, report.chain_code,
-            report.channel, report.remittance_on)
+            report.channel, report.remittance_on, report.raw_line)
 
 
 def _copy_line(seq: int, report: AgencyReport) -> str:
@@ -120,13 +123,18 @@ def _copy_line(seq: int, report: AgencyReport) -> str:
     return (f"{seq}\t{report.record}\t{report.kind}\t{report.match_key}\t{report.barcode}\t{report.barcode[13:29]}\t"
             f"{report.barcode[29]}\t{report.amount}\t{day} {report.paid_time.isoformat()}+09:00\t{day}\t"
             f"{_copy_text(report.store_code)}\t{_copy_text(report.chain_code)}\t{_copy_text(report.channel)}\t"
-            f"{remittance}\n")
+            f"{remittance}\t{_copy_line_text(report.raw_line)}\n")
 
 
 def _copy_text(value: str) -> str:
     if value.isprintable() and "\\" not in value:
         return value
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_line_text(value: str | None) -> str:
+    """A record as received in COPY's text format: NULL when the adapter kept none."""
+    return "\\N" if value is None else _copy_text(value)
 
 
 def drop_stage(session: Session) -> None:

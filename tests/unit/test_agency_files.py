@@ -170,6 +170,30 @@ def test_the_good_csv_file_holds_a_character_that_cp932_and_strict_shift_jis_rea
 
 # --- the same store payment -------------------------------------------------------------
 
+@pytest.mark.parametrize(("adapter", "path"), [(FIXED, GOOD_FIXED_FILE), (CSV, GOOD_CSV_FILE)])
+def test_each_report_keeps_its_record_as_received_decoded_from_cp932(adapter: str, path: object) -> None:
+    data = path.read_bytes()  # type: ignore[attr-defined]
+    lines = [line.decode("cp932") for line in data.split(b"\r\n") if line]
+    data_lines = lines if adapter == CSV else [line for line in lines if line.startswith("2")]
+
+    reports = make_agency_adapter(adapter, {}).read(data).reports
+
+    assert [r.raw_line for r in reports] == data_lines
+    if adapter == CSV:  # ローソン, セブン－イレブン: the full-width text as the file has it
+        assert "ローソン" in reports[1].raw_line and "セブン\uff0dイレブン" in reports[2].raw_line
+
+
+def test_a_record_with_a_two_byte_character_and_a_nul_in_its_filler_is_kept_as_text() -> None:
+    """A NUL where the layout reads nothing is valid; it is kept as ␀, which a database's text can hold."""
+    record = fixed_data(GOOD_A, segment="済".encode("cp932"), reserve=b"\0" + b" " * 17)
+    data = fixed_file(fixed_header(), record, fixed_trailer(1, GOOD_A.amount), FIXED_END)
+
+    (report,) = make_agency_adapter(FIXED, {}).read(data).reports
+
+    assert report.raw_line == record.decode("cp932").replace("\0", "\u2400")
+    assert len(report.raw_line) == 119 and "済" in report.raw_line
+
+
 def test_a_preliminary_and_its_final_report_share_a_match_key_across_layouts() -> None:
     preliminary = make_agency_adapter(FIXED, {}).read(GOOD_FIXED_FILE.read_bytes()).reports[0]
     final = make_agency_adapter(CSV, {}).read(GOOD_CSV_FILE.read_bytes()).reports[0]
