@@ -105,14 +105,14 @@ def import_agency_file(session: Session, agency: AgencyAdapter | EltaxAdapter, d
             result.already_imported = True
             return result
         result.import_id = import_id
-        reports, progress = agency_file.reports, progress or NoProgress()
-        del agency_file  # its records go once staged: their memory is reused by the booking
-        stage_keys(session, reports, progress)
+        reports, lines, progress = agency_file.reports, agency_file.raw_line, progress or NoProgress()
+        del agency_file  # its records go once staged (`reports.clear()`): their memory is reused by the booking
+        stage_keys(session, reports, progress, lines)
         scope = ImportScope(municipality_id, client_code, agency.name, import_id)
         if _apply_to_known(session, scope, result):
             new = session.scalars(select(KEYS.c.seq).order_by(KEYS.c.seq)).all()
             if new:
-                stage_new_records(session, [(seq, reports[seq]) for seq in new])
+                stage_new_records(session, [(seq, reports[seq]) for seq in new], lines)
                 reports.clear()  # the adapter's list, read by nothing after this
                 _add(result, apply_new_payments(session, scope, len(new), progress))
         if result.cancelled:  # 速報取消: the payments cancelled, their receipts reversed
