@@ -245,7 +245,7 @@ def bare_copy(path: Path, url: str) -> dict[str, Any]:
                             f"t\tf\t{paid_at}\t{now}\t{now}\n")
             rows.append(f"{report_id}\t{muni}\t{ADAPTER}\t{r.match_key}\t{r.barcode}\t{r.barcode[13:29]}\t"
                         f"{r.barcode[29]}\t{r.amount}\t{paid_at}\t{r.paid_on.isoformat()}\t{r.store_code}\t"
-                        f"{r.chain_code}\t{r.channel}\t1\t\\N\t\\N\t\\N\t{payment_id}\t{now}\n")
+                        f"{r.chain_code}\t{r.channel}\t1\t\\N\t\\N\t\\N\t{payment_id}\t{now}\t{r.raw_line}\n")
         del reports, slips
         figures: dict[str, Any] = {"records": len(rows), "rss_before_kib": _max_rss()}
         cursor = driver.cursor()
@@ -258,7 +258,8 @@ def bare_copy(path: Path, url: str) -> dict[str, Any]:
         figures["payments_seconds"] = time.perf_counter() - began
         with cursor.copy("COPY agency_reports (id, municipality_id, adapter, match_key, barcode, slip_number, "
                          "reissue, amount, paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id, "
-                         "final_import_id, cancel_import_id, remittance_on, payment_id, created_at) "
+                         "final_import_id, cancel_import_id, remittance_on, payment_id, created_at, "
+                         "preliminary_line) "
                          "FROM STDIN") as copy:
             for start in range(0, len(rows), 50_000):
                 copy.write("".join(rows[start:start + 50_000]))
@@ -392,6 +393,8 @@ def check(url: str, import_id: int, expected: int) -> None:
                                                      expected),
         "reports without final_import_id": (reports.where(AgencyReport.final_import_id.is_(None)), 0),
         "reports with a remittance date": (reports.where(AgencyReport.remittance_on.is_not(None)), expected),
+        "reports with both lines as received": (reports.where(AgencyReport.preliminary_line.is_not(None),
+                                                              AgencyReport.final_line.is_not(None)), expected),
         "reports in all": (reports, expected),
         "applied agency payments": (select(func.count()).select_from(Payment)
                                     .where(Payment.channel == "agency", Payment.applied), expected),

@@ -88,6 +88,7 @@ class Record:
     line: int
     kind: str  # the record's name in the layout: header, data, trailer, end
     values: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None  # the record as received, decoded, without its line end (`read(texts=True)`)
 
 
 class LayoutError(RuntimeError):
@@ -239,15 +240,18 @@ def _human(fmt: str | None) -> str:
         .replace("%H", "HH").replace("%M", "MM").replace("%S", "SS")
 
 
-def read(layout: Layout, data: bytes, *, first: int = 1,
-         whole: bool = True) -> tuple[list[Record], list[LineError]]:
+def read(layout: Layout, data: bytes, *, first: int = 1, whole: bool = True,
+         texts: bool = False) -> tuple[list[Record], list[LineError]]:
     """Read every record of `data`; return the records and every error found (capped).
 
     A fixed-width file can also be read in pieces cut after a CRLF: `first` numbers the
     piece's first record, and `whole=False` leaves the checks of the file as a whole
-    (`fixed_file_problem`) to the caller.
+    (`fixed_file_problem`) to the caller. `texts=True` keeps each record's decoded text in
+    `Record.text` (the line as received, evidence for a person); off, a large file costs no
+    more memory than its values.
     """
-    items = _read_csv(layout, data) if layout.format == "csv" else _read_fixed(layout, data, first, whole)
+    items = (_read_csv(layout, data, texts) if layout.format == "csv"
+             else _read_fixed(layout, data, first, whole, texts))
     records: list[Record] = []
     errors: list[LineError] = []
     for item in items:
@@ -275,7 +279,7 @@ def _fields(spec: RecordSpec, line: int, raws: list[str | None], checked: bool =
     return errors or Record(line, spec.name, values)
 
 
-def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
+def _read_csv(layout: Layout, data: bytes, texts: bool = False) -> Iterator[Record | LineError]:
     spec = layout.data
     names = [f.name for f in spec.fields]
     if data.startswith(b"\xef\xbb\xbf"):
@@ -312,7 +316,12 @@ def _read_csv(layout: Layout, data: bytes) -> Iterator[Record | LineError]:
                                           "(truncated or shifted line?)")
             continue
         result = _fields(spec, number, [row[c] if c is not None else "" for c in columns])
-        yield from result if isinstance(result, list) else [result]
+        if isinstance(result, list):
+            yield from result
+            continue
+        if texts:
+            result.text = text
+        yield result
     if len(lines) < 2 and layout.header_line:
         yield LineError(0, None, "the file has a header but no records")
 
@@ -357,7 +366,8 @@ def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:
     return None
 
 
-def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterator[Record | LineError]:
+def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool,
+                texts: bool = False) -> Iterator[Record | LineError]:
     assert layout.record_length is not None
     problem = fixed_file_problem(layout, data) if whole else None
     if problem is not None:
@@ -376,7 +386,7 @@ def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterato
         if spec is None:
             yield LineError(number, "record_kind", f"unknown record kind {kind!r}")
             continue
-        result = _fixed_fields(layout, spec, number, raw, cuts[kind], compiled[kind])
+        result = _fixed_fields(layout, spec, number, raw, cuts[kind], compiled[kind], texts)
         if isinstance(result, list):
             yield from result
         else:
@@ -441,15 +451,19 @@ def codec(encoding: str) -> str:
 
 
 def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cuts: tuple[tuple[int, int], ...],
-                  compiled: _Compiled) -> Record | list[LineError]:
+                  compiled: _Compiled, texts: bool = False) -> Record | list[LineError]:
     if raw.isascii():  # the common case: decode once, cut by offsets (bytes and characters agree)
         text = raw.decode("ascii")
         if text.isprintable():  # ASCII without control characters: the compiled converters
             try:
-                return Record(number, spec.name, {name: conv(text[start:end]) for name, conv, start, end in compiled})
+                return Record(number, spec.name, {name: conv(text[start:end]) for name, conv, start, end in compiled},
+                              text if texts else None)
             except ValueError:
                 pass  # a field is wrong: the full path below names every one
-        return _fields(spec, number, [text[start:end] for start, end in cuts], not _CONTROL.search(text))
+        checked = _fields(spec, number, [text[start:end] for start, end in cuts], not _CONTROL.search(text))
+        if texts and isinstance(checked, Record):
+            checked.text = text
+        return checked
     raws: list[str | None] = []
     errors: list[LineError] = []
     offset = layout.kind_length
@@ -471,7 +485,13 @@ def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cut
                                                         "split two-byte character?)"))
             raws.append(None)
     result = _fields(spec, number, raws)
-    return errors + result if isinstance(result, list) else (errors or result)
+    if isinstance(result, list):
+        return errors + result
+    if errors:
+        return errors
+    if texts:  # every field decoded, so the whole record does (each field ends on a character)
+        result.text = raw.decode(codec(layout.encoding))
+    return result
 
 
 _Compiled = tuple[tuple[str, Callable[[str], Any], int, int], ...]  # (field, converter, start, end)

@@ -60,6 +60,8 @@ class AgencyReport(NamedTuple):
     channel: str  # the chain or app's name from the chain table, or "chain <code>"
     remittance_on: date | None  # 振込予定日; none in a 速報
     accounting_on: date | None = None
+    # The record as received (CSV; a fixed-width file's are cut from its bytes by `AgencyFile.raw_line`).
+    raw_line: str | None = None
 
     @property
     def match_key(self) -> str:
@@ -85,10 +87,29 @@ class AgencyFile:
     agency_code: str | None
     client_code: str | None
     reports: list[AgencyReport]
+    # A fixed-width file's bytes (the caller's, not a copy), its encoding, record length and the
+    # distance between records: each record's line is cut from them when asked for, so a
+    # million-record file holds no million lines besides its bytes.
+    data: bytes = field(default=b"", repr=False, compare=False)
+    encoding: str = "cp932"
+    record_length: int = 0
+    stride: int = 0  # 0: the reports carry their lines (CSV)
 
     @property
     def total_amount(self) -> int:
         return sum(r.amount for r in self.reports)
+
+    def raw_line(self, report: AgencyReport) -> str | None:
+        """The report's record as received: decoded from the file's encoding, without its line end.
+
+        A NUL (valid where the layout reads nothing) is shown as ␀ (SYMBOL FOR NULL): no
+        PostgreSQL text holds a NUL.
+        """
+        if not self.stride:
+            return report.raw_line
+        start = (report.record - 1) * self.stride  # every record of an accepted file is record_length bytes
+        text = self.data[start:start + self.record_length].decode(self.encoding)
+        return text.replace("\0", "\u2400") if "\0" in text else text
 
 
 class AgencyFileRejected(ValueError):
@@ -134,7 +155,7 @@ class AgencyAdapter:
         pieces = _pieces(self.layout, data, workers if threading.active_count() == 1 else 1)
         with paused_gc():
             if len(pieces) == 1:
-                parts = [self._part(*layouts.read(self.layout, data))]
+                parts = [self._part(*layouts.read(self.layout, data, texts=self._texts))]
             else:
                 problem = layouts.fixed_file_problem(self.layout, data)
                 if problem is not None and problem is not layouts.TRUNCATED:
@@ -147,8 +168,8 @@ class AgencyAdapter:
                 if any(len(part.layout_errors) >= layouts.MAX_ERRORS for part in parts):
                     # each piece stopped at its own limit: the file is refused anyway, and read
                     # whole it names the same first errors as it always has
-                    parts = [self._part(*layouts.read(self.layout, data))]
-            return self._file(parts)
+                    parts = [self._part(*layouts.read(self.layout, data, texts=self._texts))]
+            return self._file(parts, data)
 
     def _part(self, records: list[Record], layout_errors: list[LineError]) -> _Part:
         """What the records of one run of the file hold: reports, the other records, errors."""
@@ -168,7 +189,12 @@ class AgencyAdapter:
                 part.others.append(record)
         return part
 
-    def _file(self, parts: list[_Part]) -> AgencyFile:
+    @property
+    def _texts(self) -> bool:
+        """Whether the reader keeps each record's text: CSV lines cannot be found again by their number."""
+        return self.layout.format != "fixed"
+
+    def _file(self, parts: list[_Part], data: bytes) -> AgencyFile:
         errors = [e for part in parts for e in part.layout_errors]
         # A record with a bad field is left out of the records: checking the order, count and
         # total without it would report faults the file does not have. Those come once the
@@ -192,7 +218,12 @@ class AgencyAdapter:
             raise AgencyFileRejected(self.name, sorted(named, key=lambda e: (e.line, e.field or "")))
         values = header.values if header is not None else {}
         created = values.get("created_on") or (parts[0].first_values or {}).get("created_on")
-        return AgencyFile(self.name, created, values.get("agency_code"), values.get("client_code"), reports)
+        if self.layout.format != "fixed":
+            return AgencyFile(self.name, created, values.get("agency_code"), values.get("client_code"), reports)
+        length = self.layout.record_length or 0
+        stride = length + 2 if b"\r\n" in data else length  # CRLF after every record, or none at all
+        return AgencyFile(self.name, created, values.get("agency_code"), values.get("client_code"), reports, data,
+                          layouts.codec(self.layout.encoding), length, stride)
 
     def pull(self, http: requests.Session | None = None) -> bytes:
         """Fetch the agency's newest file: POST with the company id and system password.
@@ -241,9 +272,12 @@ class AgencyAdapter:
         if kind is None or barcode is None:
             return None
         chain, channel = self._chain(values["chain_code"])
+        text = record.text
+        if text is not None and "\0" in text:  # as AgencyFile.raw_line shows it
+            text = text.replace("\0", "\u2400")
         return AgencyReport(line, kind, barcode, int(barcode[gs1.AMOUNT_FIELD]) if amount is None else amount,
                             values["paid_on"], values["paid_time"], values["store_code"], chain, channel,
-                            remittance_on, values.get("accounting_on"))
+                            remittance_on, values.get("accounting_on"), text)
 
     def _chain(self, code: str) -> tuple[str, str]:
         """The chain code normalised to at least 3 digits, and its name from the chain table."""

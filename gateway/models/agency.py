@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
@@ -77,6 +77,11 @@ class AgencyReport(Base):
     record_id: Mapped[str | None] = mapped_column(String(40))  # eLTAX's id of the payment
     el_number: Mapped[str | None] = mapped_column(String(32))  # eL番号 as paid
     method: Mapped[str | None] = mapped_column(String(20))  # card | netbank | app | bank_counter
+    # Each record as received (migration 0029): its line decoded from the file's encoding, without
+    # the line end, written with the import id of its kind. None for rows imported before 0029.
+    preliminary_line: Mapped[str | None] = mapped_column(Text)
+    final_line: Mapped[str | None] = mapped_column(Text)
+    cancel_line: Mapped[str | None] = mapped_column(Text)
 
 
 class AgencyDeposit(Base):

@@ -105,14 +105,14 @@ def import_agency_file(session: Session, agency: AgencyAdapter | EltaxAdapter, d
             result.already_imported = True
             return result
         result.import_id = import_id
-        reports, progress = agency_file.reports, progress or NoProgress()
-        del agency_file  # its records go once staged: their memory is reused by the booking
-        stage_keys(session, reports, progress)
+        reports, lines, progress = agency_file.reports, agency_file.raw_line, progress or NoProgress()
+        del agency_file  # its records go once staged (`reports.clear()`): their memory is reused by the booking
+        stage_keys(session, reports, progress, lines)
         scope = ImportScope(municipality_id, client_code, agency.name, import_id)
         if _apply_to_known(session, scope, result):
             new = session.scalars(select(KEYS.c.seq).order_by(KEYS.c.seq)).all()
             if new:
-                stage_new_records(session, [(seq, reports[seq]) for seq in new])
+                stage_new_records(session, [(seq, reports[seq]) for seq in new], lines)
                 reports.clear()  # the adapter's list, read by nothing after this
                 _add(result, apply_new_payments(session, scope, len(new), progress))
         if result.cancelled:  # 速報取消: the payments cancelled, their receipts reversed
@@ -155,6 +155,8 @@ def _known(scope: ImportScope) -> Any:
 def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportResult) -> bool:
     """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing.
 
+    Each record's line as received is written with its import id, in the same UPDATE.
+
     Returns whether records of payments not seen before may remain; the records of known
     payments then leave the stage, so what stays is new. A record whose
     UPDATE found its column already set (an earlier file's), or that the file holds twice, is
@@ -162,14 +164,15 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
     """
     confirmed = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
-                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on))
+                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on,
+                                        final_line=KEYS.c.line))
     confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
     preliminary = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "preliminary",
                                                          _reports.c.preliminary_import_id.is_(None))
-                                  .values(preliminary_import_id=scope.import_id))
+                                  .values(preliminary_import_id=scope.import_id, preliminary_line=KEYS.c.line))
     cancelled = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "cancel",
                                                        _reports.c.cancel_import_id.is_(None))
-                                .values(cancel_import_id=scope.import_id)
+                                .values(cancel_import_id=scope.import_id, cancel_line=KEYS.c.line)
                                 .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
                                            _reports.c.paid_on, _reports.c.payment_id)).all()
     changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)

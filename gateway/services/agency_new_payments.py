@@ -60,7 +60,7 @@ class _NewReport:
     """A store payment this file is the first to report, with every record of it in the file."""
 
     first: Any  # the first staged row
-    kinds: set[str] = field(default_factory=set)
+    kinds: dict[str, Any] = field(default_factory=dict)  # each kind of record it has in the file: its first row
     remittance_on: date | None = None
 
 
@@ -161,7 +161,7 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
         new = news.setdefault(row.match_key, _NewReport(row))
         if row.kind in new.kinds:
             result.repeated += 1  # the same record twice in one file
-        new.kinds.add(row.kind)
+        new.kinds.setdefault(row.kind, row)
         if row.kind == "final":
             new.remittance_on = row.remittance_on
     booked |= _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
@@ -299,6 +299,16 @@ def _booked(decision: _Decision, payment_id: int | None, report_id: int) -> Book
 
 
 _FROM_DECISIONS = "FROM agency_decisions d JOIN agency_stage st ON st.seq = d.seq"
+_KINDS = ("preliminary", "final", "cancel")
+
+
+def _line_of(kind: str) -> str:
+    """The line of the record of `kind`: most often the first staged record's, else looked up (rare: by key)."""
+    return (f"CASE WHEN d.{kind}_seq = d.seq THEN st.line WHEN d.{kind}_seq IS NOT NULL THEN "
+            f"(SELECT other.line FROM agency_stage other WHERE other.seq = d.{kind}_seq) END")
+
+
+
 _WRITE_DECIDED = (
     f"""INSERT INTO payments (id, municipality_id, slip_id, assessment_id, channel, status, amount, fee_amount,
                               refunded_amount, applied, overpaid, accepted_at, created_at, updated_at)
@@ -307,11 +317,13 @@ _WRITE_DECIDED = (
         {_FROM_DECISIONS} WHERE d.payment_id IS NOT NULL""",
     f"""INSERT INTO agency_reports (id, municipality_id, adapter, match_key, barcode, slip_number, reissue, amount,
                                     paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id,
-                                    final_import_id, cancel_import_id, remittance_on, payment_id, created_at)
+                                    final_import_id, cancel_import_id, remittance_on, payment_id, created_at,
+                                    preliminary_line, final_line, cancel_line)
         SELECT d.report_id, %(municipality_id)s, %(adapter)s, st.match_key, st.barcode, st.slip_number, st.reissue,
                st.amount, st.paid_at, st.paid_on, st.store_code, st.chain_code, st.channel,
                CASE WHEN d.preliminary THEN %(import_id)s END, CASE WHEN d.final THEN %(import_id)s END,
-               CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s
+               CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s,
+               {_line_of("preliminary")}, {_line_of("final")}, {_line_of("cancel")}
         {_FROM_DECISIONS}""",
 )
 
@@ -329,8 +341,8 @@ def _copy_decisions(session: Session, decisions: list[_Decision], result: NewPay
             slip, kinds = d.slip or {}, d.new.kinds
             copy.write_row((d.new.first.seq, report_id, paid.get(id(d)), slip.get("id"), slip.get("assessment_id"),
                             d.booking.applied, d.booking.overpaid, "preliminary" in kinds, "final" in kinds,
-                            "cancel" in kinds,
-                            d.new.remittance_on))
+                            "cancel" in kinds, d.new.remittance_on,
+                            *(kinds[kind].seq if kind in kinds else None for kind in _KINDS)))
     result.booked += sum(1 for d in to_pay if d.booking.applied)
     result.confirmed += sum(1 for d in decisions if "final" in d.new.kinds)
     result.cancelled += sum(1 for d in decisions if "cancel" in d.new.kinds)
@@ -370,6 +382,13 @@ def _report_values(scope: ImportScope, decision: _Decision, payment_id: int | No
         preliminary_import_id=scope.import_id if "preliminary" in kinds else None,
         final_import_id=scope.import_id if "final" in kinds else None,
         cancel_import_id=scope.import_id if "cancel" in kinds else None,
-        remittance_on=decision.new.remittance_on, payment_id=payment_id, created_at=now)
+        remittance_on=decision.new.remittance_on, payment_id=payment_id, created_at=now,
+        preliminary_line=_staged_line(kinds, "preliminary"), final_line=_staged_line(kinds, "final"),
+        cancel_line=_staged_line(kinds, "cancel"))
+
+
+def _staged_line(kinds: dict[str, Any], kind: str) -> str | None:
+    row = kinds.get(kind)
+    return None if row is None else row.line
 
 

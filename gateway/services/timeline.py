@@ -55,6 +55,15 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Received:
+    """An agency record as the ward received it: its line (None: not kept, imported before migration 0029)."""
+
+    id: str  # unique on the page: what its label is found by
+    label: str
+    line: str | None
+
+
+@dataclass(frozen=True)
 class Entry:
     """One thing that happened, at `at` (UTC); `facts` are (label, value) pairs to show as they are."""
 
@@ -64,6 +73,7 @@ class Entry:
     amount: int | None = None
     facts: tuple[tuple[str, str], ...] = ()
     link: Link | None = None
+    received: Received | None = None  # an agency record's line as received, beside the fields read from it
 
     @property
     def local(self) -> datetime:
@@ -236,7 +246,10 @@ def _payment_entries(session: Session, payments: Sequence[Payment], reports: Seq
 
 
 def _agency_entries(session: Session, municipality_id: int, reports: Sequence[AgencyReport]) -> list[Entry]:
-    """Each agency record as it was received: one entry per file it came in (速報, 確報, 取消)."""
+    """Each agency record as it was received: one entry per file it came in (速報, 確報, 取消), with its line.
+
+    eLTAX payment data shares the rows but is not an agency's record: it shows no line.
+    """
     ids = {i for r in reports for i in (r.preliminary_import_id, r.final_import_id, r.cancel_import_id) if i}
     imports = {i.id: i for i in session.scalars(select(AgencyImport).where(AgencyImport.id.in_(ids)))} if ids else {}
     entries = []
@@ -245,14 +258,22 @@ def _agency_entries(session: Session, municipality_id: int, reports: Sequence[Ag
                   (_("バーコード"), report.barcode), (_("店舗・アプリ"), report.channel),
                   (_("チェーンコード"), report.chain_code), (_("店舗コード"), report.store_code),
                   (_("支払日時（店舗）"), _moment(report.paid_at)), (_("振込予定日"), _day(report.remittance_on)))
-        for import_id, title in ((report.preliminary_import_id, _("速報を受信")),
-                                 (report.final_import_id, _("確報を受信")),
-                                 (report.cancel_import_id, _("速報取消を受信"))):
+        # Each record's caption names its report: a page may show two payments' 速報, and each scrolling
+        # line is a region whose name must be its own.
+        for kind, import_id, title, caption, line in (
+                ("preliminary", report.preliminary_import_id, _("速報を受信"),
+                 _("速報のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.preliminary_line),
+                ("final", report.final_import_id, _("確報を受信"),
+                 _("確報のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.final_line),
+                ("cancel", report.cancel_import_id, _("速報取消を受信"),
+                 _("速報取消のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.cancel_line)):
             received = imports.get(import_id) if import_id else None
             if received is None:
                 continue
+            record = None if report.record_id is not None else Received(f"received-{report.id}-{kind}", caption, line)
             entries.append(Entry(received.imported_at, "agency", title, report.amount, (
-                *fields, (_("ファイル"), received.filename), (_("ファイルのSHA-256"), received.sha256[:16] + "…"))))
+                *fields, (_("ファイル"), received.filename), (_("ファイルのSHA-256"), received.sha256[:16] + "…")),
+                received=record))
     return entries
 
 

@@ -114,6 +114,8 @@ def test_every_staff_screen_has_no_wcag_21_aa_violations(live_server, desktop, s
         for path in paths:
             page.goto(f"{live_server}{path}")
             _check(page, found, f"{path} ({username})")
+            if path == f"/staff/exceptions/{staff_ward.exception_id}":  # an agency's: its records as received
+                assert page.locator("pre.raw-line").count() >= 1
     # A sale waiting for the terminal, with the sandbox's terminal buttons.
     sign_in(page, live_server, "clerk")
     page.locator("#qty-juminhyo").fill("1")

@@ -233,3 +233,35 @@ def test_migration_0028_splits_a_file_of_two_wards_and_keeps_a_file_of_none(data
                             {"a": "a" * 64, "b": "b" * 64}).scalar_one() == 2
         assert set(conn.execute(text("SELECT closed_import_id FROM assessments WHERE source_key = 'K-0028'"))
                    .scalars()) == {both}
+
+
+def test_migration_0029_keeps_agency_reports_without_lines_and_its_downgrade_drops_them(database: Database) -> None:
+    """Rows imported before 0029 stay, with no line (NULL); the downgrade drops the three columns and keeps the rows."""
+    migrate.downgrade(database.engine, "0028")
+    with database.engine.begin() as conn:
+        values = {"m": conn.execute(text("SELECT min(id) FROM municipalities")).scalar_one()}
+        conn.execute(text("INSERT INTO agency_imports (municipality_id, adapter, filename, sha256, source, records, "
+                          "total_amount, new_records, imported_by, imported_at) VALUES (:m, 'agency-fixed120', "
+                          "'a.dat', '00', 'test', 1, 1000, 1, 'test', CURRENT_TIMESTAMP)"), values)
+        values["i"] = conn.execute(text("SELECT max(id) FROM agency_imports")).scalar_one()
+        conn.execute(text("INSERT INTO agency_reports (municipality_id, adapter, match_key, barcode, slip_number, "
+                          "reissue, amount, paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id, "
+                          "created_at) VALUES (:m, 'agency-fixed120', 'k', '91', '1', 0, 1000, CURRENT_TIMESTAMP, "
+                          "CURRENT_DATE, 's', '010', 'Seven-Eleven', :i, CURRENT_TIMESTAMP)"), values)
+    lines = ("preliminary_line", "final_line", "cancel_line")
+    assert not set(lines) & {c["name"] for c in inspect(database.engine).get_columns("agency_reports")}
+
+    migrate.upgrade(database.engine, "0029")
+    with database.engine.begin() as conn:
+        kept = conn.execute(text("SELECT match_key, preliminary_import_id, preliminary_line, final_line, cancel_line "
+                                 "FROM agency_reports")).all()
+        assert kept == [("k", values["i"], None, None, None)]
+        conn.execute(text("UPDATE agency_reports SET final_line = '2020000' WHERE match_key = 'k'"))
+
+    migrate.downgrade(database.engine, "0028")
+    assert not set(lines) & {c["name"] for c in inspect(database.engine).get_columns("agency_reports")}
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT match_key, preliminary_import_id FROM agency_reports")).all() == [
+            ("k", values["i"])]
+    migrate.upgrade(database.engine)
+    assert migrate.current_revision(database.engine) == migrate.script_head(database.engine)

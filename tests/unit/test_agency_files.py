@@ -7,6 +7,7 @@ names the record, field and message it must be rejected with.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from datetime import date, datetime, time
 
 import pytest
@@ -169,6 +170,42 @@ def test_the_good_csv_file_holds_a_character_that_cp932_and_strict_shift_jis_rea
 
 
 # --- the same store payment -------------------------------------------------------------
+
+@pytest.mark.parametrize(("adapter", "path"), [(FIXED, GOOD_FIXED_FILE), (CSV, GOOD_CSV_FILE)])
+def test_each_report_keeps_its_record_as_received_decoded_from_cp932(adapter: str, path: object) -> None:
+    data = path.read_bytes()  # type: ignore[attr-defined]
+    lines = [line.decode("cp932") for line in data.split(b"\r\n") if line]
+    data_lines = lines if adapter == CSV else [line for line in lines if line.startswith("2")]
+
+    agency_file = make_agency_adapter(adapter, {}).read(data)
+
+    kept = [agency_file.raw_line(r) for r in agency_file.reports]
+    assert kept == data_lines
+    if adapter == CSV:  # ローソン, セブン－イレブン: the full-width text as the file has it
+        assert "ローソン" in kept[1] and "セブン\uff0dイレブン" in kept[2]
+
+
+def test_a_record_with_a_two_byte_character_and_a_nul_in_its_filler_is_kept_as_text() -> None:
+    """A NUL where the layout reads nothing is valid; it is kept as ␀, which a database's text can hold."""
+    record = fixed_data(GOOD_A, segment="済".encode("cp932"), reserve=b"\0" + b" " * 17)
+    data = fixed_file(fixed_header(), record, fixed_trailer(1, GOOD_A.amount), FIXED_END)
+
+    agency_file = make_agency_adapter(FIXED, {}).read(data)
+
+    (line,) = [agency_file.raw_line(r) for r in agency_file.reports]
+    assert line == record.decode("cp932").replace("\0", "\u2400")
+    assert len(line) == 119 and "済" in line
+
+
+def test_a_fixed_file_read_in_pieces_gives_each_record_its_own_line(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("adapters.agency.PARALLEL_MIN_RECORDS", 1)
+    monkeypatch.setattr("adapters.agency.threading.active_count", lambda: 1)  # as on the command line
+    records = [fixed_data(replace(GOOD_A, paid_time=f"{n // 60:02d}{n % 60:02d}")) for n in range(600)]
+    data = fixed_file(fixed_header(), *records, fixed_trailer(len(records), GOOD_A.amount * len(records)), FIXED_END)
+    agency_file = make_agency_adapter(FIXED, {}).read(data, workers=3)
+
+    assert [agency_file.raw_line(r) for r in agency_file.reports] == [r.decode("cp932") for r in records]
+
 
 def test_a_preliminary_and_its_final_report_share_a_match_key_across_layouts() -> None:
     preliminary = make_agency_adapter(FIXED, {}).read(GOOD_FIXED_FILE.read_bytes()).reports[0]

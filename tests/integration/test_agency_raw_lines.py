@@ -1,0 +1,133 @@
+"""Each agency record is kept as received: its line, decoded from cp932, beside the fields read from it.
+
+Issue 18, point 2: an exception's evidence shows the agency's records as the ward received them.
+The lines are compared with the file's own bytes, cut at CRLF and decoded, for every kind of
+record (速報, 確報, 取消), whether the record brings a new store payment (written from the
+stage) or one reported before (the UPDATE of its row), in both shipped layouts, with Japanese
+text in a field: a two-byte character of cp932 in the fixed layout's text field, full-width
+text in the CSV's chain name and user field.
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
+from gateway.models import AgencyReport, Slip
+from gateway.sandbox.ward import ledger_file_bytes, ward_rows
+from gateway.services import agency_new_payments
+from gateway.services.agency_import import import_agency_file
+from gateway.services.ledger_import import import_ledger
+from gateway.services.slips import issue_slips
+
+MUNICIPALITY = "131075"
+CLIENT = "13107"
+SEGMENT = "済"  # two bytes in cp932: the whole of the fixed layout's customer_segment (offset 70, 2 bytes)
+CHAIN_NAME = "ファミリーマート　両国店"  # full-width, with an ideographic space
+USER_FIELD = "区民税（第１期）"
+LAYOUTS = ["agency-fixed120", "agency-csv"]
+
+
+@pytest.fixture
+def slips(session, cipher):  # type: ignore[no-untyped-def]
+    rows = list(itertools.islice(ward_rows(MUNICIPALITY, 2026, 10), 40))
+    import_ledger(session, cipher, ledger_file_bytes(rows, "kokin-csv", date(2026, 4, 1)), filename="ledger.csv")
+    issue_slips(session, MUNICIPALITY)
+    return session.scalars(select(Slip).where(Slip.barcode.is_not(None)).order_by(Slip.id).limit(6)).all()
+
+
+def _payment(slip: Slip, n: int) -> StorePayment:
+    paid_at = datetime.combine(slip.due_date - timedelta(days=3), datetime.min.time()).replace(hour=9, minute=n)
+    return StorePayment(slip.barcode, paid_at, f"00{n:05d}", "030", records=("preliminary", "final", "cancel"))
+
+
+def _with_japanese(name: str, data: bytes) -> bytes:
+    """The simulator's file with Japanese text in the layout's text fields of every data record."""
+    lines = data.split(b"\r\n")
+    if name == "agency-fixed120":
+        segment = SEGMENT.encode("cp932")
+        lines = [line[:70] + segment + line[72:] if line[:1] == b"2" else line for line in lines]
+    else:
+        def japanese(line: bytes) -> bytes:
+            columns = line.decode("cp932").split(",")
+            columns[4], columns[9] = USER_FIELD, CHAIN_NAME
+            return ",".join(columns).encode("cp932")
+        lines = [japanese(line) if line else line for line in lines]
+    return b"\r\n".join(lines)
+
+
+def _data_lines(name: str, data: bytes) -> list[str]:
+    """The file's data records as text, cut at CRLF and decoded from cp932 (what must be kept)."""
+    lines = [line.decode("cp932") for line in data.split(b"\r\n") if line]
+    return sorted(line for line in lines if name == "agency-csv" or line.startswith("2"))
+
+
+def _import(session, app, name: str, data: bytes, filename: str):  # type: ignore[no-untyped-def]
+    return import_agency_file(session, app.extensions["kokin.agencies"][name], data, municipality_code=MUNICIPALITY,
+                              filename=filename, source="test", actor="test")
+
+
+def _kept(session, column) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(session.scalars(select(column).where(column.is_not(None))))
+
+
+def _one_day(scheduled: list[Scheduled], day: date) -> list[Scheduled]:
+    return [Scheduled(day, s.kind, s.payment, s.remittance_on) for s in scheduled]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_each_records_line_as_received_is_kept_for_its_kind_from_files_of_each_kind(  # type: ignore[no-untyped-def]
+        app, session, slips, name) -> None:
+    agency = app.extensions["kokin.agencies"][name]
+    scheduled = schedule([_payment(s, n) for n, s in enumerate(slips)])
+    columns = {"preliminary": AgencyReport.preliminary_line, "final": AgencyReport.final_line,
+               "cancel": AgencyReport.cancel_line}
+    for kind in ("preliminary", "final", "cancel"):  # the 速報 books new payments; the others update their rows
+        (data,) = files_by_day(agency, _one_day([s for s in scheduled if s.kind == kind], date(2027, 3, 31)),
+                               client_code=CLIENT).values()
+        data = _with_japanese(name, data)
+        result = _import(session, app, name, data, f"{kind}.dat")
+        assert result.records == len(slips) and not result.already_imported
+
+        expected = _data_lines(name, data)
+        assert len(expected) == len(slips)
+        assert all((SEGMENT if name == "agency-fixed120" else CHAIN_NAME) in line for line in expected)
+        assert _kept(session, columns[kind]) == expected, kind
+
+
+@pytest.mark.parametrize("chunk", [4, 1_000])  # 4: a chunk boundary inside a payment's three records
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_file_with_all_three_records_of_new_payments_keeps_each_kinds_own_line(  # type: ignore[no-untyped-def]
+        app, session, slips, monkeypatch, name, chunk) -> None:
+    monkeypatch.setattr(agency_new_payments, "NEW_CHUNK", chunk)
+    agency = app.extensions["kokin.agencies"][name]
+    scheduled = _one_day(schedule([_payment(s, n) for n, s in enumerate(slips)]), date(2027, 3, 31))
+    (data,) = files_by_day(agency, scheduled, client_code=CLIENT).values()
+    data = _with_japanese(name, data)
+
+    result = _import(session, app, name, data, "together.dat")
+
+    assert (result.records, result.confirmed, result.cancelled) == (3 * len(slips), len(slips), len(slips))
+    codes = {"preliminary": "01", "final": "02", "cancel": "03"}
+    lines = _data_lines(name, data)
+    for report in session.scalars(select(AgencyReport)):
+        kept = {"preliminary": report.preliminary_line, "final": report.final_line, "cancel": report.cancel_line}
+        for kind, line in kept.items():
+            assert line in lines, kind
+            # the record of its own kind (data type), of this payment (barcode)
+            data_type = line[1:3] if name == "agency-fixed120" else line[:2]
+            assert data_type == codes[kind] and report.barcode in line
+
+
+def test_a_payment_reported_only_by_its_preliminary_keeps_no_other_line(  # type: ignore[no-untyped-def]
+        app, session, slips) -> None:
+    agency = app.extensions["kokin.agencies"]["agency-fixed120"]
+    scheduled = schedule([_payment(s, n) for n, s in enumerate(slips[:1])])
+    (data,) = files_by_day(agency, _one_day([s for s in scheduled if s.kind == "preliminary"], date(2027, 3, 31)),
+                           client_code=CLIENT).values()
+    _import(session, app, "agency-fixed120", data, "one.dat")
+    report = session.scalars(select(AgencyReport)).one()
+    assert report.preliminary_line is not None and report.final_line is None and report.cancel_line is None
