@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from gateway import migrate
 from gateway.db import Database
@@ -145,15 +145,21 @@ def test_the_schema_keeps_the_distribution_rule(database: Database) -> None:
     assert breaches == {}
 
 
+def _another_ward(conn: Connection) -> tuple[int, int]:
+    """A second ward made like the seeded one: (the seeded ward's id, the new one's)."""
+    conn.execute(text("INSERT INTO municipalities (code, name, name_kana, company_code, client_code, "
+                      "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at) "
+                      "SELECT '999997', 'another', name_kana, company_code, client_code, "
+                      "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at FROM municipalities "
+                      "WHERE id = (SELECT min(id) FROM municipalities)"))
+    first, second = conn.execute(text("SELECT min(id), max(id) FROM municipalities")).one()
+    return first, second
+
+
 def test_migration_0026_keys_a_child_to_a_parent_of_its_own_ward(database: Database) -> None:
     """A fee naming another ward's item is refused by the database, on either dialect."""
     with database.engine.begin() as conn:
-        conn.execute(text("INSERT INTO municipalities (code, name, name_kana, company_code, client_code, "
-                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at) "
-                          "SELECT '999997', 'another', name_kana, company_code, client_code, "
-                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at FROM municipalities "
-                          "WHERE id = (SELECT min(id) FROM municipalities)"))
-        first, second = conn.execute(text("SELECT min(id), max(id) FROM municipalities")).one()
+        first, second = _another_ward(conn)
         item = conn.execute(text("SELECT min(id) FROM fee_items WHERE municipality_id = :m"), {"m": first}).scalar_one()
     assert first != second and item is not None
     insert = text("INSERT INTO fee_prices (municipality_id, item_id, fee, valid_from, set_by, created_at) "
@@ -195,12 +201,7 @@ def test_migration_0028_splits_a_file_of_two_wards_and_keeps_a_file_of_none(data
     changed nothing is recorded for every ward, so that importing it again stays a no-op."""
     migrate.downgrade(database.engine, "0027")
     with database.engine.begin() as conn:
-        conn.execute(text("INSERT INTO municipalities (code, name, name_kana, company_code, client_code, "
-                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at) "
-                          "SELECT '999997', 'another', name_kana, company_code, client_code, "
-                          "store_deadline_offset_days, pay_base_url, closing_cutoff, created_at FROM municipalities "
-                          "WHERE id = (SELECT min(id) FROM municipalities)"))
-        first, second = conn.execute(text("SELECT min(id), max(id) FROM municipalities")).one()
+        first, second = _another_ward(conn)
         conn.execute(text("INSERT INTO fund_types (municipality_id, code, name, name_en, channels, account, "
                           "revenue_item, company_code, bank_account, active, overpayment_policy) "
                           "SELECT :m, code, name, name_en, channels, account, revenue_item, company_code, "
