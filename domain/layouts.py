@@ -88,7 +88,7 @@ class Record:
     line: int
     kind: str  # the record's name in the layout: header, data, trailer, end
     values: dict[str, Any] = field(default_factory=dict)
-    text: str | None = None  # the record as received, decoded, without its line end (`read(texts=True)`)
+    text: str | None = None  # a CSV record's line as received, decoded, without its line end (`read(texts=True)`)
 
 
 class LayoutError(RuntimeError):
@@ -246,12 +246,11 @@ def read(layout: Layout, data: bytes, *, first: int = 1, whole: bool = True,
 
     A fixed-width file can also be read in pieces cut after a CRLF: `first` numbers the
     piece's first record, and `whole=False` leaves the checks of the file as a whole
-    (`fixed_file_problem`) to the caller. `texts=True` keeps each record's decoded text in
-    `Record.text` (the line as received, evidence for a person); off, a large file costs no
-    more memory than its values.
+    (`fixed_file_problem`) to the caller. `texts=True` keeps each CSV record's decoded line in
+    `Record.text` (the line as received, evidence for a person; a fixed-width record is found
+    again in the file's bytes by its number); off, a large file costs no more memory than its values.
     """
-    items = (_read_csv(layout, data, texts) if layout.format == "csv"
-             else _read_fixed(layout, data, first, whole, texts))
+    items = _read_csv(layout, data, texts) if layout.format == "csv" else _read_fixed(layout, data, first, whole)
     records: list[Record] = []
     errors: list[LineError] = []
     for item in items:
@@ -366,8 +365,7 @@ def _wrong_encoding(layout: Layout, lines: list[bytes]) -> LineError | None:
     return None
 
 
-def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool,
-                texts: bool = False) -> Iterator[Record | LineError]:
+def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool) -> Iterator[Record | LineError]:
     assert layout.record_length is not None
     problem = fixed_file_problem(layout, data) if whole else None
     if problem is not None:
@@ -386,7 +384,7 @@ def _read_fixed(layout: Layout, data: bytes, first: int, whole: bool,
         if spec is None:
             yield LineError(number, "record_kind", f"unknown record kind {kind!r}")
             continue
-        result = _fixed_fields(layout, spec, number, raw, cuts[kind], compiled[kind], texts)
+        result = _fixed_fields(layout, spec, number, raw, cuts[kind], compiled[kind])
         if isinstance(result, list):
             yield from result
         else:
@@ -451,19 +449,15 @@ def codec(encoding: str) -> str:
 
 
 def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cuts: tuple[tuple[int, int], ...],
-                  compiled: _Compiled, texts: bool = False) -> Record | list[LineError]:
+                  compiled: _Compiled) -> Record | list[LineError]:
     if raw.isascii():  # the common case: decode once, cut by offsets (bytes and characters agree)
         text = raw.decode("ascii")
         if text.isprintable():  # ASCII without control characters: the compiled converters
             try:
-                return Record(number, spec.name, {name: conv(text[start:end]) for name, conv, start, end in compiled},
-                              text if texts else None)
+                return Record(number, spec.name, {name: conv(text[start:end]) for name, conv, start, end in compiled})
             except ValueError:
                 pass  # a field is wrong: the full path below names every one
-        checked = _fields(spec, number, [text[start:end] for start, end in cuts], not _CONTROL.search(text))
-        if texts and isinstance(checked, Record):
-            checked.text = text
-        return checked
+        return _fields(spec, number, [text[start:end] for start, end in cuts], not _CONTROL.search(text))
     raws: list[str | None] = []
     errors: list[LineError] = []
     offset = layout.kind_length
@@ -485,13 +479,7 @@ def _fixed_fields(layout: Layout, spec: RecordSpec, number: int, raw: bytes, cut
                                                         "split two-byte character?)"))
             raws.append(None)
     result = _fields(spec, number, raws)
-    if isinstance(result, list):
-        return errors + result
-    if errors:
-        return errors
-    if texts:  # every field decoded, so the whole record does (each field ends on a character)
-        result.text = raw.decode(codec(layout.encoding))
-    return result
+    return errors + result if isinstance(result, list) else (errors or result)
 
 
 _Compiled = tuple[tuple[str, Callable[[str], Any], int, int], ...]  # (field, converter, start, end)

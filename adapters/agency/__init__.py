@@ -155,7 +155,7 @@ class AgencyAdapter:
         pieces = _pieces(self.layout, data, workers if threading.active_count() == 1 else 1)
         with paused_gc():
             if len(pieces) == 1:
-                parts = [self._part(*layouts.read(self.layout, data, texts=self._texts))]
+                parts = [self._part(*layouts.read(self.layout, data, texts=True))]
             else:
                 problem = layouts.fixed_file_problem(self.layout, data)
                 if problem is not None and problem is not layouts.TRUNCATED:
@@ -168,7 +168,7 @@ class AgencyAdapter:
                 if any(len(part.layout_errors) >= layouts.MAX_ERRORS for part in parts):
                     # each piece stopped at its own limit: the file is refused anyway, and read
                     # whole it names the same first errors as it always has
-                    parts = [self._part(*layouts.read(self.layout, data, texts=self._texts))]
+                    parts = [self._part(*layouts.read(self.layout, data, texts=True))]
             return self._file(parts, data)
 
     def _part(self, records: list[Record], layout_errors: list[LineError]) -> _Part:
@@ -188,11 +188,6 @@ class AgencyAdapter:
             else:
                 part.others.append(record)
         return part
-
-    @property
-    def _texts(self) -> bool:
-        """Whether the reader keeps each record's text: CSV lines cannot be found again by their number."""
-        return self.layout.format != "fixed"
 
     def _file(self, parts: list[_Part], data: bytes) -> AgencyFile:
         errors = [e for part in parts for e in part.layout_errors]
