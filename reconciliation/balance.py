@@ -102,16 +102,17 @@ def balance(session: Session, municipality_code: str, start: date | None = None,
     queued = ReceiptQueue.record_id.is_not(None)
     sent = func.coalesce(func.sum(case((queued, 0), else_=signed)), 0)
     unsent = func.coalesce(func.sum(case((queued, signed), else_=0)), 0)
-    journal = select(ReceiptRecord).outerjoin(ReceiptQueue, ReceiptQueue.record_id == ReceiptRecord.id)
-    by_payment = (journal.with_only_columns(ReceiptRecord.payment_id.label("pid"), sent.label("sent"),
-                                            unsent.label("unsent"))
+    journal = select(ReceiptRecord).outerjoin(ReceiptQueue, (ReceiptQueue.record_id == ReceiptRecord.id)
+                                               & (ReceiptQueue.municipality_id == ReceiptRecord.municipality_id))
+    by_payment = (journal.with_only_columns(ReceiptRecord.municipality_id, ReceiptRecord.payment_id.label("pid"),
+                                            sent.label("sent"), unsent.label("unsent"))
                   .where(ReceiptRecord.municipality_id == municipality_id, ReceiptRecord.payment_id.is_not(None))
-                  .group_by(ReceiptRecord.payment_id).subquery())
-    by_report = (journal.with_only_columns(ReceiptRecord.agency_report_id.label("rid"), sent.label("sent"),
-                                           unsent.label("unsent"))
+                  .group_by(ReceiptRecord.municipality_id, ReceiptRecord.payment_id).subquery())
+    by_report = (journal.with_only_columns(ReceiptRecord.municipality_id, ReceiptRecord.agency_report_id.label("rid"),
+                                           sent.label("sent"), unsent.label("unsent"))
                  .where(ReceiptRecord.municipality_id == municipality_id, ReceiptRecord.payment_id.is_(None),
                         ReceiptRecord.agency_report_id.is_not(None))
-                 .group_by(ReceiptRecord.agency_report_id).subquery())
+                 .group_by(ReceiptRecord.municipality_id, ReceiptRecord.agency_report_id).subquery())
     cancelled = Payment.status == "cancelled"
     payments = (select(literal("payment").label("kind"), Payment.id, Payment.channel, Payment.accepted_at.label("at"),
                        Payment.amount, case((cancelled, Payment.amount), else_=0).label("cancelled"),
@@ -120,7 +121,8 @@ def balance(session: Session, municipality_code: str, start: date | None = None,
                             else func.min(Payment.refunded_amount, Payment.amount)).label("refunded"),
                        func.coalesce(by_payment.c.sent, 0).label("sent"),
                        func.coalesce(by_payment.c.unsent, 0).label("unsent"))
-                .outerjoin(by_payment, by_payment.c.pid == Payment.id)
+                .outerjoin(by_payment, (by_payment.c.pid == Payment.id)
+                           & (by_payment.c.municipality_id == Payment.municipality_id))
                 .where(Payment.municipality_id == municipality_id, Payment.accepted_at.is_not(None),
                        *([] if start is None else [Payment.accepted_at >= _moment(start)]),
                        *([] if end is None else [Payment.accepted_at < _moment(end + timedelta(days=1))])))
@@ -132,7 +134,8 @@ def balance(session: Session, municipality_code: str, start: date | None = None,
                       .label("cancelled"), literal(0).label("refunded"),
                       func.coalesce(by_report.c.sent, 0).label("sent"),
                       func.coalesce(by_report.c.unsent, 0).label("unsent"))
-               .outerjoin(by_report, by_report.c.rid == AgencyReport.id)
+               .outerjoin(by_report, (by_report.c.rid == AgencyReport.id)
+                          & (by_report.c.municipality_id == AgencyReport.municipality_id))
                .where(AgencyReport.municipality_id == municipality_id, AgencyReport.payment_id.is_(None),
                       *([] if start is None else [AgencyReport.paid_on >= start]),
                       *([] if end is None else [AgencyReport.paid_on <= end])))

@@ -30,6 +30,7 @@ from domain.layouts import Layout
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound, RevenueNotWritable
 from gateway.models import Event, FeeItem, FundType, Municipality, Payment, ReceiptRecord, Sale, SaleLine
+from gateway.models.base import on_ward
 from gateway.services.events import record_event
 from reconciliation import outbound
 from reconciliation.outbound import ExportResult
@@ -110,9 +111,10 @@ def revenue_journal(session: Session, municipality_id: int, first: date | None, 
         select(ReceiptRecord.business_date, ReceiptRecord.kind, FundType.code, FundType.account,
                FundType.revenue_item, FeeItem.code, FeeItem.name, Sale.brand,
                func.sum(_signed(SaleLine.quantity)), func.sum(_signed(SaleLine.amount)))
-        .join(Payment, Payment.id == ReceiptRecord.payment_id).join(Sale, Sale.id == Payment.sale_id)
-        .join(SaleLine, (SaleLine.sale_id == Sale.id) & (SaleLine.fund_type_id == ReceiptRecord.fund_type_id))
-        .join(FeeItem, FeeItem.id == SaleLine.item_id).join(FundType, FundType.id == SaleLine.fund_type_id)
+        .join(Payment, on_ward(ReceiptRecord, "payment_id", Payment)).join(Sale, on_ward(Payment, "sale_id", Sale))
+        .join(SaleLine, on_ward(SaleLine, "sale_id", Sale) & (SaleLine.fund_type_id == ReceiptRecord.fund_type_id))
+        .join(FeeItem, on_ward(SaleLine, "item_id", FeeItem))
+        .join(FundType, on_ward(SaleLine, "fund_type_id", FundType))
         .where(*_counter_records(municipality_id, first, last))
         .group_by(ReceiptRecord.business_date, ReceiptRecord.kind, FundType.code, FundType.account,
                   FundType.revenue_item, FeeItem.code, FeeItem.name, Sale.brand)).all()
@@ -128,8 +130,8 @@ def _check_adds_up(session: Session, municipality_id: int, first: date | None, l
                    journal: Sequence[RevenueLine]) -> None:
     recorded = {(day, fund): int(amount) for day, fund, amount in session.execute(
         select(ReceiptRecord.business_date, FundType.code, func.sum(_signed(ReceiptRecord.amount)))
-        .join(Payment, Payment.id == ReceiptRecord.payment_id)
-        .join(FundType, FundType.id == ReceiptRecord.fund_type_id)
+        .join(Payment, on_ward(ReceiptRecord, "payment_id", Payment))
+        .join(FundType, on_ward(ReceiptRecord, "fund_type_id", FundType))
         .where(*_counter_records(municipality_id, first, last))
         .group_by(ReceiptRecord.business_date, FundType.code))}
     broken_down: dict[tuple[date, str], int] = {}
@@ -266,7 +268,7 @@ def written_after_sending(session: Session, municipality_id: int) -> list[tuple[
             continue
         for day, amount in session.execute(
                 select(ReceiptRecord.business_date, func.sum(_signed(ReceiptRecord.amount)))
-                .join(Payment, Payment.id == ReceiptRecord.payment_id)
+                .join(Payment, on_ward(ReceiptRecord, "payment_id", Payment))
                 .where(*_counter_records(municipality_id, sent.first_day, sent.last_day),
                        ReceiptRecord.created_at > sent.created_at)
                 .group_by(ReceiptRecord.business_date).order_by(ReceiptRecord.business_date)):

@@ -45,6 +45,7 @@ from gateway.models import (
     receipt_claims,
     table,
 )
+from gateway.models.base import on_ward
 from gateway.services.events import record_event
 from reconciliation import outbound
 from reconciliation.outbound import ExportResult
@@ -297,8 +298,10 @@ def _claim(session: Session, municipality_id: int, file_id: int, cutoff: str) ->
     # statistics lock to the commit, so exports of two municipalities take turns here.
     session.execute(text(f"ANALYZE {claims}"))
     claimed = select(receipt_claims.c.record_id).where(receipt_claims.c.outbound_file_id == file_id)
-    receipts = receipts_where(session, cutoff, _records.c.id.in_(claimed))
-    session.execute(delete(receipt_claims).where(receipt_claims.c.outbound_file_id == file_id))
+    receipts = receipts_where(session, cutoff, _records.c.municipality_id == municipality_id,
+                              _records.c.id.in_(claimed))
+    session.execute(delete(receipt_claims).where(receipt_claims.c.municipality_id == municipality_id,
+                                                 receipt_claims.c.outbound_file_id == file_id))
     return receipts
 
 
@@ -326,11 +329,11 @@ def receipts_where(session: Session, cutoff: str, *where: Any) -> Receipts:
                Assessment.late_fee, Assessment.dunning_fee, r.c.amount, r.c.channel, r.c.reason, r.c.payment_id,
                *when)
         .select_from(r)
-        .outerjoin(Assessment, Assessment.id == r.c.assessment_id)
-        .outerjoin(claim_fund, claim_fund.id == Assessment.fund_type_id)
-        .outerjoin(sale_fund, sale_fund.id == r.c.fund_type_id)
-        .outerjoin(AgencyReport, AgencyReport.id == r.c.agency_report_id)
-        .outerjoin(Payment, Payment.id == r.c.payment_id)
+        .outerjoin(Assessment, on_ward(r, "assessment_id", Assessment))
+        .outerjoin(claim_fund, on_ward(Assessment, "fund_type_id", claim_fund))
+        .outerjoin(sale_fund, on_ward(r, "fund_type_id", sale_fund))
+        .outerjoin(AgencyReport, on_ward(r, "agency_report_id", AgencyReport))
+        .outerjoin(Payment, on_ward(r, "payment_id", Payment))
         .where(*where).order_by(r.c.id))
     rows: Sequence[Sequence[Any]]
     if postgresql:

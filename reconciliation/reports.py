@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from domain.fiscal import fiscal_year_of
 from gateway.i18n import label as code_name
 from gateway.models import Assessment, FundType, Payment, ReconException, ReconRun, Sale, SaleLine
+from gateway.models.base import on_ward
 from gateway.rendering.slip_pdf import registered_font
 from gateway.services.agency_checks import expected_remittances
 from gateway.services.reference import get_municipality
@@ -181,15 +182,15 @@ def receipts_by_fund(session: Session, municipality_code: str) -> Report:
     grouped: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
     for fund, name, year, n, amount in session.execute(
             select(FundType.code, FundType.name, Assessment.fiscal_year, func.count(), func.sum(Payment.amount))
-            .join(Assessment, Assessment.id == Payment.assessment_id)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .join(Assessment, on_ward(Payment, "assessment_id", Assessment))
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
             .where(*applied).group_by(FundType.code, FundType.name, Assessment.fiscal_year)):
         _add(grouped, (fund, name, int(year)), int(amount), int(n))
     for fund, name, day, n, amount in session.execute(
             select(FundType.code, FundType.name, Sale.business_date, func.count(func.distinct(Payment.id)),
                    func.sum(SaleLine.amount))
-            .join(Sale, Sale.id == Payment.sale_id).join(SaleLine, SaleLine.sale_id == Sale.id)
-            .join(FundType, FundType.id == SaleLine.fund_type_id)
+            .join(Sale, on_ward(Payment, "sale_id", Sale)).join(SaleLine, SaleLine.sale_id == Sale.id)
+            .join(FundType, on_ward(SaleLine, "fund_type_id", FundType))
             .where(*applied).group_by(FundType.code, FundType.name, Sale.business_date)):
         _add(grouped, (fund, name, fiscal_year_of(day)), int(amount), int(n))
     rows = [(fund, name, year, n, amount) for (fund, name, year), (n, amount) in sorted(grouped.items())]

@@ -37,6 +37,7 @@ from gateway.models import (
     Slip,
     table,
 )
+from gateway.models.base import on_ward
 from gateway.services.agency_checks import check_agency_data
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
@@ -161,13 +162,15 @@ def _figures(session: Session, municipality_id: int, business_date: date, summar
     for fund, year, n, amount, fee in session.execute(
             select(FundType.code, Assessment.fiscal_year, func.count(), func.sum(Payment.amount),
                    func.sum(Payment.fee_amount))
-            .join(Assessment, Assessment.id == Payment.assessment_id)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .join(Assessment, on_ward(Payment, "assessment_id", Assessment))
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
             .where(of_day, Payment.applied).group_by(FundType.code, Assessment.fiscal_year)):
         _add_fund(funds, (fund, int(year)), int(n), int(amount), int(fee))
     for fund, n, amount in session.execute(
             select(FundType.code, func.count(func.distinct(Payment.id)), func.sum(SaleLine.amount))
-            .join(SaleLine, SaleLine.sale_id == Payment.sale_id).join(FundType, FundType.id == SaleLine.fund_type_id)
+            .join(SaleLine, (SaleLine.sale_id == Payment.sale_id)
+                  & (SaleLine.municipality_id == Payment.municipality_id))
+            .join(FundType, on_ward(SaleLine, "fund_type_id", FundType))
             .where(of_day, Payment.applied).group_by(FundType.code)):
         _add_fund(funds, (fund, fiscal_year_of(business_date)), int(n), int(amount), 0)
     summary.by_fund = [{"fund": fund, "fiscal_year": year, "count": n, "amount": amount, "fee": fee}
@@ -189,7 +192,8 @@ def _ledger_findings(session: Session, municipality_id: int, business_date: date
     counter sales have no assessment; only the payments that are exceptions are read.
     """
     query = (select(Payment.id, Payment.amount, Slip.number, Assessment.amount.label("billed"))
-             .join(Slip, Slip.id == Payment.slip_id).join(Assessment, Assessment.id == Payment.assessment_id)
+             .join(Slip, on_ward(Payment, "slip_id", Slip))
+             .join(Assessment, on_ward(Payment, "assessment_id", Assessment))
              .where(_of_day(municipality_id, business_date), Payment.applied, Payment.amount != Assessment.amount)
              .order_by(Payment.id))
     return [dict(kind="amount_mismatch", subject_key=f"payment:{row.id}", business_date=business_date,
@@ -222,7 +226,7 @@ def _provider_figures(session: Session, municipality_id: int, business_date: dat
                       report: list[SettledPayment]) -> dict[str, int]:
     """What the gateway recorded through `adapter` on the day, and what the provider settled and kept."""
     recorded = session.execute(select(func.count(), func.coalesce(func.sum(PaymentAttempt.amount), 0))
-                               .join(Payment, Payment.id == PaymentAttempt.payment_id)
+                               .join(Payment, on_ward(PaymentAttempt, "payment_id", Payment))
                                .where(PaymentAttempt.adapter == adapter, PaymentAttempt.status == "succeeded",
                                       _of_day(municipality_id, business_date))).one()
     return {"payments": int(recorded[0]), "recorded": int(recorded[1]), "settled": sum(s.amount for s in report),
@@ -233,7 +237,7 @@ def _settlement_findings(session: Session, municipality_id: int, business_date: 
                          report: list[SettledPayment]) -> list[dict[str, Any]]:
     """The day's payments through `adapter` against what it says it settled; fees it keeps are netted."""
     attempts = select(PaymentAttempt.reference, PaymentAttempt.amount, Payment.id, Payment.municipality_id).join(
-        Payment, Payment.id == PaymentAttempt.payment_id).where(PaymentAttempt.adapter == adapter,
+        Payment, on_ward(PaymentAttempt, "payment_id", Payment)).where(PaymentAttempt.adapter == adapter,
                                                                 PaymentAttempt.status == "succeeded")
     ours = {ref: (amount, pid) for ref, amount, pid, _ in session.execute(
         attempts.where(_of_day(municipality_id, business_date)))}

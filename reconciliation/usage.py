@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from domain.fiscal import year_start
 from gateway.models import Assessment, FundType, Payment, Sale, SaleLine
+from gateway.models.base import on_ward
 from gateway.services.reference import get_municipality
 from reconciliation.run import TOKYO
 
@@ -121,20 +122,20 @@ def usage(session: Session, municipality_code: str, fiscal_year: int) -> Usage:
 
     for code, name, n, yen in session.execute(
             select(FundType.code, FundType.name, func.count(), func.sum(Payment.amount))
-            .join(Assessment, Assessment.id == Payment.assessment_id)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .join(Assessment, on_ward(Payment, "assessment_id", Assessment))
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
             .where(*paid, *in_year).group_by(FundType.code, FundType.name)):
         add_fund(code, name, GATEWAY, int(n), int(yen))
     # Counter sales: a sale counts once for each fund its lines are of, for those lines' yen.
     for code, name, n, yen in session.execute(
             select(FundType.code, FundType.name, func.count(func.distinct(Payment.id)), func.sum(SaleLine.amount))
-            .join(Sale, Sale.id == Payment.sale_id).join(SaleLine, SaleLine.sale_id == Sale.id)
-            .join(FundType, FundType.id == SaleLine.fund_type_id)
+            .join(Sale, on_ward(Payment, "sale_id", Sale)).join(SaleLine, SaleLine.sale_id == Sale.id)
+            .join(FundType, on_ward(SaleLine, "fund_type_id", FundType))
             .where(*paid, *in_year, Payment.assessment_id.is_(None)).group_by(FundType.code, FundType.name)):
         add_fund(code, name, GATEWAY, int(n), int(yen))
     for code, name, n, yen in session.execute(
             select(FundType.code, FundType.name, func.count(), func.sum(Assessment.amount))
-            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
             .where(*elsewhere, Assessment.closed_on >= this[0][1], Assessment.closed_on < this[-1][2])
             .group_by(FundType.code, FundType.name)):
         add_fund(code, name, ELSEWHERE, int(n), int(yen))
@@ -143,7 +144,7 @@ def usage(session: Session, municipality_code: str, fiscal_year: int) -> Usage:
     tenders: dict[tuple[str, str], Figures] = {}
     for brand, label, n, yen in session.execute(
             select(Sale.brand, tender_month, func.count(), func.sum(Payment.amount))
-            .join(Sale, Sale.id == Payment.sale_id).where(*paid, Payment.channel == "emoney")
+            .join(Sale, on_ward(Payment, "sale_id", Sale)).where(*paid, Payment.channel == "emoney")
             .group_by(Sale.brand, BY_MONTH)):
         if label is not None:
             tenders[(label, brand)] = (int(n), int(yen))

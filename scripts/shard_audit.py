@@ -21,20 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway import migrate  # noqa: E402 - after the path is set
+from gateway.models.base import DISTRIBUTED_BY, REFERENCE_TABLES, WARD  # noqa: E402
 
-COLUMN = "municipality_id"
-# Global, small, the same on every node (Citus reference tables), or the service's own bookkeeping.
-# The staff accounts, their sessions and grants, and the API keys are the service's: a sign-in, a
-# session cookie or a bearer key is looked up before any ward is known, and a service
-# administrator's account spans wards (docs/scaling.md).
-REFERENCE = frozenset({"municipalities", "alembic_version", "apscheduler_jobs", "job_runs",
-                       "sandbox_state", "sign_in_failures", "staff_users", "staff_wards", "staff_sessions",
-                       "api_keys"})
-
-
-# Tables distributed by a column of another name holding the same value: the audit record and its
-# chain heads by `chain`, the municipality's id (0: the service's own chain, domain.audit).
-DISTRIBUTED_BY = {"events": "chain", "audit_chain_heads": "chain"}
+COLUMN = WARD
+REFERENCE = REFERENCE_TABLES  # the rule's exemptions (docs/scaling.md), as the models' keys follow them
 
 
 @dataclass

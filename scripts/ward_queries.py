@@ -39,6 +39,17 @@ JOIN_ON = re.compile(r"\bjoin\s+\"?(\w+)\"?(?:\s+(?:as\s+)?\w+)?\s+on\s+(.*?)(?=
                      r"\blimit\b|\bunion\b|\)\s*(?:as\b|$)|$)", re.I | re.S)
 
 
+PARAMETER = r"(?:\?|%\(\w+\)s|\$\d+|:\w+)"
+IN_LIST = re.compile(rf"\bIN \({PARAMETER}(?:, {PARAMETER})*\)", re.I)
+
+
+def normalized(statement: str) -> str:
+    """The statement on one line, parameters `?`, a list of them `IN (...)`: one text whatever the values and driver."""
+    text = re.sub(r"%\(\w+\)s|\$\d+", "?", " ".join(statement.split()))
+    text = re.sub(r"::(?:TIMESTAMP WITH TIME ZONE|[A-Z]+(?:\(\d+\))?(?:\[\])?)", "", text)  # PostgreSQL's casts
+    return IN_LIST.sub("IN (...)", text)
+
+
 def tenant_tables() -> set[str]:
     from gateway.models import Base
 
@@ -59,7 +70,7 @@ def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
     unaligned = [name for name, condition in JOIN_ON.findall(text)
                  if name.lower() in tenants and not re.search(r"\b(municipality_id|chain)\b", condition, re.I)]
     lowered = text.lower()
-    if lowered.startswith("insert"):
+    if lowered.startswith("insert") or re.match(r"with \"?\w+\"? as \(insert into", lowered):
         columns = re.search(r"insert into \"?\w+\"?\s*\(([^)]*)\)", lowered)
         routed = columns is not None and re.search(r"\b(municipality_id|chain)\b", columns.group(1)) is not None
     else:
@@ -96,7 +107,10 @@ def main() -> int:
     runs: Counter[str] = Counter()
     joins: Counter[str] = Counter()
     not_routed: list[tuple[int, str]] = []
+    merged: Counter[str] = Counter()
     for statement, count in executed.items():
+        merged[normalized(statement)] += count
+    for statement, count in merged.items():
         found = classify(statement, tenants)
         if found is None:
             continue

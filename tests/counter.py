@@ -19,10 +19,10 @@ def paid_sale(app: Any, session: Session, seller: StaffUser, lines: list[SaleLin
     session.rollback()
     sale = start_sale(session, adapters, user=seller, counter_code=counter_code, terminal_id=terminals[0].id,
                       lines=lines, brand=brand, business_date=business_date)
-    attempt = sale_attempt(session, sale.id)
+    attempt = sale_attempt(session, sale.municipality_id, sale.id)
     assert attempt is not None and attempt.provider_ref
     session.rollback()
     adapters["square"].simulator.simulate_device(attempt.provider_ref, "start")
     adapters["square"].simulator.simulate_device(attempt.provider_ref, "complete")
-    assert follow_sale(session, adapters, sale.id).status == "paid"
+    assert follow_sale(session, adapters, sale.municipality_id, sale.id).status == "paid"
     return sale.id

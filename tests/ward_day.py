@@ -37,6 +37,7 @@ from gateway.services.status_import import import_status_changes
 from reconciliation.receipts import export_next
 from reconciliation.run import reconcile_day
 from tests.counter import paid_sale
+from tests.rows import by_id
 from tests.staff import log_in as staff_log_in
 
 CODE = "131075"
@@ -122,7 +123,7 @@ def _complete(session: Session, opened: tuple[Any, StartedPayment]) -> Payment:
     assert ref is not None
     adapter.simulator.simulate_payment(ref, "paid" if adapter.name == "stripe" else "COMPLETED")
     assert settle_attempt(session, adapter.name, adapter.fetch_status(ref), actor="test").status == "succeeded"
-    payment = session.get(Payment, started.payment.id, populate_existing=True)
+    payment = by_id(session, Payment, started.payment.id, populate_existing=True)
     assert payment is not None
     session.rollback()
     return payment
@@ -140,9 +141,12 @@ def _online(app: Any, session: Session) -> None:
     assert _complete(session, first).applied
     again = _complete(session, second)
     assert again.overpaid and not again.applied
-    refund = request_refund(session, again.id, again.amount, reason="paid twice", requested_by="acct")
-    decide_refund(session, refund.id, approve=True, decided_by="approver")
-    assert execute_refund(session, app.extensions["kokin.adapters"], refund.id, actor="approver").status == "succeeded"
+    refund = request_refund(session, again.municipality_id, again.id, again.amount, reason="paid twice",
+                            requested_by="acct")
+    decide_refund(session, refund.municipality_id, refund.id, approve=True,
+                  decided_by="approver")
+    assert execute_refund(session, app.extensions["kokin.adapters"], refund.municipality_id, refund.id,
+                          actor="approver").status == "succeeded"
 
 
 def _counter(app: Any, session: Session, day: WardDay) -> None:
@@ -152,9 +156,11 @@ def _counter(app: Any, session: Session, day: WardDay) -> None:
     session.rollback()
     sales = []
     for lines in ([SaleLineRequest("juminhyo", 2)], [SaleLineRequest("inkan", 1), SaleLineRequest("juminhyo", 1)],
-                  [SaleLineRequest("inkan", 3)]):
+                  [SaleLineRequest("inkan",
+                                   3)]):
         sales.append(paid_sale(app, session, clerk, lines, brand="FELICA_ID", business_date=day.today))
-    voided = void_sale(session, adapters, sales[-1], supervisor=day.staff["super"], today=day.today)
+    voided = void_sale(session, adapters, clerk.municipality_id, sales[-1], supervisor=day.staff["super"],
+                       today=day.today)
     assert voided.status == "voided"
     session.rollback()
 

@@ -59,8 +59,10 @@ def create_payment(args: dict[str, Any]) -> Any:
 @blp.response(200, PaymentSchema)
 def show_payment(payment_id: int) -> Any:
     """Return a payment with its attempts."""
-    payment = session().get(Payment, payment_id)
-    if payment is None or payment.municipality_id != g.municipality_id:
+    payment = session().get(Payment, (payment_id, g.municipality_id))
+    if payment is None:
         raise NotFound(f"payment {payment_id} does not exist")
-    attempts = session().query(PaymentAttempt).filter_by(payment_id=payment.id).order_by(PaymentAttempt.id).all()
+    attempts = session().query(PaymentAttempt).filter_by(municipality_id=payment.municipality_id,
+                                                         payment_id=payment.id)\
+        .order_by(PaymentAttempt.id).all()
     return payment_dict(payment, attempts)

@@ -243,11 +243,11 @@ def _counter_sales(session, code: str) -> str | None:  # type: ignore[no-untyped
                                         ([("juminhyo", 1)], "QR_CODE", "complete")):
         sale = start_sale(session, adapters, user=clerk, counter_code="resident", terminal_id=terminals[0].id,
                           lines=[SaleLineRequest(c, q) for c, q in lines], brand=brand, business_date=today)
-        attempt = sale_attempt(session, sale.id)
+        attempt = sale_attempt(session, sale.municipality_id, sale.id)
         if device_action == "complete":
             square.simulator.simulate_device(attempt.provider_ref, "start")
         square.simulator.simulate_device(attempt.provider_ref, device_action)
-        sale = follow_sale(session, adapters, sale.id)
+        sale = follow_sale(session, adapters, sale.municipality_id, sale.id)
         click.echo(f"sale {sale.receipt_number}: {sale.total:,} yen by {BRANDS[brand]} -> {sale.status}")
     close = daily_close(session, clerk.municipality_id, today,
                         {"square": square.settlement_report(today)})

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from domain.channels import gateway_checkouts
 from gateway.models import Assessment, FundType, Municipality, Payment, Slip
+from gateway.models.base import on_ward
 from gateway.services.payments import business_today
 
 DEMO_STAFF = (("demo-clerk", "counter_staff"), ("demo-supervisor", "counter_supervisor"),
@@ -42,8 +43,8 @@ def payable_slip_token(session: Session, municipality_code: str) -> str | None:
     paid = exists().where(Payment.assessment_id == Slip.assessment_id, Payment.applied)
     candidates = session.execute(
         select(Slip.pay_token, FundType.channels)
-        .join(Assessment, Assessment.id == Slip.assessment_id)
-        .join(FundType, FundType.id == Assessment.fund_type_id)
+        .join(Assessment, on_ward(Slip, "assessment_id", Assessment))
+        .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
         .join(Municipality, Municipality.id == Slip.municipality_id)
         .where(Municipality.code == municipality_code, Slip.status == "issued", Slip.barcode.is_not(None),
                Assessment.closed_reason.is_(None), ~paid,

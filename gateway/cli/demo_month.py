@@ -199,19 +199,19 @@ class _Player:
                 sale = start_sale(self.session, adapters, user=clerk, counter_code="resident",
                                   terminal_id=terminals[0].id, lines=[SaleLineRequest(item, self.rng.randint(1, 2))],
                                   brand=brand, business_date=day)
-                attempt = sale_attempt(self.session, sale.id)
+                attempt = sale_attempt(self.session, sale.municipality_id, sale.id)
                 assert attempt is not None and attempt.provider_ref
                 cancelled = self.rng.random() < 0.05  # the resident changes their mind at the device
                 if not cancelled:
                     simulator.simulate_device(attempt.provider_ref, "start")
                 simulator.simulate_device(attempt.provider_ref, "cancel" if cancelled else "complete")
-                sale = follow_sale(self.session, adapters, sale.id)
+                sale = follow_sale(self.session, adapters, sale.municipality_id, sale.id)
                 figures.done[f"counter sales {sale.status}"] += 1
                 if sale.status == "paid":
                     paid.append(sale.id)
         if paid and day.weekday() == 4:
             with clock.playing(tokyo(day, 16, 30)):
-                void_sale(self.session, adapters, paid[-1], supervisor=supervisor, today=day)
+                void_sale(self.session, adapters, clerk.municipality_id, paid[-1], supervisor=supervisor, today=day)
                 figures.done["counter sales voided"] += 1
         with clock.playing(tokyo(day, 17, 30)):
             close = daily_close(self.session, self.municipality_id, day,

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.db import utcnow
-from gateway.models import Payment, Refund, Slip
+from gateway.models import Payment, Refund, Slip, on_ward
 from gateway.services.payments import ONLINE_CHANNELS, adapters_by_channel, business_today, start_payment
 from gateway.services.refunds import decide_refund, execute_refund
 from gateway.services.webhooks import receive_webhook
@@ -73,12 +73,12 @@ def _complete(session: Session, adapter: Any, attempt: Any) -> None:
 
 
 def _refund_double_payments(session: Session, adapters: Any, municipality_id: int) -> None:
-    online = select(Refund.id).join(Payment, Payment.id == Refund.payment_id).where(
-        Payment.municipality_id == municipality_id, Refund.status == "requested",
+    online = select(Refund.id).join(Payment, on_ward(Refund, "payment_id", Payment)).where(
+        Refund.municipality_id == municipality_id, Refund.status == "requested",
         Payment.channel.in_(ONLINE_CHANNELS))  # agencies cannot refund: the ward does
     for refund_id in list(session.scalars(online)):
-        decide_refund(session, refund_id, approve=True, decided_by="demo-accounting-2")
-        refund = execute_refund(session, adapters, refund_id, actor="demo-accounting-2")
+        decide_refund(session, municipality_id, refund_id, approve=True, decided_by="demo-accounting-2")
+        refund = execute_refund(session, adapters, municipality_id, refund_id, actor="demo-accounting-2")
         click.echo(f"double payment refunded: {refund.amount:,} yen ({refund.status}, approved by a second person)")
 
 

@@ -1,7 +1,7 @@
 """SQLAlchemy models only; services own every transaction."""
 from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
 from gateway.models.audit import ApiKey, AuditChainHead, Event
-from gateway.models.base import ENCRYPTED, Base, encrypted_columns, table
+from gateway.models.base import ENCRYPTED, Base, encrypted_columns, on_ward, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
 from gateway.models.jobs import JobRun, ReconRun, SchedulerJob
 from gateway.models.journal import FEEDS, RECORD_KINDS, OutboundFile, ReceiptQueue, ReceiptRecord, receipt_claims
@@ -22,6 +22,7 @@ from gateway.models.staff_session import SignInFailure, StaffSession
 from gateway.models.staff_ward import GRANTABLE_ROLE, StaffWard
 
 __all__ = [
+    "on_ward",
     "FEEDS",
     "RECORD_KINDS",
     "OutboundFile",

@@ -220,7 +220,8 @@ def _start_once(slip: Slip, channel: str, nonce: str) -> PaymentAttempt:
     claim = idempotency.claim(session, slip.municipality_id, f"pay-page:{nonce}", body_hash)
     if claim.replay is not None:
         status, stored = claim.replay
-        attempt = session.get(PaymentAttempt, stored.get("attempt_id"))
+        attempt_id = stored.get("attempt_id")
+        attempt = None if attempt_id is None else session.get(PaymentAttempt, (attempt_id, slip.municipality_id))
         if attempt is None:
             raise GatewayError("replayed failure", code=str(stored.get("code", "error")), status=status)
         return attempt

@@ -23,6 +23,7 @@ from adapters.eltax.simulator import EltaxPaid, files_by_day
 from domain.calendar import business_date
 from gateway.db import transaction, utcnow
 from gateway.models import Assessment, Slip
+from gateway.models.base import on_ward
 from gateway.services.agency_checks import check_agency_data, expected_remittances, record_deposit
 from gateway.services.agency_import import import_agency_file
 from gateway.services.reference import get_municipality
@@ -50,7 +51,7 @@ def plan_eltax_payments(session: Session, municipality_code: str, *, count: int,
     rng = random.Random(seed)
     municipality_id = get_municipality(session, municipality_code).id
     rows = session.execute(select(Assessment.id, Assessment.amount, Assessment.el_number, Slip.due_date)
-                           .join(Slip, Slip.assessment_id == Assessment.id)
+                           .join(Slip, on_ward(Slip, "assessment_id", Assessment))
                            .where(Assessment.municipality_id == municipality_id, Slip.status == "issued",
                                   Assessment.closed_reason.is_(None), Slip.due_date <= until)
                            .order_by(Assessment.id)).all()

@@ -42,6 +42,7 @@ from domain.identifiers import make_slip_number
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError
 from gateway.models import Assessment, Slip
+from gateway.models.base import on_ward
 from gateway.sandbox.agency import CHAINS, SANDBOX_FEE, AgencyPlan
 from gateway.sandbox.eltax import sandbox_el_number
 from gateway.services.agency_checks import expected_remittances, record_deposit
@@ -100,7 +101,7 @@ def month_instalments(session: Session, municipality_id: int, first: date, last:
     rows = session.execute(
         select(Assessment.id, Assessment.source_key, Assessment.installment, Slip.number, Slip.barcode, Slip.amount,
                Slip.due_date, Slip.store_deadline)
-        .join(Slip, Slip.assessment_id == Assessment.id)
+        .join(Slip, on_ward(Slip, "assessment_id", Assessment))
         .where(Assessment.municipality_id == municipality_id, Slip.status == "issued",
                Assessment.closed_reason.is_(None),
                Slip.due_date.between(first - timedelta(days=LATE_DAYS), last + timedelta(days=EARLY_DAYS)))

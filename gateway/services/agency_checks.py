@@ -25,6 +25,7 @@ from gateway.db import transaction
 from gateway.errors import DepositFileRejected, GatewayError
 from gateway.layouts import load_layout
 from gateway.models import AgencyDeposit, AgencyReport, Assessment, FundType, Payment, table
+from gateway.models.base import on_ward
 from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
@@ -61,9 +62,9 @@ def expected_remittances(session: Session, municipality_code: str, *, adapter: s
     expected = (select(AgencyReport.adapter, AgencyReport.remittance_on, FundType.bank_account, func.count(),
                        func.sum(AgencyReport.amount))
                 .select_from(AgencyReport)
-                .outerjoin(Payment, Payment.id == AgencyReport.payment_id)
-                .outerjoin(Assessment, Assessment.id == Payment.assessment_id)
-                .outerjoin(FundType, FundType.id == Assessment.fund_type_id)
+                .outerjoin(Payment, on_ward(AgencyReport, "payment_id", Payment))
+                .outerjoin(Assessment, on_ward(Payment, "assessment_id", Assessment))
+                .outerjoin(FundType, on_ward(Assessment, "fund_type_id", FundType))
                 .where(AgencyReport.municipality_id == municipality_id, AgencyReport.final_import_id.is_not(None),
                        AgencyReport.remittance_on.is_not(None))
                 .group_by(AgencyReport.adapter, AgencyReport.remittance_on, FundType.bank_account))

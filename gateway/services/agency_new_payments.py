@@ -25,6 +25,7 @@ from domain.booking import Booking, Flag, Instalment, decide
 from gateway.db import utcnow
 from gateway.models import AgencyReport as ReportRow
 from gateway.models import Assessment, Payment, Slip, table
+from gateway.models.base import on_ward
 from gateway.progress import Progress
 from gateway.services.agency_stage import DECISIONS, STAGE
 from gateway.services.booking import Booked, record_bookings, record_staged_bookings, stage_bookings
@@ -98,7 +99,7 @@ _STREAM = """
     FROM agency_stage st
     LEFT JOIN slips s ON s.municipality_id = %(municipality_id)s AND s.number = st.slip_number
                      AND s.reissue = st.reissue
-    LEFT JOIN assessments a ON a.id = s.assessment_id
+    LEFT JOIN assessments a ON a.municipality_id = s.municipality_id AND a.id = s.assessment_id
     ORDER BY st.paid_at, st.match_key, st.seq
 """
 _Chunks = Iterator[tuple[Sequence[Any], dict[tuple[str, int], dict[str, Any]]]]
@@ -164,10 +165,10 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
         new.kinds.setdefault(row.kind, row)
         if row.kind == "final":
             new.remittance_on = row.remittance_on
-    booked |= _lock_and_read_booked(session, {s["assessment_id"] for s in slips.values()})
+    booked |= _lock_and_read_booked(session, scope.municipality_id, {s["assessment_id"] for s in slips.values()})
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:  # the stream's snapshot is older than the lock (SQLite's import holds the write lock throughout)
-        _reread_instalments(session, slips)
+        _reread_instalments(session, scope.municipality_id, slips)
     decisions = [_decide(scope, new, slips, booked) for new in news.values()]
     if postgres:
         _copy_decisions(session, decisions, result)
@@ -179,7 +180,7 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
 _READ_SLIPS = (select(_slips.c.id, _slips.c.number, _slips.c.reissue, _slips.c.status, _slips.c.amount,
                       _slips.c.assessment_id, _slips.c.due_date, _slips.c.store_deadline,
                       _assessments.c.amount.label("billed"), _assessments.c.closed_reason)
-               .join(_assessments, _assessments.c.id == _slips.c.assessment_id))
+               .join(_assessments, on_ward(_slips, "assessment_id", _assessments)))
 
 
 def _slips_of(session: Session, scope: ImportScope, numbers: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -193,34 +194,38 @@ def _slips_of(session: Session, scope: ImportScope, numbers: set[str]) -> dict[t
     return found
 
 
-def _reread_instalments(session: Session, slips: dict[tuple[str, int], dict[str, Any]]) -> None:
+def _reread_instalments(session: Session, municipality_id: int, slips: dict[tuple[str, int], dict[str, Any]]) -> None:
     """PostgreSQL: what `decide` needs of each slip and its instalment, read again after the instalments' lock.
 
     The stream's snapshot dates from its start: an amendment or a reissue committed since
     (a ledger import, a clerk) must be seen, as a notification sees it.
     """
     by_id = {slip["id"]: slip for slip in slips.values()}
-    for row in session.execute(_READ_SLIPS.where(_slips.c.id == any_(bindparam("ids"))),
+    for row in session.execute(_READ_SLIPS.where(_slips.c.municipality_id == municipality_id,
+                                                 _slips.c.id == any_(bindparam("ids"))),
                                {"ids": list(by_id)}).mappings():
         by_id[row["id"]].update(row)
 
 
-def _lock_and_read_booked(session: Session, assessment_ids: set[int]) -> set[int]:
+def _lock_and_read_booked(session: Session, municipality_id: int, assessment_ids: set[int]) -> set[int]:
     """Lock the instalments (payments of them queue behind this import) and return those already paid."""
     booked: set[int] = set()
     ordered = sorted(assessment_ids)
     if session.get_bind().dialect.name == "postgresql":  # one array parameter, however many
-        session.execute(text("SELECT id FROM assessments WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-                        {"ids": ordered}).all()
-        booked.update(session.scalars(text("SELECT assessment_id FROM payments WHERE assessment_id = ANY(:ids) "
-                                           "AND applied"), {"ids": ordered}))
+        session.execute(text("SELECT id FROM assessments WHERE municipality_id = :ward AND id = ANY(:ids) "
+                             "ORDER BY id FOR UPDATE"), {"ward": municipality_id, "ids": ordered}).all()
+        booked.update(session.scalars(text("SELECT assessment_id FROM payments WHERE municipality_id = :ward "
+                                           "AND assessment_id = ANY(:ids) AND applied"),
+                                      {"ward": municipality_id, "ids": ordered}))
         return booked
     for start in range(0, len(ordered), 5_000):
         chunk = ordered[start:start + 5_000]
-        session.execute(select(Assessment.id).where(Assessment.id.in_(chunk)).order_by(Assessment.id)
+        session.execute(select(Assessment.id).where(Assessment.municipality_id == municipality_id,
+                                                    Assessment.id.in_(chunk)).order_by(Assessment.id)
                         .with_for_update()).all()
         booked.update(session.scalars(select(_payments.c.assessment_id)
-                                      .where(_payments.c.assessment_id.in_(chunk), _payments.c.applied)))
+                                      .where(_payments.c.municipality_id == municipality_id,
+                                             _payments.c.assessment_id.in_(chunk), _payments.c.applied)))
     return booked
 
 

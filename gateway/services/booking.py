@@ -105,12 +105,14 @@ _STAGED = "bookings_to_record"
 _STAGED_WRITES = (
     f"""UPDATE slips SET status = 'paid' FROM (SELECT DISTINCT assessment_id FROM {_STAGED}
                                                WHERE applied AND assessment_id IS NOT NULL) b
-        WHERE slips.assessment_id = b.assessment_id AND slips.status = 'issued'""",
+        WHERE slips.municipality_id = %(municipality_id)s AND slips.assessment_id = b.assessment_id
+              AND slips.status = 'issued'""",
     f"""INSERT INTO refunds (payment_id, municipality_id, amount, reason, status, requested_by, created_at,
                              updated_at)
         SELECT b.payment_id, a.municipality_id, b.amount, %(reason)s, 'requested', 'system', %(now)s, %(now)s
         FROM {_STAGED} b
-        JOIN assessments a ON a.id = b.assessment_id JOIN fund_types f ON f.id = a.fund_type_id
+        JOIN assessments a ON a.municipality_id = %(municipality_id)s AND a.id = b.assessment_id
+        JOIN fund_types f ON f.municipality_id = a.municipality_id AND f.id = a.fund_type_id
         WHERE b.refund AND f.overpayment_policy = 'provider_refund'
               AND b.channel IN {REFUNDABLE_CHANNELS!r}""",
     f"""INSERT INTO receipt_records (municipality_id, kind, reason, amount, channel, paid_at, business_date,

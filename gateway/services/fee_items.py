@@ -55,15 +55,16 @@ def catalogue(session: Session, municipality_id: int, counter_code: str, on: dat
     for item in items:
         if counter_code not in item.counters:
             continue
-        fee = fee_on(session, item.id, on)
+        fee = fee_on(session, municipality_id, item.id, on)
         if fee is not None:
             entries.append(CatalogueEntry(item.id, item.code, item.name, item.fund_type_id, fee))
     return entries
 
 
-def fee_on(session: Session, item_id: int, on: date) -> int | None:
-    """The item's fee on a date: the newest price that applies from that date or earlier."""
-    return session.scalar(select(FeePrice.fee).where(FeePrice.item_id == item_id, FeePrice.valid_from <= on)
+def fee_on(session: Session, municipality_id: int, item_id: int, on: date) -> int | None:
+    """The ward's item's fee on a date: the newest price that applies from that date or earlier."""
+    return session.scalar(select(FeePrice.fee).where(FeePrice.municipality_id == municipality_id,
+                                                     FeePrice.item_id == item_id, FeePrice.valid_from <= on)
                           .order_by(FeePrice.valid_from.desc()).limit(1))
 
 
@@ -95,5 +96,6 @@ def set_fee(session: Session, municipality_id: int, item_code: str, fee: int, va
 def fee_history(session: Session, municipality_id: int) -> list[tuple[FeeItem, list[FeePrice]]]:
     """Every item with its prices, newest first."""
     items = session.scalars(select(FeeItem).where(FeeItem.municipality_id == municipality_id).order_by(FeeItem.id))
-    return [(item, list(session.scalars(select(FeePrice).where(FeePrice.item_id == item.id)
+    return [(item, list(session.scalars(select(FeePrice).where(FeePrice.municipality_id == municipality_id,
+                                                               FeePrice.item_id == item.id)
                                         .order_by(FeePrice.valid_from.desc())))) for item in items]

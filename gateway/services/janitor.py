@@ -13,6 +13,7 @@ from gateway.db import utcnow
 from gateway.models import PaymentAttempt
 from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import transition_attempt
+from gateway.services.reference import ward_ids
 
 OPEN_STATES = ("created", "pending", "unknown")
 EXPIRY_GRACE = timedelta(minutes=10)  # providers settle a last-second payment within this
@@ -28,20 +29,23 @@ def settle_stale_attempts(session: Session, adapters: Mapping[str, PaymentAdapte
     a success reported later still wins.
     """
     now = now or utcnow()
-    stale = session.execute(select(PaymentAttempt.id, PaymentAttempt.adapter, PaymentAttempt.provider_ref,
-                                   PaymentAttempt.status, PaymentAttempt.expires_at)
-                            .where(PaymentAttempt.status.in_(OPEN_STATES),
-                                   PaymentAttempt.updated_at < now - older_than)
-                            .order_by(PaymentAttempt.id).limit(limit)).all()
+    stale = [row for ward in ward_ids(session)  # ward by ward: each ward's attempts are its node's (docs/scaling.md)
+             for row in session.execute(select(PaymentAttempt.municipality_id, PaymentAttempt.id,
+                                               PaymentAttempt.adapter, PaymentAttempt.provider_ref,
+                                               PaymentAttempt.status, PaymentAttempt.expires_at)
+                                        .where(PaymentAttempt.municipality_id == ward,
+                                               PaymentAttempt.status.in_(OPEN_STATES),
+                                               PaymentAttempt.updated_at < now - older_than)
+                                        .order_by(PaymentAttempt.id).limit(limit))]
     session.rollback()  # no transaction stays open while providers are asked
     results: Counter[str] = Counter()
-    for attempt_id, adapter_name, provider_ref, status, expires_at in stale:
+    for ward, attempt_id, adapter_name, provider_ref, status, expires_at in stale:
         adapter = adapters.get(adapter_name)
         if adapter is None:
             results["adapter not configured"] += 1
             continue
         if provider_ref is None:  # the provider was never reached, or its answer was lost
-            transition_attempt(session, attempt_id, "lose_track" if status == "created" else "fail",
+            transition_attempt(session, ward, attempt_id, "lose_track" if status == "created" else "fail",
                                {"janitor": "no provider reference"})
             results["closed without provider reference"] += 1
             continue

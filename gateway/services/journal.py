@@ -71,7 +71,8 @@ _SALE_BY_FUND = (select(bindparam("j_municipality_id", type_=_records.c.municipa
                         literal(None, type_=_records.c.assessment_id.type),
                         literal(None, type_=_records.c.agency_report_id.type), _sale_lines.c.fund_type_id,
                         bindparam("j_created_at", type_=_records.c.created_at.type))
-                 .where(_sale_lines.c.sale_id == bindparam("j_sale_id", type_=_sale_lines.c.sale_id.type))
+                 .where(_sale_lines.c.municipality_id == bindparam("j_municipality_id"),
+                        _sale_lines.c.sale_id == bindparam("j_sale_id", type_=_sale_lines.c.sale_id.type))
                  .group_by(_sale_lines.c.fund_type_id).order_by(_sale_lines.c.fund_type_id))
 _INSERT_SALE = insert(_records).from_select(list(RECORD_COLUMNS), _SALE_BY_FUND)
 
@@ -88,10 +89,12 @@ def booking_record_writes(municipality_id: int, booking: Booking, *, amount: int
     return [(_INSERT_ONE, params)]
 
 
-def _live_records(session: Session, where: Any) -> list[Any]:
-    """Records (not reversals) matching `where` and not reversed yet, oldest first, locked."""
-    reversed_ = select(_records.c.reverses_id).where(_records.c.reverses_id.is_not(None))
-    return list(session.execute(select(_records).where(where, _records.c.kind != "reversal",
+def _live_records(session: Session, municipality_id: int, where: Any) -> list[Any]:
+    """The ward's records (not reversals) matching `where` and not reversed yet, oldest first, locked."""
+    reversed_ = select(_records.c.reverses_id).where(_records.c.municipality_id == municipality_id,
+                                                     _records.c.reverses_id.is_not(None))
+    return list(session.execute(select(_records).where(_records.c.municipality_id == municipality_id, where,
+                                                       _records.c.kind != "reversal",
                                                        _records.c.id.not_in(reversed_))
                                 .order_by(_records.c.id).with_for_update()).all())
 
@@ -102,14 +105,15 @@ def _reversal(record: Any, reason: str, now: datetime) -> dict[str, Any]:
                          business_date=business_date(now), created_at=now)
 
 
-def reverse_records(session: Session, where: Any, *, amount: int | None, reason: str, now: datetime) -> int:
-    """Reverse the live records matching `where`, oldest first, until `amount` yen are undone (None: all).
+def reverse_records(session: Session, municipality_id: int, where: Any, *, amount: int | None, reason: str,
+                    now: datetime) -> int:
+    """Reverse the ward's live records matching `where`, oldest first, until `amount` yen are undone (None: all).
 
     A record only partly undone is reversed whole and its remainder written again as a new
     record of the same kind. Returns the yen undone.
     """
     undone = 0
-    for record in _live_records(session, where):
+    for record in _live_records(session, municipality_id, where):
         if amount is not None and undone >= amount:
             break
         take = record.amount if amount is None else min(record.amount, amount - undone)
@@ -122,12 +126,13 @@ def reverse_records(session: Session, where: Any, *, amount: int | None, reason:
     return undone
 
 
-def reverse_refunded(session: Session, payment_id: int, revenue_refunded: int, *, voided: bool,
+def reverse_refunded(session: Session, payment: Payment, revenue_refunded: int, *, voided: bool,
                      now: datetime) -> int:
     """A refund succeeded: reverse `revenue_refunded` yen of the payment's records (`refunded` / `voided`)."""
     if revenue_refunded <= 0:
         return 0
-    return reverse_records(session, _records.c.payment_id == payment_id, amount=revenue_refunded,
+    return reverse_records(session, payment.municipality_id, _records.c.payment_id == payment.id,
+                           amount=revenue_refunded,
                            reason="voided" if voided else "refunded", now=now)
 
 
@@ -141,24 +146,31 @@ def reverse_cancelled_reports(session: Session, municipality_id: int, import_id:
     """
     cancelled = select(_reports.c.id).where(_reports.c.municipality_id == municipality_id,
                                             _reports.c.cancel_import_id == import_id)
+    ward = municipality_id
+    cancelled_payments = select(_reports.c.payment_id).where(_reports.c.municipality_id == ward,
+                                                             _reports.c.cancel_import_id == import_id)
     payments = list(session.execute(
         select(_payments.c.id, _payments.c.assessment_id, _payments.c.applied)
-        .where(_payments.c.id.in_(select(_reports.c.payment_id).where(_reports.c.id.in_(cancelled))),
+        .where(_payments.c.municipality_id == ward, _payments.c.id.in_(cancelled_payments),
                _payments.c.status == "succeeded").with_for_update()).all())
     if payments:
-        session.execute(update(_payments).where(_payments.c.id.in_([p.id for p in payments]))
+        session.execute(update(_payments).where(_payments.c.municipality_id == ward,
+                                                _payments.c.id.in_([p.id for p in payments]))
                         .values(status="cancelled", applied=False, overpaid=False, updated_at=now))
         reopened = sorted({p.assessment_id for p in payments if p.applied})
         if reopened:
-            still_paid = select(_payments.c.assessment_id).where(_payments.c.applied,
+            still_paid = select(_payments.c.assessment_id).where(_payments.c.municipality_id == ward,
+                                                                 _payments.c.applied,
                                                                  _payments.c.assessment_id.in_(reopened))
             # Payable again, unless the core system closed the instalment meanwhile: then closed, as its
             # other slips were (status feed).
-            closed = (select(_assessments.c.closed_reason).where(_assessments.c.id == _slips.c.assessment_id)
+            closed = (select(_assessments.c.closed_reason)
+                      .where(_assessments.c.municipality_id == ward, _assessments.c.id == _slips.c.assessment_id)
                       .scalar_subquery())
-            session.execute(update(_slips).where(_slips.c.assessment_id.in_(reopened), _slips.c.status == "paid",
+            session.execute(update(_slips).where(_slips.c.municipality_id == ward,
+                                                 _slips.c.assessment_id.in_(reopened), _slips.c.status == "paid",
                                                  _slips.c.assessment_id.not_in(still_paid))
                             .values(status=case((closed.is_not(None), "closed"), else_="issued")))
-    reverse_records(session, _records.c.agency_report_id.in_(cancelled), amount=None,
+    reverse_records(session, ward, _records.c.agency_report_id.in_(cancelled), amount=None,
                     reason="preliminary_cancelled", now=now)
     return len(payments)

@@ -42,7 +42,7 @@ from gateway.crypto import DataCipher
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import load_layout
-from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip, table
+from gateway.models import Assessment, AssessmentRevision, FundType, LedgerImport, Municipality, Slip, on_ward, table
 from gateway.observability.metrics import observed_import
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event, record_events
@@ -103,6 +103,7 @@ KNOWN = Table(  # the staged lines whose key the ledger already holds, with what
     Column("change", String(8)),  # amended, payer, or None: unchanged
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
+
 _assessments, _revisions, _slips = table(Assessment), table(AssessmentRevision), table(Slip)
 
 
@@ -329,7 +330,7 @@ def _reject_conflicts(session: Session) -> None:
     rows = session.execute(
         select(STAGE.c.line, STAGE.c.source_key, STAGE.c.fund_type_id != KNOWN.c.fund_type_id, fund.c.code,
                STAGE.c.fiscal_year != KNOWN.c.fiscal_year, KNOWN.c.fiscal_year)
-        .join(KNOWN, KNOWN.c.line == STAGE.c.line).join(fund, fund.c.id == KNOWN.c.fund_type_id)
+        .join(KNOWN, KNOWN.c.line == STAGE.c.line).join(fund, on_ward(KNOWN, "fund_type_id", fund))
         .where((STAGE.c.fund_type_id != KNOWN.c.fund_type_id) | (STAGE.c.fiscal_year != KNOWN.c.fiscal_year))
         .order_by(STAGE.c.line)).all()
     errors = []

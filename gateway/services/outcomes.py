@@ -116,9 +116,14 @@ def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *
     """
     with transaction(session):
         attempt_id, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
-    attempt = session.get(PaymentAttempt, attempt_id, populate_existing=True)  # settled in Core: reload
-    assert attempt is not None
-    return attempt
+    # Settled in Core: reload, by the provider's reference as the settlement found it.
+    return session.scalars(select(PaymentAttempt).where(*_of_attempt(adapter_name, status.provider_ref),
+                                                        PaymentAttempt.id == attempt_id)
+                           .execution_options(populate_existing=True)).one()
+
+
+def _of_attempt(adapter_name: str, provider_ref: str) -> tuple[Any, ...]:
+    return PaymentAttempt.adapter == adapter_name, PaymentAttempt.provider_ref == provider_ref
 
 
 def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *,

@@ -83,12 +83,12 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
     try:
         checkout = adapter.create_checkout(request)
     except RetryableError as exc:
-        transition_attempt(session, attempt.id, "lose_track", {"error": str(exc)[:200]})
+        transition_attempt(session, attempt.municipality_id, attempt.id, "lose_track", {"error": str(exc)[:200]})
         raise ProviderUnavailable(f"{channel} is not answering; try again shortly") from exc
     except PermanentError as exc:
-        transition_attempt(session, attempt.id, "fail", {"error": str(exc)[:200]})
+        transition_attempt(session, attempt.municipality_id, attempt.id, "fail", {"error": str(exc)[:200]})
         raise ProviderRejected(f"{channel} refused the payment request") from exc
-    transition_attempt(session, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
+    transition_attempt(session, attempt.municipality_id, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
                         redirect_url=checkout.redirect_url, qr_payload=checkout.qr_payload,
                         expires_at=checkout.expires_at)
     with transaction(session):  # read back, and end the read: no transaction is left open for the caller
@@ -141,11 +141,12 @@ def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-def transition_attempt(session: Session, attempt_id: int, event: str, data: dict[str, Any],
+def transition_attempt(session: Session, municipality_id: int, attempt_id: int, event: str, data: dict[str, Any],
                        **changes: Any) -> PaymentAttempt:
-    """Apply one event to an attempt in its own transaction (the attempt row locked)."""
+    """Apply one event to the ward's attempt in its own transaction (the attempt row locked)."""
     with transaction(session):
-        attempt = _locked_attempt(session, PaymentAttempt.id == attempt_id)
+        attempt = _locked_attempt(session, (PaymentAttempt.municipality_id == municipality_id)
+                                  & (PaymentAttempt.id == attempt_id))
         _apply_attempt_event(session, attempt, event, data, **changes)
     return attempt
 
@@ -163,7 +164,8 @@ def _apply_attempt_event(session: Session, attempt: PaymentAttempt, event: str, 
     for name, value in changes.items():
         setattr(attempt, name, value)
     attempt.updated_at = utcnow()
-    payment = session.get(Payment, attempt.payment_id, with_for_update={"of": Payment}, populate_existing=True)
+    payment = session.get(Payment, (attempt.payment_id, attempt.municipality_id), with_for_update={"of": Payment},
+                          populate_existing=True)
     assert payment is not None
     record_event(session, f"attempt.{event}", "payment_attempt", attempt.id, municipality_id=payment.municipality_id,
                  data={"adapter": attempt.adapter, "status": attempt.status, **data})

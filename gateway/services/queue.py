@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.db import transaction
 from gateway.errors import BulkRefused, GatewayError, InvalidFilter
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Payment, ReconException
+from gateway.models.base import on_ward
 from gateway.services import exceptions as one
 
 STATUSES = ("open", "pending_approval", "resolved")
@@ -114,7 +115,7 @@ class Row:
 def queue(session: Session, municipality_id: int, f: QueueFilter, *, today: date,
           limit: int = 200) -> tuple[list[Row], int]:
     """The exceptions the filter keeps, oldest business date first (the longest waiting on top); and how many."""
-    base = (select(ReconException, _channel()).outerjoin(Payment, Payment.id == ReconException.payment_id)
+    base = (select(ReconException, _channel()).outerjoin(Payment, on_ward(ReconException, "payment_id", Payment))
             .where(ReconException.municipality_id == municipality_id))
     base = _where(base, f, today)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0

@@ -97,3 +97,8 @@ def list_funds(session: Session, municipality_id: int) -> list[FundType]:
     return list(session.scalars(
         select(FundType).where(FundType.municipality_id == municipality_id).order_by(FundType.code)
     ))
+
+
+def ward_ids(session: Session) -> list[int]:
+    """Every municipality's id, in order: work that spans the service runs ward by ward (docs/scaling.md)."""
+    return list(session.scalars(select(Municipality.id).order_by(Municipality.id)))

@@ -43,6 +43,7 @@ from gateway.models import (
     SaleLine,
     StaffUser,
     Terminal,
+    on_ward,
 )
 from gateway.services.counters import counter_terminals
 from gateway.services.events import record_event
@@ -138,115 +139,119 @@ def _send_to_terminal(session: Session, adapter: PaymentAdapter, terminal: Termi
     try:
         checkout = adapter.create_checkout(request)
     except RetryableError as exc:
-        transition_attempt(session, attempt.id, "lose_track", {"error": str(exc)[:200]})
-        _mark(session, sale.id, "failed")
+        transition_attempt(session, attempt.municipality_id, attempt.id, "lose_track", {"error": str(exc)[:200]})
+        _mark(session, sale.municipality_id, sale.id, "failed")
         raise ProviderUnavailable("the terminal service is not answering; start the sale again") from exc
     except PermanentError as exc:
-        transition_attempt(session, attempt.id, "fail", {"error": str(exc)[:200]})
-        _mark(session, sale.id, "failed")
+        transition_attempt(session, attempt.municipality_id, attempt.id, "fail", {"error": str(exc)[:200]})
+        _mark(session, sale.municipality_id, sale.id, "failed")
         raise ProviderRejected(f"the terminal refused the payment: {exc}") from exc
-    transition_attempt(session, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
+    transition_attempt(session, attempt.municipality_id, attempt.id, "open", {}, provider_ref=checkout.provider_ref,
                        expires_at=checkout.expires_at)
 
 
-def _mark(session: Session, sale_id: int, status: str) -> None:
+def _mark(session: Session, municipality_id: int, sale_id: int, status: str) -> None:
     with transaction(session):
-        sale = session.get(Sale, sale_id, with_for_update=True, populate_existing=True)
+        sale = session.get(Sale, (sale_id, municipality_id), with_for_update=True, populate_existing=True)
         assert sale is not None
         sale.status = status
 
 
-def sale_attempt(session: Session, sale_id: int) -> PaymentAttempt | None:
+def sale_attempt(session: Session, municipality_id: int, sale_id: int) -> PaymentAttempt | None:
     """The sale's newest attempt at the terminal."""
-    return session.scalar(select(PaymentAttempt).join(Payment, Payment.id == PaymentAttempt.payment_id)
-                          .where(Payment.sale_id == sale_id).order_by(PaymentAttempt.id.desc()).limit(1))
+    return session.scalar(select(PaymentAttempt).join(Payment, on_ward(PaymentAttempt, "payment_id", Payment))
+                          .where(PaymentAttempt.municipality_id == municipality_id, Payment.sale_id == sale_id)
+                          .order_by(PaymentAttempt.id.desc()).limit(1))
 
 
-def follow_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int) -> Sale:
-    """The sale as it stands; while it waits, ask the terminal (the polling fallback to webhooks)."""
-    waiting, adapter_name, provider_ref = _terminal_state(session, sale_id)
+def follow_sale(session: Session, adapters: Mapping[str, PaymentAdapter], municipality_id: int, sale_id: int) -> Sale:
+    """The ward's sale as it stands; while it waits, ask the terminal (the polling fallback to webhooks)."""
+    waiting, adapter_name, provider_ref = _terminal_state(session, municipality_id, sale_id)
     if waiting and provider_ref:
         adapter = adapters.get(adapter_name or "")
         if adapter is not None:
             try:
                 status = adapter.fetch_status(provider_ref)
             except AdapterError:
-                return get_sale(session, sale_id)  # the screen asks again shortly
+                return get_sale(session, municipality_id, sale_id)  # the screen asks again shortly
             settle_attempt(session, adapter.name, status, actor="counter:poll")
-    return get_sale(session, sale_id)
+    return get_sale(session, municipality_id, sale_id)
 
 
-def _terminal_state(session: Session, sale_id: int) -> tuple[bool, str | None, str | None]:
+def _terminal_state(session: Session, municipality_id: int, sale_id: int) -> tuple[bool, str | None, str | None]:
     """Whether the sale waits, and its attempt's adapter and provider ref; the read transaction ended
     (plain values: nothing reloads lazily, so no transaction is open while the terminal is asked)."""
-    sale = get_sale(session, sale_id)
-    attempt = sale_attempt(session, sale_id)
+    sale = get_sale(session, municipality_id, sale_id)
+    attempt = sale_attempt(session, municipality_id, sale_id)
     state = (sale.status == "waiting", attempt.adapter if attempt else None, attempt.provider_ref if attempt else None)
     session.rollback()
     return state
 
 
-def cancel_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int, *, actor: str) -> Sale:
-    """Cancel a sale still waiting at the terminal (refused once the buyer is at the device)."""
-    waiting, adapter_name, provider_ref = _terminal_state(session, sale_id)
+def cancel_sale(session: Session, adapters: Mapping[str, PaymentAdapter], municipality_id: int, sale_id: int, *,
+                actor: str) -> Sale:
+    """Cancel the ward's sale still waiting at the terminal (refused once the buyer is at the device)."""
+    waiting, adapter_name, provider_ref = _terminal_state(session, municipality_id, sale_id)
     if not waiting or not adapter_name or not provider_ref:
-        sale = get_sale(session, sale_id)
+        sale = get_sale(session, municipality_id, sale_id)
         raise Conflict(f"sale {sale.receipt_number} is {sale.status}", code="sale_not_waiting")
     try:
         adapters[adapter_name].cancel(provider_ref)
     except PermanentError as exc:
         raise Conflict("the payment is under way on the terminal; let the resident finish or cancel there",
                        code="terminal_busy") from exc
-    return follow_sale(session, adapters, sale_id)
+    return follow_sale(session, adapters, municipality_id, sale_id)
 
 
-def void_sale(session: Session, adapters: Mapping[str, PaymentAdapter], sale_id: int, *, supervisor: StaffUser,
-              today: date) -> Sale:
+def void_sale(session: Session, adapters: Mapping[str, PaymentAdapter], municipality_id: int, sale_id: int, *,
+              supervisor: StaffUser, today: date) -> Sale:
     """Void a paid sale: the same day and where the brand allows it at once, else as a refund request.
 
     A same-day void is a full refund through the terminal provider, requested by the
     supervisor and carried out at once (the supervisor's decision is the second person's:
     the sale's own staff member asked for it). Otherwise accounting approves the request.
     """
-    sale = get_sale(session, sale_id)
+    ward = municipality_id
+    sale = get_sale(session, ward, sale_id)
     if sale.status != "paid":
         raise Conflict(f"sale {sale.receipt_number} is {sale.status}; only a paid sale is voided",
                        code="sale_not_paid")
-    payment = session.scalar(select(Payment).where(Payment.sale_id == sale_id))
+    payment = session.scalar(select(Payment).where(Payment.municipality_id == ward, Payment.sale_id == sale_id))
     assert payment is not None
     seller = session.get(StaffUser, sale.staff_user_id)
     assert seller is not None
-    refund = request_refund(session, payment.id, payment.amount, reason=f"void of sale {sale.receipt_number}",
+    refund = request_refund(session, ward, payment.id, payment.amount, reason=f"void of sale {sale.receipt_number}",
                             requested_by=seller.username)
     at_once = sale.business_date == today and sale.brand in SAME_DAY_VOIDABLE and seller.id != supervisor.id
     if at_once:
-        decide_refund(session, refund.id, approve=True, decided_by=supervisor.username)
+        decide_refund(session, ward, refund.id, approve=True, decided_by=supervisor.username)
     status = "voided" if at_once else "refund_requested"
     with transaction(session):  # decided: the sale says so before the provider is called
-        locked = session.get(Sale, sale_id, with_for_update=True, populate_existing=True)
+        locked = session.get(Sale, (sale_id, ward), with_for_update=True, populate_existing=True)
         assert locked is not None
         locked.status, locked.voided_by = status, supervisor.username
         record_event(session, f"sale.{status}", "sale", sale_id, municipality_id=sale.municipality_id,
                      actor=supervisor.username, data={"refund_id": refund.id, "amount": payment.amount})
     if at_once:
         try:
-            execute_refund(session, adapters, refund.id, actor=supervisor.username)
+            execute_refund(session, adapters, ward, refund.id, actor=supervisor.username)
         except ProviderUnavailable:
             pass  # the refund stays processing; `kokin payments janitor` carries it out once Square answers
-    return get_sale(session, sale_id)
+    return get_sale(session, ward, sale_id)
 
 
-def get_sale(session: Session, sale_id: int) -> Sale:
-    sale = session.get(Sale, sale_id, populate_existing=True)
+def get_sale(session: Session, municipality_id: int, sale_id: int) -> Sale:
+    """The ward's sale; NotFound for another ward's."""
+    sale = session.get(Sale, (sale_id, municipality_id), populate_existing=True)
     if sale is None:
         raise NotFound(f"sale {sale_id} does not exist", code="unknown_sale")
     return sale
 
 
-def sale_lines(session: Session, sale_id: int) -> list[tuple[SaleLine, str]]:
+def sale_lines(session: Session, municipality_id: int, sale_id: int) -> list[tuple[SaleLine, str]]:
     return [(line, name) for line, name in session.execute(
-        select(SaleLine, FeeItem.name).join(FeeItem, FeeItem.id == SaleLine.item_id)
-        .where(SaleLine.sale_id == sale_id).order_by(SaleLine.id))]
+        select(SaleLine, FeeItem.name).join(FeeItem, on_ward(SaleLine, "item_id", FeeItem))
+        .where(SaleLine.municipality_id == municipality_id, SaleLine.sale_id == sale_id).order_by(SaleLine.id))]
 
 
 @dataclass
@@ -273,17 +278,18 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
             for c, t, i, f, b, n, q, a in session.execute(
                 select(Counter.name, Terminal.device_id, FeeItem.name, FundType.name, Sale.brand,
                        func.count(func.distinct(Sale.id)), func.sum(SaleLine.quantity), func.sum(SaleLine.amount))
-                .join(SaleLine, SaleLine.sale_id == Sale.id).join(FeeItem, FeeItem.id == SaleLine.item_id)
-                .join(FundType, FundType.id == SaleLine.fund_type_id).join(Counter, Counter.id == Sale.counter_id)
-                .join(Terminal, Terminal.id == Sale.terminal_id)
+                .join(SaleLine, on_ward(SaleLine, "sale_id", Sale)).join(FeeItem, on_ward(SaleLine, "item_id", FeeItem))
+                .join(FundType, on_ward(SaleLine, "fund_type_id", FundType))
+                .join(Counter, on_ward(Sale, "counter_id", Counter))
+                .join(Terminal, on_ward(Sale, "terminal_id", Terminal))
                 .where(Sale.municipality_id == municipality_id, Sale.business_date == business_date,
                        Sale.status.in_(paid))
                 .group_by(Counter.name, Terminal.device_id, FeeItem.name, FundType.name, Sale.brand)
                 .order_by(Counter.name, Terminal.device_id, FeeItem.name, Sale.brand))]
     ours = {a.reference: (s, a, t) for s, a, t in session.execute(
-        select(Sale, PaymentAttempt, Terminal.device_id).join(Payment, Payment.sale_id == Sale.id)
-        .join(PaymentAttempt, (PaymentAttempt.payment_id == Payment.id) & (PaymentAttempt.status == "succeeded"))
-        .join(Terminal, Terminal.id == Sale.terminal_id)
+        select(Sale, PaymentAttempt, Terminal.device_id).join(Payment, on_ward(Payment, "sale_id", Sale))
+        .join(PaymentAttempt, on_ward(PaymentAttempt, "payment_id", Payment) & (PaymentAttempt.status == "succeeded"))
+        .join(Terminal, on_ward(Sale, "terminal_id", Terminal))
         .where(Sale.municipality_id == municipality_id, Sale.business_date == business_date))}
     by_terminal: dict[str, dict[str, int]] = {}
     for sale, _attempt, device in ours.values():
@@ -291,7 +297,8 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
         figures["sales"] += 1
         figures["amount"] += sale.total
     # One provider account may serve several municipalities: leave out what another one's attempts made.
-    others = set(session.scalars(select(PaymentAttempt.reference).join(Payment, Payment.id == PaymentAttempt.payment_id)
+    others = set(session.scalars(select(PaymentAttempt.reference).join(Payment, on_ward(PaymentAttempt, "payment_id",
+                                                                                        Payment))
                                  .where(Payment.municipality_id != municipality_id, Payment.sale_id.is_not(None),
                                         PaymentAttempt.reference.in_([p.reference for r in settlements.values()
                                                                       for p in r if p.reference]))))
@@ -318,7 +325,8 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
         with transaction(session):
             raised = raise_exceptions(session, municipality_id, differences)
     refunded = session.scalar(select(func.coalesce(func.sum(Refund.amount), 0))
-                              .join(Payment, Payment.id == Refund.payment_id).join(Sale, Sale.id == Payment.sale_id)
+                              .join(Payment, on_ward(Refund, "payment_id", Payment))
+                              .join(Sale, on_ward(Payment, "sale_id", Sale))
                               .where(Sale.municipality_id == municipality_id, Sale.business_date == business_date))
     return DailyClose(business_date, rows, {k: dict(v) for k, v in by_terminal.items()}, differences,
                       int(refunded or 0), raised)

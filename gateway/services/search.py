@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import InvalidSearch
 from gateway.models import Assessment, Municipality, Payment, ReconException, Slip
+from gateway.models.base import on_ward
 
 LIMIT = 100
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -120,7 +121,7 @@ def search(session: Session, cipher: Any, municipality_id: int, c: Criteria) -> 
                       assessment_column=Slip.assessment_id, amount_column=Slip.amount, moment_column=Slip.issued_at)
     found.slips = [row[0] for row in _bounded(session, slips.order_by(Slip.number, Slip.reissue), "slips", found)]
 
-    payments = _narrowed(select(Payment, Slip.number).outerjoin(Slip, Slip.id == Payment.slip_id)
+    payments = _narrowed(select(Payment, Slip.number).outerjoin(Slip, on_ward(Payment, "slip_id", Slip))
                          .where(Payment.municipality_id == municipality_id), c, assessments,
                          assessment_column=Payment.assessment_id, amount_column=Payment.amount,
                          moment_column=Payment.created_at)

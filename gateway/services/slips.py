@@ -18,6 +18,7 @@ from domain.identifiers import make_slip_number
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound
 from gateway.models import Assessment, FundType, IssueRun, Municipality, Slip, SlipNumberSeries
+from gateway.models.base import on_ward
 from gateway.progress import NoProgress, Progress
 from gateway.services.events import record_event
 
@@ -93,7 +94,7 @@ def _without_live_slip(filters: list[Any]) -> Any:
     """Select how many instalments have no live slip, and the lowest and highest of their ids."""
     live = select(Slip.id).where(Slip.assessment_id == Assessment.id, Slip.status != "void").exists()
     return (select(func.count(), func.min(Assessment.id), func.max(Assessment.id))
-            .join(FundType, FundType.id == Assessment.fund_type_id).where(*filters, ~live))
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType)).where(*filters, ~live))
 
 
 def _instalments(filters: list[Any], first_id: int, end_id: int) -> Any:
@@ -106,7 +107,7 @@ def _instalments(filters: list[Any], first_id: int, end_id: int) -> Any:
     """
     return (select(Assessment.id, Assessment.fiscal_year, Assessment.amount, Assessment.due_date,
                    FundType.company_code)
-            .join(FundType, FundType.id == Assessment.fund_type_id)
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
             .where(*filters, Assessment.id >= first_id, Assessment.id < end_id).order_by(Assessment.id))
 
 
@@ -237,7 +238,7 @@ def reissue_slip(session: Session, municipality_id: int, number: str, *, reason:
         slip_id = session.scalar(insert(Slip).returning(Slip.id), rows[0])
         record_event(session, "slip.reissued", "slip", f"{rows[0]['number']}-{rows[0]['reissue']}",
                      municipality_id=municipality_id, data={"reason": reason}, actor=actor)
-    slip = session.get(Slip, slip_id)
+    slip = session.get(Slip, (slip_id, municipality_id))
     assert slip is not None
     return slip
 
@@ -261,8 +262,8 @@ def get_slip_by_token(session: Session, token: str) -> Slip:
 def slip_query(municipality_id: int, *, assessment_id: str | None = None, fund_code: str | None = None,
                fiscal_year: int | None = None, status: str | None = None) -> Any:
     """Return the query for a filtered slip listing, newest issues last."""
-    query = (select(Slip).join(Assessment, Assessment.id == Slip.assessment_id)
-             .join(FundType, FundType.id == Assessment.fund_type_id)
+    query = (select(Slip).join(Assessment, on_ward(Slip, "assessment_id", Assessment))
+             .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
              .where(Slip.municipality_id == municipality_id))
     if assessment_id is not None:
         query = query.where(Assessment.source_key == assessment_id)

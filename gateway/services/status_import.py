@@ -35,6 +35,7 @@ from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.layouts import load_layout
 from gateway.models import Assessment, LedgerImport, Municipality, Payment, Slip, table
+from gateway.models.base import on_ward
 from gateway.observability.metrics import observed_import
 from gateway.services.events import record_event, record_events
 from gateway.services.exceptions import raise_exceptions
@@ -267,7 +268,7 @@ _CLOSE = (update(_assessments).where(_assessments.c.id == bindparam("b_id"))
                   updated_at=bindparam("b_now")))
 # A payment the gateway applied to an instalment, with the slip it came through.
 _APPLIED = (select(_payments.c.id, _payments.c.assessment_id, _payments.c.amount, _slips.c.number)
-            .join(_slips, _slips.c.id == _payments.c.slip_id).where(_payments.c.applied)
+            .join(_slips, on_ward(_payments, "slip_id", _slips)).where(_payments.c.applied)
             .order_by(_payments.c.id))
 
 

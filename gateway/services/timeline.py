@@ -41,6 +41,7 @@ from gateway.models import (
     Refund,
     Slip,
 )
+from gateway.models.base import on_ward
 from gateway.models.journal import ReceiptQueue
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -155,8 +156,8 @@ def exception_evidence(session: Session, item: ReconException) -> tuple[Story | 
     story = slip_story(session, item.municipality_id, item.slip_number) if item.slip_number else None
     own: list[Entry] = []
     if story is None and item.agency_report_id is not None:
-        report = session.get(AgencyReport, item.agency_report_id)
-        if report is not None and report.municipality_id == item.municipality_id:
+        report = session.get(AgencyReport, (item.agency_report_id, item.municipality_id))
+        if report is not None:
             own += _agency_entries(session, item.municipality_id, [report])
     remittance = _REMITTANCE.fullmatch(item.subject_key)
     if remittance:
@@ -174,7 +175,7 @@ _REMITTANCE = re.compile(r"remittance:(?P<adapter>[\w-]+):(?:(?P<account>[\d-]+)
 def _assessment_entries(session: Session, assessment: Assessment) -> list[Entry]:
     revisions = session.execute(
         select(AssessmentRevision, LedgerImport.filename)
-        .join(LedgerImport, LedgerImport.id == AssessmentRevision.ledger_import_id)
+        .join(LedgerImport, on_ward(AssessmentRevision, "ledger_import_id", LedgerImport))
         .where(AssessmentRevision.assessment_id == assessment.id).order_by(AssessmentRevision.revision)).all()
     entries = []
     for revision, filename in revisions:
@@ -308,7 +309,8 @@ def _record_entries(session: Session, municipality_id: int, payment_ids: list[in
     if not where:
         return []
     rows = session.execute(select(ReceiptRecord, ReceiptQueue.record_id)
-                           .outerjoin(ReceiptQueue, ReceiptQueue.record_id == ReceiptRecord.id)
+                           .outerjoin(ReceiptQueue, (ReceiptQueue.record_id == ReceiptRecord.id)
+                                      & (ReceiptQueue.municipality_id == ReceiptRecord.municipality_id))
                            .where(ReceiptRecord.municipality_id == municipality_id, or_(*where))
                            .order_by(ReceiptRecord.id)).all()
     return [Entry(record.created_at, "record",

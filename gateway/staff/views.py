@@ -26,7 +26,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, logout_user
 from markupsafe import Markup
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from adapters.base import Capability
@@ -242,8 +241,8 @@ def _int(value: str | None) -> int:
 
 def _own_sale(sale_id: int) -> Any:
     """The sale, if it belongs to the ward in effect; 404 otherwise (never another's)."""
-    sale = _session().get(Sale, sale_id)
-    if sale is None or sale.municipality_id != current_ward():
+    sale = _session().get(Sale, (sale_id, current_ward()))
+    if sale is None:
         abort(404)
     return sale
 
@@ -253,9 +252,10 @@ def _own_sale(sale_id: int) -> Any:
 def show_sale(sale_id: int) -> Any:
     session = _session()
     sale = _own_sale(sale_id)
-    attempt = sales_service.sale_attempt(session, sale_id)
+    attempt = sales_service.sale_attempt(session, current_ward(), sale_id)
     sandbox = _sandbox_terminal(attempt.adapter if attempt else None)
-    return render_template("staff/sale.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
+    return render_template("staff/sale.html", sale=sale,
+                           lines=sales_service.sale_lines(session, sale.municipality_id, sale_id),
                            brand=sales_service.BRANDS.get(sale.brand, sale.brand), sandbox=sandbox)
 
 
@@ -263,7 +263,7 @@ def show_sale(sale_id: int) -> Any:
 @roles(*SELL)
 def sale_status(sale_id: int) -> Any:
     _own_sale(sale_id)
-    sale = sales_service.follow_sale(_session(), _terminal_adapters(), sale_id)
+    sale = sales_service.follow_sale(_session(), _terminal_adapters(), current_ward(), sale_id)
     return jsonify({"status": sale.status, "receipt_number": sale.receipt_number})
 
 
@@ -271,7 +271,7 @@ def sale_status(sale_id: int) -> Any:
 @roles(*SELL)
 def cancel_sale(sale_id: int) -> Any:
     _own_sale(sale_id)
-    sales_service.cancel_sale(_session(), _terminal_adapters(), sale_id, actor=current_user.username)
+    sales_service.cancel_sale(_session(), _terminal_adapters(), current_ward(), sale_id, actor=current_user.username)
     return redirect(url_for("staff.show_sale", sale_id=sale_id))
 
 
@@ -280,7 +280,7 @@ def cancel_sale(sale_id: int) -> Any:
 def simulate_terminal(sale_id: int) -> Any:
     """Sandbox only: play the resident at the simulated terminal (complete, cancel, time out)."""
     _own_sale(sale_id)
-    attempt = sales_service.sale_attempt(_session(), sale_id)
+    attempt = sales_service.sale_attempt(_session(), current_ward(), sale_id)
     adapter = _sandbox_terminal(attempt.adapter if attempt else None)
     action = request.form.get("action", "")
     if adapter is None or attempt is None or not attempt.provider_ref or action not in ("complete", "cancel",
@@ -289,7 +289,7 @@ def simulate_terminal(sale_id: int) -> Any:
     if action == "complete":
         adapter.simulator.simulate_device(attempt.provider_ref, "start")
     adapter.simulator.simulate_device(attempt.provider_ref, action)
-    sales_service.follow_sale(_session(), _terminal_adapters(), sale_id)
+    sales_service.follow_sale(_session(), _terminal_adapters(), current_ward(), sale_id)
     return redirect(url_for("staff.show_sale", sale_id=sale_id))
 
 
@@ -305,10 +305,11 @@ def receipt(sale_id: int) -> Any:
     sale = _own_sale(sale_id)
     if sale.status not in ("paid", "voided", "refund_requested"):
         abort(404)
-    return render_template("staff/receipt.html", sale=sale, lines=sales_service.sale_lines(session, sale_id),
+    return render_template("staff/receipt.html", sale=sale,
+                           lines=sales_service.sale_lines(session, sale.municipality_id, sale_id),
                            brand=sales_service.BRANDS.get(sale.brand, sale.brand),
                            municipality=session.get(Municipality, sale.municipality_id),
-                           counter=session.get(CounterDesk, sale.counter_id),
+                           counter=session.get(CounterDesk, (sale.counter_id, sale.municipality_id)),
                            paid_at=sale.completed_at.astimezone(TOKYO) if sale.completed_at else None)
 
 
@@ -316,7 +317,8 @@ def receipt(sale_id: int) -> Any:
 @roles(*VOID)
 def void_sale(sale_id: int) -> Any:
     _own_sale(sale_id)
-    sale = sales_service.void_sale(_session(), _terminal_adapters(), sale_id, supervisor=current_user, today=_today())
+    sale = sales_service.void_sale(_session(), _terminal_adapters(), current_ward(), sale_id, supervisor=current_user,
+                                   today=_today())
     flash(_("取り消しました。") if sale.status == "voided" else _("返金を依頼しました（会計課の承認待ち）。"), "info")
     return redirect(url_for("staff.close"))
 
@@ -576,16 +578,15 @@ def refunds() -> Any:
 @roles(*APPROVE)
 def decide(refund_id: int) -> Any:
     """A second person approves or rejects a refund; the database refuses the requester's own approval."""
-    owner = _session().scalar(select(Payment.municipality_id).join(Refund, Refund.payment_id == Payment.id)
-                              .where(Refund.id == refund_id))
-    if owner != current_ward():
+    ward = current_ward()
+    if _session().get(Refund, (refund_id, ward)) is None:
         abort(404)
     approve = request.form.get("decision") == "approve"
-    refund = decide_refund(_session(), refund_id, approve=approve, decided_by=current_user.username)
+    refund = decide_refund(_session(), ward, refund_id, approve=approve, decided_by=current_user.username)
     if approve and refund.status == "approved":
-        payment = _session().get(Payment, refund.payment_id)
+        payment = _session().get(Payment, (refund.payment_id, ward))
         if payment is not None and payment.channel in ("card", "paypay", "emoney"):  # agencies: by transfer
-            refund = execute_refund(_session(), _terminal_adapters(), refund_id, actor=current_user.username)
+            refund = execute_refund(_session(), _terminal_adapters(), ward, refund_id, actor=current_user.username)
     if refund.status == "failed":
         flash(_("承認しましたが、決済事業者が返金を断りました（交通系ICなど）。現金または振込で返金してください。"),
               "error")

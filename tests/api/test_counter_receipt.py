@@ -14,6 +14,7 @@ from gateway.services.counters import counter_terminals
 from gateway.services.sales import SaleLineRequest
 from gateway.services.staff_accounts import create_user
 from tests.counter import paid_sale
+from tests.rows import by_id
 from tests.staff import PASSWORD, log_in
 
 CODE = "131075"
@@ -32,7 +33,7 @@ def test_the_receipt_names_the_ward_the_counter_the_items_the_amount_the_tender_
     counter_name = counter.name
     sale_id = paid_sale(app, session, clerk, [SaleLineRequest("juminhyo", 2), SaleLineRequest("inkan", 1)],
                         brand="QR_CODE", business_date=datetime.now(TOKYO).date())
-    paid = session.get(Sale, sale_id, populate_existing=True)
+    paid = by_id(session, Sale, sale_id, populate_existing=True)
     assert paid is not None and paid.completed_at is not None
     number, paid_at = paid.receipt_number, paid.completed_at.astimezone(TOKYO)
     session.rollback()

@@ -14,6 +14,7 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
 from gateway.services.slips import issue_slips, reissue_slip
 from tests.page_text import english_catalogue, japanese_runs, text_nodes, visible_text
+from tests.rows import by_id
 
 CODE = "131075"
 PAYER_NAME = "墨田　花子"
@@ -197,7 +198,7 @@ def test_the_result_page_follows_a_paypay_payment(app, client, session, slip) ->
     html = client.get(f"/pay/{slip.pay_token}/result").get_data(as_text=True)
     assert 'data-state="paid"' in html
     session.expire_all()
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
 
 
 def test_the_result_page_says_when_a_payment_failed(app, client, session, slip) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 from gateway.services.slips import issue_slips
 from tests.card import issue_slips_to_pay, open_card_payment
+from tests.rows import by_id
 
 CODE = "131075"
 KIOSK_SCOPES = ("slips:read", "payments:read", "payments:write")
@@ -110,7 +111,7 @@ def test_a_signed_stripe_notification_applies_the_payment_once(app, client, head
     session.expire_all()
     payment = session.scalar(select(Payment))
     assert payment.status == "succeeded" and payment.applied and not payment.overpaid
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
     shown = client.get(f"/api/v1/payments/{payment.id}", headers=headers).json
     assert shown["attempts"][0]["id"] == attempt["id"] and shown["attempts"][0]["status"] == "succeeded"
 
@@ -193,16 +194,17 @@ def test_a_refund_needs_a_second_person_and_goes_through_the_provider(app, clien
     settle_attempt(session, "stripe", stripe.fetch_status(ref), actor="test")
     payment = session.scalar(select(Payment))
     with pytest.raises(GatewayError) as too_much:
-        request_refund(session, payment.id, 12_424, reason="wrong", requested_by="clerk-a")
+        request_refund(session, payment.municipality_id, payment.id, 12_424, reason="wrong", requested_by="clerk-a")
     assert too_much.value.code == "refund_exceeds_payment"
-    refund = request_refund(session, payment.id, 2_000, reason="partial", requested_by="clerk-a")
+    refund = request_refund(session, payment.municipality_id, payment.id, 2_000, reason="partial",
+                            requested_by="clerk-a")
     with pytest.raises(Conflict):
-        decide_refund(session, refund.id, approve=True, decided_by="clerk-a")
-    decide_refund(session, refund.id, approve=True, decided_by="clerk-b")
-    done = execute_refund(session, app.extensions["kokin.adapters"], refund.id, actor="clerk-b")
+        decide_refund(session, refund.municipality_id, refund.id, approve=True, decided_by="clerk-a")
+    decide_refund(session, refund.municipality_id, refund.id, approve=True, decided_by="clerk-b")
+    done = execute_refund(session, app.extensions["kokin.adapters"], refund.municipality_id, refund.id, actor="clerk-b")
     assert done.status == "succeeded" and done.provider_ref
     session.expire_all()
-    payment = session.get(Payment, payment.id)
+    payment = by_id(session, Payment, payment.id)
     assert payment.refunded_amount == 2_000 and payment.status == "partially_refunded"
 
 
@@ -237,7 +239,7 @@ def test_notifications_delivered_in_any_order_reach_the_same_final_state(app, cl
     assert [(p.slip_id, p.status, p.applied, p.overpaid) for p in payments] == [
         (slip.id, "succeeded", True, False) for slip in slips]
     assert {a.status for a in session.scalars(select(PaymentAttempt))} == {"succeeded"}
-    assert {session.get(Slip, slip.id).status for slip in slips} == {"paid"}
+    assert {by_id(session, Slip, slip.id).status for slip in slips} == {"paid"}
     booked = session.scalars(select(Event.subject_id).where(Event.kind == "payment.applied")).all()
     assert sorted(booked) == sorted(str(p.id) for p in payments)
     assert _count(session, WebhookDelivery) == 5 * orders and _count(session, Refund) == 0
@@ -255,7 +257,7 @@ def test_a_slip_reissued_while_its_card_checkout_was_open_is_paid_with_the_insta
     stripe.simulator.simulate_payment(started.attempt.provider_ref, "paid")
     settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")
 
-    payment = session.get(Payment, started.payment.id, populate_existing=True)
+    payment = by_id(session, Payment, started.payment.id, populate_existing=True)
     assert payment.applied and not payment.overpaid
     statuses = dict(session.execute(select(Slip.reissue, Slip.status).where(Slip.number == slip.number)).all())
     assert statuses == {slip.reissue: "void", reissued.reissue: "paid"}

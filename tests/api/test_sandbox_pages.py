@@ -15,6 +15,7 @@ from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from tests.conftest import TEST_DATA_KEY
+from tests.rows import by_id
 
 CODE = "131075"
 RESIDENT_TAX = dict(municipality_code=CODE, assessment_id="01-2026-0000000001", fund_code="01", fiscal_year=2026,
@@ -63,7 +64,7 @@ def _checkout(client: Any, session: Any, slip: Slip) -> tuple[str, dict[str, str
 
 def _slip_status(session: Any, slip: Slip) -> str:
     session.expire_all()
-    return str(session.get(Slip, slip.id).status)
+    return str(by_id(session, Slip, slip.id).status)
 
 
 def test_the_test_card_4242_pays_the_slip_through_the_gateways_own_webhook(client, session, slip) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from gateway.services.refunds import request_refund
 from gateway.services.sales import SaleLineRequest, get_sale, sale_attempt, start_sale
 from gateway.services.staff_accounts import create_user
 from tests.counter import paid_sale
+from tests.rows import by_id
 from tests.staff import PASSWORD, TOKEN, csrf_token, log_in
 
 CODE = "131075"
@@ -49,7 +50,7 @@ def _paid_sale(app, session: Session, seller: StaffUser) -> tuple[int, int]:  # 
 
 
 def _refund(session: Session, refund_id: int) -> Refund:
-    refund = session.get(Refund, refund_id, populate_existing=True)
+    refund = by_id(session, Refund, refund_id, populate_existing=True)
     assert refund is not None
     session.rollback()
     return refund
@@ -61,7 +62,8 @@ def _refund(session: Session, refund_id: int) -> Refund:
 def test_counter_staff_sell_and_close_but_never_reconcile_approve_or_void(
         app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
     sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
-    refund = request_refund(session, payment_id, 300, reason="test", requested_by="super")
+    refund = request_refund(session, staff["clerk"].municipality_id, payment_id, 300, reason="test",
+                            requested_by="super")
     assert log_in(client, "clerk").status_code == 302
 
     assert client.get("/staff/counter").status_code == 200
@@ -75,16 +77,19 @@ def test_counter_staff_sell_and_close_but_never_reconcile_approve_or_void(
     assert void.status_code == 403
 
     assert _refund(session, refund.id).status == "requested"
-    assert get_sale(session, sale_id).status == "paid"
+    assert get_sale(session, staff["clerk"].municipality_id, sale_id).status == "paid"
     session.rollback()
 
 
 @pytest.mark.parametrize("approver", ["acct", "approver"])
 def test_a_refund_is_approved_by_someone_other_than_its_requester(
         app, client: FlaskClient, session: Session, staff: dict[str, StaffUser], approver: str) -> None:  # type: ignore[no-untyped-def]
-    _, payment_id = _paid_sale(app, session, staff["clerk"])
-    own = request_refund(session, payment_id, 100, reason="own request", requested_by=approver)
-    other = request_refund(session, payment_id, 200, reason="clerk's request", requested_by="clerk")
+    _, payment_id = _paid_sale(app, session,
+                               staff["clerk"])
+    own = request_refund(session, staff["clerk"].municipality_id, payment_id, 100, reason="own request",
+                         requested_by=approver)
+    other = request_refund(session, staff["clerk"].municipality_id, payment_id, 200, reason="clerk's request",
+                           requested_by="clerk")
     log_in(client, approver)
     token = csrf_token(client, "/staff/refunds")
 
@@ -109,7 +114,8 @@ def test_an_administrator_sets_a_fee_from_tomorrow(client: FlaskClient, session:
     assert response.status_code == 302
     price = session.scalar(select(FeePrice).where(FeePrice.valid_from == tomorrow))
     assert price is not None and price.fee == 350 and price.set_by == "admin"
-    assert fee_on(session, price.item_id, TODAY) == 300 and fee_on(session, price.item_id, tomorrow) == 350
+    ward = price.municipality_id
+    assert fee_on(session, ward, price.item_id, TODAY) == 300 and fee_on(session, ward, price.item_id, tomorrow) == 350
     session.rollback()
     assert client.get("/staff/fees").status_code == 200
 
@@ -201,7 +207,8 @@ def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app,
     create_user(session, "130001", "outsider", "counter_supervisor", PASSWORD, actor="test")
     create_user(session, "130001", "outside-approver", "approver", PASSWORD, actor="test")
     sale_id, payment_id = _paid_sale(app, session, staff["clerk"])
-    refund = request_refund(session, payment_id, 300, reason="test", requested_by="someone")
+    refund = request_refund(session, staff["clerk"].municipality_id, payment_id, 300, reason="test",
+                            requested_by="someone")
     client = app.test_client()
     log_in(client, "outsider")
     token = csrf_token(client, "/staff/close")
@@ -216,8 +223,8 @@ def test_staff_of_another_municipality_cannot_see_or_touch_a_sale_or_refund(app,
                             data={"csrf_token": csrf_token(approver, "/staff/refunds"), "decision": "approve"})
     assert decided.status_code == 404
     session.expire_all()
-    assert get_sale(session, sale_id).status == "paid"
-    assert session.get(Refund, refund.id).status == "requested"
+    assert get_sale(session, staff["clerk"].municipality_id, sale_id).status == "paid"
+    assert by_id(session, Refund, refund.id).status == "requested"
 
 
 def test_the_close_screen_only_shows_differences_and_records_none(app, session: Session,  # type: ignore[no-untyped-def]
@@ -229,7 +236,7 @@ def test_the_close_screen_only_shows_differences_and_records_none(app, session: 
     session.rollback()
     sale = start_sale(session, adapters, user=staff["clerk"], counter_code="resident", terminal_id=terminals[0].id,
                       lines=[SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
-    checkout = sale_attempt(session, sale.id).provider_ref
+    checkout = sale_attempt(session, sale.municipality_id, sale.id).provider_ref
     adapters["square"].simulator.simulate_device(checkout, "start")
     adapters["square"].simulator.simulate_device(checkout, "complete")  # paid, not yet polled: still waiting here
     client = app.test_client()

@@ -27,6 +27,7 @@ from gateway.services.staff_accounts import create_user
 from gateway.services.status_import import import_status_changes
 from tests.api.test_ward_isolation import _ward_b, app_config  # noqa: F401 - the two wards' settings
 from tests.card import pay_by_card
+from tests.rows import by_id
 from tests.staff import PASSWORD, log_in
 from tests.ward_day import table
 
@@ -53,7 +54,7 @@ def wards(app: Flask, session: Session, cipher: Any) -> dict[str, int]:
         issue_slips(session, code)
         paid[code] = pay_by_card(app, session, _first_slip(session, code)).payment.id
         create_user(session, code, f"acct-{code}", "accounting", PASSWORD, counter_code="resident", actor="test")
-    figures = {code: session.get(Payment, pid).amount for code, pid in paid.items()}
+    figures = {code: by_id(session, Payment, pid).amount for code, pid in paid.items()}
     elsewhere = session.scalars(select(Slip).where(Slip.municipality_id == _first_slip(session, A).municipality_id,
                                                    Slip.status == "issued", Slip.barcode.is_not(None))
                                 .order_by(Slip.id.desc())).first()

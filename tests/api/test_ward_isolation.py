@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import load_settings
-from gateway.models import Municipality, OutboundFile, Payment, ReconException, Refund, Slip, StaffUser
+from gateway.models import Municipality, OutboundFile, Payment, ReconException, Refund, Sale, Slip, StaffUser
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.scheduler.guard import tokyo_today
 from gateway.services.apikeys import SCOPES, create_api_key
@@ -34,6 +34,7 @@ from reconciliation import counter_revenue, receipts
 from reconciliation.run import reconcile_day
 from tests.card import pay_by_card
 from tests.counter import paid_sale
+from tests.rows import by_id, ward_of
 from tests.staff import PASSWORD, csrf_token, log_in
 
 A, B = "131075", "131083"
@@ -79,7 +80,7 @@ def ward_b(app: Flask, session: Session, cipher: Any, business_day: date) -> dic
     clerk = create_user(session, B, "koto-clerk", "counter_staff", PASSWORD, counter_code="resident", actor="test")
     sale_id = paid_sale(app, session, clerk, [SaleLineRequest("juminhyo", 1)], brand="FELICA_ID",
                         business_date=business_day)
-    refund = request_refund(session, payment_id, 300, reason="test", requested_by="koto-clerk")
+    refund = request_refund(session, koto, payment_id, 300, reason="test", requested_by="koto-clerk")
     exception = ReconException(municipality_id=slip.municipality_id, kind="unknown_slip", subject_key="koto:1",
                                business_date=business_day, details={})
     session.add(exception)
@@ -164,13 +165,13 @@ def test_ward_a_reaches_nothing_of_ward_b_through_any_route(app: Flask, session:
             assert 200 in own.values(), (endpoint, path, own)
 
     session.expire_all()
-    assert session.get(Slip, session.scalar(select(Slip.id).where(Slip.number == ward_b["number"])
+    assert by_id(session, Slip, session.scalar(select(Slip.id).where(Slip.number == ward_b["number"])
                                             .order_by(Slip.reissue.desc()))).reissue == 0
-    assert get_sale(session, ward_b["sale_id"]).status == "paid"
-    assert session.get(Refund, ward_b["refund_id"]).status == ward_b["refund_status"]
-    exception = session.get(ReconException, ward_b["exception_id"])
+    assert get_sale(session, ward_of(session, Sale, ward_b["sale_id"]), ward_b["sale_id"]).status == "paid"
+    assert by_id(session, Refund, ward_b["refund_id"]).status == ward_b["refund_status"]
+    exception = by_id(session, ReconException, ward_b["exception_id"])
     assert (exception.status, exception.assigned_to) == ("open", None)
     assert session.scalar(select(StaffUser.failed_sign_ins).where(StaffUser.username == "koto-clerk")) == 0
-    assert session.get(Payment, ward_b["payment_id"]).status == "succeeded"
+    assert by_id(session, Payment, ward_b["payment_id"]).status == "succeeded"
     assert session.scalar(select(OutboundFile.id).where(OutboundFile.municipality_id != exception.municipality_id)) \
         is None  # ward A sent no file: B's sequence 1 is B's alone

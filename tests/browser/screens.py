@@ -47,7 +47,7 @@ def build_staff_ward(app: Any, session: Session, cipher: Any) -> StaffWard:
     create_user(session, CODE, "admin", "administrator", PASSWORD, actor="test")
     paid = session.scalar(select(Payment).where(Payment.channel == "paypay", Payment.status == "succeeded"))
     assert paid is not None
-    request_refund(session, paid.id, 100, reason="a fee charged twice", requested_by="acct")
+    request_refund(session, paid.municipality_id, paid.id, 100, reason="a fee charged twice", requested_by="acct")
     exception_id = session.scalar(select(ReconException.id).order_by(ReconException.id).limit(1))
     sale_id = session.scalar(select(Sale.id).where(Sale.status == "paid").order_by(Sale.id).limit(1))
     slip_number = paid.slip.number if paid.slip is not None else None

@@ -13,6 +13,7 @@ from gateway.models import Slip, WebhookDelivery
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
+from tests.rows import by_id
 
 RESIDENT_TAX = dict(municipality_code="131075", assessment_id="01-2026-0000000001", fund_code="01",
                     fiscal_year=2026, installment=1, payer_ref="0000000001", payer_name="墨田　花子",
@@ -48,7 +49,7 @@ def test_a_resident_pays_by_card_on_the_simulated_checkout_and_the_slip_is_paid(
     phone.wait_for_url(re.compile(rf".*/pay/{slip.pay_token}/result$"))
     assert phone.locator('[data-state="paid"]').is_visible()
     session.expire_all()
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
     assert "checkout.session.completed" in set(session.scalars(select(WebhookDelivery.event_type)))
 
     phone.goto(f"{live_server}/sandbox/")
@@ -72,5 +73,5 @@ def test_the_3ds_card_shows_the_challenge_and_a_failure_keeps_the_slip_payable( 
     phone.wait_for_url(re.compile(r".*error=authentication_failed$"))
     assert phone.get_by_role("alert").inner_text().startswith("本人認証に失敗")
     session.expire_all()
-    assert session.get(Slip, slip.id).status == "issued"
+    assert by_id(session, Slip, slip.id).status == "issued"
 

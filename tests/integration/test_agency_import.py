@@ -38,6 +38,7 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from reconciliation.balance import balance
 from tests.agency_corpus import BAD_DIR
+from tests.rows import by_id
 
 MUNICIPALITY = "131075"
 CLIENT = "13107"
@@ -207,11 +208,11 @@ def test_a_store_payment_is_booked_at_the_store_time_with_its_app(app, session, 
 
     report = session.scalar(select(AgencyReport))
     session.expire_all()
-    booked = session.get(Payment, report.payment_id)
+    booked = by_id(session, Payment, report.payment_id)
     assert report.channel == "au PAY" and report.remittance_on is None
     assert booked.accepted_at == payment.paid_at.replace(tzinfo=ZoneInfo("Asia/Tokyo"))
     assert (booked.channel, booked.amount, booked.applied, booked.status) == ("agency", slip.amount, True, "succeeded")
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
 
 
 def test_a_file_for_another_client_is_refused(app, session, slips) -> None:  # type: ignore[no-untyped-def]

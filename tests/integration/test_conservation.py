@@ -77,6 +77,7 @@ from gateway.services.status_import import import_status_changes
 from reconciliation.balance import balance
 from reconciliation.receipts import export_next, load_receipts_layout, resend
 from tests.conftest import BACKEND, TEST_DATA_KEY
+from tests.rows import by_id
 
 CODE = "131075"
 TODAY = datetime.now(TOKYO).date()  # card, PayPay and counter money is accepted now
@@ -282,7 +283,7 @@ class Conservation(RuleBasedStateMachine):
         adapter = self.adapters[checkout.adapter]
         adapter.simulator.simulate_payment(checkout.provider_ref, checkout.paid)
         settle_attempt(self.session, adapter.name, adapter.fetch_status(checkout.provider_ref), actor="test")
-        payment = self.session.get(Payment, checkout.payment_id, populate_existing=True)
+        payment = by_id(self.session, Payment, checkout.payment_id, populate_existing=True)
         assert payment is not None and payment.status == "succeeded" and payment.accepted_at is not None
         self.money[f"payment:{payment.id}"] = Money(payment.amount)
         self.settled.append(checkout)
@@ -374,7 +375,8 @@ class Conservation(RuleBasedStateMachine):
         payment = payments[pick % len(payments)]
         amount = max(1, refundable(self.session, payment) * percent // 100)
         self.session.rollback()
-        refund = request_refund(self.session, payment.id, amount, reason="asked by the resident",
+        refund = request_refund(self.session, payment.municipality_id, payment.id, amount,
+                                reason="asked by the resident",
                                 requested_by="clerk")
         self._decide_and_execute(refund.id, approve)
 
@@ -388,14 +390,17 @@ class Conservation(RuleBasedStateMachine):
             self._decide_and_execute(refund_id, approve=True)
 
     def _decide_and_execute(self, refund_id: int, approve: bool) -> None:
-        decide_refund(self.session, refund_id, approve=approve, decided_by="accounting")
+        ward = self.municipality_id
+        decide_refund(self.session, ward, refund_id, approve=approve, decided_by="accounting")
         if approve:
             try:
-                if execute_refund(self.session, self.adapters, refund_id, actor="accounting").status == "processing":
-                    execute_refund(self.session, self.adapters, refund_id, actor="janitor")  # PayPay answers later
+                if execute_refund(self.session, self.adapters, ward, refund_id,
+                                  actor="accounting").status == "processing":
+                    execute_refund(self.session, self.adapters, ward, refund_id,
+                                   actor="janitor")  # PayPay answers later
             except GatewayError as exc:
                 assert exc.code == "refund_not_supported", exc
-        refund = self.session.get(Refund, refund_id, populate_existing=True)
+        refund = by_id(self.session, Refund, refund_id, populate_existing=True)
         assert refund is not None
         channel, brand = self.session.execute(select(Payment.channel, Sale.brand)
                                               .outerjoin(Sale, Sale.id == Payment.sale_id)
@@ -422,13 +427,13 @@ class Conservation(RuleBasedStateMachine):
         sale = start_sale(self.session, self.adapters, user=clerk, counter_code="resident", terminal_id=terminal_id,
                           lines=lines, brand=brand, business_date=TODAY)
         square = self.adapters["square"]
-        attempt = sale_attempt(self.session, sale.id)
+        attempt = sale_attempt(self.session, sale.municipality_id, sale.id)
         assert attempt is not None and attempt.provider_ref is not None
         checkout = attempt.provider_ref
         self.session.rollback()
         square.simulator.simulate_device(checkout, "start")
         assert square.simulator.simulate_device(checkout, "complete") == "COMPLETED"
-        assert follow_sale(self.session, self.adapters, sale.id).status == "paid"
+        assert follow_sale(self.session, self.adapters, sale.municipality_id, sale.id).status == "paid"
         payment = self.session.scalar(select(Payment).where(Payment.sale_id == sale.id))
         assert payment is not None
         self.money[f"payment:{payment.id}"] = Money(payment.amount)
@@ -443,7 +448,8 @@ class Conservation(RuleBasedStateMachine):
         if not sales:
             return
         _, supervisor = self._staff()
-        sale = void_sale(self.session, self.adapters, sales[pick % len(sales)], supervisor=supervisor, today=TODAY)
+        sale = void_sale(self.session, self.adapters, supervisor.municipality_id, sales[pick % len(sales)],
+                         supervisor=supervisor, today=TODAY)
         payment = self.session.scalar(select(Payment).where(Payment.sale_id == sale.id))
         assert payment is not None
         refund = self.session.scalar(select(Refund).where(Refund.payment_id == payment.id))

@@ -39,6 +39,7 @@ from reconciliation.counter_revenue import (
 from reconciliation.receipts import export_next as export_receipts_next
 from reconciliation.receipts import load_receipts_layout
 from tests.counter import paid_sale
+from tests.rows import by_id
 from tests.staff import log_in
 
 CODE = "131075"
@@ -73,12 +74,14 @@ def _dated(session: Session, sale_id: int, kind: str, day: date) -> None:
 def _refund_later(app, session: Session, staff: dict[str, StaffUser], sale_id: int, day: date) -> None:  # type: ignore[no-untyped-def]
     """Void a sale on a later day: a refund request, approved by accounting, carried out at Square."""
     adapters = app.extensions["kokin.adapters"]
-    assert void_sale(session, adapters, sale_id, supervisor=staff["super"], today=day).status == "refund_requested"
+    ward = staff["super"].municipality_id
+    assert void_sale(session, adapters, ward, sale_id, supervisor=staff["super"],
+                     today=day).status == "refund_requested"
     refund_id = session.scalar(select(Refund.id).join(Payment, Payment.id == Refund.payment_id)
                                .where(Payment.sale_id == sale_id))
     session.rollback()
-    decide_refund(session, refund_id, approve=True, decided_by="acct")
-    assert execute_refund(session, adapters, refund_id, actor="acct").status == "succeeded"
+    decide_refund(session, ward, refund_id, approve=True, decided_by="acct")
+    assert execute_refund(session, adapters, ward, refund_id, actor="acct").status == "succeeded"
 
 
 @pytest.fixture
@@ -88,8 +91,10 @@ def days(app, session: Session, staff: dict[str, StaffUser]) -> dict[str, int]: 
     clerk = staff["clerk"]
     kept = _paid_sale(app, session, clerk, "FELICA_ID",
                       [SaleLineRequest("juminhyo", 2), SaleLineRequest("inkan", 1)], SALE_DAY)
-    voided = _paid_sale(app, session, clerk, "QR_CODE", [SaleLineRequest("koseki-zenbu", 1)], SALE_DAY)
-    assert void_sale(session, adapters, voided, supervisor=staff["super"], today=SALE_DAY).status == "voided"
+    voided = _paid_sale(app, session, clerk, "QR_CODE", [SaleLineRequest("koseki-zenbu", 1)],
+                        SALE_DAY)
+    assert void_sale(session, adapters, clerk.municipality_id, voided, supervisor=staff["super"],
+                     today=SALE_DAY).status == "voided"
     refunded = _paid_sale(app, session, clerk, "FELICA_QUICPAY", [SaleLineRequest("juminhyo", 1)], SALE_DAY)
     _refund_later(app, session, staff, refunded, REFUND_DAY)
     for sale_id in (kept, voided, refunded):
@@ -142,7 +147,7 @@ def test_nothing_new_writes_no_file_and_a_day_not_over_waits_for_the_next(
 
     assert second is not None and second.sequence == 2
     assert _lines(second.data) == [HEADER, f"2,{TODAY},51,{FEES},kazei,課税・非課税証明書,FELICA_ID,1,300"]
-    assert session.get(Sale, today) is not None
+    assert by_id(session, Sale, today) is not None
 
 
 def test_a_later_refund_of_a_sent_day_goes_on_the_refunds_day_and_a_resend_is_byte_for_byte(

@@ -38,6 +38,7 @@ from gateway.services.outcomes import settle_attempt
 from gateway.services.sales import BRANDS, SaleLineRequest, cancel_sale, daily_close, follow_sale, start_sale, void_sale
 from gateway.services.staff_accounts import create_user
 from gateway.services.webhooks import receive_webhook
+from tests.rows import by_id
 
 BACKEND = os.environ.get("KOKIN_TEST_DATABASE", "sqlite")
 CODE = "131075"
@@ -83,7 +84,8 @@ def _sell(session: Session, adapters: dict[str, Any], user: StaffUser, *, brand:
 
 
 def _attempt(session: Session, sale_id: int) -> PaymentAttempt:
-    attempt = sales_service.sale_attempt(session, sale_id)
+    attempt = session.scalar(select(PaymentAttempt).join(Payment, Payment.id == PaymentAttempt.payment_id)
+                             .where(Payment.sale_id == sale_id).order_by(PaymentAttempt.id.desc()).limit(1))
     assert attempt is not None and attempt.provider_ref
     session.rollback()
     return attempt
@@ -125,7 +127,7 @@ def _paid_sale(session: Session, adapters: dict[str, Any], square: SquareAdapter
     if by_webhook:
         headers, body = _completed_delivery(square, checkout_id)
         assert receive_webhook(session, square, headers, body, datetime.now(UTC)) == "applied"
-    sale = follow_sale(session, adapters, sale.id)
+    sale = follow_sale(session, adapters, sale.municipality_id, sale.id)
     assert sale.status == "paid"
     return sale
 
@@ -148,7 +150,7 @@ def test_a_sale_is_priced_at_todays_fees_and_sent_to_the_counters_terminal(
     assert checkout["device_options"]["device_id"] == DEVICE
     assert checkout["payment_type"] == "FELICA_ID" and checkout["reference_id"] == attempt.reference
     assert checkout["status"] == "PENDING"
-    assert follow_sale(session, adapters, sale.id).status == "waiting"  # nobody at the device yet
+    assert follow_sale(session, adapters, sale.municipality_id, sale.id).status == "waiting"  # nobody at the device yet
 
 
 # -- webhook and polling, in either order ---------------------------------------------------------
@@ -162,12 +164,13 @@ def test_a_webhook_before_any_poll_pays_the_sale_and_a_redelivery_is_a_duplicate
     headers, body = _completed_delivery(square, checkout_id)
 
     assert receive_webhook(session, square, headers, body, datetime.now(UTC)) == "applied"
-    assert sales_service.get_sale(session, sale.id).status == "paid"
+    assert sales_service.get_sale(session, sale.municipality_id, sale.id).status == "paid"
     payment = _payment(session, sale.id)
     assert payment.status == "succeeded" and payment.applied and payment.amount == 900
     assert _attempt(session, sale.id).status == "succeeded"
 
-    assert follow_sale(session, adapters, sale.id).status == "paid"  # the later poll changes nothing
+    assert follow_sale(session, adapters, sale.municipality_id,
+                       sale.id).status == "paid"  # the later poll changes nothing
     assert receive_webhook(session, square, headers, body, datetime.now(UTC)) == "duplicate"
     assert _events(session, "sale.paid", sale.id) == 1
     assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
@@ -179,12 +182,12 @@ def test_a_poll_before_the_webhook_pays_the_sale_once(
     checkout_id = _attempt(session, sale.id).provider_ref or ""
     _pay_at_device(square, checkout_id)
 
-    assert follow_sale(session, adapters, sale.id).status == "paid"
+    assert follow_sale(session, adapters, sale.municipality_id, sale.id).status == "paid"
     headers, body = _completed_delivery(square, checkout_id)
     assert receive_webhook(session, square, headers, body, datetime.now(UTC)) in ("unchanged", "duplicate")
     assert receive_webhook(session, square, headers, body, datetime.now(UTC)) == "duplicate"
 
-    assert sales_service.get_sale(session, sale.id).status == "paid"
+    assert sales_service.get_sale(session, sale.municipality_id, sale.id).status == "paid"
     payment = _payment(session, sale.id)
     assert payment.status == "succeeded" and payment.applied
     assert _events(session, "sale.paid", sale.id) == 1
@@ -199,7 +202,7 @@ def test_the_webhook_endpoint_pays_a_sale(app, client, session: Session, adapter
 
     response = client.post("/webhooks/square", data=body, headers=headers)
     assert response.status_code == 200 and response.get_json() == {"received": "applied"}
-    assert sales_service.get_sale(session, sale.id).status == "paid"
+    assert sales_service.get_sale(session, sale.municipality_id, sale.id).status == "paid"
     tampered = client.post("/webhooks/square", data=body.replace(b"900", b"100"), headers=headers)
     assert tampered.status_code == 400
 
@@ -212,7 +215,7 @@ def test_the_resident_cancelling_on_the_device_cancels_the_sale(
     sale = _sell(session, adapters, clerk)
     assert square.simulator is not None
     square.simulator.simulate_device(_attempt(session, sale.id).provider_ref or "", "cancel")
-    assert follow_sale(session, adapters, sale.id).status == "cancelled"
+    assert follow_sale(session, adapters, sale.municipality_id, sale.id).status == "cancelled"
     assert _payment(session, sale.id).applied is False
 
 
@@ -222,7 +225,7 @@ def test_a_terminal_time_out_times_the_sale_out_and_a_late_success_still_pays_it
     checkout_id = _attempt(session, sale.id).provider_ref or ""
     assert square.simulator is not None
     square.simulator.simulate_device(checkout_id, "timeout")
-    assert follow_sale(session, adapters, sale.id).status == "timed_out"
+    assert follow_sale(session, adapters, sale.municipality_id, sale.id).status == "timed_out"
     assert _attempt(session, sale.id).status == "expired"
 
     # The simulator cannot complete a checkout it timed out; Square's late report is played here.
@@ -230,7 +233,7 @@ def test_a_terminal_time_out_times_the_sale_out_and_a_late_success_still_pays_it
                          raw_status="COMPLETED")
     settle_attempt(session, "square", late, actor="test:late")
 
-    assert sales_service.get_sale(session, sale.id).status == "paid"  # money taken is never lost
+    assert sales_service.get_sale(session, sale.municipality_id, sale.id).status == "paid"  # money taken is never lost
     payment = _payment(session, sale.id)
     assert payment.status == "succeeded" and payment.applied
     assert _events(session, "sale.paid", sale.id) == 1
@@ -253,12 +256,12 @@ def test_cancelling_a_waiting_sale_cancels_the_checkout_at_square(
     sale = _sell(session, adapters, clerk)
     checkout_id = _attempt(session, sale.id).provider_ref or ""
 
-    assert cancel_sale(session, adapters, sale.id, actor="clerk").status == "cancelled"
+    assert cancel_sale(session, adapters, sale.municipality_id, sale.id, actor="clerk").status == "cancelled"
     assert square.simulator is not None
     checkout = square.simulator.checkout(checkout_id)
     assert (checkout["status"], checkout["cancel_reason"]) == ("CANCELED", "SELLER_CANCELED")
     with pytest.raises(GatewayError) as again:
-        cancel_sale(session, adapters, sale.id, actor="clerk")
+        cancel_sale(session, adapters, sale.municipality_id, sale.id, actor="clerk")
     assert again.value.code == "sale_not_waiting"
 
 
@@ -270,9 +273,9 @@ def test_cancelling_while_the_resident_is_at_the_device_is_refused(
     square.simulator.simulate_device(checkout_id, "start")
 
     with pytest.raises(GatewayError) as refused:
-        cancel_sale(session, adapters, sale.id, actor="clerk")
+        cancel_sale(session, adapters, sale.municipality_id, sale.id, actor="clerk")
     assert refused.value.code == "terminal_busy"
-    assert sales_service.get_sale(session, sale.id).status == "waiting"
+    assert sales_service.get_sale(session, sale.municipality_id, sale.id).status == "waiting"
     assert square.simulator.checkout(checkout_id)["status"] == "IN_PROGRESS"
 
 
@@ -296,7 +299,8 @@ def test_a_new_fee_applies_from_its_date_and_never_to_the_past(
 
     item_id = session.scalar(select(SaleLine.item_id).where(SaleLine.sale_id == today_sale.id).order_by(SaleLine.id))
     assert item_id is not None
-    assert fee_on(session, item_id, TODAY) == 300 and fee_on(session, item_id, tomorrow) == 400
+    ward = clerk.municipality_id
+    assert fee_on(session, ward, item_id, TODAY) == 300 and fee_on(session, ward, item_id, tomorrow) == 400
     session.rollback()
 
 
@@ -308,7 +312,8 @@ def test_a_second_fee_from_the_same_date_is_refused_as_fee_exists(session: Sessi
     assert twice.value.code == "fee_exists"
     session.rollback()
     item_id = session.scalar(select(FeePrice.item_id).where(FeePrice.valid_from == tomorrow))
-    assert item_id is not None and fee_on(session, item_id, tomorrow) == 400  # the first one stands
+    assert item_id is not None and fee_on(session, clerk.municipality_id, item_id,
+                                          tomorrow) == 400  # the first one stands
 
 
 # -- voids ----------------------------------------------------------------------------------------
@@ -319,7 +324,7 @@ def test_a_same_day_void_of_id_is_refunded_through_square(
         supervisor: StaffUser) -> None:
     sale = _paid_sale(session, adapters, square, clerk)
 
-    voided = void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY)
+    voided = void_sale(session, adapters, sale.municipality_id, sale.id, supervisor=supervisor, today=TODAY)
 
     assert voided.status == "voided" and voided.voided_by == "super"
     payment = _payment(session, sale.id)
@@ -344,7 +349,7 @@ def test_transportation_ic_is_never_voided_at_once_but_sent_to_accounting(
         supervisor: StaffUser) -> None:
     sale = _paid_sale(session, adapters, square, clerk, brand="FELICA_TRANSPORTATION_GROUP")
 
-    result = void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY)
+    result = void_sale(session, adapters, sale.municipality_id, sale.id, supervisor=supervisor, today=TODAY)
 
     assert result.status == "refund_requested"
     payment = _payment(session, sale.id)
@@ -357,8 +362,10 @@ def test_transportation_ic_is_never_voided_at_once_but_sent_to_accounting(
 
 def test_a_seller_cannot_void_their_own_sale_at_once(
         session: Session, adapters: dict[str, Any], square: SquareAdapter, supervisor: StaffUser) -> None:
-    sale = _paid_sale(session, adapters, square, supervisor)
-    assert void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY).status == "refund_requested"
+    sale = _paid_sale(session, adapters, square,
+                      supervisor)
+    assert void_sale(session, adapters, sale.municipality_id, sale.id, supervisor=supervisor,
+                     today=TODAY).status == "refund_requested"
 
 
 # -- the daily close ------------------------------------------------------------------------------
@@ -380,7 +387,7 @@ def test_the_daily_close_sums_paid_sales_and_matches_the_settlement_report(
     _paid_sale(session, adapters, square, clerk, brand="QR_CODE", lines=[SaleLineRequest("koseki-zenbu", 1)])
     _paid_sale(session, adapters, square, clerk, lines=[SaleLineRequest("juminhyo", 1)])  # iD: 300
     cancelled = _sell(session, adapters, clerk, lines=[SaleLineRequest("joseki", 3)])
-    cancel_sale(session, adapters, cancelled.id, actor="clerk")
+    cancel_sale(session, adapters, cancelled.municipality_id, cancelled.id, actor="clerk")
     _sell(session, adapters, clerk, lines=[SaleLineRequest("kazei", 1)])  # still waiting
 
     close = daily_close(session, clerk.municipality_id, TODAY, {"square": _report(square)})
@@ -429,7 +436,7 @@ def test_a_void_during_a_square_outage_stands_and_the_janitor_refunds_it_later(
     assert square.simulator is not None
     square.simulator.simulate_outage(1, "connection")  # the refund's first call
 
-    result = void_sale(session, adapters, sale.id, supervisor=supervisor, today=TODAY)
+    result = void_sale(session, adapters, sale.municipality_id, sale.id, supervisor=supervisor, today=TODAY)
 
     assert result.status == "voided"
     refund = session.scalar(select(Refund).where(Refund.payment_id == _payment(session, sale.id).id))
@@ -437,5 +444,5 @@ def test_a_void_during_a_square_outage_stands_and_the_janitor_refunds_it_later(
     later = datetime.now(UTC) + timedelta(hours=1)
     assert resume_refunds(session, adapters, now=later) == {"refund succeeded": 1}
     session.expire_all()
-    assert session.get(Refund, refund.id).status == "succeeded"
+    assert by_id(session, Refund, refund.id).status == "succeeded"
     assert _payment(session, sale.id).status == "refunded"

@@ -18,6 +18,7 @@ from gateway.services.exceptions import (
     resolve_exception,
 )
 from gateway.services.staff_accounts import create_user
+from tests.rows import by_id
 from tests.staff import csrf_token, log_in
 
 PASSWORD = "queue-pass-2026"
@@ -79,7 +80,7 @@ def test_a_resolution_needs_a_known_reason_and_a_note(session, exception_id, res
         resolve_exception(session, municipality_id, exception_id, resolution, note, actor="a")
     assert refused.value.code == code
     session.expire_all()
-    assert session.get(ReconException, exception_id).status == "open"
+    assert by_id(session, ReconException, exception_id).status == "open"
 
 
 def test_the_database_refuses_a_resolution_decided_by_its_proposer(session, exception_id) -> None:  # type: ignore[no-untyped-def]
@@ -113,7 +114,7 @@ def test_accounting_works_the_queue_on_the_page_and_an_auditor_only_reads(app, s
                            data={"csrf_token": token, "resolution": "write_off", "note": "x"})
     assert refused.status_code == 403
     session.expire_all()
-    assert session.get(ReconException, exception_id).status == "open"
+    assert by_id(session, ReconException, exception_id).status == "open"
 
 
 def test_a_proposal_waiting_for_its_second_person_cannot_be_replaced(session, exception_id) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +125,7 @@ def test_a_proposal_waiting_for_its_second_person_cannot_be_replaced(session, ex
             resolve_exception(session, municipality_id, exception_id, resolution, "instead", actor=who)
         assert refused.value.code == "exception_not_open"
     session.expire_all()
-    item = session.get(ReconException, exception_id)
+    item = by_id(session, ReconException, exception_id)
     assert (item.status, item.resolution, item.proposed_by) == ("pending_approval", "refund", "a")
 
 

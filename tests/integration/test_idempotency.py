@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from gateway.db import Database, transaction, utcnow
 from gateway.models import IdempotencyKey, Municipality
 from gateway.services import idempotency
+from tests.rows import by_id
 
 
 def _municipality_id(session) -> int:  # type: ignore[no-untyped-def]
@@ -53,7 +54,7 @@ def test_a_released_key_can_be_claimed_again(session) -> None:  # type: ignore[n
 def test_keys_are_kept_at_least_a_day_and_purged_after_their_retention(session) -> None:  # type: ignore[no-untyped-def]
     muni = _municipality_id(session)
     claim = idempotency.claim(session, muni, "key-5", "h")
-    row = session.get(IdempotencyKey, claim.key_id)
+    row = by_id(session, IdempotencyKey, claim.key_id)
     assert row.expires_at - row.created_at >= timedelta(hours=24)
     assert idempotency.purge_expired(session) == 0
     with transaction(session):

@@ -16,6 +16,7 @@ from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import start_payment
 from gateway.services.refunds import decide_refund, execute_refund, request_refund, resume_refunds
 from gateway.services.slips import issue_slips
+from tests.rows import by_id, ward_of
 
 ROW = dict(municipality_code="131075", assessment_id="01-2026-0000000009", fund_code="01", fiscal_year=2026,
            installment=1, payer_ref="0000000009", payer_name="", amount=8_000, due_date=date(2026, 6, 30))
@@ -55,21 +56,21 @@ def test_a_pending_attempt_past_its_expiry_is_cancelled_and_expired(app, session
                                     now=attempt.expires_at + timedelta(hours=1))
     assert results == {"expired": 1}
     session.expire_all()
-    assert session.get(PaymentAttempt, attempt.id).status == "expired"
+    assert by_id(session, PaymentAttempt, attempt.id).status == "expired"
     assert session.scalar(select(Payment)).status == "open"  # the resident may try again
 
 
 def test_an_attempt_that_never_reached_the_provider_is_closed_in_two_steps(app, session, started) -> None:  # type: ignore[no-untyped-def]
     attempt = started("card").attempt
     with transaction(session):  # as if the process died between the two transactions
-        row = session.get(PaymentAttempt, attempt.id)
+        row = by_id(session, PaymentAttempt, attempt.id)
         row.status, row.provider_ref = "created", None
     adapters = app.extensions["kokin.adapters"]
     assert settle_stale_attempts(session, adapters, now=utcnow() + LATER) == {"closed without provider reference": 1}
-    assert session.get(PaymentAttempt, attempt.id).status == "unknown"
+    assert by_id(session, PaymentAttempt, attempt.id).status == "unknown"
     settle_stale_attempts(session, adapters, now=utcnow() + 2 * LATER)
     session.expire_all()
-    assert session.get(PaymentAttempt, attempt.id).status == "failed"
+    assert by_id(session, PaymentAttempt, attempt.id).status == "failed"
 
 
 def test_a_provider_outage_leaves_the_attempt_for_the_next_run(app, session, started) -> None:  # type: ignore[no-untyped-def]
@@ -79,7 +80,7 @@ def test_a_provider_outage_leaves_the_attempt_for_the_next_run(app, session, sta
     results = settle_stale_attempts(session, app.extensions["kokin.adapters"], now=utcnow() + LATER)
     assert results == {"provider error (retry later)": 1}
     session.expire_all()
-    assert session.get(PaymentAttempt, attempt.id).status == "pending"
+    assert by_id(session, PaymentAttempt, attempt.id).status == "pending"
 
 
 @pytest.fixture
@@ -89,8 +90,9 @@ def paid_card_refund(app, session, started):  # type: ignore[no-untyped-def]
     attempt = started("card").attempt
     adapters["stripe"].simulator.simulate_payment(attempt.provider_ref, "paid")
     settle_attempt(session, "stripe", adapters["stripe"].fetch_status(attempt.provider_ref), actor="test")
-    refund = request_refund(session, attempt.payment_id, 3_000, reason="過誤納", requested_by="clerk")
-    decide_refund(session, refund.id, approve=True, decided_by="approver")
+    refund = request_refund(session, attempt.municipality_id, attempt.payment_id, 3_000, reason="過誤納",
+                            requested_by="clerk")
+    decide_refund(session, refund.municipality_id, refund.id, approve=True, decided_by="approver")
     return refund.id, attempt.provider_ref
 
 
@@ -105,15 +107,15 @@ def test_a_refund_the_provider_accepted_as_pending_is_finished_by_the_janitor(ap
     adapters = app.extensions["kokin.adapters"]
     adapters["stripe"].simulator.refunds_pending = True
 
-    refund = execute_refund(session, adapters, refund_id, actor="treasurer")
+    refund = execute_refund(session, adapters, ward_of(session, Refund, refund_id), refund_id, actor="treasurer")
 
     assert refund.status == "processing" and refund.provider_ref.startswith("re_")
-    payment = session.get(Payment, session.get(Refund, refund_id).payment_id)
+    payment = by_id(session, Payment, by_id(session, Refund, refund_id).payment_id)
     assert (payment.status, payment.refunded_amount) == ("succeeded", 0)  # nothing counted until it is done
     assert resume_refunds(session, adapters) == {}  # not left long enough yet
     assert resume_refunds(session, adapters, now=utcnow() + LATER) == {"refund succeeded": 1}
     session.expire_all()
-    assert session.get(Refund, refund_id).status == "succeeded"
+    assert by_id(session, Refund, refund_id).status == "succeeded"
     assert (payment.status, payment.refunded_amount) == ("partially_refunded", 3_000)
     assert _charge_refunded(app, provider_ref) == 3_000  # refunded once at the provider
     assert resume_refunds(session, adapters, now=utcnow() + LATER) == {}
@@ -129,11 +131,11 @@ def test_a_refund_cut_off_by_an_outage_is_carried_out_once_by_the_janitor(app, s
     adapters["stripe"].simulator.simulate_outage(1, "connection")
 
     with pytest.raises(ProviderUnavailable):
-        execute_refund(session, adapters, refund_id, actor="treasurer")
+        execute_refund(session, adapters, ward_of(session, Refund, refund_id), refund_id, actor="treasurer")
 
     session.expire_all()
-    assert session.get(Refund, refund_id).status == "processing"
+    assert by_id(session, Refund, refund_id).status == "processing"
     assert resume_refunds(session, adapters, now=utcnow() + LATER) == {"refund succeeded": 1}
     session.expire_all()
-    assert session.get(Refund, refund_id).status == "succeeded"
+    assert by_id(session, Refund, refund_id).status == "succeeded"
     assert _charge_refunded(app, provider_ref) == 3_000

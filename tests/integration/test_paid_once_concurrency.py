@@ -36,6 +36,7 @@ from gateway.models import (
 )
 from gateway.services.outcomes import Delivery, settle_attempt, settle_notification
 from tests.card import CODE, issue_slips_to_pay, open_and_pay
+from tests.rows import by_id
 
 # (slips, payments per slip, threads): the issue's size on PostgreSQL, a smaller one on SQLite.
 SIZES = {"postgresql": (100, 50, 15), "sqlite": (10, 20, 8)}  # 15 = the engine's default pool (5 + 10)
@@ -139,7 +140,7 @@ def test_parallel_successful_payments_of_one_slip_apply_one_and_keep_every_other
             assert sorted(tuple(r) for r in records) == sorted(
                 [(applied[0].id, "receipt", None, slip.amount)]
                 + [(p.id, "overpayment", "double_payment", slip.amount) for p in overpaid])
-            reread = session.get(Slip, slip.id, populate_existing=True)
+            reread = by_id(session, Slip, slip.id, populate_existing=True)
             assert reread is not None and reread.status == "paid"
         # every change audited once: one success per attempt, one booking per slip, each overpayment
         kinds = Counter(session.scalars(select(Event.kind).where(Event.kind.in_(

@@ -43,6 +43,7 @@ from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import start_payment
 from gateway.services.refunds import decide_refund, execute_refund, refundable, request_refund
 from gateway.services.slips import issue_slips
+from tests.rows import by_id
 
 CODE = "131075"
 STAFF = ("tanaka", "suzuki", "sato")
@@ -194,7 +195,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         return list(self._fresh().scalars(query))
 
     def _open(self, slip: SlipRef, channel: str) -> None:
-        live = self._fresh().get(Slip, slip.id)
+        live = self._fresh().get(Slip, (slip.id, slip.municipality_id))
         assert live is not None
 
         def call() -> None:
@@ -226,7 +227,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         status = self._settle(ref)
         assert status.outcome is Outcome.SUCCEEDED
         session = self._fresh()
-        attempt, payment = session.get(PaymentAttempt, ref.attempt_id), session.get(Payment, ref.payment_id)
+        attempt, payment = by_id(session, PaymentAttempt, ref.attempt_id), by_id(session, Payment, ref.payment_id)
         assert attempt is not None and payment is not None
         assert attempt.status == "succeeded" and payment.status == "succeeded"
         assert payment.applied != payment.overpaid, "an accepted payment is either booked or an overpayment"
@@ -274,7 +275,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
             ref.provider_open = False
         status = self._settle(ref)
         attempt = self._fresh().get(PaymentAttempt, ref.attempt_id)
-        payment = self.session.get(Payment, ref.payment_id)
+        payment = by_id(self.session, Payment, ref.payment_id)
         assert attempt is not None and payment is not None
         expected = {Outcome.PENDING: was, Outcome.FAILED: "failed", Outcome.EXPIRED: "expired"}[status.outcome]
         assert attempt.status == expected
@@ -305,7 +306,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
         amount = {"share": max(1, whole * percent // 100), "all_available": available,
                   "one_yen_more": available + 1, "more_than_paid": whole + percent}[kind]
         refunds_before = len(self._refunds())
-        code = _code_of(lambda: request_refund(self.session, payment.id, amount, reason="staff refund",
+        code = _code_of(lambda: request_refund(self.session, payment.municipality_id, payment.id, amount,
+                                               reason="staff refund",
                                                requested_by=requester))
         if payment.status not in ("succeeded", "partially_refunded"):
             assert code == "payment_not_refundable"
@@ -325,7 +327,8 @@ class PaymentLifecycle(RuleBasedStateMachine):
         if decider == refund.requested_by:
             decider = STAFF[(STAFF.index(decider) + 1) % len(STAFF)]
         was, approve = refund.status, decision == "approve"
-        code = _code_of(lambda: decide_refund(self.session, refund.id, approve=approve, decided_by=decider))
+        code = _code_of(lambda: decide_refund(self.session, refund.municipality_id, refund.id, approve=approve,
+                                              decided_by=decider))
         after = self._fresh().get(Refund, refund.id)
         assert after is not None
         if was == "requested":
@@ -338,8 +341,10 @@ class PaymentLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: bool(self._refunds("requested")))
     @rule(index=st.integers(min_value=0))
     def the_requester_cannot_approve_their_own_refund(self, index: int) -> None:
-        refund = self._pick(self._refunds("requested"), index)
-        code = _code_of(lambda: decide_refund(self.session, refund.id, approve=True, decided_by=refund.requested_by))
+        refund = self._pick(self._refunds("requested"),
+                            index)
+        code = _code_of(lambda: decide_refund(self.session, refund.municipality_id, refund.id, approve=True,
+                                              decided_by=refund.requested_by))
         assert code == "four_eyes_required"
         after = self._fresh().get(Refund, refund.id)
         assert after is not None and after.status == "requested" and after.approved_by is None
@@ -366,8 +371,9 @@ class PaymentLifecycle(RuleBasedStateMachine):
         was, payment_before = refund.status, self._fresh().get(Payment, refund.payment_id)
         assert payment_before is not None
         refunded_before = payment_before.refunded_amount
-        code = _code_of(lambda: execute_refund(self.session, self.adapters, refund.id, actor=actor))
-        after, payment = self._fresh().get(Refund, refund.id), self.session.get(Payment, refund.payment_id)
+        code = _code_of(lambda: execute_refund(self.session, self.adapters, refund.municipality_id, refund.id,
+                                               actor=actor))
+        after, payment = self._fresh().get(Refund, refund.id), by_id(self.session, Payment, refund.payment_id)
         assert after is not None and payment is not None
         if was not in ("approved", "failed", "processing"):
             assert code == "illegal_transition", "only an approved refund is carried out"

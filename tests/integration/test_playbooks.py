@@ -13,6 +13,7 @@ from gateway.services.exceptions import raise_exceptions, resolve_exception
 from gateway.services.playbooks import defaults, playbook_of, playbooks_of, reset_playbook, save_playbook
 from gateway.services.reference import seed_reference_data
 from tests.api.test_ward_isolation import _ward_b
+from tests.rows import by_id
 
 
 def _wards(session: Session) -> tuple[int, int]:
@@ -50,7 +51,7 @@ def test_a_resolution_the_playbook_does_not_allow_is_refused_and_changes_nothing
         resolve_exception(session, ward, exception_id, "refund", "pay it back", actor="acct")
     assert refused.value.code == "resolution_not_in_playbook" and refused.value.status == 422
     session.expire_all()
-    item = session.get(ReconException, exception_id)
+    item = by_id(session, ReconException, exception_id)
     assert (item.status, item.resolution) == ("open", None)
 
 

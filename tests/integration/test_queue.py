@@ -13,6 +13,7 @@ from gateway.models import Event, Municipality, ReconException
 from gateway.services import queue
 from gateway.services.exceptions import resolve_exception
 from gateway.services.staff_accounts import create_user
+from tests.rows import by_id
 from tests.staff import PASSWORD, csrf_token, log_in
 
 TODAY = date(2026, 7, 31)
@@ -86,7 +87,7 @@ def test_bulk_resolution_is_all_or_nothing_and_names_each_refusal(session: Sessi
                    actor="acct")
     assert refused.value.refusals == [(mismatch[0], "exception_not_open"), (999_999, "unknown_exception")]
     session.expire_all()
-    assert [session.get(ReconException, i).status for i in mismatch[1:]] == ["open", "open"]
+    assert [by_id(session, ReconException, i).status for i in mismatch[1:]] == ["open", "open"]
     with pytest.raises(GatewayError) as mixed:
         queue.bulk(session, ward, [mismatch[1], planted["fee_netted"][0]], "resolve", resolution="booked_correctly",
                    note="x", actor="acct")
@@ -94,7 +95,7 @@ def test_bulk_resolution_is_all_or_nothing_and_names_each_refusal(session: Sessi
     assert queue.bulk(session, ward, mismatch[1:], "resolve", resolution="corrected_by_agency", note="re-sent",
                       actor="acct") == 2
     session.expire_all()
-    assert {session.get(ReconException, i).status for i in mismatch[1:]} == {"resolved"}
+    assert {by_id(session, ReconException, i).status for i in mismatch[1:]} == {"resolved"}
     events = session.scalars(select(Event.kind).where(Event.subject_type == "recon_exception",
                                                       Event.subject_id.in_([str(i) for i in mismatch[1:]])))
     assert sorted(events) == ["exception.resolved", "exception.resolved"]
@@ -109,7 +110,7 @@ def test_bulk_money_waits_for_a_second_person_who_approves_in_bulk_but_never_the
     assert {code for _i, code in own.value.refusals} == {"four_eyes_required"}
     assert queue.bulk(session, ward, mismatch, "approve", actor="approver") == 3
     session.expire_all()
-    assert {(session.get(ReconException, i).status, session.get(ReconException, i).resolved_by)
+    assert {(by_id(session, ReconException, i).status, by_id(session, ReconException, i).resolved_by)
             for i in mismatch} == {("resolved", "approver")}
 
 
@@ -141,7 +142,7 @@ def test_the_queue_page_filters_counts_and_works_in_bulk(app: Flask, session: Se
     assert answer.status_code == 302 and answer.location.endswith("/staff/exceptions?kind=remittance_mismatch")
     assert "3件の例外を処理しました。" in client.get(answer.location).get_data(as_text=True)
     session.expire_all()
-    assert {session.get(ReconException, i).assigned_to for i in mismatch} == {"acct"}
+    assert {by_id(session, ReconException, i).assigned_to for i in mismatch} == {"acct"}
     refused = client.post("/staff/exceptions/bulk", data={"csrf_token": token, "ids": [str(mismatch[0]), "x"],
                                                           "action": "assign_me"})
     assert refused.status_code == 302

@@ -44,6 +44,7 @@ from reconciliation.receipts import (
     resend,
 )
 from tests.card import open_card_payment, pay_by_card
+from tests.rows import by_id
 
 CODE = "131075"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -147,7 +148,7 @@ def _expected(ids: dict[str, int], session) -> list[dict[str, Any]]:  # type: ig
 
 def test_the_next_file_holds_every_record_not_sent_whatever_its_date_and_then_there_is_nothing_new(  # type: ignore[no-untyped-def]
         session, payments) -> None:
-    card = session.get(Payment, payments["01-2026-0000000001"])
+    card = by_id(session, Payment, payments["01-2026-0000000001"])
     assert card.fee_amount > 0 and card.applied  # the card fee was charged on top, and is in no amount
 
     first = export_next(session, CODE, "receipts-csv", actor="test", today=date(2026, 7, 11))
@@ -208,8 +209,8 @@ def test_a_fund_whose_policy_refunds_through_the_provider_requests_the_refund_an
     exception = session.scalar(select(ReconException).where(ReconException.payment_id == second))
     assert exception.status == "open"  # a refund is under way: not handed over
 
-    decide_refund(session, refund.id, approve=True, decided_by="approver")
-    execute_refund(session, app.extensions["kokin.adapters"], refund.id, actor="approver")
+    decide_refund(session, refund.municipality_id, refund.id, approve=True, decided_by="approver")
+    execute_refund(session, app.extensions["kokin.adapters"], refund.municipality_id, refund.id, actor="approver")
     second_file = export_next(session, CODE, "receipts-csv", actor="test")
 
     assert second_file is not None
@@ -239,7 +240,7 @@ def test_a_preliminary_cancelled_after_its_receipt_was_sent_is_a_reversal_in_the
                                                          ReceiptRecord.kind == "receipt"))
     assert reversal["record_kind"] == "reversal" and reversal["reason"] == "preliminary_cancelled"
     assert reversal["reverses"] == f"{CODE}-{receipt.id:012d}" and reversal["amount"] == 7_200 == second.total * -1
-    payment = session.get(Payment, payments["02-2026-0000000002"])
+    payment = by_id(session, Payment, payments["02-2026-0000000002"])
     session.refresh(slip)
     assert (payment.status, payment.applied, slip.status) == ("cancelled", False, "issued")  # payable again
     assert resend(session, CODE, 1).data == first.data  # the sent file is never rewritten
@@ -412,7 +413,7 @@ def test_a_payment_committed_while_an_export_reads_stays_queued_for_the_next_fil
         found = read(*args)
         other = database.session()  # another connection: a resident paying at this moment
         try:
-            paid.append(_pay_by_card(app, other, other.get(Slip, late.id)))
+            paid.append(_pay_by_card(app, other, other.get(Slip, (late.id, late.municipality_id))))
         finally:
             other.close()
         return found

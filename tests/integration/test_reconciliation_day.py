@@ -35,6 +35,7 @@ from gateway.services.sales import SaleLineRequest, follow_sale, start_sale
 from gateway.services.slips import issue_slips, reissue_slip
 from gateway.services.staff_accounts import create_user
 from reconciliation.run import PAID, ReconSummary, day_window, reconcile_day, run_record, summary_csv
+from tests.rows import by_id
 
 MUNICIPALITY = "131075"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -134,7 +135,7 @@ def ward_day(app: Any, session: Session, slips: None, clerk: StaffUser) -> WardD
             adapter.simulator.simulate_payment(attempt.provider_ref, "COMPLETED")
         settled = settle_attempt(session, adapter.name, adapter.fetch_status(attempt.provider_ref), actor="test")
         assert settled.status == "succeeded"
-        payment = session.get(Payment, started.payment.id, populate_existing=True)
+        payment = by_id(session, Payment, started.payment.id, populate_existing=True)
         assert payment is not None and payment.accepted_at is not None
         day.payments += 1
         day.fees += payment.fee_amount
@@ -185,7 +186,7 @@ def ward_day(app: Any, session: Session, slips: None, clerk: StaffUser) -> WardD
         day.payments += 1
         session.rollback()
     plant("missing_in_settlement", f"sale:{lost.id}")
-    lost_attempt = sales_service.sale_attempt(session, lost.id)
+    lost_attempt = sales_service.sale_attempt(session, lost.municipality_id, lost.id)
     assert lost_attempt is not None
     session.rollback()
     # A checkout completed on the terminal that the gateway never created (a stray test payment).
@@ -215,12 +216,12 @@ def _paid_sale(session: Session, adapters: dict[str, Any], square: SquareAdapter
     assert square.simulator is not None
     sale = start_sale(session, adapters, user=user, counter_code="resident", terminal_id=terminal_id, lines=lines,
                       brand="FELICA_ID", business_date=TODAY)
-    attempt = sales_service.sale_attempt(session, sale.id)
+    attempt = sales_service.sale_attempt(session, sale.municipality_id, sale.id)
     assert attempt is not None and attempt.provider_ref
     session.rollback()
     square.simulator.simulate_device(attempt.provider_ref, "start")
     assert square.simulator.simulate_device(attempt.provider_ref, "complete") == "COMPLETED"
-    sale = follow_sale(session, adapters, sale.id)
+    sale = follow_sale(session, adapters, sale.municipality_id, sale.id)
     assert sale.status == "paid"
     return sale
 

@@ -16,6 +16,7 @@ from gateway.models import Event, Municipality, Slip
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import get_slip, issue_slips, reissue_slip
+from tests.rows import by_id
 
 CODE = "131075"
 
@@ -113,7 +114,7 @@ def test_reissue_voids_the_slip_and_increments_the_count_under_the_same_number(
     muni_id = original.municipality_id
     new = reissue_slip(session, muni_id, original.number, reason="lost by the resident", actor="test")
     session.expire_all()
-    old = session.get(Slip, original.id)
+    old = by_id(session, Slip, original.id)
     assert old is not None and old.status == "void" and old.void_reason == "lost by the resident"
     assert new.number == original.number and new.reissue == 1 and new.status == "issued"
     assert new.barcode is not None and new.barcode != original.barcode

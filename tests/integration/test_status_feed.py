@@ -30,6 +30,7 @@ from gateway.services.status_import import StatusImportResult, import_status_cha
 from reconciliation.balance import balance
 from reconciliation.receipts import export_next, load_receipts_layout
 from tests.card import open_card_payment, pay_by_card
+from tests.rows import by_id
 
 PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app that takes payments
 
@@ -97,7 +98,7 @@ def test_a_status_file_closes_each_instalment_and_its_slips_with_an_event_each(s
                       ("A-2", 1): (None, None, None),
                       ("A-2", 2): ("cancelled", date(2026, 7, 1), None),
                       ("A-3", 1): (None, None, None)}
-    assert {key: session.get(Slip, slip.id).status for key, slip in slips.items()} == {
+    assert {key: by_id(session, Slip, slip.id).status for key, slip in slips.items()} == {
         "A-1/1": "closed", "A-2/1": "issued", "A-2/2": "closed", "A-3/1": "issued"}
     a1, a22 = slips["A-1/1"], slips["A-2/2"]
     assert _kinds(session, before) == [
@@ -122,7 +123,7 @@ def test_the_same_file_twice_and_a_status_already_recorded_change_nothing(sessio
                                          f"{CODE},A-1,1,paid_elsewhere,2026-06-20,bank"))
     assert (later.closed, later.changed, later.unchanged, later.closed_slips) == (1, 0, 1, 1)
     session.expire_all()
-    a1 = session.get(Assessment, slips["A-1/1"].assessment_id)
+    a1 = by_id(session, Assessment, slips["A-1/1"].assessment_id)
     first_status_file = select(func.min(LedgerImport.id)).where(LedgerImport.layout == "kokin-status-csv")
     assert a1.closed_import_id == session.scalar(first_status_file)  # the first file closed it
 
@@ -270,11 +271,11 @@ def test_a_card_success_for_a_checkout_opened_before_the_close_is_kept_and_raise
         assert client.post("/webhooks/stripe", data=body, headers=delivery_headers).status_code == 200
 
     session.expire_all()
-    payment = session.get(Payment, started.payment.id)
+    payment = by_id(session, Payment, started.payment.id)
     assert (payment.status, payment.applied, payment.overpaid) == ("succeeded", False, False)
     assert _exceptions(session) == [("double_payment", payment.id, 5_000)]
     assert session.scalar(select(func.count()).select_from(Refund)) == 0  # the core system decides 充当 or 還付
-    assert session.get(Slip, slip.id).status == "closed"
+    assert by_id(session, Slip, slip.id).status == "closed"
     kept = session.scalar(select(Event).where(Event.kind == "payment.closed_slip"))
     assert kept is not None and kept.data["flags"][0] == "double_payment" and not kept.data["overpaid"]
 
@@ -288,7 +289,7 @@ def test_a_card_success_for_a_cancelled_claim_is_kept_as_a_payment_on_a_void_sli
     settle_attempt(session, "stripe", stripe.fetch_status(started.attempt.provider_ref), actor="test")  # polling
 
     session.expire_all()
-    payment = session.get(Payment, started.payment.id)
+    payment = by_id(session, Payment, started.payment.id)
     assert (payment.status, payment.applied) == ("succeeded", False)
     assert _exceptions(session) == [("payment_on_void_slip", payment.id, 5_000)]
     details = session.scalar(select(ReconException.details).where(ReconException.kind == "payment_on_void_slip"))
@@ -309,7 +310,7 @@ def test_an_agency_preliminary_report_for_a_closed_slip_is_kept_and_raised(app, 
     session.expire_all()
     payment = session.scalar(select(Payment))
     assert (payment.channel, payment.amount, payment.applied, payment.overpaid) == ("agency", 6_000, False, False)
-    assert session.get(Slip, slip.id).status == "closed"
+    assert by_id(session, Slip, slip.id).status == "closed"
     assert session.scalar(select(func.count()).select_from(Refund)) == 0
     # ... and reaches the core system in the next file as an overpayment of a closed slip
     sent = export_next(session, CODE, actor="test")
@@ -333,9 +334,9 @@ def test_paid_elsewhere_after_the_gateway_applied_a_payment_is_recorded_and_rais
     assert (result.closed, result.closed_slips) == (1, 0)  # the slip stays paid: the gateway's payment stands
     assert result.raised == Counter(double_payment=1)
     session.expire_all()
-    assessment = session.get(Assessment, slip.assessment_id)
+    assessment = by_id(session, Assessment, slip.assessment_id)
     assert (assessment.closed_reason, assessment.closed_on) == ("paid_elsewhere", date(2026, 6, 21))
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
     assert _exceptions(session) == [("double_payment", paid.payment.id, 5_000)]
     exception = session.scalar(select(ReconException).where(ReconException.kind == "double_payment"))
     assert exception.business_date == date(2026, 6, 21) and exception.details["channel"] == "direct_debit"
@@ -359,14 +360,14 @@ def test_a_store_cancel_after_the_close_leaves_the_slip_closed_not_payable(app, 
     import_agency_file(session, agency, files[first], municipality_code=CODE, filename="sokuho.csv", source="test",
                        actor="test")
     session.expire_all()
-    assert session.get(Slip, slip.id).status == "paid"
+    assert by_id(session, Slip, slip.id).status == "paid"
     _import(session, status_file(f"{CODE},A-2,1,paid_elsewhere,2026-06-20,cashier"))
     for n, day in enumerate(later):
         import_agency_file(session, agency, files[day], municipality_code=CODE, filename=f"later-{n}.csv",
                            source="test", actor="test")
     session.expire_all()
     assert session.scalar(select(Payment.status)) == "cancelled"
-    assert session.get(Slip, slip.id).status == "closed"
+    assert by_id(session, Slip, slip.id).status == "closed"
 
 
 def test_cancelled_after_the_gateway_applied_a_payment_raises_a_payment_on_a_void_slip(app, session, slips) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from gateway.cli import cli
 from gateway.models import AgencyReport, Payment, ReconException
 from gateway.services.staff_accounts import create_user
 from gateway.services.timeline import exception_evidence, slip_story
+from tests.rows import by_id
 from tests.staff import PASSWORD, log_in
 
 
@@ -107,7 +108,7 @@ def test_the_slip_page_and_the_exception_page_speak_japanese_and_english(demo: N
 def test_the_exception_and_slip_pages_show_each_agency_record_as_received_beside_its_fields(
         demo: None, app: Flask, session: Session) -> None:
     item = _first(session, "unknown_slip")
-    report = session.get(AgencyReport, item.agency_report_id)
+    report = by_id(session, AgencyReport, item.agency_report_id)
     assert report is not None and report.preliminary_line
     create_user(session, "131075", "acct", "accounting", PASSWORD, actor="test")
     client = app.test_client()

@@ -28,6 +28,7 @@ from reconciliation import usage as usage_module
 from reconciliation.run import TOKYO
 from tests.card import pay_by_card
 from tests.counter import paid_sale
+from tests.rows import by_id
 from tests.staff import log_in
 
 CODE = "131075"
@@ -78,7 +79,7 @@ def ward(app, session, cipher) -> dict[str, Any]:  # type: ignore[no-untyped-def
 
 def _at(session: Any, payment_id: int, accepted_at: datetime) -> None:
     """Plant the history: the payment accepted on that day (the services stamp it now)."""
-    payment = session.get(Payment, payment_id)
+    payment = by_id(session, Payment, payment_id)
     payment.accepted_at = accepted_at
     session.commit()
 
