@@ -32,6 +32,7 @@ from domain.lifecycle import ATTEMPT, PAYMENT
 from domain.matching import Booked, Settled, match
 from gateway.db import transaction
 from gateway.errors import Conflict, GatewayError, NotFound, ProviderRejected, ProviderUnavailable
+from gateway.i18n import CODE_LABELS
 from gateway.models import (
     Counter,
     FeeItem,
@@ -53,12 +54,10 @@ from gateway.services.outcomes import settle_attempt
 from gateway.services.payments import transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 
-# Payment types a counter terminal takes (Square Terminal API; providers.md).
-# Their names are messages of the catalogue: the screens and the receipt show them in the page's language.
-BRANDS = {
-    "FELICA_TRANSPORTATION_GROUP": _l("交通系IC"), "FELICA_ID": _l("iD"), "FELICA_QUICPAY": _l("QUICPay"),
-    "QR_CODE": _l("QR"), "CARD_PRESENT": _l("クレジットカード"),
-}
+# Payment types a counter terminal takes (Square Terminal API; providers.md), named as the code
+# table names them (gateway.i18n), but for the short "QR" of the counter's buttons, day sheets and
+# receipts (the usage report writes it out).
+BRANDS = {**CODE_LABELS["tender"], "QR_CODE": _l("QR")}
 # Brands whose payment can be voided the same day; transportation IC cannot be refunded at all.
 SAME_DAY_VOIDABLE = frozenset({"FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT"})
 MAX_QUANTITY = 20

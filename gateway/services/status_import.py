@@ -65,6 +65,16 @@ class StatusImportResult:
     already_imported: bool = False
 
 
+@dataclass
+class _WardPart:
+    """What the file changed in one ward: its `ledger.status_imported` event's counts."""
+
+    closed: int = 0
+    changed: int = 0
+    closed_slips: int = 0
+    raised: Counter[str] = field(default_factory=Counter)
+
+
 def is_status_layout(layout: Layout) -> bool:
     """Whether `layout` describes status changes (its data fields are the status feed's), not assessments."""
     return tuple(f.name for f in layout.data.fields) == STATUS_FIELDS
@@ -125,11 +135,12 @@ def _import(session: Session, layout: Layout, data: bytes, digest: str, filename
                        {ward: WardPart(count, 0) for ward, count in lines_of.items()})
     by_ward = _apply(session, rows, keyed, found, result)
     for ward, row in rows.items():  # each ward's part of the file, on its own chain
-        closed, changed = by_ward.get(ward, (0, 0))
-        row.created, row.amended, row.unchanged = closed, changed, row.records - closed - changed
+        part = by_ward.get(ward, _WardPart())
+        row.created, row.amended, row.unchanged = part.closed, part.changed, row.records - part.closed - part.changed
         record_event(session, "ledger.status_imported", "ledger_import", row.id, municipality_id=ward,
-                     data={"file": result.filename, "sha256": digest, "records": row.records, "closed": closed,
-                           "changed": changed, "unchanged": row.unchanged})
+                     data={"file": result.filename, "sha256": digest, "records": row.records, "closed": part.closed,
+                           "changed": part.changed, "unchanged": row.unchanged, "closed_slips": part.closed_slips,
+                           "exceptions": dict(part.raised)})
     return result
 
 
@@ -207,10 +218,10 @@ def _unknown(keyed: dict[Key, tuple[int, Status]], found: dict[tuple[int, str], 
 # -- applying -------------------------------------------------------------------------------------
 
 def _apply(session: Session, rows: dict[int, LedgerImport], keyed: dict[Key, tuple[int, Status]],
-           found: dict[tuple[int, str], dict[int, Any]], result: StatusImportResult) -> dict[int, tuple[int, int]]:
+           found: dict[tuple[int, str], dict[int, Any]], result: StatusImportResult) -> dict[int, _WardPart]:
     """Lock the instalments, then close each whose recorded status differs, in the file's line order.
 
-    Each ward's (closed, changed) counts.
+    What changed in each ward that changed.
     """
     wanted = {found[(m, key)][n].id: status for (m, key, n), (_, status) in sorted(keyed.items(), key=lambda kv: kv[1])}
     current = _lock(session, sorted(wanted))
@@ -220,10 +231,7 @@ def _apply(session: Session, rows: dict[int, LedgerImport], keyed: dict[Key, tup
     result.unchanged = len(wanted) - len(changes)
     result.changed = sum(1 for _, _, row in changes if row.closed_reason is not None)
     result.closed = len(changes) - result.changed
-    by_ward: dict[int, tuple[int, int]] = {}
-    for _, _, row in changes:
-        closed, changed = by_ward.get(row.municipality_id, (0, 0))
-        by_ward[row.municipality_id] = (closed + (row.closed_reason is None), changed + (row.closed_reason is not None))
+    by_ward: dict[int, _WardPart] = defaultdict(_WardPart)
     if not changes:
         return by_ward
     slips, applied = _close(session, rows, changes)
@@ -231,13 +239,18 @@ def _apply(session: Session, rows: dict[int, LedgerImport], keyed: dict[Key, tup
     events: list[dict[str, Any]] = []
     exceptions: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for assessment_id, status, row in changes:
+        part = by_ward[row.municipality_id]
+        part.closed += row.closed_reason is None
+        part.changed += row.closed_reason is not None
+        part.closed_slips += len(slips[assessment_id])
         events += _close_events(assessment_id, status, row, sorted(slips[assessment_id]))
         exceptions[row.municipality_id] += [_applied_payment_flag(payment, status)
                                             for payment in applied[assessment_id]]
     for start in range(0, len(events), CHUNK):
         record_events(session, events[start:start + CHUNK])
     for municipality_id, flags in exceptions.items():
-        result.raised.update(raise_exceptions(session, municipality_id, flags))
+        by_ward[municipality_id].raised = raise_exceptions(session, municipality_id, flags)
+        result.raised.update(by_ward[municipality_id].raised)
     return by_ward
 
 

@@ -17,14 +17,16 @@ from sqlalchemy import func, select, text
 from adapters.agency.simulator import StorePayment, files_by_day, schedule
 from domain import layouts
 from gateway.cli import cli
+from gateway.config import load_settings
 from gateway.db import utcnow
 from gateway.errors import GatewayError, LedgerFileRejected
-from gateway.models import Assessment, Event, LedgerImport, Payment, ReconException, Refund, Slip
+from gateway.models import Assessment, Event, LedgerImport, Municipality, Payment, ReconException, Refund, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.agency_import import import_agency_file
 from gateway.services.apikeys import create_api_key
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
+from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
 from gateway.services.status_import import StatusImportResult, import_status_changes
 from reconciliation.balance import balance
@@ -36,6 +38,7 @@ PAYING = ("slips:read", "payments:write")  # the API key of a kiosk or an app th
 
 CODE = "131075"
 CLIENT = "13107"
+CHIYODA = "131016"  # a second ward
 HEADER = "municipality_code,assessment_id,installment,status,changed_on,channel"
 
 
@@ -137,6 +140,33 @@ def test_a_corrected_status_is_recorded_with_what_it_was(session, slips) -> None
     event = session.scalar(select(Event).where(Event.id > before, Event.kind == "assessment.close_changed"))
     assert event.data == {"reason": "paid_elsewhere", "closed_on": "2026-06-19", "channel": "direct_debit",
                           "before": {"reason": "paid_elsewhere", "closed_on": "2026-06-20", "channel": "bank"}}
+
+
+def test_a_file_of_two_wards_records_each_wards_counts_on_its_own_event(app, session, cipher, slips) -> None:  # type: ignore[no-untyped-def]
+    sumida = load_settings()["MUNICIPALITIES"][0]
+    seed_reference_data(session, [dict(sumida, code=CHIYODA, name="千代田区", name_kana="ﾁﾖﾀﾞｸ",
+                                       company_code="913101", client_code="13101", counters=[], fee_items=[])])
+    chiyoda = [dict(_instalment(key), municipality_code=CHIYODA) for key in ("C-1", "C-2", "C-3")]
+    import_ledger(session, cipher, ledger_file_bytes(chiyoda, "kokin-csv", date(2026, 4, 1)), filename="chiyoda.csv")
+    issue_slips(session, CHIYODA)
+    pay_by_card(app, session, slips["A-3/1"])
+    before = _last_event(session)
+
+    _import(session, status_file(f"{CHIYODA},C-1,1,cancelled,2026-06-20,",
+                                 f"{CODE},A-1,1,paid_elsewhere,2026-06-20,bank",
+                                 f"{CHIYODA},C-2,1,paid_elsewhere,2026-06-21,eltax",
+                                 f"{CODE},A-3,1,paid_elsewhere,2026-06-21,cashier",
+                                 f"{CHIYODA},C-3,1,cancelled,2026-06-22,"))
+
+    wards = dict(session.execute(select(Municipality.id, Municipality.code)).all())
+    imported = {wards[e.municipality_id]: e.data for e in session.scalars(
+        select(Event).where(Event.id > before, Event.kind == "ledger.status_imported"))}
+    counts = {code: {k: data[k] for k in ("records", "closed", "changed", "unchanged", "closed_slips", "exceptions")}
+              for code, data in imported.items()}
+    assert counts == {
+        CODE: {"records": 2, "closed": 2, "changed": 0, "unchanged": 0, "closed_slips": 1,  # A-3's slip stays paid
+               "exceptions": {"double_payment": 1}},
+        CHIYODA: {"records": 3, "closed": 3, "changed": 0, "unchanged": 0, "closed_slips": 3, "exceptions": {}}}
 
 
 def test_a_bad_status_file_names_every_error_and_changes_nothing(session, cipher, slips) -> None:  # type: ignore[no-untyped-def]
