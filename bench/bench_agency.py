@@ -14,7 +14,7 @@ writes one 速報 file and one 確報 file for all of them in the 120-byte cp932
 Measured, each in a fresh Python process (this script with --phase) on the file written to a
 temporary directory, as `kokin agency import` would run it:
 
-  bare     the baseline: the payments and agency reports the 速報 import writes, made in
+  bare     the baseline: the payments, agency reports and their lines the 速報 import writes, made in
            Python beforehand (ids from the sequences, every column), COPYed into the same
            tables with their indexes and foreign keys, then rolled back; only the COPYs timed;
   速報     `import_agency_file` on the 速報 file: every record a new payment, decided in Python
@@ -85,7 +85,16 @@ from domain.calendar import business_day_after
 from gateway import migrate
 from gateway.config import load_settings
 from gateway.db import Database, utcnow
-from gateway.models import AgencyReport, Assessment, FundType, Municipality, Payment, ReconException, Slip
+from gateway.models import (
+    AgencyReport,
+    AgencyReportLine,
+    Assessment,
+    FundType,
+    Municipality,
+    Payment,
+    ReconException,
+    Slip,
+)
 from gateway.sandbox.agency import CHAINS
 from gateway.sandbox.ward import ward_rows
 from gateway.services import agency_import, agency_new_payments
@@ -220,7 +229,7 @@ def _time_phases(agency: AgencyAdapter, seconds: dict[str, float]) -> None:
 
 
 def bare_copy(path: Path, url: str) -> dict[str, Any]:
-    """The baseline: COPY the payments and reports the 速報 import would write, then roll back.
+    """The baseline: COPY the payments, reports and lines the 速報 import would write, then roll back.
 
     The rows (ids from the sequences, every column the import fills) are made before the clock
     starts; only the two COPYs are timed, into the same tables with their indexes and foreign keys.
@@ -237,7 +246,7 @@ def bare_copy(path: Path, url: str) -> dict[str, Any]:
                                 "FROM generate_series(1, :n)"), {"n": len(reports)}).all()
         muni = conn.execute(select(Municipality.id).where(Municipality.code == MUNICIPALITY)).scalar_one()
         now = utcnow().isoformat()
-        payments, rows = [], []
+        payments, rows, lines = [], [], []
         for (payment_id, report_id), r in zip(ids, reports, strict=True):
             slip_id, assessment_id = slips[(r.barcode[13:29], int(r.barcode[29]))]
             paid_at = f"{r.paid_on.isoformat()} {r.paid_time.isoformat()}+09:00"
@@ -245,7 +254,8 @@ def bare_copy(path: Path, url: str) -> dict[str, Any]:
                             f"t\tf\t{paid_at}\t{now}\t{now}\n")
             rows.append(f"{report_id}\t{muni}\t{ADAPTER}\t{r.match_key}\t{r.barcode}\t{r.barcode[13:29]}\t"
                         f"{r.barcode[29]}\t{r.amount}\t{paid_at}\t{r.paid_on.isoformat()}\t{r.store_code}\t"
-                        f"{r.chain_code}\t{r.channel}\t1\t\\N\t\\N\t\\N\t{payment_id}\t{now}\t{r.raw_line}\n")
+                        f"{r.chain_code}\t{r.channel}\t1\t\\N\t\\N\t\\N\t{payment_id}\t{now}\n")
+            lines.append(f"{report_id}\tpreliminary\t{muni}\t{r.raw_line}\n")
         del reports, slips
         figures: dict[str, Any] = {"records": len(rows), "rss_before_kib": _max_rss()}
         cursor = driver.cursor()
@@ -258,13 +268,17 @@ def bare_copy(path: Path, url: str) -> dict[str, Any]:
         figures["payments_seconds"] = time.perf_counter() - began
         with cursor.copy("COPY agency_reports (id, municipality_id, adapter, match_key, barcode, slip_number, "
                          "reissue, amount, paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id, "
-                         "final_import_id, cancel_import_id, remittance_on, payment_id, created_at, "
-                         "preliminary_line) "
+                         "final_import_id, cancel_import_id, remittance_on, payment_id, created_at) "
                          "FROM STDIN") as copy:
             for start in range(0, len(rows), 50_000):
                 copy.write("".join(rows[start:start + 50_000]))
+        figures["reports_seconds"] = time.perf_counter() - began - figures["payments_seconds"]
+        with cursor.copy("COPY agency_report_lines (agency_report_id, kind, municipality_id, line) "
+                         "FROM STDIN") as copy:
+            for start in range(0, len(lines), 50_000):
+                copy.write("".join(lines[start:start + 50_000]))
         figures["seconds"] = time.perf_counter() - began
-        figures["reports_seconds"] = figures["seconds"] - figures["payments_seconds"]
+        figures["lines_seconds"] = figures["seconds"] - figures["payments_seconds"] - figures["reports_seconds"]
         conn.rollback()
     database.dispose()
     figures["rss_peak_kib"] = _max_rss()
@@ -340,7 +354,7 @@ def run(records: int, seed: int, sql: bool, profile: str | None) -> None:
         sql = True
     with fresh_database("postgresql") as url, tempfile.TemporaryDirectory(prefix="kokin_bench_") as folder:
         preliminary, final = write_files(url, records, seed, Path(folder))
-        print("    baseline: a bare COPY of the 速報's payments and reports (rolled back)", flush=True)
+        print("    baseline: a bare COPY of the 速報's payments, reports and lines (rolled back)", flush=True)
         bare = run_phase("bare", preliminary, url)
         print("    importing the 速報 file (a new payment per record)" + (" under cProfile" if profile else ""),
               flush=True)
@@ -393,8 +407,11 @@ def check(url: str, import_id: int, expected: int) -> None:
                                                      expected),
         "reports without final_import_id": (reports.where(AgencyReport.final_import_id.is_(None)), 0),
         "reports with a remittance date": (reports.where(AgencyReport.remittance_on.is_not(None)), expected),
-        "reports with both lines as received": (reports.where(AgencyReport.preliminary_line.is_not(None),
-                                                              AgencyReport.final_line.is_not(None)), expected),
+        "reports with both lines as received": (reports.where(*(
+            select(AgencyReportLine.agency_report_id).where(
+                AgencyReportLine.municipality_id == AgencyReport.municipality_id,
+                AgencyReportLine.agency_report_id == AgencyReport.id, AgencyReportLine.kind == kind).exists()
+            for kind in ("preliminary", "final"))), expected),
         "reports in all": (reports, expected),
         "applied agency payments": (select(func.count()).select_from(Payment)
                                     .where(Payment.channel == "agency", Payment.applied), expected),
@@ -418,8 +435,9 @@ def summarise_sokuho(bare: dict[str, Any], sokuho: dict[str, Any], again: dict[s
     steps["rest (import row, event, commit)"] = sokuho["seconds"] - sum(steps.values())
     for step in ("parse", "stage", "decide", "write", "rest (import row, event, commit)"):
         print(f"    {step:<34} {steps.get(step, 0.0):7.2f} s")
-    print(f"  bare COPY of the same payments and reports: {bare['seconds']:.2f} s (payments "
-          f"{bare['payments_seconds']:.2f} s, reports {bare['reports_seconds']:.2f} s); ratio bare/write "
+    print(f"  bare COPY of the same payments, reports and lines: {bare['seconds']:.2f} s (payments "
+          f"{bare['payments_seconds']:.2f} s, reports {bare['reports_seconds']:.2f} s, lines "
+          f"{bare['lines_seconds']:.2f} s); ratio bare/write "
           f"{bare['seconds'] / max(steps.get('write', 0.0), 1e-9):.2f}, bare/import "
           f"{bare['seconds'] / sokuho['seconds']:.2f}")
     print(f"  the same 速報 file again: already_imported={again['already_imported']} in {again['seconds']:.2f} s")

@@ -1,5 +1,5 @@
 """SQLAlchemy models only; services own every transaction."""
-from gateway.models.agency import AgencyDeposit, AgencyImport, AgencyReport
+from gateway.models.agency import LINE_KINDS, AgencyDeposit, AgencyImport, AgencyReport, AgencyReportLine
 from gateway.models.audit import ApiKey, AuditChainHead, Event
 from gateway.models.base import ENCRYPTED, Base, encrypted_columns, on_ward, table
 from gateway.models.counter import ROLES, SALE_STATUSES, Counter, FeeItem, FeePrice, Sale, SaleLine, StaffUser, Terminal
@@ -49,6 +49,8 @@ __all__ = [
     "SchedulerJob",
     "AgencyImport",
     "AgencyReport",
+    "AgencyReportLine",
+    "LINE_KINDS",
     "ExceptionPlaybook",
     "ReconException",
     "SLIP_STATUSES",

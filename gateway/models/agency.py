@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime, utcnow
@@ -77,11 +77,36 @@ class AgencyReport(Base):
     record_id: Mapped[str | None] = mapped_column(String(40))  # eLTAX's id of the payment
     el_number: Mapped[str | None] = mapped_column(String(32))  # eL番号 as paid
     method: Mapped[str | None] = mapped_column(String(20))  # card | netbank | app | bank_counter
-    # Each record as received (migration 0029): its line decoded from the file's encoding, without
-    # the line end, written with the import id of its kind. None for rows imported before 0029.
-    preliminary_line: Mapped[str | None] = mapped_column(Text)
-    final_line: Mapped[str | None] = mapped_column(Text)
-    cancel_line: Mapped[str | None] = mapped_column(Text)
+
+
+# The records a report's row gathers, each from its own file: an agency's 速報, 確報 and 取消, or
+# one eLTAX payment record.
+LINE_KINDS = ("preliminary", "final", "cancel", "eltax")
+
+
+class AgencyReportLine(Base):
+    """One record of a report as received: its line decoded from the file's encoding, without the line end.
+
+    Insert-only: the import that receives a record writes its line, in the transaction that
+    applies it, and nothing changes it after. A report has at most one line of each kind (the
+    first of the file that applied it); rows imported before migration 0029 (an agency's) or
+    0030 (eLTAX's) have none. The lines live apart from `agency_reports` so that the 確報's
+    UPDATE of a million rows writes none of them and its rows stay on their pages (migration
+    0030, bench/README.md).
+    """
+
+    __tablename__ = "agency_report_lines"
+    # The ward is the report's: the foreign key says so, and no key of its own to municipalities
+    # adds a check per line to an import of a million.
+    __table_args__ = (
+        CheckConstraint("kind IN ('" + "','".join(LINE_KINDS) + "')", name="known_kind"),
+        ward_key("agency_report_lines", "agency_report_id", "agency_reports"),
+    )
+
+    agency_report_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    line: Mapped[str] = mapped_column(Text)
 
 
 class AgencyDeposit(Base):

@@ -8,10 +8,11 @@ cleanly is booked as far as it can be, never dropped, and raised as an exception
 contract's kind for a person.
 
 Bulk by design (a file of a million records): every record's key is staged in a temporary
-table (COPY on PostgreSQL, `agency_stage`); 確報 and 取消 of known payments are one UPDATE
-each; the records of payments not seen before are then staged in full and booked by
-`agency_new_payments` (decided one by one in Python by the one booking rule, written
-set-based).
+table (COPY on PostgreSQL, `agency_stage`) with its line as received; 確報 and 取消 of known
+payments are one UPDATE each, and their lines one INSERT into `agency_report_lines` (the
+UPDATE writes no line: its rows stay on their pages); the records of payments not seen before
+are then staged in full and booked by `agency_new_payments` (decided one by one in Python by
+the one booking rule, written set-based).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, exists, select, text, update
+from sqlalchemy import CursorResult, and_, delete, exists, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,7 +32,7 @@ from adapters.agency import AgencyAdapter, AgencyFile, AgencyFileRejected, pause
 from adapters.eltax import EltaxAdapter
 from gateway.db import transaction, utcnow
 from gateway.errors import AgencyFileInvalid
-from gateway.models import AgencyImport, table
+from gateway.models import AgencyImport, AgencyReportLine, table
 from gateway.models import AgencyReport as ReportRow
 from gateway.observability.metrics import observed_import
 from gateway.progress import NoProgress, Progress
@@ -42,7 +43,7 @@ from gateway.services.exceptions import raise_exceptions
 from gateway.services.journal import reverse_cancelled_reports
 from gateway.services.reference import get_municipality
 
-_reports = table(ReportRow)
+_reports, _lines = table(ReportRow), table(AgencyReportLine)
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _known(scope: ImportScope) -> Any:
 def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportResult) -> bool:
     """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing.
 
-    Each record's line as received is written with its import id, in the same UPDATE.
+    Each record that changed a row keeps its line as received (`_keep_lines_of_known`).
 
     Returns whether records of payments not seen before may remain; the records of known
     payments then leave the stage, so what stays is new. A record whose
@@ -164,18 +165,19 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
     """
     confirmed = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "final",
                                                        _reports.c.final_import_id.is_(None))
-                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on,
-                                        final_line=KEYS.c.line))
+                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on))
     confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
     preliminary = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "preliminary",
                                                          _reports.c.preliminary_import_id.is_(None))
-                                  .values(preliminary_import_id=scope.import_id, preliminary_line=KEYS.c.line))
+                                  .values(preliminary_import_id=scope.import_id))
     cancelled = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "cancel",
                                                        _reports.c.cancel_import_id.is_(None))
-                                .values(cancel_import_id=scope.import_id, cancel_line=KEYS.c.line)
+                                .values(cancel_import_id=scope.import_id)
                                 .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
                                            _reports.c.paid_on, _reports.c.payment_id)).all()
     changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)
+    if changed:
+        _keep_lines_of_known(session, scope)
     new = changed < result.records  # else every record changed a row: nothing new, nothing repeated
     if new:
         # What stays is new: only those records are staged in full, and the chunks of new payments
@@ -190,6 +192,21 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
                    {"reason": "the store voided a payment it had reported (速報取消); the payment is "
                               "cancelled and its receipt reversed"}) for row in cancelled])
     return new
+
+
+def _keep_lines_of_known(session: Session, scope: ImportScope) -> None:
+    """Insert the line of each record that set its kind's import id on a known row: one statement for the file.
+
+    A record the file holds twice keeps its first line (the database drops the second).
+    """
+    applied = or_(*(and_(KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"] == scope.import_id)
+                    for kind in ("preliminary", "final", "cancel")))
+    lines = (select(_reports.c.id, KEYS.c.kind, _reports.c.municipality_id, KEYS.c.line)
+             .select_from(KEYS).join(_reports, _known(scope))
+             .where(applied, KEYS.c.line.is_not(None)).order_by(KEYS.c.seq))
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(dialect_insert(_lines).from_select(["agency_report_id", "kind", "municipality_id", "line"], lines)
+                    .on_conflict_do_nothing())
 
 
 def _exception(kind: str, report_id: int, business_date: date, amount: int, slip_number: str,

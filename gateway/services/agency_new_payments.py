@@ -5,8 +5,8 @@ Each payment not seen before is decided in Python by the one booking rule
 chunk as it is decided (`record_bookings`). PostgreSQL reads the staged records as one
 stream (the stage joined with slips and their instalments), COPYs each chunk's decisions
 with ids reserved from the sequences and stages their bookings (`stage_bookings`), then
-writes the payments and reports at the end, one statement per table, and the bookings
-after them (`record_staged_bookings`: paid slips, refunds, exceptions).
+writes the payments, reports and the reports' lines as received at the end, one statement
+per table, and the bookings after them (`record_staged_bookings`: paid slips, refunds, exceptions).
 """
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ from domain.barcode import BarcodeError, decode
 from domain.booking import Booking, Flag, Instalment, decide
 from gateway.db import utcnow
 from gateway.models import AgencyReport as ReportRow
-from gateway.models import Assessment, Payment, Slip, table
+from gateway.models import AgencyReportLine, Assessment, Payment, Slip, table
 from gateway.models.base import on_ward
 from gateway.progress import Progress
 from gateway.services.agency_stage import DECISIONS, STAGE
 from gateway.services.booking import Booked, record_bookings, record_staged_bookings, stage_bookings
 
 _reports, _payments, _slips, _assessments = table(ReportRow), table(Payment), table(Slip), table(Assessment)
+_lines = table(AgencyReportLine)
 NEW_CHUNK = 20_000  # new store payments decided and written at a time
 
 
@@ -287,6 +288,11 @@ def _write(session: Session, scope: ImportScope, decisions: list[_Decision], res
         payment_ids = {id(d): pid for d, pid in zip(to_pay, ids, strict=True)}
     report_ids = session.execute(insert(_reports).returning(_reports.c.id, sort_by_parameter_order=True), [
         _report_values(scope, d, payment_ids.get(id(d)), now) for d in decisions]).scalars().all()
+    lines = [dict(agency_report_id=report_id, kind=kind, municipality_id=scope.municipality_id, line=row.line)
+             for d, report_id in zip(decisions, report_ids, strict=True)
+             for kind, row in d.new.kinds.items() if row.line is not None]
+    if lines:
+        session.execute(insert(_lines), lines)
     booked = [_booked(d, payment_ids.get(id(d)), report_id) for d, report_id in zip(decisions, report_ids, strict=True)]
     result.exceptions.update(record_bookings(session, scope.municipality_id, booked, now=now))
     result.booked += sum(1 for d in to_pay if d.booking.applied)
@@ -306,14 +312,6 @@ def _booked(decision: _Decision, payment_id: int | None, report_id: int) -> Book
 _FROM_DECISIONS = "FROM agency_decisions d JOIN agency_stage st ON st.seq = d.seq"
 _KINDS = ("preliminary", "final", "cancel")
 
-
-def _line_of(kind: str) -> str:
-    """The line of the record of `kind`: most often the first staged record's, else looked up (rare: by key)."""
-    return (f"CASE WHEN d.{kind}_seq = d.seq THEN st.line WHEN d.{kind}_seq IS NOT NULL THEN "
-            f"(SELECT other.line FROM agency_stage other WHERE other.seq = d.{kind}_seq) END")
-
-
-
 _WRITE_DECIDED = (
     f"""INSERT INTO payments (id, municipality_id, slip_id, assessment_id, channel, status, amount, fee_amount,
                               refunded_amount, applied, overpaid, accepted_at, created_at, updated_at)
@@ -322,14 +320,19 @@ _WRITE_DECIDED = (
         {_FROM_DECISIONS} WHERE d.payment_id IS NOT NULL""",
     f"""INSERT INTO agency_reports (id, municipality_id, adapter, match_key, barcode, slip_number, reissue, amount,
                                     paid_at, paid_on, store_code, chain_code, channel, preliminary_import_id,
-                                    final_import_id, cancel_import_id, remittance_on, payment_id, created_at,
-                                    preliminary_line, final_line, cancel_line)
+                                    final_import_id, cancel_import_id, remittance_on, payment_id, created_at)
         SELECT d.report_id, %(municipality_id)s, %(adapter)s, st.match_key, st.barcode, st.slip_number, st.reissue,
                st.amount, st.paid_at, st.paid_on, st.store_code, st.chain_code, st.channel,
                CASE WHEN d.preliminary THEN %(import_id)s END, CASE WHEN d.final THEN %(import_id)s END,
-               CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s,
-               {_line_of("preliminary")}, {_line_of("final")}, {_line_of("cancel")}
+               CASE WHEN d.cancel THEN %(import_id)s END, d.remittance_on, d.payment_id, %(now)s
         {_FROM_DECISIONS}""",
+    # Each report's records as received: the staged record of each kind it has (`_copy_decisions`).
+    """INSERT INTO agency_report_lines (agency_report_id, kind, municipality_id, line)
+        SELECT d.report_id, st.kind, %(municipality_id)s, st.line
+        FROM agency_decisions d
+        CROSS JOIN LATERAL (VALUES (d.preliminary_seq), (d.final_seq), (d.cancel_seq)) AS k (seq)
+        JOIN agency_stage st ON st.seq = k.seq
+        WHERE st.line IS NOT NULL""",
 )
 
 
@@ -387,13 +390,6 @@ def _report_values(scope: ImportScope, decision: _Decision, payment_id: int | No
         preliminary_import_id=scope.import_id if "preliminary" in kinds else None,
         final_import_id=scope.import_id if "final" in kinds else None,
         cancel_import_id=scope.import_id if "cancel" in kinds else None,
-        remittance_on=decision.new.remittance_on, payment_id=payment_id, created_at=now,
-        preliminary_line=_staged_line(kinds, "preliminary"), final_line=_staged_line(kinds, "final"),
-        cancel_line=_staged_line(kinds, "cancel"))
-
-
-def _staged_line(kinds: dict[str, Any], kind: str) -> str | None:
-    row = kinds.get(kind)
-    return None if row is None else row.line
+        remittance_on=decision.new.remittance_on, payment_id=payment_id, created_at=now)
 
 

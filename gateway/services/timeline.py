@@ -30,6 +30,7 @@ from gateway.models import (
     AgencyDeposit,
     AgencyImport,
     AgencyReport,
+    AgencyReportLine,
     Assessment,
     AssessmentRevision,
     Event,
@@ -253,6 +254,7 @@ def _agency_entries(session: Session, municipality_id: int, reports: Sequence[Ag
     """
     ids = {i for r in reports for i in (r.preliminary_import_id, r.final_import_id, r.cancel_import_id) if i}
     imports = {i.id: i for i in session.scalars(select(AgencyImport).where(AgencyImport.id.in_(ids)))} if ids else {}
+    lines = _lines_of(session, municipality_id, [r.id for r in reports])
     entries = []
     for report in reports:
         fields = ((_("収納代行業者"), report.adapter), (_("納付書番号"), f"{report.slip_number}-{report.reissue}"),
@@ -261,21 +263,32 @@ def _agency_entries(session: Session, municipality_id: int, reports: Sequence[Ag
                   (_("支払日時（店舗）"), _moment(report.paid_at)), (_("振込予定日"), _day(report.remittance_on)))
         # Each record's caption names its report: a page may show two payments' 速報, and each scrolling
         # line is a region whose name must be its own.
-        for kind, import_id, title, caption, line in (
+        for kind, import_id, title, caption in (
                 ("preliminary", report.preliminary_import_id, _("速報を受信"),
-                 _("速報のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.preliminary_line),
+                 _("速報のレコード（受信したまま、報告 #%(id)s）", id=report.id)),
                 ("final", report.final_import_id, _("確報を受信"),
-                 _("確報のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.final_line),
+                 _("確報のレコード（受信したまま、報告 #%(id)s）", id=report.id)),
                 ("cancel", report.cancel_import_id, _("速報取消を受信"),
-                 _("速報取消のレコード（受信したまま、報告 #%(id)s）", id=report.id), report.cancel_line)):
+                 _("速報取消のレコード（受信したまま、報告 #%(id)s）", id=report.id))):
             received = imports.get(import_id) if import_id else None
             if received is None:
                 continue
-            record = None if report.record_id is not None else Received(f"received-{report.id}-{kind}", caption, line)
+            record = None if report.record_id is not None else Received(f"received-{report.id}-{kind}", caption,
+                                                                        lines.get((report.id, kind)))
             entries.append(Entry(received.imported_at, "agency", title, report.amount, (
                 *fields, (_("ファイル"), received.filename), (_("ファイルのSHA-256"), received.sha256[:16] + "…")),
                 received=record))
     return entries
+
+
+def _lines_of(session: Session, municipality_id: int, report_ids: list[int]) -> dict[tuple[int, str], str]:
+    """The reports' records as received, by (report id, kind)."""
+    if not report_ids:
+        return {}
+    rows = session.execute(select(AgencyReportLine.agency_report_id, AgencyReportLine.kind, AgencyReportLine.line)
+                           .where(AgencyReportLine.municipality_id == municipality_id,
+                                  AgencyReportLine.agency_report_id.in_(report_ids)))
+    return {(row.agency_report_id, row.kind): row.line for row in rows}
 
 
 def _remittance_entries(session: Session, item: ReconException, adapter: str, account: str | None,

@@ -3,20 +3,22 @@
 Issue 18, point 2: an exception's evidence shows the agency's records as the ward received them.
 The lines are compared with the file's own bytes, cut at CRLF and decoded, for every kind of
 record (速報, 確報, 取消), whether the record brings a new store payment (written from the
-stage) or one reported before (the UPDATE of its row), in both shipped layouts, with Japanese
-text in a field: a two-byte character of cp932 in the fixed layout's text field, full-width
-text in the CSV's chain name and user field.
+stage) or one reported before (its row updated, its line inserted beside it), in both shipped
+layouts, with Japanese text in a field: a two-byte character of cp932 in the fixed layout's text
+field, full-width text in the CSV's chain name and user field. The lines are rows of their own
+(`agency_report_lines`, migration 0030), in the report's ward.
 """
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from adapters.agency.simulator import Scheduled, StorePayment, files_by_day, schedule
-from gateway.models import AgencyReport, Slip
+from gateway.models import AgencyReport, AgencyReportLine, Slip
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services import agency_new_payments
 from gateway.services.agency_import import import_agency_file
@@ -60,9 +62,13 @@ def _with_japanese(name: str, data: bytes) -> bytes:
 
 
 def _data_lines(name: str, data: bytes) -> list[str]:
-    """The file's data records as text, cut at CRLF and decoded from cp932 (what must be kept)."""
+    """The file's data records as text, cut at CRLF and decoded from cp932 (what must be kept), sorted."""
+    return sorted(_in_file_order(name, data))
+
+
+def _in_file_order(name: str, data: bytes) -> list[str]:
     lines = [line.decode("cp932") for line in data.split(b"\r\n") if line]
-    return sorted(line for line in lines if name == "agency-csv" or line.startswith("2"))
+    return [line for line in lines if name == "agency-csv" or line.startswith("2")]
 
 
 def _import(session, app, name: str, data: bytes, filename: str):  # type: ignore[no-untyped-def]
@@ -70,8 +76,18 @@ def _import(session, app, name: str, data: bytes, filename: str):  # type: ignor
                               filename=filename, source="test", actor="test")
 
 
-def _kept(session, column) -> list[str]:  # type: ignore[no-untyped-def]
-    return sorted(session.scalars(select(column).where(column.is_not(None))))
+def _kept(session, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(session.scalars(select(AgencyReportLine.line).where(AgencyReportLine.kind == kind)))
+
+
+def _lines_by_report(session) -> dict[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Each report's lines by kind, checked to be in the report's own ward."""
+    kept: dict[int, dict[str, str]] = {}
+    for line, ward in session.execute(select(AgencyReportLine, AgencyReport.municipality_id).join(
+            AgencyReport, AgencyReport.id == AgencyReportLine.agency_report_id)):
+        assert line.municipality_id == ward
+        kept.setdefault(line.agency_report_id, {})[line.kind] = line.line
+    return kept
 
 
 def _one_day(scheduled: list[Scheduled], day: date) -> list[Scheduled]:
@@ -83,8 +99,6 @@ def test_each_records_line_as_received_is_kept_for_its_kind_from_files_of_each_k
         app, session, slips, name) -> None:
     agency = app.extensions["kokin.agencies"][name]
     scheduled = schedule([_payment(s, n) for n, s in enumerate(slips)])
-    columns = {"preliminary": AgencyReport.preliminary_line, "final": AgencyReport.final_line,
-               "cancel": AgencyReport.cancel_line}
     for kind in ("preliminary", "final", "cancel"):  # the 速報 books new payments; the others update their rows
         (data,) = files_by_day(agency, _one_day([s for s in scheduled if s.kind == kind], date(2027, 3, 31)),
                                client_code=CLIENT).values()
@@ -95,7 +109,8 @@ def test_each_records_line_as_received_is_kept_for_its_kind_from_files_of_each_k
         expected = _data_lines(name, data)
         assert len(expected) == len(slips)
         assert all((SEGMENT if name == "agency-fixed120" else CHAIN_NAME) in line for line in expected)
-        assert _kept(session, columns[kind]) == expected, kind
+        assert _kept(session, kind) == expected, kind
+    assert [len(kinds) for kinds in _lines_by_report(session).values()] == [3] * len(slips)
 
 
 @pytest.mark.parametrize("chunk", [4, 1_000])  # 4: a chunk boundary inside a payment's three records
@@ -113,8 +128,10 @@ def test_a_file_with_all_three_records_of_new_payments_keeps_each_kinds_own_line
     assert (result.records, result.confirmed, result.cancelled) == (3 * len(slips), len(slips), len(slips))
     codes = {"preliminary": "01", "final": "02", "cancel": "03"}
     lines = _data_lines(name, data)
+    kept_lines = _lines_by_report(session)
     for report in session.scalars(select(AgencyReport)):
-        kept = {"preliminary": report.preliminary_line, "final": report.final_line, "cancel": report.cancel_line}
+        kept = kept_lines[report.id]
+        assert kept.keys() == {"preliminary", "final", "cancel"}
         for kind, line in kept.items():
             assert line in lines, kind
             # the record of its own kind (data type), of this payment (barcode)
@@ -130,4 +147,32 @@ def test_a_payment_reported_only_by_its_preliminary_keeps_no_other_line(  # type
                            client_code=CLIENT).values()
     _import(session, app, "agency-fixed120", data, "one.dat")
     report = session.scalars(select(AgencyReport)).one()
-    assert report.preliminary_line is not None and report.final_line is None and report.cancel_line is None
+    assert _lines_by_report(session)[report.id].keys() == {"preliminary"}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_record_twice_in_a_file_or_again_in_a_later_one_keeps_the_line_that_applied_it(  # type: ignore[no-untyped-def]
+        app, session, slips, name) -> None:
+    agency = app.extensions["kokin.agencies"][name]
+    day = date(2027, 3, 31)
+    scheduled = _one_day(schedule([_payment(s, n) for n, s in enumerate(slips[:2])]), day)
+    (data,) = files_by_day(agency, [s for s in scheduled if s.kind == "preliminary"], client_code=CLIENT).values()
+    _import(session, app, name, data, "preliminary.dat")
+    first, second = (s for s in scheduled if s.kind == "final")
+    assert first.remittance_on is not None
+
+    # The same 確報 twice in one file, the second naming another remittance date (its line differs).
+    later = replace(first, remittance_on=first.remittance_on + timedelta(days=1))
+    (twice,) = files_by_day(agency, [first, later], client_code=CLIENT).values()
+    result = _import(session, app, name, twice, "twice.dat")
+    # Then a file repeating it with yet another date, and bringing the other payment's 確報.
+    again = replace(first, remittance_on=first.remittance_on + timedelta(days=2))
+    (repeated,) = files_by_day(agency, [again, second], client_code=CLIENT).values()
+    result_again = _import(session, app, name, repeated, "again.dat")
+
+    assert (result.confirmed, result.repeated, result_again.confirmed, result_again.repeated) == (1, 1, 1, 1)
+    kept = {report.barcode: _lines_by_report(session)[report.id] for report in session.scalars(select(AgencyReport))}
+    twice_lines, repeated_lines = _in_file_order(name, twice), _in_file_order(name, repeated)
+    assert len(set(twice_lines)) == 2
+    assert kept[first.payment.barcode]["final"] == twice_lines[0]
+    assert kept[second.payment.barcode]["final"] == repeated_lines[1]

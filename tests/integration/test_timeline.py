@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from markupsafe import escape
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.cli import cli
-from gateway.models import AgencyReport, Payment, ReconException
+from gateway.models import AgencyReport, AgencyReportLine, Payment, ReconException
 from gateway.services.staff_accounts import create_user
 from gateway.services.timeline import exception_evidence, slip_story
 from tests.rows import by_id
@@ -109,7 +109,12 @@ def test_the_exception_and_slip_pages_show_each_agency_record_as_received_beside
         demo: None, app: Flask, session: Session) -> None:
     item = _first(session, "unknown_slip")
     report = by_id(session, AgencyReport, item.agency_report_id)
-    assert report is not None and report.preliminary_line
+    assert report is not None
+    kept = select(AgencyReportLine.line).where(AgencyReportLine.municipality_id == report.municipality_id,
+                                               AgencyReportLine.agency_report_id == report.id,
+                                               AgencyReportLine.kind == "preliminary")
+    line = session.scalar(kept)
+    assert line
     create_user(session, "131075", "acct", "accounting", PASSWORD, actor="test")
     client = app.test_client()
     log_in(client, "acct")
@@ -118,13 +123,15 @@ def test_the_exception_and_slip_pages_show_each_agency_record_as_received_beside
         page = client.get(path).get_data(as_text=True)
         label = f'id="received-{report.id}-preliminary">速報のレコード（受信したまま、報告 #{report.id}）</figcaption>'
         shown = (f'<pre class="raw-line" tabindex="0" role="region" aria-labelledby="received-{report.id}-preliminary">'
-                 f"<code>{escape(report.preliminary_line)}</code></pre>")
+                 f"<code>{escape(line)}</code></pre>")
         assert label in page and shown in page, path
         assert report.barcode in page and "バーコード" in page, path  # the fields read from it, beside it
 
     # A row imported before migration 0029 kept no line: the page says so rather than show nothing.
-    session.execute(update(AgencyReport).where(AgencyReport.id == report.id).values(preliminary_line=None))
+    session.execute(delete(AgencyReportLine).where(AgencyReportLine.municipality_id == report.municipality_id,
+                                                   AgencyReportLine.agency_report_id == report.id))
     session.commit()
+    assert session.scalar(kept) is None
     page = client.get(f"/staff/exceptions/{item.id}").get_data(as_text=True)
     assert "保存されていません（0029より前に取り込んだレコード）" in page
     assert f'id="received-{report.id}-preliminary"' in page
