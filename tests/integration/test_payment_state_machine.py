@@ -215,7 +215,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         assert code is None
         ref = self.attempts[-1]
         assert self._settle(ref).outcome is Outcome.PENDING  # the poller looks before the resident pays
-        attempt = self._fresh().get(PaymentAttempt, ref.attempt_id)
+        attempt = by_id(self._fresh(), PaymentAttempt, ref.attempt_id)
         assert attempt is not None and attempt.status == "pending"
 
     def _pay(self, ref: AttemptRef) -> None:
@@ -264,7 +264,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0), outcome=st.sampled_from(["declined", "expired"]))
     def the_provider_reports_a_decline_or_an_expiry(self, index: int, outcome: str) -> None:
         ref = self._pick([a for a in self.attempts if a.provider_open], index)
-        before = self._fresh().get(PaymentAttempt, ref.attempt_id)
+        before = by_id(self._fresh(), PaymentAttempt, ref.attempt_id)
         assert before is not None
         was = before.status
         if ref.channel == "card":
@@ -274,7 +274,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
             ref.adapter.simulator.simulate_payment(ref.provider_ref, "FAILED" if outcome == "declined" else "EXPIRED")
             ref.provider_open = False
         status = self._settle(ref)
-        attempt = self._fresh().get(PaymentAttempt, ref.attempt_id)
+        attempt = by_id(self._fresh(), PaymentAttempt, ref.attempt_id)
         payment = by_id(self.session, Payment, ref.payment_id)
         assert attempt is not None and payment is not None
         expected = {Outcome.PENDING: was, Outcome.FAILED: "failed", Outcome.EXPIRED: "expired"}[status.outcome]
@@ -329,7 +329,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         was, approve = refund.status, decision == "approve"
         code = _code_of(lambda: decide_refund(self.session, refund.municipality_id, refund.id, approve=approve,
                                               decided_by=decider))
-        after = self._fresh().get(Refund, refund.id)
+        after = by_id(self._fresh(), Refund, refund.id)
         assert after is not None
         if was == "requested":
             assert code is None
@@ -346,7 +346,7 @@ class PaymentLifecycle(RuleBasedStateMachine):
         code = _code_of(lambda: decide_refund(self.session, refund.municipality_id, refund.id, approve=True,
                                               decided_by=refund.requested_by))
         assert code == "four_eyes_required"
-        after = self._fresh().get(Refund, refund.id)
+        after = by_id(self._fresh(), Refund, refund.id)
         assert after is not None and after.status == "requested" and after.approved_by is None
 
     @precondition(lambda self: bool(self._refunds()))
@@ -368,12 +368,12 @@ class PaymentLifecycle(RuleBasedStateMachine):
         self._carry_out(self._pick(self._refunds("processing"), index), actor="janitor")
 
     def _carry_out(self, refund: Refund, *, actor: str) -> None:
-        was, payment_before = refund.status, self._fresh().get(Payment, refund.payment_id)
+        was, payment_before = refund.status, by_id(self._fresh(), Payment, refund.payment_id)
         assert payment_before is not None
         refunded_before = payment_before.refunded_amount
         code = _code_of(lambda: execute_refund(self.session, self.adapters, refund.municipality_id, refund.id,
                                                actor=actor))
-        after, payment = self._fresh().get(Refund, refund.id), by_id(self.session, Payment, refund.payment_id)
+        after, payment = by_id(self._fresh(), Refund, refund.id), by_id(self.session, Payment, refund.payment_id)
         assert after is not None and payment is not None
         if was not in ("approved", "failed", "processing"):
             assert code == "illegal_transition", "only an approved refund is carried out"
