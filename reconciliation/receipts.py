@@ -221,7 +221,7 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
                 data = render_receipts(layout, municipality_code, receipts, sequence=sequence,
                                        created_on=today or utcnow().astimezone(TOKYO).date())
             with outbound.packing(data) as packed:  # hashed and compressed beside the hand-over's statements
-                handed = _hand_over_double_payments(session, receipts, actor)
+                handed = _hand_over_double_payments(session, municipality_id, receipts, actor)
             result = ExportResult(data, len(receipts), receipts.total, packed.sha256, layout.name, sequence)
             outbound.keep(sent, result, content=packed.content)
             record_event(session, "receipts.exported", "outbound_file", sent.id, municipality_id=municipality_id,
@@ -235,18 +235,19 @@ def export_next(session: Session, municipality_code: str, layout: Layout | str =
     return result
 
 
-def _hand_over_double_payments(session: Session, receipts: Receipts, actor: str) -> int:
+def _hand_over_double_payments(session: Session, municipality_id: int, receipts: Receipts, actor: str) -> int:
     """Close the open double_payment exceptions of the overpayments sent without a provider refund.
 
     The core system decides 充当 or 還付 on them now; the count closed.
     """
     sent = receipts.overpaid_payments()
-    refunding = select(Refund.payment_id)
+    refunding = select(Refund.payment_id).where(Refund.municipality_id == municipality_id)
     closed = 0
     for start in range(0, len(sent), 5_000):
         result = session.execute(
             update(ReconException)
-            .where(ReconException.kind == "double_payment", ReconException.status == "open",
+            .where(ReconException.municipality_id == municipality_id, ReconException.kind == "double_payment",
+                   ReconException.status == "open",
                    ReconException.payment_id.in_(sent[start:start + 5_000]),
                    ReconException.payment_id.not_in(refunding))
             .values(status="resolved", resolution=HANDED_OVER, resolved_by=actor[:100], resolved_at=utcnow(),

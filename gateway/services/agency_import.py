@@ -118,7 +118,8 @@ def import_agency_file(session: Session, agency: AgencyAdapter | EltaxAdapter, d
                 _add(result, apply_new_payments(session, scope, len(new), progress))
         if result.cancelled:  # 速報取消: the payments cancelled, their receipts reversed
             reverse_cancelled_reports(session, municipality_id, import_id, now=utcnow())
-        session.execute(update(AgencyImport).where(AgencyImport.id == import_id)
+        session.execute(update(AgencyImport).where(AgencyImport.municipality_id == municipality_id,
+                                                   AgencyImport.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "agency.imported", "agency_import", import_id, municipality_id=municipality_id,
                      actor=actor, data={"adapter": agency.name, "records": result.records,

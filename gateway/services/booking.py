@@ -87,12 +87,14 @@ def record_bookings(session: Session, municipality_id: int, booked: Sequence[Boo
         return record_staged_bookings(session, municipality_id, now=now)
     applied = sorted({b.assessment_id for b in booked if b.booking.applied and b.assessment_id is not None})
     for start in range(0, len(applied), 5_000):
-        session.execute(update(_slips).where(_slips.c.assessment_id.in_(applied[start:start + 5_000]),
+        session.execute(update(_slips).where(_slips.c.municipality_id == municipality_id,
+                                             _slips.c.assessment_id.in_(applied[start:start + 5_000]),
                                              _slips.c.status == "issued").values(status="paid"))
     write_records(session, [_record_row(municipality_id, b, now) for b in booked])
     to_refund = [b for b in booked if b.booking.refund and b.channel in REFUNDABLE_CHANNELS]
     if to_refund:
         by_provider = set(session.scalars(select(_assessments.c.id).where(
+            _assessments.c.municipality_id == municipality_id,
             _assessments.c.id.in_({b.assessment_id for b in to_refund}), PROVIDER_REFUND)))
         refunds = [_refund_row(municipality_id, b, now) for b in to_refund if b.assessment_id in by_provider]
         if refunds:
@@ -158,7 +160,8 @@ def record_staged_bookings(session: Session, municipality_id: int, *, now: datet
 
 
 # One notification's writes, prebuilt (see `Statements`).
-_PAY_SLIPS = (update(_slips).where(_slips.c.assessment_id == bindparam("b_assessment_id"), _slips.c.status == "issued")
+_PAY_SLIPS = (update(_slips).where(_slips.c.municipality_id == bindparam("b_municipality_id"),
+                                   _slips.c.assessment_id == bindparam("b_assessment_id"), _slips.c.status == "issued")
               .values(status="paid"))
 _REFUND_COLUMNS = ("payment_id", "municipality_id", "amount", "reason", "status", "requested_by", "created_at",
                    "updated_at")
@@ -177,7 +180,7 @@ def booking_writes(dialect: str, municipality_id: int, booked: Booked, *,
     """`record_bookings` of one payment as statements to send with the settlement's other writes."""
     writes: list[tuple[Executable, dict[str, Any]]] = []
     if booked.booking.applied and booked.assessment_id is not None:
-        writes.append((_PAY_SLIPS, {"b_assessment_id": booked.assessment_id}))
+        writes.append((_PAY_SLIPS, {"b_municipality_id": municipality_id, "b_assessment_id": booked.assessment_id}))
     if booked.booking.refund and booked.channel in REFUNDABLE_CHANNELS:
         writes.append((_REQUEST_REFUND, {f"r_{k}": v for k, v in _refund_row(municipality_id, booked, now).items()}
                        | {"r_assessment_id": booked.assessment_id}))

@@ -26,7 +26,8 @@ def seed_counters(session: Session, municipality: Municipality, config: dict[str
             session.add(counter)
             session.flush()
             added.append(f"counter {spec['code']}")
-        known = set(session.scalars(select(Terminal.device_id).where(Terminal.counter_id == counter.id)))
+        of_counter = (Terminal.municipality_id == counter.municipality_id) & (Terminal.counter_id == counter.id)
+        known = set(session.scalars(select(Terminal.device_id).where(of_counter)))
         for terminal in spec.get("terminals", []):
             if terminal["device_id"] not in known:
                 session.add(Terminal(counter_id=counter.id, municipality_id=counter.municipality_id,
@@ -42,7 +43,8 @@ def counter_terminals(session: Session, municipality_id: int, counter_code: str)
                                                    Counter.code == counter_code))
     if counter is None:
         raise NotFound(f"no counter {counter_code!r}", code="unknown_counter")
-    return counter, list(session.scalars(select(Terminal).where(Terminal.counter_id == counter.id)
+    return counter, list(session.scalars(select(Terminal).where(Terminal.municipality_id == municipality_id,
+                                                                Terminal.counter_id == counter.id)
                                          .order_by(Terminal.id)))
 
 

@@ -74,7 +74,8 @@ def import_eltax_file(session: Session, adapter: EltaxAdapter, data: bytes, *, m
         new = _apply_to_known(session, municipality_id, adapter.name, eltax_file.payments, result)
         if new:
             _book_new(session, municipality_id, adapter.name, import_id, new, result)
-        session.execute(update(_imports).where(_imports.c.id == import_id)
+        session.execute(update(_imports).where(_imports.c.municipality_id == municipality_id,
+                                               _imports.c.id == import_id)
                         .values(new_records=result.records - result.repeated))
         record_event(session, "eltax.imported", "agency_import", import_id, municipality_id=municipality_id,
                      actor=actor, data={"adapter": adapter.name, "records": result.records,

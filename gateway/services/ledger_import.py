@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -156,7 +157,7 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     if sqlite:
         hold_the_write_lock(session)
     _find_known(session)
-    _reject_conflicts(session)
+    _reject_conflicts(session, sorted(set(session.scalars(select(STAGE.c.municipality_id).distinct()))))
     result = ImportResult(filename, layout.name, records, total)
     _find_payer_changes(session, cipher, name_key, workers)
     s, k = STAGE.c, KNOWN.c
@@ -324,14 +325,15 @@ def _find_known(session: Session) -> None:
     _analyze(session, KNOWN)
 
 
-def _reject_conflicts(session: Session) -> None:
+def _reject_conflicts(session: Session, wards: list[int]) -> None:
     """A known key cannot move to another fund or fiscal year: refuse the file naming each such line."""
     fund = table(FundType)
     rows = session.execute(
         select(STAGE.c.line, STAGE.c.source_key, STAGE.c.fund_type_id != KNOWN.c.fund_type_id, fund.c.code,
                STAGE.c.fiscal_year != KNOWN.c.fiscal_year, KNOWN.c.fiscal_year)
         .join(KNOWN, KNOWN.c.line == STAGE.c.line).join(fund, on_ward(KNOWN, "fund_type_id", fund))
-        .where((STAGE.c.fund_type_id != KNOWN.c.fund_type_id) | (STAGE.c.fiscal_year != KNOWN.c.fiscal_year))
+        .where(fund.c.municipality_id.in_(wards),
+               (STAGE.c.fund_type_id != KNOWN.c.fund_type_id) | (STAGE.c.fiscal_year != KNOWN.c.fiscal_year))
         .order_by(STAGE.c.line)).all()
     errors = []
     for line, source_key, fund_moved, known_fund, year_moved, known_year in rows:
@@ -372,7 +374,7 @@ def _apply(session: Session, rows: dict[int, LedgerImport], result: ImportResult
     progress.advance(1)
     voided = _amend(session, rows, now, result)
     progress.advance(1)
-    _update_payers(session, now, result)
+    _update_payers(session, sorted(rows), now, result)
     progress.advance(1)
     result.unchanged = result.records - result.created - result.amended - result.payer_updated
     progress.finish()
@@ -429,7 +431,9 @@ def _amend(session: Session, rows: dict[int, LedgerImport], now: Any, result: Im
     lines = session.execute(amended).all()
     if not lines:
         return {}
-    session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "amended")
+    wards = sorted(rows)  # the file's wards: every statement names them (docs/scaling.md)
+    session.execute(update(_assessments).where(a.municipality_id.in_(wards), a.municipality_id == k.municipality_id,
+                                               a.id == k.assessment_id, k.line == s.line, k.change == "amended")
                     .values(amount=s.amount, due_date=s.due_date, late_fee=s.late_fee, dunning_fee=s.dunning_fee,
                             el_number=s.el_number, el_qr=s.el_qr, revision=a.revision + 1,
                             payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
@@ -440,8 +444,9 @@ def _amend(session: Session, rows: dict[int, LedgerImport], now: Any, result: Im
                literal(now, _revisions.c.recorded_at.type))
         .join(STAGE, s.line == k.line).where(k.change == "amended").order_by(s.line)))
     voided = session.execute(
-        update(_slips).where(_slips.c.status == "issued",
-                             _slips.c.assessment_id.in_(select(k.assessment_id).where(k.change == "amended")))
+        update(_slips).where(_slips.c.municipality_id.in_(wards), _slips.c.status == "issued",
+                             tuple_(_slips.c.municipality_id, _slips.c.assessment_id).in_(
+                                 select(k.municipality_id, k.assessment_id).where(k.change == "amended")))
         .values(status="void", voided_at=now, void_reason="assessment amended")
         .returning(_slips.c.assessment_id, _slips.c.number, _slips.c.reissue)).all()
     slips_of: dict[int, list[tuple[str, int]]] = defaultdict(list)
@@ -469,14 +474,15 @@ def _amend(session: Session, rows: dict[int, LedgerImport], now: Any, result: Im
     return dict(voided_in)
 
 
-def _update_payers(session: Session, now: Any, result: ImportResult) -> None:
+def _update_payers(session: Session, wards: list[int], now: Any, result: ImportResult) -> None:
     """Store the new payer details of the lines that changed only those (no revision, no slip voided)."""
     k, s, a = KNOWN.c, STAGE.c, _assessments.c
     changed = session.execute(select(k.assessment_id, k.municipality_id).where(k.change == "payer")
                               .order_by(k.line)).all()
     if not changed:
         return
-    session.execute(update(_assessments).where(a.id == k.assessment_id, k.line == s.line, k.change == "payer")
+    session.execute(update(_assessments).where(a.municipality_id.in_(wards), a.municipality_id == k.municipality_id,
+                                               a.id == k.assessment_id, k.line == s.line, k.change == "payer")
                     .values(payer_ref_hmac=s.payer_ref_hmac, payer_name_enc=s.payer_name_enc, updated_at=now))
     _record_events(session, [dict(kind="assessment.payer_updated", subject_type="assessment",
                                   subject_id=str(assessment_id), municipality_id=municipality_id)

@@ -65,7 +65,7 @@ def issue_slips(session: Session, municipality_code: str, *, fund_code: str | No
             progress.advance(_issue_batch(session, muni, run.id, window, result))
     progress.finish()
     with transaction(session):
-        session.execute(update(IssueRun).where(IssueRun.id == run.id)
+        session.execute(update(IssueRun).where(IssueRun.municipality_id == muni.id, IssueRun.id == run.id)
                         .values(slip_count=result.issued, finished_at=utcnow()))
     return result
 
@@ -77,12 +77,19 @@ def _municipality(session: Session, code: str) -> Municipality:
     return muni
 
 
+# SQLite has no statistics: left alone it reads a batch's ward by its (municipality, source_key,
+# installment) index, every instalment of the ward for each batch. Its (municipality_id, id) index
+# reads the batch's range of ids alone.
+_BY_WARD_AND_ID = "INDEXED BY uq_assessments_ward_id"
+# Likewise an instalment's slips, by their instalment's index rather than every slip of the ward.
+_SLIPS_BY_INSTALMENT = "INDEXED BY ix_slips_assessment_id"
+
+
 def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | None) -> list[Any]:
-    # `+ 0` keeps SQLite (no statistics) off the (municipality, source_key, installment)
-    # index: with it, every batch would read all of the municipality's instalments instead
-    # of its own range of the primary key.
+    # A batch is a range of ids of the ward: the (municipality_id, id) key serves it on both
+    # databases (PostgreSQL's primary key, SQLite's unique index, migration 0026).
     # An instalment the core system closed (paid elsewhere, cancelled) gets no slip.
-    filters: list[Any] = [Assessment.municipality_id + 0 == municipality_id, Assessment.closed_reason.is_(None)]
+    filters: list[Any] = [Assessment.municipality_id == municipality_id, Assessment.closed_reason.is_(None)]
     if fund_code is not None:
         filters.append(FundType.code == fund_code)
     if fiscal_year is not None:
@@ -92,9 +99,12 @@ def _filters(municipality_id: int, fund_code: str | None, fiscal_year: int | Non
 
 def _without_live_slip(filters: list[Any]) -> Any:
     """Select how many instalments have no live slip, and the lowest and highest of their ids."""
-    live = select(Slip.id).where(Slip.assessment_id == Assessment.id, Slip.status != "void").exists()
+    live = (select(Slip.id).where(Slip.municipality_id == Assessment.municipality_id,
+                                  Slip.assessment_id == Assessment.id, Slip.status != "void")
+            .with_hint(Slip, _SLIPS_BY_INSTALMENT, "sqlite").exists())
     return (select(func.count(), func.min(Assessment.id), func.max(Assessment.id))
-            .join(FundType, on_ward(Assessment, "fund_type_id", FundType)).where(*filters, ~live))
+            .join(FundType, on_ward(Assessment, "fund_type_id", FundType)).where(*filters, ~live)
+            .with_hint(Assessment, _BY_WARD_AND_ID, "sqlite"))
 
 
 def _instalments(filters: list[Any], first_id: int, end_id: int) -> Any:
@@ -108,7 +118,8 @@ def _instalments(filters: list[Any], first_id: int, end_id: int) -> Any:
     return (select(Assessment.id, Assessment.fiscal_year, Assessment.amount, Assessment.due_date,
                    FundType.company_code)
             .join(FundType, on_ward(Assessment, "fund_type_id", FundType))
-            .where(*filters, Assessment.id >= first_id, Assessment.id < end_id).order_by(Assessment.id))
+            .where(*filters, Assessment.id >= first_id, Assessment.id < end_id).order_by(Assessment.id)
+            .with_hint(Assessment, _BY_WARD_AND_ID, "sqlite"))
 
 
 class _LastSlip(NamedTuple):
@@ -117,7 +128,7 @@ class _LastSlip(NamedTuple):
     reissue: int
 
 
-def _slip_history(session: Session, window: Sequence[Row[Any]]) -> dict[int, _LastSlip]:
+def _slip_history(session: Session, municipality_id: int, window: Sequence[Row[Any]]) -> dict[int, _LastSlip]:
     """Return the latest slip of each assessment of `window` that has slips, by assessment id.
 
     Reads the slips of the window's id range: the windows of a run are disjoint, so a run
@@ -125,7 +136,9 @@ def _slip_history(session: Session, window: Sequence[Row[Any]]) -> dict[int, _La
     list of thousands of ids. Assessments of the range outside the window are ignored.
     """
     rows = session.execute(select(Slip.id, Slip.assessment_id, Slip.number, Slip.reissue, Slip.status)
-                           .where(Slip.assessment_id.between(window[0].id, window[-1].id))).all()
+                           .where(Slip.municipality_id == municipality_id,
+                                  Slip.assessment_id.between(window[0].id, window[-1].id))
+                           .with_hint(Slip, _SLIPS_BY_INSTALMENT, "sqlite")).all()
     history: dict[int, _LastSlip] = {}
     # Sorted here, not in SQL: with ORDER BY id, SQLite walks the whole slips table.
     for _, assessment_id, number, reissue, status in sorted(rows):
@@ -159,7 +172,7 @@ def _issue_batch(session: Session, muni: Municipality, run_id: int, window: Sequ
 
 def _slip_rows(session: Session, muni: Municipality, run_id: int, window: Sequence[Row[Any]]) -> list[dict[str, Any]]:
     """Build the slip rows of the instalments in `window` that have no live slip."""
-    history = _slip_history(session, window)
+    history = _slip_history(session, muni.id, window)
     fresh: dict[int, list[Row[Any]]] = defaultdict(list)
     numbered: list[tuple[Row[Any], str, int]] = []
     for item in window:

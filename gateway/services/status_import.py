@@ -224,7 +224,10 @@ def _apply(session: Session, rows: dict[int, LedgerImport], keyed: dict[Key, tup
     What changed in each ward that changed.
     """
     wanted = {found[(m, key)][n].id: status for (m, key, n), (_, status) in sorted(keyed.items(), key=lambda kv: kv[1])}
-    current = _lock(session, sorted(wanted))
+    wards: dict[int, list[int]] = defaultdict(list)
+    for (m, key, n) in keyed:
+        wards[m].append(found[(m, key)][n].id)
+    current = _lock(session, wards)
     changes = [(assessment_id, status, current[assessment_id]) for assessment_id, status in wanted.items()
                if (current[assessment_id].closed_reason, current[assessment_id].closed_on,
                    current[assessment_id].closed_channel) != status]
@@ -258,24 +261,31 @@ def _close(session: Session, rows: dict[int, LedgerImport], changes: list[tuple[
            ) -> tuple[dict[int, list[tuple[str, int]]], dict[int, list[Any]]]:
     """Record each instalment's new status and close its issued slips; the slips closed and the payments applied."""
     now = utcnow()
-    session.execute(_CLOSE, [{"b_id": assessment_id, "b_reason": reason, "b_on": closed_on, "b_channel": channel,
-                              "b_import": rows[row.municipality_id].id, "b_now": now}
+    session.execute(_CLOSE, [{"b_id": assessment_id, "b_ward": row.municipality_id, "b_reason": reason,
+                              "b_on": closed_on, "b_channel": channel, "b_import": rows[row.municipality_id].id,
+                              "b_now": now}
                              for assessment_id, (reason, closed_on, channel), row in changes])
     slips: dict[int, list[tuple[str, int]]] = defaultdict(list)
     applied: dict[int, list[Any]] = defaultdict(list)
-    ids = [assessment_id for assessment_id, _, _ in changes]
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        for assessment_id, number, reissue in session.execute(
-                update(_slips).where(_slips.c.assessment_id.in_(chunk), _slips.c.status == "issued")
-                .values(status="closed").returning(_slips.c.assessment_id, _slips.c.number, _slips.c.reissue)):
-            slips[assessment_id].append((number, reissue))
-        for row in session.execute(_APPLIED.where(_payments.c.assessment_id.in_(chunk))):
-            applied[row.assessment_id].append(row)
+    wards: dict[int, list[int]] = defaultdict(list)
+    for assessment_id, _, row in changes:
+        wards[row.municipality_id].append(assessment_id)
+    for ward, ids in sorted(wards.items()):
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            for assessment_id, number, reissue in session.execute(
+                    update(_slips).where(_slips.c.municipality_id == ward, _slips.c.assessment_id.in_(chunk),
+                                         _slips.c.status == "issued")
+                    .values(status="closed").returning(_slips.c.assessment_id, _slips.c.number, _slips.c.reissue)):
+                slips[assessment_id].append((number, reissue))
+            for row in session.execute(_APPLIED.where(_payments.c.municipality_id == ward,
+                                                      _payments.c.assessment_id.in_(chunk))):
+                applied[row.assessment_id].append(row)
     return slips, applied
 
 
-_CLOSE = (update(_assessments).where(_assessments.c.id == bindparam("b_id"))
+_CLOSE = (update(_assessments).where(_assessments.c.id == bindparam("b_id"),
+                                     _assessments.c.municipality_id == bindparam("b_ward"))
           .values(closed_reason=bindparam("b_reason"), closed_on=bindparam("b_on"),
                   closed_channel=bindparam("b_channel"), closed_import_id=bindparam("b_import"),
                   updated_at=bindparam("b_now")))
@@ -299,16 +309,19 @@ def _close_events(assessment_id: int, status: Status, row: Any, slips: list[tupl
                      for number, reissue in slips]
 
 
-def _lock(session: Session, assessment_ids: list[int]) -> dict[int, Any]:
-    """Lock the instalments (in id order, as a settlement locks one) and read their recorded status after the lock."""
+def _lock(session: Session, wards: dict[int, list[int]]) -> dict[int, Any]:
+    """Lock each ward's instalments (in id order, as a settlement locks one), then read their recorded status."""
     a = _assessments.c
     current: dict[int, Any] = {}
-    for start in range(0, len(assessment_ids), CHUNK):
-        chunk = assessment_ids[start:start + CHUNK]
-        session.execute(select(a.id).where(a.id.in_(chunk)).order_by(a.id).with_for_update()).all()
-        for row in session.execute(select(a.id, a.municipality_id, a.closed_reason, a.closed_on, a.closed_channel)
-                                   .where(a.id.in_(chunk))):
-            current[row.id] = row
+    for ward, ids in sorted(wards.items()):
+        assessment_ids = sorted(set(ids))
+        for start in range(0, len(assessment_ids), CHUNK):
+            chunk = assessment_ids[start:start + CHUNK]
+            session.execute(select(a.id).where(a.municipality_id == ward, a.id.in_(chunk)).order_by(a.id)
+                            .with_for_update()).all()
+            for row in session.execute(select(a.id, a.municipality_id, a.closed_reason, a.closed_on,
+                                              a.closed_channel).where(a.municipality_id == ward, a.id.in_(chunk))):
+                current[row.id] = row
     return current
 
 
