@@ -2,7 +2,8 @@
 
 A GatewayError's message is English for developers and API clients; the staff screens flash the
 message of its code here instead, or, for a code without one, what its status means. The code
-stays in the log and the API's envelope.
+stays in the log and the API's envelope. Every code a staff action can raise and the screens
+flash has a message of its own here (tests/unit/test_staff_refusals.py finds them).
 """
 from __future__ import annotations
 
@@ -66,6 +67,17 @@ BY_CODE = {
     "user_exists": _l("そのユーザー名はすでにあります。"),
     "unknown_role": _l("その役割はありません。"),
     "ward_not_held": _l("その自治体の画面は開けません。"),
+    "sign_in_expired": _l("サインインの手続きの有効期限が切れました。もう一度サインインしてください。"),
+    "mfa_enrolled": _l("認証アプリは登録済みです。登録し直すには、管理者に登録の解除を依頼してください。"),
+    # a sale, a payment or a refund whose state changed meanwhile (its state machine refuses the step)
+    "illegal_transition": _l("この操作は、いまの状態ではできません（ほかの操作で状態が変わったかもしれません）。"
+                             "画面を読み込み直して確かめてください。"),
+    # files out (a day's counter records that disagree with their sales have a message of their own below)
+    "receipts_not_writable": _l("収納データのファイルを用意できませんでした（記録の内容がファイルの形式に合わないか、"
+                                "保存したファイルが送信したときと一致しません）。システムの担当者に連絡してください。"),
+    "counter_revenue_not_writable": _l("窓口収入のファイルを用意できませんでした（記録の内容がファイルの形式に"
+                                       "合わないか、保存したファイルが送信したときと一致しません）。"
+                                       "システムの担当者に連絡してください。"),
 }
 BY_STATUS = {
     404: _l("対象が見つかりません。"),

@@ -19,11 +19,12 @@ from gateway.services import staff_sign_in
 from gateway.services.staff_accounts import MIN_PASSWORD_LENGTH, change_password
 from gateway.services.staff_sessions import find_session, pending_sign_in, token_id
 from gateway.staff import SESSION_KEY
+from gateway.staff.refusals import BY_CODE
 from gateway.staff.views import _session, bp, client_address, start_session, throttled
 
 BAD_CODE = _l("確認コードが違うか、すでに使われたコードです。認証アプリに表示されている新しいコードを入力してください。"
               "続けて間違えると、しばらくの間サインインできなくなります。")
-EXPIRED = _l("サインインの手続きの有効期限が切れました。もう一度サインインしてください。")
+EXPIRED = BY_CODE["sign_in_expired"]
 
 
 def _token() -> str:

@@ -122,11 +122,14 @@ def current_ward() -> int:
     return int(g.staff_ward)
 
 
+# Refusals answered with the error page, not flashed: a request refused before any view (no form
+# to go back to), and no such object for this user's ward (the same 404 as a wrong number).
+SHOWN_AS_PAGE = (MalformedRequest, NotFound)
+
+
 @bp.errorhandler(DomainError)
 def _gateway_error(exc: DomainError) -> Any:
-    if isinstance(exc, MalformedRequest):  # refused before any view: no form to go back to
-        return error_page(exc, exc.status)
-    if isinstance(exc, NotFound):  # no such object for this user's ward: the same 404 as a wrong number
+    if isinstance(exc, SHOWN_AS_PAGE):
         return error_page(exc, exc.status)
     flash(refusal(exc), "error")
     back = urlsplit(request.referrer or "")
