@@ -80,7 +80,7 @@ def slip_pdf(number: str) -> Response:
     """Return the printable slip as a PDF."""
     slip = get_slip(session(), g.municipality_id, number)
     out = io.BytesIO()
-    render_pdf(session(), current_app.extensions["kokin.cipher"], [slip.id], out)
+    render_pdf(session(), current_app.extensions["kokin.cipher"], slip.municipality_id, [slip.id], out)
     return Response(out.getvalue(), mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="slip-{number}-{slip.reissue}.pdf"'})
 

@@ -94,7 +94,8 @@ def demo(payers: int, serve: bool | None, port: int, days: int | None) -> None:
     _step("sample PDF")
     sample = outdir / "sample-slips.pdf"
     with sample.open("wb") as out:
-        pages = render_pdf(db_session, cipher(), _sample_ids(db_session), out, progress=progress)
+        ward = int(db_session.scalar(select(Municipality.id).where(Municipality.code == code)) or 0)
+        pages = render_pdf(db_session, cipher(), ward, _sample_ids(db_session, ward), out, progress=progress)
     click.echo(f"wrote {sample} ({pages} pages)")
 
     _step("residents pay online: card and PayPay (sandbox simulators, signed webhooks)")
@@ -287,11 +288,12 @@ def _reconcile_today(session, code: str) -> None:  # type: ignore[no-untyped-def
         raise click.ClickException("the receipts feed does not account for every yen (see above)")
 
 
-def _sample_ids(session) -> list[int]:  # type: ignore[no-untyped-def]
-    """The first slips, the first reissue and the first slip without barcode."""
-    ids = list(session.scalars(select(Slip.id).where(Slip.status == "issued").order_by(Slip.id).limit(SAMPLE_PAGES)))
+def _sample_ids(session, ward: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ward's first slips, its first reissue and its first slip without barcode."""
+    issued = (Slip.municipality_id == ward) & (Slip.status == "issued")
+    ids = list(session.scalars(select(Slip.id).where(issued).order_by(Slip.id).limit(SAMPLE_PAGES)))
     for condition in (Slip.reissue > 0, Slip.barcode.is_(None)):
-        extra = session.scalar(select(Slip.id).where(condition, Slip.status == "issued").order_by(Slip.id).limit(1))
+        extra = session.scalar(select(Slip.id).where(condition, issued).order_by(Slip.id).limit(1))
         if extra is not None and extra not in ids:
             ids.append(extra)
     return ids

@@ -14,6 +14,7 @@ from gateway.cli.base import (
     session,
 )
 from gateway.services.printing import render_pdf
+from gateway.services.reference import get_municipality
 from gateway.services.slips import issue_slips, slips_of_run
 
 
@@ -44,5 +45,6 @@ def slips_issue(municipality_code: str | None, fund_code: str | None, fiscal_yea
             click.echo(f"no new slips: {pdf_out} not written")
             return
         with pdf_out.open("wb") as out:
-            pages = render_pdf(db_session, cipher(), slip_ids, out, progress=progress)
+            ward = get_municipality(db_session, resolve_municipality(municipality_code)).id
+            pages = render_pdf(db_session, cipher(), ward, slip_ids, out, progress=progress)
         click.echo(f"wrote {pages:,} pages to {pdf_out}")

@@ -212,6 +212,7 @@ def decide_step(session: Session, item: ReconException, approve: bool, actor: st
     _audit(session, item, "resolution_approved" if approve else "resolution_sent_back", actor)
 
 
-def comments_of(session: Session, exception_id: int) -> Sequence[ExceptionComment]:
-    return session.scalars(select(ExceptionComment).where(ExceptionComment.exception_id == exception_id)
+def comments_of(session: Session, municipality_id: int, exception_id: int) -> Sequence[ExceptionComment]:
+    return session.scalars(select(ExceptionComment).where(ExceptionComment.municipality_id == municipality_id,
+                                                          ExceptionComment.exception_id == exception_id)
                            .order_by(ExceptionComment.id)).all()

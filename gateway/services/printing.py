@@ -46,23 +46,25 @@ def printable(slip: Slip, municipality: Municipality, cipher: DataCipher) -> Pri
 
 
 
-def _printables(session: Session, cipher: DataCipher, slip_ids: list[int],
+def _printables(session: Session, cipher: DataCipher, municipality_id: int, slip_ids: list[int],
                 progress: Progress) -> Iterator[PrintableSlip]:
-    municipalities = {m.id: m for m in session.scalars(select(Municipality))}
+    municipality = session.get(Municipality, municipality_id)
+    assert municipality is not None
     for start in range(0, len(slip_ids), PRINT_CHUNK):
         chunk = slip_ids[start: start + PRINT_CHUNK]
-        slips = session.scalars(select(Slip).where(Slip.id.in_(chunk)).order_by(Slip.id)).unique().all()
+        slips = session.scalars(select(Slip).where(Slip.municipality_id == municipality_id, Slip.id.in_(chunk))
+                                .order_by(Slip.id)).unique().all()
         for slip in slips:
-            yield printable(slip, municipalities[slip.municipality_id], cipher)
+            yield printable(slip, municipality, cipher)
             progress.advance(1)
 
 
-def render_pdf(session: Session, cipher: DataCipher, slip_ids: Iterable[int], out: BinaryIO, *,
-               progress: Progress | None = None) -> int:
-    """Render the slips, one page each, into one PDF on `out`; return the page count."""
+def render_pdf(session: Session, cipher: DataCipher, municipality_id: int, slip_ids: Iterable[int], out: BinaryIO,
+               *, progress: Progress | None = None) -> int:
+    """Render the ward's slips, one page each, into one PDF on `out`; return the page count."""
     progress = progress or NoProgress()
     ids = sorted(slip_ids)
     progress.start("rendering PDF", len(ids))
-    pages = render_slips(_printables(session, cipher, ids, progress), out)
+    pages = render_slips(_printables(session, cipher, municipality_id, ids, progress), out)
     progress.finish()
     return pages

@@ -177,7 +177,8 @@ def _assessment_entries(session: Session, assessment: Assessment) -> list[Entry]
     revisions = session.execute(
         select(AssessmentRevision, LedgerImport.filename)
         .join(LedgerImport, on_ward(AssessmentRevision, "ledger_import_id", LedgerImport))
-        .where(AssessmentRevision.assessment_id == assessment.id).order_by(AssessmentRevision.revision)).all()
+        .where(AssessmentRevision.municipality_id == assessment.municipality_id,
+               AssessmentRevision.assessment_id == assessment.id).order_by(AssessmentRevision.revision)).all()
     entries = []
     for revision, filename in revisions:
         title = (_("賦課を基幹システムから受信") if revision.revision == 1
@@ -213,11 +214,14 @@ def _payment_entries(session: Session, payments: Sequence[Payment], reports: Seq
     if not payments:
         return []
     attempts: dict[int, list[PaymentAttempt]] = {}
-    for attempt in session.scalars(select(PaymentAttempt).where(PaymentAttempt.payment_id.in_([p.id for p in payments]))
+    ward = payments[0].municipality_id  # a slip's payments are its ward's
+    for attempt in session.scalars(select(PaymentAttempt).where(PaymentAttempt.municipality_id == ward,
+                                                                PaymentAttempt.payment_id.in_([p.id for p in payments]))
                                    .order_by(PaymentAttempt.id)):
         attempts.setdefault(attempt.payment_id, []).append(attempt)
     by_payment = {r.payment_id: r for r in reports if r.payment_id is not None}
-    refunds = session.scalars(select(Refund).where(Refund.payment_id.in_([p.id for p in payments])).order_by(Refund.id))
+    refunds = session.scalars(select(Refund).where(Refund.municipality_id == ward,
+                                                   Refund.payment_id.in_([p.id for p in payments])).order_by(Refund.id))
     entries = []
     for payment in payments:
         report = by_payment.get(payment.id)

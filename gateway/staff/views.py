@@ -403,7 +403,8 @@ def exception_detail(exception_id: int) -> Any:
     session = _session()
     item = get_exception(session, current_ward(), exception_id)
     story, own = exception_evidence(session, item)
-    return render_template("staff/exception.html", item=item, comments=comments_of(session, exception_id),
+    return render_template("staff/exception.html", item=item, comments=comments_of(session, item.municipality_id,
+                                                                                   exception_id),
                            story=story, own=own, subject=subject_of(item), facts=detail_facts(item.details),
                            playbook=playbook_of(session, item.municipality_id, item.kind),
                            can_act=current_user.role in ACT)

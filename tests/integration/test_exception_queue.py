@@ -54,7 +54,8 @@ def test_a_refund_resolution_waits_for_a_second_person_and_every_step_is_audited
 
     done = decide_resolution(session, municipality_id, exception_id, approve=True, actor="approver-b")
     assert (done.status, done.resolution, done.resolved_by) == ("resolved", "refund", "approver-b")
-    assert [c.text for c in comments_of(session, exception_id)] == ["the resident paid in an app and at a bank"]
+    assert [c.text for c in comments_of(session, municipality_id,
+                                        exception_id)] == ["the resident paid in an app and at a bank"]
     assert _events(session, exception_id) == ["exception.assigned", "exception.commented",
                                               "exception.resolution_proposed", "exception.resolution_approved"]
     with pytest.raises(GatewayError):

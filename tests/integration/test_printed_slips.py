@@ -28,7 +28,7 @@ def test_every_printed_barcode_scans_as_gs1_and_decodes_to_the_slip_as_issued(
     slips = session.scalars(select(Slip).order_by(Slip.id)).unique().all()
     pdf = tmp_path / "slips.pdf"
     with pdf.open("wb") as out:
-        assert render_pdf(session, cipher, [s.id for s in slips], out) == len(slips)
+        assert render_pdf(session, cipher, slips[0].municipality_id, [s.id for s in slips], out) == len(slips)
     subprocess.run(["pdftoppm", "-r", "300", "-png", str(pdf), str(tmp_path / "page")], check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == len(slips)
