@@ -157,7 +157,8 @@ def _import(session: Session, cipher: DataCipher, layout: Layout, data: bytes, d
     if sqlite:
         hold_the_write_lock(session)
     _find_known(session)
-    _reject_conflicts(session, sorted(set(session.scalars(select(STAGE.c.municipality_id).distinct()))))
+    _reject_conflicts(session, sorted(w for w in session.scalars(select(STAGE.c.municipality_id).distinct())
+                                      if w is not None))
     result = ImportResult(filename, layout.name, records, total)
     _find_payer_changes(session, cipher, name_key, workers)
     s, k = STAGE.c, KNOWN.c
@@ -208,8 +209,9 @@ def _forget_stage(session: Session) -> None:
 
 def _references(session: Session) -> References:
     municipalities = {code: id_ for code, id_ in session.execute(select(Municipality.code, Municipality.id))}
-    funds = {(m, code): (id_, active) for id_, m, code, active in
-             session.execute(select(FundType.id, FundType.municipality_id, FundType.code, FundType.active))}
+    columns = (FundType.id, FundType.municipality_id, FundType.code, FundType.active)
+    funds = {(m, code): (id_, active) for ward in sorted(municipalities.values())  # each ward's own, on its node
+             for id_, m, code, active in session.execute(select(*columns).where(FundType.municipality_id == ward))}
     return References(municipalities, funds)
 
 
@@ -295,10 +297,12 @@ def _el_numbers_taken(session: Session) -> list[LineError]:
     errors = [LineError(line, "el_number", f"{number} is also on line {first_line}; an eL番号 belongs to one "
                                            "instalment") for line, number, first_line in twice]
     a = _assessments.c
+    wards = sorted(w for w in session.scalars(select(s.municipality_id).distinct()) if w is not None)
     taken = session.execute(
         select(s.line, s.el_number, a.source_key, a.installment)
         .join(_assessments, and_(a.municipality_id == s.municipality_id, a.el_number == s.el_number))
-        .where((a.source_key != s.source_key) | (a.installment != s.installment)).order_by(s.line))
+        .where(a.municipality_id.in_(wards), (a.source_key != s.source_key) | (a.installment != s.installment))
+        .order_by(s.line))
     errors += [LineError(line, "el_number", f"{number} is already the eL番号 of assessment {source_key}, "
                                             f"instalment {installment}")
                for line, number, source_key, installment in taken]

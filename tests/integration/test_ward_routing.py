@@ -68,11 +68,9 @@ LEFT = (
     "update payments set status=?, applied=?, overpaid=?, accepted_at=?, updated_at=? where payments.id = ?",
     "update sales set status=? where sales.id = ? and sales.status = ?",
     "update sales set status=?, completed_at=? where sales.id = ?",
-    # a core-system file: found again by its digest before its lines are read; its fund codes and
-    # eL番号 checked before its wards are known (gateway/services/ledger_import.py, ledger_files.py)
+    # a core-system file, found again by its digest before its lines (and so its wards) are read
+    # (gateway/services/ledger_files.py)
     "select ledger_imports.filename, ledger_imports.layout, ledger_imports.records, ledger_imports.total_amount",
-    "select fund_types.id, fund_types.municipality_id, fund_types.code, fund_types.active from fund_types",
-    "select ledger_stage.line, ledger_stage.el_number, assessments.source_key",
 )
 
 
