@@ -62,7 +62,8 @@ def plan_eltax_payments(session: Session, municipality_code: str, *, count: int,
     with transaction(session):
         for row in chosen:
             if row.el_number is None:
-                session.execute(update(Assessment).where(Assessment.id == row.id)
+                session.execute(update(Assessment).where(Assessment.municipality_id == municipality_id,
+                                                         Assessment.id == row.id)
                                 .values(el_number=sandbox_el_number(municipality_code, row.id)))
     paid = [EltaxPaid(row.el_number or sandbox_el_number(municipality_code, row.id), row.amount,
                       datetime.combine(row.due_date - timedelta(days=rng.randint(1, 20)),

@@ -262,13 +262,16 @@ def _plan_eltax(plan: MonthPlan, rng: random.Random, session: Session, code: str
     """eLTAX payments with the eL番号 (given where the core system gave none), and the channel's anomalies."""
     if not paid:
         return
+    ward = get_municipality(session, code).id
     numbers = dict(session.execute(select(Assessment.id, Assessment.el_number)
-                                   .where(Assessment.id.in_([item.assessment_id for item, _ in paid]))).all())
+                                   .where(Assessment.municipality_id == ward,
+                                          Assessment.id.in_([item.assessment_id for item, _ in paid]))).all())
     with transaction(session):
         for item, _ in paid:
             if numbers.get(item.assessment_id) is None:
                 numbers[item.assessment_id] = sandbox_el_number(code, item.assessment_id)
-                session.execute(update(Assessment).where(Assessment.id == item.assessment_id)
+                session.execute(update(Assessment).where(Assessment.municipality_id == ward,
+                                                         Assessment.id == item.assessment_id)
                                 .values(el_number=numbers[item.assessment_id]))
     payments = [EltaxPaid(str(numbers[item.assessment_id]), item.amount, at, rng.choice(METHODS)) for item, at in paid]
     plan.eltax = payments[:-1]

@@ -194,12 +194,14 @@ def _targets(session: Session, municipality_id: int, el_numbers: set[str]) -> di
     ids = sorted(by_id)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        for row in session.execute(select(_assessments.c.id, BOOKED).where(_assessments.c.id.in_(chunk))):
+        of_chunk = (_assessments.c.municipality_id == municipality_id) & _assessments.c.id.in_(chunk)
+        for row in session.execute(select(_assessments.c.id, BOOKED).where(of_chunk)):
             by_id[row.id].booked = bool(row.booked)
         # Newest issued slip first, then the newest of the others: the last one read per instalment wins.
         for slip in session.execute(select(_slips.c.id, _slips.c.assessment_id, _slips.c.number, _slips.c.reissue,
                                            _slips.c.status, _slips.c.due_date)
-                                    .where(_slips.c.assessment_id.in_(chunk))
+                                    .where(_slips.c.municipality_id == municipality_id,
+                                           _slips.c.assessment_id.in_(chunk))
                                     .order_by(case((_slips.c.status == "issued", 1), else_=0), _slips.c.reissue,
                                               _slips.c.id)):
             by_id[slip.assessment_id].slip = slip
