@@ -58,7 +58,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,6 +192,7 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
 
     Returns the `checkout.session.completed` body of each session, unsigned.
     """
+    from domain.identifiers import make_attempt_reference
     from gateway import migrate
     from gateway.config import load_settings
     from gateway.crypto import payer_ref_hmac
@@ -230,7 +230,7 @@ def prepare(url: str, slips: int, stripe_pipe: Any) -> list[bytes]:
         bodies: list[bytes] = []
         for start in range(0, len(ids), SETUP_CHUNK):
             chunk = ids[start:start + SETUP_CHUNK]
-            references = [f"kk-{uuid.uuid4().hex}" for _ in chunk]
+            references = [make_attempt_reference(MUNICIPALITY) for _ in chunk]  # naming the ward, as the gateway's
             stripe_pipe.send(("create", [(ref, p.amount) for ref, p in zip(references, chunk, strict=True)]))
             sessions = stripe_pipe.recv()
             conn.execute(insert(PaymentAttempt), [dict(

@@ -1,9 +1,12 @@
-"""Check digits and the identifiers built on them: municipality codes and slip numbers.
+"""Check digits and the identifiers built on them: municipality codes, slip numbers, attempt references.
 
-Pure functions, no database: used by the ledger import, slip issuing and (later) the
-agency imports that decode a scanned barcode.
+Pure functions, no database: used by the ledger import, slip issuing, the agency imports that
+decode a scanned barcode, and the payments whose provider notifications name their ward.
 """
 from __future__ import annotations
+
+import re
+import secrets
 
 
 def mod10_weight31(digits: str) -> int:
@@ -52,3 +55,29 @@ def is_valid_slip_number(number: str) -> bool:
     if len(number) != SLIP_NUMBER_LENGTH or not number.isascii() or not number.isdigit():
         return False
     return mod10_weight31(number[:-1]) == int(number[-1])
+
+
+# Our reference of a payment attempt, sent to its provider: "kk-<municipality code>-<30 hex digits>",
+# so that a provider's notification names the ward it belongs to (docs/scaling.md). 40 characters
+# of [0-9a-z-], 120 random bits: within every provider's limits (domain/providers.md and each
+# adapter): Square's reference_id takes at most 40, PayPay's merchantPaymentId at most 64 of
+# A-Z a-z 0-9 - _, Stripe's client_reference_id 200, and each idempotency key (Stripe 255,
+# Square 64, PayPay 64) at least 40. References made before named no ward: "kk-<32 hex digits>".
+ATTEMPT_REFERENCE_LENGTH = 40
+_RANDOM_BYTES = 15
+_ATTEMPT_REFERENCE = re.compile(r"kk-([0-9]{6})-[0-9a-f]{30}")
+
+
+def make_attempt_reference(municipality_code: str) -> str:
+    """Return a new attempt reference naming the ward `municipality_code` (6 digits, its check digit valid)."""
+    if not is_valid_municipality_code(municipality_code):
+        raise ValueError(f"not a local government code: {municipality_code!r}")
+    return f"kk-{municipality_code}-{secrets.token_hex(_RANDOM_BYTES)}"
+
+
+def ward_code_of_reference(reference: str) -> str | None:
+    """Return the municipality code an attempt reference names, or None (made before, or not ours)."""
+    found = _ATTEMPT_REFERENCE.fullmatch(reference)
+    if found is None or not is_valid_municipality_code(found[1]):
+        return None
+    return found[1]

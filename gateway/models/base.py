@@ -36,8 +36,9 @@ REFERENCE_TABLES = frozenset({"municipalities", "alembic_version", "apscheduler_
                               "staff_sessions", "api_keys"})
 
 # Tables distributed by a column of another name holding the same value: the audit record and its
-# chain heads by `chain`, the municipality's id (0: the service's own chain, domain.audit).
-DISTRIBUTED_BY = {"events": "chain", "audit_chain_heads": "chain"}
+# chain heads by `chain`, the municipality's id (0: the service's own chain, domain.audit); the
+# provider notifications handled likewise (0: those that name no attempt of ours).
+DISTRIBUTED_BY = {"events": "chain", "audit_chain_heads": "chain", "webhook_deliveries": "chain"}
 
 
 def ward_column(table: str) -> str | None:

@@ -138,12 +138,20 @@ class IdempotencyKey(Base):
 
 
 class WebhookDelivery(Base):
-    """A provider notification already handled: (adapter, event id) dedupes redeliveries."""
+    """A provider notification already handled: (adapter, event id, chain) dedupes redeliveries.
+
+    `chain` is the ward the notification belongs to, as the audit record's (migration 0031): the
+    municipality's id, named by our attempt reference it carries (or, for a reference made before
+    references named their ward, its attempt's); 0, the service's own, when it names no attempt of
+    ours (a malformed notification, one to ignore). A notification always gets the same chain, so
+    the key dedupes it. No foreign key, for that 0. Distributed by `chain` (docs/scaling.md).
+    """
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("adapter", "event_id"),)
+    __table_args__ = (UniqueConstraint("adapter", "event_id", "chain"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[int] = mapped_column(Integer)
     adapter: Mapped[str] = mapped_column(String(40))
     event_id: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str] = mapped_column(String(100))

@@ -6,6 +6,11 @@ books, and `gateway.services.booking` writes it. On PostgreSQL the statements go
 straight to the driver as prepared statements, sent in two pipelines (the delivery, the
 locks and the read; then the writes), so a notification costs three round trips with
 the commit.
+
+Every statement names the attempt's ward (docs/scaling.md): the caller says it when it knows
+it (a notification's reference names it, gateway.services.payments.ward_of_reference);
+otherwise it is read first from the attempt by its provider reference, the one lookup here
+without a ward (references made before they named their ward, callers that do not say it).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from gateway.models import Assessment, Event, Payment, PaymentAttempt, Sale, Sli
 from gateway.models.base import on_ward
 from gateway.services.booking import INSTALMENT_COLUMNS, Booked, booking_writes, instalment_of, paid_on
 from gateway.services.events import record_events
+from gateway.services.payments import ward_of_reference
 
 OUTCOME_EVENTS = {Outcome.SUCCEEDED: "succeed", Outcome.FAILED: "fail", Outcome.EXPIRED: "expire",
                   Outcome.CANCELLED: "cancel", Outcome.UNKNOWN: "lose_track", Outcome.PENDING: "open"}
@@ -38,7 +44,10 @@ _SETTLEMENT_COLUMNS = (_attempts.c.id, _attempts.c.status, _payments.c.id.label(
                        _payments.c.status.label("payment_status"), _payments.c.municipality_id, _payments.c.slip_id,
                        _payments.c.assessment_id, _payments.c.amount, _payments.c.fee_amount, _payments.c.sale_id,
                        _payments.c.channel)
-_OF_ATTEMPT = (_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"))
+_OF_ATTEMPT = (_attempts.c.adapter == bindparam("p_adapter"), _attempts.c.provider_ref == bindparam("p_provider_ref"),
+               _attempts.c.municipality_id == bindparam("p_ward"))
+# The ward of an attempt whose caller does not know it: found by the provider's reference alone.
+_WARD_OF_ATTEMPT = select(_attempts.c.municipality_id).where(*_OF_ATTEMPT[:2])
 # The attempt, its payment and the instalment, locked in one statement: settlements of payments
 # of one instalment queue behind each other.
 _LOCK_FOR_SETTLEMENT = (
@@ -63,9 +72,10 @@ _LOCK_SALE_FOR_SETTLEMENT = (
     .select_from(_attempts.join(_payments, on_ward(_attempts, "payment_id", _payments))
                  .join(_sales, on_ward(_payments, "sale_id", _sales)))
     .where(*_OF_ATTEMPT).with_for_update())
-# A notification is recorded once per (adapter, event id), in the transaction of the change.
+# A notification is recorded once per (adapter, event id, chain: its ward), in the transaction of the change.
 _DELIVERY_VALUES: dict[str, Any] = dict(adapter=bindparam("p_adapter"), event_id=bindparam("p_event_id"),
-                                        event_type=bindparam("p_event_type"), received_at=bindparam("p_received_at"))
+                                        chain=bindparam("p_chain"), event_type=bindparam("p_event_type"),
+                                        received_at=bindparam("p_received_at"))
 _RECORD_DELIVERY = {name: dialect.insert(_deliveries).values(**_DELIVERY_VALUES).on_conflict_do_nothing()
                     .returning(_deliveries.c.id)
                     for name, dialect in (("postgresql", postgresql_dialect), ("sqlite", sqlite_dialect))}
@@ -75,17 +85,21 @@ _locked = _LOCK_FOR_SETTLEMENT.where(_recorded.c.id.is_not(None)).lateral("locke
 _RECORD_AND_LOCK = (select(_recorded.c.id.label("delivery_id"), *_locked.c)
                     .select_from(select(literal(1).label("one")).subquery("one")
                                  .outerjoin(_recorded, true()).outerjoin(_locked, true())))
-_SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"))
+_SETTLE_ATTEMPT = (update(_attempts).where(_attempts.c.id == bindparam("p_attempt_id"),
+                                           _attempts.c.municipality_id == bindparam("p_ward"))
                    .values(status=bindparam("p_status"), card_brand=bindparam("p_card_brand"),
                            card_last4=bindparam("p_card_last4"), updated_at=bindparam("p_updated_at")))
-_BOOK_PAYMENT = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"))
+_BOOK_PAYMENT = (update(_payments).where(_payments.c.id == bindparam("p_payment_id"),
+                                         _payments.c.municipality_id == bindparam("p_ward"))
                  .values(status=bindparam("p_payment_status"), accepted_at=bindparam("p_accepted_at"),
                          updated_at=bindparam("p_updated_at"), applied=bindparam("p_applied"),
                          overpaid=bindparam("p_overpaid")))
 _SALE_OUTCOMES = {"succeeded": "paid", "cancelled": "cancelled", "expired": "timed_out", "failed": "failed"}
-_SALE_PAID = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"))
+_SALE_PAID = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"),
+                                   _sales.c.municipality_id == bindparam("p_ward"))
               .values(status="paid", completed_at=bindparam("p_accepted_at")))
-_SALE_ENDED = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"), _sales.c.status == "waiting")
+_SALE_ENDED = (update(_sales).where(_sales.c.id == bindparam("p_sale_id"),
+                                    _sales.c.municipality_id == bindparam("p_ward"), _sales.c.status == "waiting")
                .values(status=bindparam("p_sale_status")))
 _EVENT_COLUMNS = ("kind", "subject_type", "subject_id", "municipality_id", "actor", "data", "recorded_at")
 # A marker among a settlement's writes: its events go to record_events (chained at commit), not to the batch.
@@ -95,68 +109,88 @@ _RECORD_EVENT = insert(_events).values({name: bindparam(f"e_{name}", type_=_even
 
 @dataclass(frozen=True)
 class Delivery:
-    """A provider notification: recorded once per (adapter, event id)."""
+    """A provider notification: recorded once per (adapter, event id, chain)."""
 
     event_id: str
     event_type: str
 
 
-def record_delivery(session: Session, adapter_name: str, delivery: Delivery) -> bool:
-    """Record a notification that changes nothing; False when it was recorded before."""
+def record_delivery(session: Session, adapter_name: str, delivery: Delivery, *, chain: int) -> bool:
+    """Record a notification that changes nothing in `chain` (its ward, 0: none); False when it was recorded before."""
     return Statements(session).first(_RECORD_DELIVERY[session.get_bind().dialect.name],
-                                     _delivery_params(adapter_name, delivery)) is not None
+                                     _delivery_params(adapter_name, delivery, chain)) is not None
 
 
-def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str) -> PaymentAttempt:
+def settle_attempt(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str,
+                   municipality_id: int | None = None) -> PaymentAttempt:
     """Record what the provider says of an attempt (polling, janitor, return page); idempotent.
 
     The same status twice changes nothing; a success books the payment as `decide` says:
     applied once, a second success of a booked instalment kept as an overpayment with its
-    refund requested.
+    refund requested. `municipality_id`: the attempt's ward, when the caller knows it (else
+    it is read from the attempt first).
     """
     with transaction(session):
-        attempt_id, _ = settle_in_transaction(session, adapter_name, status, actor=actor)
-    # Settled in Core: reload, by the provider's reference as the settlement found it.
-    return session.scalars(select(PaymentAttempt).where(*_of_attempt(adapter_name, status.provider_ref),
-                                                        PaymentAttempt.id == attempt_id)
-                           .execution_options(populate_existing=True)).one()
-
-
-def _of_attempt(adapter_name: str, provider_ref: str) -> tuple[Any, ...]:
-    return PaymentAttempt.adapter == adapter_name, PaymentAttempt.provider_ref == provider_ref
-
-
-def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *,
-                          actor: str) -> tuple[int, bool]:
-    """`settle_attempt` inside the caller's transaction: the attempt's id and whether anything changed."""
-    settled = _settle(session, adapter_name, status, actor=actor, delivery=None)
+        settled = _settle(session, adapter_name, status, actor=actor, delivery=None, ward=municipality_id)
     assert settled is not None  # only a delivery can be a repeat
-    return settled
+    attempt = session.get(PaymentAttempt, (settled.attempt_id, settled.ward), populate_existing=True)  # Core: reload
+    assert attempt is not None
+    return attempt
+
+
+def settle_in_transaction(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str,
+                          municipality_id: int | None = None) -> tuple[int, bool]:
+    """`settle_attempt` inside the caller's transaction: the attempt's id and whether anything changed."""
+    settled = _settle(session, adapter_name, status, actor=actor, delivery=None, ward=municipality_id)
+    assert settled is not None  # only a delivery can be a repeat
+    return settled.attempt_id, settled.changed
 
 
 def settle_notification(session: Session, adapter_name: str, status: PaymentStatus, delivery: Delivery, *,
-                        actor: str) -> tuple[int, bool] | None:
+                        actor: str, municipality_id: int | None = None,
+                        reference: str | None = None) -> tuple[int, bool] | None:
     """Record a provider notification and settle what it reports, in a transaction of its own.
 
     The attempt's id and whether anything changed; None, nothing changed, when (adapter,
-    event id) was recorded before.
+    event id) was recorded before in the attempt's ward. The ward: `municipality_id` when the
+    caller knows it; else the one our attempt `reference` in the notification names (read in
+    this transaction); else the attempt's, read first.
     """
     with transaction(session):
-        return _settle(session, adapter_name, status, actor=actor, delivery=delivery)
+        ward = municipality_id if municipality_id is not None else ward_of_reference(session, reference)
+        settled = _settle(session, adapter_name, status, actor=actor, delivery=delivery, ward=ward)
+    return None if settled is None else (settled.attempt_id, settled.changed)
 
 
-def _delivery_params(adapter_name: str, delivery: Delivery) -> dict[str, Any]:
-    return {"p_adapter": adapter_name, "p_event_id": delivery.event_id, "p_event_type": delivery.event_type[:100],
-            "p_received_at": utcnow()}
+def _delivery_params(adapter_name: str, delivery: Delivery, chain: int) -> dict[str, Any]:
+    return {"p_adapter": adapter_name, "p_event_id": delivery.event_id, "p_chain": chain,
+            "p_event_type": delivery.event_type[:100], "p_received_at": utcnow()}
+
+
+@dataclass(frozen=True)
+class _Settled:
+    attempt_id: int
+    ward: int
+    changed: bool
+
+
+def _ward_of_attempt(sql: Statements, adapter_name: str, provider_ref: str) -> int:
+    """The ward of the attempt the provider's reference names, looked up without it; NotFound if none."""
+    found = sql.first(_WARD_OF_ATTEMPT, {"p_adapter": adapter_name, "p_provider_ref": provider_ref})
+    if found is None:
+        raise NotFound("no such payment attempt")
+    return int(found.municipality_id)
 
 
 def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor: str,
-            delivery: Delivery | None) -> tuple[int, bool] | None:
-    """Settle an attempt: its id and whether anything changed (None for a repeated delivery)."""
+            delivery: Delivery | None, ward: int | None) -> _Settled | None:
+    """Settle the ward's attempt: its id and whether anything changed (None for a repeated delivery)."""
     sql = Statements(session)
-    params: dict[str, Any] = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref}
+    if ward is None:
+        ward = _ward_of_attempt(sql, adapter_name, status.provider_ref)
+    params: dict[str, Any] = {"p_adapter": adapter_name, "p_provider_ref": status.provider_ref, "p_ward": ward}
     if delivery is not None:
-        params |= _delivery_params(adapter_name, delivery)
+        params |= _delivery_params(adapter_name, delivery, ward)
     recorded, row, instalment = _record_and_lock(sql, session.get_bind().dialect.name, params, delivery is not None)
     if not recorded:
         return None
@@ -166,11 +200,12 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
             raise NotFound("no such payment attempt")
     event = OUTCOME_EVENTS[status.outcome]
     if not ATTEMPT.allows(row.status, event):
-        return row.id, False  # already there, or an older report arriving late: the state stands
+        return _Settled(row.id, ward, False)  # already there, or an older report arriving late: the state stands
     new_status = ATTEMPT.next(row.status, event)
     now = utcnow()
-    writes = [(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_status": new_status, "p_card_brand": status.card_brand,
-                                 "p_card_last4": status.card_last4, "p_updated_at": now}),
+    writes = [(_SETTLE_ATTEMPT, {"p_attempt_id": row.id, "p_ward": ward, "p_status": new_status,
+                                 "p_card_brand": status.card_brand, "p_card_last4": status.card_last4,
+                                 "p_updated_at": now}),
               _event(row, f"attempt.{event}", "payment_attempt", row.id, now, actor,
                      {"adapter": adapter_name, "status": new_status, "provider_status": status.raw_status})]
     if new_status == "succeeded":
@@ -185,13 +220,14 @@ def _settle(session: Session, adapter_name: str, status: PaymentStatus, *, actor
         booking = decide(row.amount, paid_on(accepted_at), of)
         writes += _booking_writes(session, row, instalment, booking, accepted_at, now, actor)
     elif row.sale_id is not None and new_status in _SALE_OUTCOMES:
-        writes += [(_SALE_ENDED, {"p_sale_id": row.sale_id, "p_sale_status": _SALE_OUTCOMES[new_status]}),
+        writes += [(_SALE_ENDED, {"p_sale_id": row.sale_id, "p_ward": ward,
+                                  "p_sale_status": _SALE_OUTCOMES[new_status]}),
                    _event(row, f"sale.{_SALE_OUTCOMES[new_status]}", "sale", row.sale_id, now, actor,
                           {"payment_id": row.payment_id, "amount": row.amount})]
     record_events(session, [{name.removeprefix("e_"): value for name, value in params.items()}
                             for statement, params in writes if statement is _RECORD_EVENT])  # chained at commit
     sql.write([(statement, params) for statement, params in writes if statement is not _RECORD_EVENT])
-    return row.id, True
+    return _Settled(row.id, ward, True)
 
 
 def _record_and_lock(sql: Statements, dialect: str, params: dict[str, Any],
@@ -216,11 +252,12 @@ def _booking_writes(session: Session, row: Any, instalment: Any, booking: Bookin
                     now: datetime, actor: str) -> list[tuple[Any, dict[str, Any]]]:
     """The payment booked as decided, and what that implies for the instalment or the sale."""
     writes: list[tuple[Any, dict[str, Any]]] = [(_BOOK_PAYMENT, {
-        "p_payment_id": row.payment_id, "p_payment_status": PAYMENT.next(row.payment_status, "succeed"),
-        "p_accepted_at": accepted_at, "p_updated_at": now, "p_applied": booking.applied,
-        "p_overpaid": booking.overpaid})]
+        "p_payment_id": row.payment_id, "p_ward": row.municipality_id,
+        "p_payment_status": PAYMENT.next(row.payment_status, "succeed"), "p_accepted_at": accepted_at,
+        "p_updated_at": now, "p_applied": booking.applied, "p_overpaid": booking.overpaid})]
     if row.sale_id is not None:  # the terminal's success wins over a time-out reported before it
-        writes += [(_SALE_PAID, {"p_sale_id": row.sale_id, "p_accepted_at": accepted_at}),
+        writes += [(_SALE_PAID, {"p_sale_id": row.sale_id, "p_ward": row.municipality_id,
+                                 "p_accepted_at": accepted_at}),
                    _event(row, "sale.paid", "sale", row.sale_id, now, actor,
                           {"payment_id": row.payment_id, "amount": row.amount})]
     elif booking.applied:

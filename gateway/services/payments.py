@@ -7,20 +7,20 @@ settled by `gateway.services.outcomes`.
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from adapters.base import CheckoutRequest, PaymentAdapter, PermanentError, RetryableError
 from domain.calendar import business_date
 from domain.channels import gateway_checkouts, paid_through_eltax
+from domain.identifiers import make_attempt_reference, ward_code_of_reference
 from domain.lifecycle import ATTEMPT, PAYMENT
-from gateway.db import transaction, utcnow
+from gateway.db import Statements, transaction, utcnow
 from gateway.errors import (
     Conflict,
     GatewayError,
@@ -31,7 +31,7 @@ from gateway.errors import (
     SlipNotPayable,
 )
 from gateway.fees import system_fee
-from gateway.models import Payment, PaymentAttempt, Slip
+from gateway.models import Municipality, Payment, PaymentAttempt, Slip, table
 from gateway.services.events import record_event
 
 ONLINE_CHANNELS = ("card", "paypay")
@@ -71,8 +71,8 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
         session.add(payment)
         session.flush()
         attempt = PaymentAttempt(payment_id=payment.id, municipality_id=municipality_id, adapter=adapter.name,
-                                 status=ATTEMPT.initial,
-                                 reference=f"kk-{uuid.uuid4().hex}", amount=slip.amount + fee)
+                                 status=ATTEMPT.initial, reference=new_attempt_reference(session, municipality_id),
+                                 amount=slip.amount + fee)
         session.add(attempt)
         session.flush()
         record_event(session, "payment.opened", "payment", payment.id, municipality_id=municipality_id,
@@ -95,6 +95,33 @@ def start_payment(session: Session, channel_adapters: Mapping[str, PaymentAdapte
         session.refresh(payment)
         session.refresh(attempt)
     return StartedPayment(payment, attempt)
+
+
+def new_attempt_reference(session: Session, municipality_id: int) -> str:
+    """A new reference for an attempt of the ward, naming the ward's code (domain.identifiers)."""
+    municipality = session.get(Municipality, municipality_id)
+    if municipality is None:
+        raise NotFound(f"municipality {municipality_id} does not exist")
+    return make_attempt_reference(municipality.code)
+
+
+_municipalities = table(Municipality)
+_WARD_OF_CODE = select(_municipalities.c.id).where(_municipalities.c.code == bindparam("p_code"))
+
+
+def ward_of_reference(session: Session, reference: str | None) -> int | None:
+    """The ward (municipality id) an attempt reference names, read in the caller's transaction; or None.
+
+    A reference made before references named their ward (`kk-<hex>`), another party's, or one
+    naming a code that is not a ward here, names none: its attempt is then found without its
+    ward. The code is read from `municipalities` (a reference table, on every node) on every
+    call, never from a copy kept in the process: a ward added is known at once.
+    """
+    code = None if reference is None else ward_code_of_reference(reference)
+    if code is None:
+        return None
+    found = Statements(session).first(_WARD_OF_CODE, {"p_code": code})
+    return None if found is None else int(found.id)
 
 
 def _payable_slip(session: Session, municipality_id: int, number: str, channel: str) -> Slip:

@@ -51,7 +51,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.fee_items import catalogue
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import transition_attempt
+from gateway.services.payments import new_attempt_reference, transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md), named as the code
@@ -108,7 +108,7 @@ def start_sale(session: Session, terminal_adapters: Mapping[str, PaymentAdapter]
         session.flush()
         attempt = PaymentAttempt(payment_id=payment.id, municipality_id=user.municipality_id, adapter=adapter.name,
                                  status=ATTEMPT.initial,
-                                 reference=f"kk-{uuid.uuid4().hex}", amount=total)
+                                 reference=new_attempt_reference(session, user.municipality_id), amount=total)
         session.add(attempt)
         session.flush()
         record_event(session, "sale.started", "sale", sale.id, municipality_id=user.municipality_id,

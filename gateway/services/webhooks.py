@@ -25,7 +25,7 @@ from gateway.models import PaymentAttempt, WebhookDelivery
 from gateway.observability.metrics import observe_webhook
 from gateway.services.events import record_event
 from gateway.services.outcomes import Delivery, record_delivery, settle_notification
-from gateway.services.payments import ProviderUnavailable
+from gateway.services.payments import ProviderUnavailable, ward_of_reference
 
 log = logging.getLogger(__name__)
 MAX_EVENT_ID = 255  # webhook_deliveries.event_id
@@ -41,6 +41,11 @@ def receive_webhook(session: Session, adapter: PaymentAdapter, headers: dict[str
     current state (outside any transaction, after a read that answers redeliveries without
     asking). The dedupe row is written in the same transaction as the state change, so a
     redelivery changes nothing and out-of-order deliveries reach the same final state.
+
+    Every statement names the notification's ward (docs/scaling.md): the ward our attempt
+    reference in it names, or, for a reference made before references named their ward, its
+    attempt's (found without it); the dedupe row is recorded in that ward's chain, 0 when the
+    notification names no attempt of ours.
 
     A notification that verifies but cannot be read, or whose attempt the provider refuses
     to describe, is recorded once (audit event webhook.malformed) and then answered as
@@ -90,7 +95,7 @@ def reject_malformed(session: Session, adapter: PaymentAdapter, body: bytes, rea
     digest = hashlib.sha256(body).hexdigest()
     shown = reason.encode("ascii", "backslashreplace").decode("ascii")[:300]  # never a NUL into the record
     with transaction(session):
-        if record_delivery(session, adapter.name, Delivery(f"malformed:sha256:{digest}", "malformed")):
+        if record_delivery(session, adapter.name, Delivery(f"malformed:sha256:{digest}", "malformed"), chain=0):
             record_event(session, "webhook.malformed", "webhook", f"{adapter.name}:{digest[:16]}",
                          municipality_id=None, actor=f"webhook:{adapter.name}",
                          data={"adapter": adapter.name, "reason": shown, "sha256": digest, "bytes": len(body)})
@@ -117,33 +122,66 @@ def _unfit(event: WebhookEvent) -> str | None:
 
 
 def _receive(session: Session, adapter: PaymentAdapter, event: WebhookEvent) -> Received:
-    provider_ref = event.provider_ref
-    if provider_ref is None or not _trusts(adapter, event):  # the provider will be asked: look first
-        if _seen(session, adapter.name, event.event_id):  # redeliveries cost one read, no provider call
-            session.rollback()
+    delivery, actor = Delivery(event.event_id, event.type), f"webhook:{adapter.name}"
+    if event.provider_ref is not None and _trusts(adapter, event):  # applied as it says: no read, no provider call
+        status = _current_status(adapter, event.provider_ref, event)
+        assert status is not None
+        # The ward our reference names is read in the settlement's transaction (its first round trip).
+        settled = settle_notification(session, adapter.name, status, delivery, actor=actor, reference=event.reference)
+    else:  # the provider will be asked: look first
+        with transaction(session):  # reads only, ended before the provider is asked
+            ward, provider_ref = _route(session, adapter.name, event)
+            seen = _seen(session, adapter.name, event.event_id, ward or 0)  # a redelivery: no provider call
+        if seen:
             return "duplicate"
-        provider_ref = provider_ref or _provider_ref(session, adapter.name, event.reference)
-        session.rollback()  # end the read before calling the provider
-    status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
-    delivery = Delivery(event.event_id, event.type)
-    if status is None:
-        with transaction(session):
-            return "ignored" if record_delivery(session, adapter.name, delivery) else "duplicate"
-    settled = settle_notification(session, adapter.name, status, delivery, actor=f"webhook:{adapter.name}")
+        status = None if provider_ref is None else _current_status(adapter, provider_ref, event)
+        if status is None:
+            with transaction(session):
+                return "ignored" if record_delivery(session, adapter.name, delivery, chain=ward or 0) else "duplicate"
+        settled = settle_notification(session, adapter.name, status, delivery, actor=actor, municipality_id=ward)
     if settled is None:
         return "duplicate"
     return "applied" if settled[1] else "unchanged"
 
 
-def _provider_ref(session: Session, adapter_name: str, reference: str | None) -> str | None:
+def _route(session: Session, adapter_name: str, event: WebhookEvent) -> tuple[int | None, str | None]:
+    """(ward, provider reference) of the attempt a notification names; ward None when it names none of ours."""
+    ward = ward_of_reference(session, event.reference)  # our reference names its ward: no lookup of the attempt
+    if ward is None:  # a reference made before references named their ward, or none
+        return _attempt_without_ward(session, adapter_name, event.provider_ref, event.reference)
+    return ward, event.provider_ref or _provider_ref(session, adapter_name, event.reference, ward)
+
+
+def _provider_ref(session: Session, adapter_name: str, reference: str | None, ward: int) -> str | None:
+    """The provider's reference of the ward's attempt with our `reference`."""
     if reference is None:
         return None
-    return session.scalar(select(PaymentAttempt.provider_ref).where(PaymentAttempt.adapter == adapter_name,
+    return session.scalar(select(PaymentAttempt.provider_ref).where(PaymentAttempt.municipality_id == ward,
+                                                                    PaymentAttempt.adapter == adapter_name,
                                                                     PaymentAttempt.reference == reference))
 
 
-def _seen(session: Session, adapter_name: str, event_id: str) -> bool:
-    return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.adapter == adapter_name,
+def _attempt_without_ward(session: Session, adapter_name: str, provider_ref: str | None,
+                          reference: str | None) -> tuple[int | None, str | None]:
+    """(ward, provider reference) of the attempt a notification names by a token alone; (None, provider_ref) if none.
+
+    The one lookup of a notification that names no ward: on Citus it asks every node. Only
+    references made before they named their ward come here (docs/scaling.md).
+    """
+    if provider_ref is not None:
+        by_token = PaymentAttempt.provider_ref == provider_ref
+    elif reference is not None:
+        by_token = PaymentAttempt.reference == reference
+    else:
+        return None, None
+    found = session.execute(select(PaymentAttempt.municipality_id, PaymentAttempt.provider_ref)
+                            .where(PaymentAttempt.adapter == adapter_name, by_token)).first()
+    return (None, provider_ref) if found is None else (found.municipality_id, found.provider_ref)
+
+
+def _seen(session: Session, adapter_name: str, event_id: str, chain: int) -> bool:
+    return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.chain == chain,
+                                                           WebhookDelivery.adapter == adapter_name,
                                                            WebhookDelivery.event_id == event_id)) is not None
 
 

@@ -95,6 +95,7 @@ def test_a_malformed_notification_delivered_again_is_recorded_once(app, client, 
         assert client.post("/webhooks/stripe", data=body, headers=_signed(app, "stripe", body)).status_code == 400
     assert len(_recorded(session)) == 1
     assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+    assert session.scalar(select(WebhookDelivery.chain)) == 0  # it names no attempt: the service's own chain
 
 
 def test_an_unsigned_malformed_notification_is_refused_and_not_recorded(client, session) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ capability an adapter does not declare are skipped for it, never passed vacuousl
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from adapters.base import (
     RefundRequest,
     SignatureError,
 )
+from domain.identifiers import make_attempt_reference, ward_code_of_reference
 from tests.contract.conftest import ContractAdapter, ContractDriver
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -159,6 +161,23 @@ def test_a_correctly_signed_notification_is_verified_and_names_the_checkout(
     assert event.event_id
     assert event.reference == request.reference or event.provider_ref == checkout.provider_ref
     assert event.outcome in (Outcome.SUCCEEDED, None)
+
+
+def test_our_attempt_reference_naming_its_ward_opens_a_checkout_and_comes_back_in_its_notification(
+    adapter: PaymentAdapter, driver: ContractDriver
+) -> None:
+    """The gateway sends `kk-<municipality code>-<hex>` as reference and idempotency key (domain.identifiers)."""
+    require(adapter, Capability.WEBHOOK)
+    reference = make_attempt_reference("131075")
+    request = replace(checkout_request(), reference=reference, idempotency_key=reference)
+    checkout = adapter.create_checkout(request)
+    driver.pay(checkout.provider_ref)
+    headers, body = driver.paid_notification(checkout.provider_ref, SIGNED_AT)
+
+    event = adapter.verify_webhook(headers, body, SIGNED_AT + timedelta(seconds=5))
+
+    assert event.reference == reference and ward_code_of_reference(event.reference) == "131075"
+    assert adapter.fetch_status(checkout.provider_ref).outcome is Outcome.SUCCEEDED
 
 
 def test_a_notification_is_accepted_300_seconds_either_side_of_now(
