@@ -41,6 +41,7 @@ from gateway.models.base import on_ward
 from gateway.services.agency_checks import check_agency_data
 from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
+from gateway.services.payments import other_wards_references
 from gateway.services.reference import get_municipality
 from gateway.services.sales import daily_close
 from gateway.services.settlements import READERS, stored_settlements
@@ -241,9 +242,12 @@ def _settlement_findings(session: Session, municipality_id: int, business_date: 
                                                                 PaymentAttempt.status == "succeeded")
     ours = {ref: (amount, pid) for ref, amount, pid, _ in session.execute(
         attempts.where(_of_day(municipality_id, business_date)))}
-    others = {ref for ref, *_ in session.execute(attempts.where(
-        Payment.municipality_id != municipality_id, PaymentAttempt.reference.in_([s.reference for s in report
-                                                                                   if s.reference])))}
+    # A provider account may serve several wards. A reference names its ward; only those made
+    # before are looked up, across wards.
+    others, unnamed = other_wards_references(session, municipality_id, [s.reference for s in report if s.reference])
+    if unnamed:
+        others |= {ref for ref, *_ in session.execute(attempts.where(Payment.municipality_id != municipality_id,
+                                                                     PaymentAttempt.reference.in_(unnamed)))}
     settled = [s for s in report if s.reference not in others]
     found = match([Booked(pid, adapter, ref, int(amount), business_date) for ref, (amount, pid) in ours.items()],
                   [Settled(s.reference or s.provider_payment_id, s.amount, business_date, s.provider_payment_id)

@@ -138,7 +138,7 @@ def result(token: str) -> Any:
         return _not_found()
     payment, attempt = _latest(slip)
     if attempt is not None and attempt.status in ("pending", "unknown") and attempt.provider_ref:
-        _poll(attempt.adapter, attempt.provider_ref)
+        _poll(attempt.adapter, attempt.provider_ref, slip.municipality_id)
         slip = get_slip_by_token(_session(), token)
         payment, attempt = _latest(slip)
     if slip.status == "paid" or (payment is not None and payment.status == "succeeded"):
@@ -246,21 +246,24 @@ def _start_once(slip: Slip, channel: str, nonce: str) -> PaymentAttempt:
 
 def _latest(slip: Slip) -> tuple[Payment | None, PaymentAttempt | None]:
     session = _session()
-    payment = session.scalar(select(Payment).where(Payment.slip_id == slip.id).order_by(Payment.id.desc()).limit(1))
+    payment = session.scalar(select(Payment).where(Payment.municipality_id == slip.municipality_id,
+                                                   Payment.slip_id == slip.id).order_by(Payment.id.desc()).limit(1))
     if payment is None:
         return None, None
-    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.payment_id == payment.id)
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.municipality_id == payment.municipality_id,
+                                                          PaymentAttempt.payment_id == payment.id)
                              .order_by(PaymentAttempt.id.desc()).limit(1))
     return payment, attempt
 
 
-def _poll(adapter_name: str, provider_ref: str) -> None:
+def _poll(adapter_name: str, provider_ref: str, ward: int) -> None:
     """Ask the provider about a pending attempt, for a resident back before the webhook."""
     adapter = current_app.extensions["kokin.adapters"].get(adapter_name)
     if adapter is None:
         return
     _session().rollback()  # no transaction open across the provider call
     try:
-        settle_attempt(_session(), adapter_name, adapter.fetch_status(provider_ref), actor="public:result")
+        settle_attempt(_session(), adapter_name, adapter.fetch_status(provider_ref), actor="public:result",
+                       municipality_id=ward)
     except (RetryableError, PermanentError, DomainError) as exc:
         log.warning("pay page: could not check %s attempt %s: %s", adapter_name, provider_ref, exc)

@@ -49,12 +49,12 @@ def settle_stale_attempts(session: Session, adapters: Mapping[str, PaymentAdapte
                                {"janitor": "no provider reference"})
             results["closed without provider reference"] += 1
             continue
-        results[_settle_one(session, adapter, provider_ref, expires_at, now)] += 1
+        results[_settle_one(session, adapter, ward, provider_ref, expires_at, now)] += 1
     return results
 
 
-def _settle_one(session: Session, adapter: PaymentAdapter, provider_ref: str, expires_at: datetime | None,
-                now: datetime) -> str:
+def _settle_one(session: Session, adapter: PaymentAdapter, ward: int, provider_ref: str,
+                expires_at: datetime | None, now: datetime) -> str:
     try:
         status = adapter.fetch_status(provider_ref)
     except AdapterError as exc:
@@ -66,5 +66,5 @@ def _settle_one(session: Session, adapter: PaymentAdapter, provider_ref: str, ex
             except AdapterError:
                 return "expired, cancel failed (retry later)"
         status = PaymentStatus(provider_ref, Outcome.EXPIRED, raw_status="expired (janitor)")
-    settle_attempt(session, adapter.name, status, actor="janitor")
+    settle_attempt(session, adapter.name, status, actor="janitor", municipality_id=ward)
     return status.outcome.value

@@ -124,6 +124,22 @@ def ward_of_reference(session: Session, reference: str | None) -> int | None:
     return None if found is None else int(found.id)
 
 
+def other_wards_references(session: Session, municipality_id: int,
+                           references: list[str]) -> tuple[set[str], list[str]]:
+    """Split the references of a provider's report shared by wards: (those naming another ward of
+    the service, those made before references named their ward). Neither is read from any ward's
+    rows; only the second must be looked up, across wards (a report's few old references)."""
+    codes: dict[str, int] = {code: id_ for code, id_ in session.execute(select(Municipality.code, Municipality.id))}
+    others, unnamed = set(), []
+    for reference in references:
+        code = ward_code_of_reference(reference)
+        if code is None:
+            unnamed.append(reference)
+        elif code in codes and codes[code] != municipality_id:
+            others.add(reference)
+    return others, unnamed
+
+
 def _payable_slip(session: Session, municipality_id: int, number: str, channel: str) -> Slip:
     slip = session.scalar(select(Slip).where(Slip.municipality_id == municipality_id, Slip.number == number)
                           .order_by(Slip.reissue.desc()).limit(1))

@@ -51,7 +51,7 @@ from gateway.services.events import record_event
 from gateway.services.exceptions import raise_exceptions
 from gateway.services.fee_items import catalogue
 from gateway.services.outcomes import settle_attempt
-from gateway.services.payments import new_attempt_reference, transition_attempt
+from gateway.services.payments import new_attempt_reference, other_wards_references, transition_attempt
 from gateway.services.refunds import decide_refund, execute_refund, request_refund
 
 # Payment types a counter terminal takes (Square Terminal API; providers.md), named as the code
@@ -173,7 +173,7 @@ def follow_sale(session: Session, adapters: Mapping[str, PaymentAdapter], munici
                 status = adapter.fetch_status(provider_ref)
             except AdapterError:
                 return get_sale(session, municipality_id, sale_id)  # the screen asks again shortly
-            settle_attempt(session, adapter.name, status, actor="counter:poll")
+            settle_attempt(session, adapter.name, status, actor="counter:poll", municipality_id=municipality_id)
     return get_sale(session, municipality_id, sale_id)
 
 
@@ -296,11 +296,14 @@ def daily_close(session: Session, municipality_id: int, business_date: date,
         figures["sales"] += 1
         figures["amount"] += sale.total
     # One provider account may serve several municipalities: leave out what another one's attempts made.
-    others = set(session.scalars(select(PaymentAttempt.reference).join(Payment, on_ward(PaymentAttempt, "payment_id",
-                                                                                        Payment))
-                                 .where(Payment.municipality_id != municipality_id, Payment.sale_id.is_not(None),
-                                        PaymentAttempt.reference.in_([p.reference for r in settlements.values()
-                                                                      for p in r if p.reference]))))
+    # A reference names its ward; only those made before are looked up, across wards.
+    others, unnamed = other_wards_references(session, municipality_id, [p.reference for r in settlements.values()
+                                                                        for p in r if p.reference])
+    if unnamed:
+        others |= set(session.scalars(select(PaymentAttempt.reference)
+                                      .join(Payment, on_ward(PaymentAttempt, "payment_id", Payment))
+                                      .where(Payment.municipality_id != municipality_id, Payment.sale_id.is_not(None),
+                                             PaymentAttempt.reference.in_(unnamed))))
     settled = {p.reference or p.provider_payment_id: p for report in settlements.values() for p in report
                if p.reference not in others}
     found = match([Booked(sale.id, "emoney", reference, sale.total, business_date)
