@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, exists, or_, select, text, update
+from sqlalchemy import CursorResult, and_, delete, exists, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -197,16 +197,22 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
 def _keep_lines_of_known(session: Session, scope: ImportScope) -> None:
     """Insert the line of each record that set its kind's import id on a known row: one statement for the file.
 
-    A record the file holds twice keeps its first line (the database drops the second).
+    A record the file holds twice keeps its first line. PostgreSQL picks it with DISTINCT ON, in
+    the order of the key (appended to its index, each report's row looked up once, in order); ON
+    CONFLICT DO NOTHING would insert each row speculatively, a third WAL record per line.
     """
     applied = or_(*(and_(KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"] == scope.import_id)
                     for kind in ("preliminary", "final", "cancel")))
     lines = (select(_reports.c.id, KEYS.c.kind, _reports.c.municipality_id, KEYS.c.line)
-             .select_from(KEYS).join(_reports, _known(scope))
-             .where(applied, KEYS.c.line.is_not(None)).order_by(KEYS.c.seq))
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(dialect_insert(_lines).from_select(["agency_report_id", "kind", "municipality_id", "line"], lines)
-                    .on_conflict_do_nothing())
+             .select_from(KEYS).join(_reports, _known(scope)).where(applied, KEYS.c.line.is_not(None)))
+    columns = ["agency_report_id", "kind", "municipality_id", "line"]
+    if session.get_bind().dialect.name == "postgresql":
+        first = (lines.ext(postgresql.distinct_on(_reports.c.id, KEYS.c.kind))
+                 .order_by(_reports.c.id, KEYS.c.kind, KEYS.c.seq))
+        session.execute(insert(_lines).from_select(columns, first))
+    else:  # SQLite inserts in the order selected: the first record's line stays, a repeat is ignored
+        session.execute(sqlite.insert(_lines).from_select(columns, lines.order_by(KEYS.c.seq))
+                        .on_conflict_do_nothing())
 
 
 def _exception(kind: str, report_id: int, business_date: date, amount: int, slip_number: str,
