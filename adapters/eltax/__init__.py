@@ -36,6 +36,7 @@ class EltaxPayment:
     paid_time: time
     method: Method
     remitted_on: date | None  # when 地方税共同機構 remits it; None while not yet known
+    text: str | None = None  # the record as received, decoded, without its line end (`EltaxAdapter._text`)
 
     @property
     def match_key(self) -> str:
@@ -78,11 +79,11 @@ class EltaxAdapter:
         the same record id in a later file is the gateway's to recognise.
         """
         del workers  # one process: eLTAX files are a day's payments, not a million records
-        records, errors = layouts.read(self.layout, data)
+        records, errors = layouts.read(self.layout, data, texts=True)
         payments: list[EltaxPayment] = []
         first_line: dict[str, int] = {}
         for record in records:
-            payment = self._payment(record, errors)
+            payment = self._payment(record, self._text(record, data), errors)
             if payment is None:
                 continue
             seen = first_line.setdefault(payment.record_id, payment.line)
@@ -96,7 +97,19 @@ class EltaxAdapter:
             raise AgencyFileRejected(self.name, sorted(errors, key=lambda e: (e.line, e.field or "")))
         return EltaxFile(self.name, payments)
 
-    def _payment(self, record: Record, errors: list[LineError]) -> EltaxPayment | None:
+    def _text(self, record: Record, data: bytes) -> str | None:
+        """The record as received: a CSV line as read, a fixed-width record cut from the bytes by its number.
+
+        A NUL is shown as ␀ (SYMBOL FOR NULL), as an agency's record is: no PostgreSQL text holds one.
+        """
+        text, length = record.text, self.layout.record_length
+        if text is None and self.layout.format == "fixed" and length:
+            stride = length + 2 if b"\r\n" in data else length  # CRLF after every record, or none at all
+            start = (record.line - 1) * stride
+            text = data[start:start + length].decode(layouts.codec(self.layout.encoding))
+        return text.replace("\0", "\u2400") if text is not None and "\0" in text else text
+
+    def _payment(self, record: Record, text: str | None, errors: list[LineError]) -> EltaxPayment | None:
         values, line = record.values, record.line
         method = self.methods.get(values["method"])
         if method is None:
@@ -109,7 +122,7 @@ class EltaxAdapter:
                                                          f"({values['paid_on'].isoformat()})"))
             return None
         return EltaxPayment(line, values["record_id"], values["el_number"], values["amount"], values["paid_on"],
-                            values["paid_time"], method, remitted_on)  # type: ignore[arg-type]
+                            values["paid_time"], method, remitted_on, text)  # type: ignore[arg-type]
 
     def pull(self, http: Any = None) -> bytes:
         """eLTAX data is not pulled: staff download it from eLTAX and import the file."""

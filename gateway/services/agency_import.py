@@ -9,22 +9,36 @@ contract's kind for a person.
 
 Bulk by design (a file of a million records): every record's key is staged in a temporary
 table (COPY on PostgreSQL, `agency_stage`) with its line as received; 確報 and 取消 of known
-payments are one UPDATE each, and their lines one INSERT into `agency_report_lines` (the
-UPDATE writes no line: its rows stay on their pages); the records of payments not seen before
-are then staged in full and booked by `agency_new_payments` (decided one by one in Python by
-the one booking rule, written set-based).
+payments are one UPDATE each, which writes no line (its rows stay on their pages): the lines go
+to `agency_report_lines`, from the UPDATE's RETURNING in the same statement; the records of
+payments not seen before are then staged in full and booked by `agency_new_payments` (decided
+one by one in Python by the one booking rule, written set-based).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, exists, or_, select, text, update
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -157,27 +171,19 @@ def _known(scope: ImportScope) -> Any:
 def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportResult) -> bool:
     """確報 and 取消 of store payments reported before: one UPDATE each; repeats change nothing.
 
-    Each record that changed a row keeps its line as received (`_keep_lines_of_known`).
+    Each record that changed a row keeps its line as received (`_update_known`).
 
     Returns whether records of payments not seen before may remain; the records of known
     payments then leave the stage, so what stays is new. A record whose
     UPDATE found its column already set (an earlier file's), or that the file holds twice, is
     a repeat: the known records less the ones that changed a row.
     """
-    confirmed = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "final",
-                                                       _reports.c.final_import_id.is_(None))
-                                .values(final_import_id=scope.import_id, remittance_on=KEYS.c.remittance_on))
-    confirmed_rows = cast(CursorResult[Any], confirmed).rowcount
-    preliminary = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "preliminary",
-                                                         _reports.c.preliminary_import_id.is_(None))
-                                  .values(preliminary_import_id=scope.import_id))
-    cancelled = session.execute(update(_reports).where(_known(scope), KEYS.c.kind == "cancel",
-                                                       _reports.c.cancel_import_id.is_(None))
-                                .values(cancel_import_id=scope.import_id)
-                                .returning(_reports.c.id, _reports.c.slip_number, _reports.c.amount,
-                                           _reports.c.paid_on, _reports.c.payment_id)).all()
-    changed = confirmed_rows + cast(CursorResult[Any], preliminary).rowcount + len(cancelled)
-    if changed:
+    ((confirmed_rows,),) = _update_known(session, scope, "final", {"remittance_on": KEYS.c.remittance_on})
+    ((preliminary_rows,),) = _update_known(session, scope, "preliminary")
+    cancelled = _update_known(session, scope, "cancel", returning=(
+        _reports.c.id, _reports.c.slip_number, _reports.c.amount, _reports.c.paid_on, _reports.c.payment_id))
+    changed = confirmed_rows + preliminary_rows + len(cancelled)
+    if changed and session.get_bind().dialect.name != "postgresql":
         _keep_lines_of_known(session, scope)
     new = changed < result.records  # else every record changed a row: nothing new, nothing repeated
     if new:
@@ -195,19 +201,46 @@ def _apply_to_known(session: Session, scope: ImportScope, result: AgencyImportRe
     return new
 
 
-def _keep_lines_of_known(session: Session, scope: ImportScope) -> None:
-    """Insert the line of each record that set its kind's import id on a known row: one statement for the file.
+_LINE_COLUMNS = ["agency_report_id", "kind", "municipality_id", "line"]
 
-    A record the file holds twice keeps its first line (the database drops the second).
+
+def _update_known(session: Session, scope: ImportScope, kind: str, values: dict[str, Any] | None = None,
+                  returning: tuple[Column[Any], ...] = ()) -> Sequence[Any]:
+    """Give the known rows without an import id of `kind` this import's (and `values`) from their records.
+
+    Returns the `returning` columns of each row changed or, with none asked, one row: how many.
+    On PostgreSQL each record that changed a row keeps its line in the same statement: the
+    UPDATE's RETURNING feeds the INSERT of the lines, so the file is joined with the reports
+    once (a record the file holds twice keeps the line of the one the row was updated from).
+    SQLite, which cannot return the stage's columns, inserts them after (`_keep_lines_of_known`).
+    """
+    statement = (update(_reports).where(_known(scope), KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"].is_(None))
+                 .values({f"{kind}_import_id": scope.import_id, **(values or {})}))
+    if session.get_bind().dialect.name != "postgresql":
+        if returning:
+            return session.execute(statement.returning(*returning)).all()
+        return [(cast(CursorResult[Any], session.execute(statement)).rowcount,)]
+    changed = statement.returning(_reports.c.id.label("report_id"), _reports.c.municipality_id.label("ward"),
+                                  KEYS.c.line.label("received"), *returning).cte(f"changed_{kind}")
+    kept = insert(_lines).from_select(_LINE_COLUMNS, select(
+        changed.c.report_id, literal(kind, String), changed.c.ward, changed.c.received,
+    ).where(changed.c.received.is_not(None))).cte(f"kept_{kind}")
+    read = select(*(changed.c[c.name] for c in returning)) if returning else select(func.count())
+    return session.execute(read.select_from(changed).add_cte(kept)).all()
+
+
+def _keep_lines_of_known(session: Session, scope: ImportScope) -> None:
+    """SQLite: insert the line of each record that set its kind's import id on a known row, in one statement.
+
+    A record the file holds twice keeps its first line: rows are inserted in the order selected,
+    and a repeat is ignored.
     """
     applied = or_(*(and_(KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"] == scope.import_id)
                     for kind in ("preliminary", "final", "cancel")))
     lines = (select(_reports.c.id, KEYS.c.kind, _reports.c.municipality_id, KEYS.c.line)
-             .select_from(KEYS).join(_reports, _known(scope))
-             .where(applied, KEYS.c.line.is_not(None)).order_by(KEYS.c.seq))
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(dialect_insert(_lines).from_select(["agency_report_id", "kind", "municipality_id", "line"], lines)
-                    .on_conflict_do_nothing())
+             .select_from(KEYS).join(_reports, _known(scope)).where(applied, KEYS.c.line.is_not(None))
+             .order_by(KEYS.c.seq))
+    session.execute(sqlite.insert(_lines).from_select(_LINE_COLUMNS, lines).on_conflict_do_nothing())
 
 
 def _exception(kind: str, report_id: int, business_date: date, amount: int, slip_number: str,

@@ -33,7 +33,7 @@ from domain.calendar import TOKYO
 from domain.layouts import LineError
 from gateway.db import transaction, utcnow
 from gateway.errors import AgencyFileInvalid
-from gateway.models import AgencyImport, Assessment, Payment, Slip, table
+from gateway.models import AgencyImport, AgencyReportLine, Assessment, Payment, Slip, table
 from gateway.models import AgencyReport as ReportRow
 from gateway.services.agency_import import AgencyImportResult
 from gateway.services.booking import BOOKED, Booked, record_bookings
@@ -42,7 +42,7 @@ from gateway.services.reference import get_municipality
 
 CHANNEL = "eltax"
 _reports, _payments, _slips, _assessments = table(ReportRow), table(Payment), table(Slip), table(Assessment)
-_imports = table(AgencyImport)
+_imports, _lines = table(AgencyImport), table(AgencyReportLine)
 _CHUNK = 5_000  # keys per IN list
 
 
@@ -228,6 +228,9 @@ def _write(session: Session, municipality_id: int, adapter: str, import_id: int,
         channel=CHANNEL, preliminary_import_id=import_id, final_import_id=import_id, cancel_import_id=None,
         remittance_on=payment.remitted_on, payment_id=payment_id, created_at=now, record_id=payment.record_id,
         el_number=payment.el_number, method=payment.method).returning(_reports.c.id)).scalar_one()
+    if payment.text is not None:  # the record as received; a repeat in a later file keeps this one
+        session.execute(insert(_lines).values(agency_report_id=report_id, kind="eltax",
+                                              municipality_id=municipality_id, line=payment.text))
     return Booked(booking, payment_id, None if target is None else target.assessment_id, payment.amount,
                   payment.paid_on, None if slip is None else slip.number, f"agency_report:{report_id}",
                   channel=CHANNEL, paid_at=paid_at, agency_report_id=report_id)

@@ -58,11 +58,12 @@ class Link:
 
 @dataclass(frozen=True)
 class Received:
-    """An agency record as the ward received it: its line (None: not kept, imported before migration 0029)."""
+    """A record as the ward received it: its line (None: not kept, imported before migration `kept_since`)."""
 
     id: str  # unique on the page: what its label is found by
     label: str
     line: str | None
+    kept_since: str = "0029"  # an agency's records are kept since 0029, eLTAX's since 0030
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,8 @@ def _payment_entries(session: Session, payments: Sequence[Payment], reports: Seq
 def _agency_entries(session: Session, municipality_id: int, reports: Sequence[AgencyReport]) -> list[Entry]:
     """Each agency record as it was received: one entry per file it came in (速報, 確報, 取消), with its line.
 
-    eLTAX payment data shares the rows but is not an agency's record: it shows no line.
+    eLTAX payment data shares the rows (its file is both their 速報 and their 確報): its one
+    record shows on the 確報's entry.
     """
     ids = {i for r in reports for i in (r.preliminary_import_id, r.final_import_id, r.cancel_import_id) if i}
     imports = {i.id: i for i in session.scalars(select(AgencyImport).where(AgencyImport.id.in_(ids)))} if ids else {}
@@ -277,8 +279,14 @@ def _agency_entries(session: Session, municipality_id: int, reports: Sequence[Ag
             received = imports.get(import_id) if import_id else None
             if received is None:
                 continue
-            record = None if report.record_id is not None else Received(f"received-{report.id}-{kind}", caption,
-                                                                        lines.get((report.id, kind)))
+            if report.record_id is None:
+                record = Received(f"received-{report.id}-{kind}", caption, lines.get((report.id, kind)))
+            elif kind == "final":
+                record = Received(f"received-{report.id}-eltax",
+                                  _("eLTAXのレコード（受信したまま、報告 #%(id)s）", id=report.id),
+                                  lines.get((report.id, "eltax")), "0030")
+            else:
+                record = None
             entries.append(Entry(received.imported_at, "agency", title, report.amount, (
                 *fields, (_("ファイル"), received.filename), (_("ファイルのSHA-256"), received.sha256[:16] + "…")),
                 received=record))

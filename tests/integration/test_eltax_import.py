@@ -20,6 +20,7 @@ from gateway.models import (
     AgencyDeposit,
     AgencyImport,
     AgencyReport,
+    AgencyReportLine,
     Assessment,
     Payment,
     ReceiptRecord,
@@ -32,6 +33,7 @@ from gateway.services.agency_import import import_agency_file
 from gateway.services.ledger_import import import_ledger
 from gateway.services.slips import issue_slips
 from gateway.services.status_import import import_status_changes
+from gateway.services.timeline import slip_story
 from reconciliation.balance import balance
 from reconciliation.receipts import export_next
 from tests import zengin
@@ -167,6 +169,36 @@ def test_a_file_imported_twice_and_a_payment_repeated_in_a_later_file_apply_once
     repeated = session.scalar(select(AgencyReport).where(AgencyReport.record_id == planted["clean"][0].key))
     assert repeated.remittance_on == remittance_on(PAID)
     assert balance(session, CODE).difference == 0
+
+
+def _kept_lines(session) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Each eLTAX payment's record as received, by its record id (its line in the report's ward)."""
+    rows = session.execute(select(AgencyReport.record_id, AgencyReportLine.line).join(
+        AgencyReportLine, (AgencyReportLine.agency_report_id == AgencyReport.id)
+        & (AgencyReportLine.municipality_id == AgencyReport.municipality_id)).where(AgencyReportLine.kind == "eltax"))
+    return {record_id: line for record_id, line in rows}
+
+
+def test_each_payment_keeps_its_record_as_received_shown_on_its_slips_page(app, session, ward) -> None:  # type: ignore[no-untyped-def]
+    adapter = app.extensions["kokin.agencies"][ADAPTER]
+    clean = _planted(ward)["clean"]
+    data = write_file(adapter, clean, remitted=False)
+    _import(app, session, data)
+    # A later file carries the first payment again, now with its remittance date: its line stays the first one.
+    _import(app, session, write_file(adapter, clean[:1]), filename="later.csv")
+
+    lines = data.decode("utf-8").split("\r\n")[1:-1]  # the data lines, without the header and the last CRLF
+    kept = _kept_lines(session)
+    assert sorted(kept.values()) == sorted(lines) and len(lines) == len(clean)
+    assert all(line.startswith(f"{record_id},") for record_id, line in kept.items())
+
+    report = session.scalar(select(AgencyReport).where(AgencyReport.record_id == clean[0].key))
+    with app.test_request_context():
+        story = slip_story(session, report.municipality_id, report.slip_number)
+    assert story is not None
+    shown = [e.received for e in story.entries if e.received is not None]
+    assert [(r.id, r.line) for r in shown] == [(f"received-{report.id}-eltax", kept[clean[0].key])]
+    assert shown[0].label == f"eLTAXのレコード（受信したまま、報告 #{report.id}）"
 
 
 def test_a_payment_imported_before_that_comes_back_changed_refuses_the_file(app, session, ward) -> None:  # type: ignore[no-untyped-def]

@@ -46,6 +46,45 @@ def test_a_ward_maps_its_own_columns_dates_and_method_codes(tmp_path: Path) -> N
     assert (second.method, second.remitted_on) == ("card", None)
     assert adapter.remitter_kana == ("ﾁﾎｳｾﾞｲｷｮｳﾄﾞｳｷｺｳ",)
     assert first.match_key != second.match_key and len(first.match_key) == 32
+    assert first.text == "20260710,235959,A-1,0123456789,04,12300,20260717"  # the record as received
+
+
+WARD_FIXED_LAYOUT = """
+name = "ward-eltax-fixed"
+format = "fixed"
+encoding = "cp932"
+record_length = 75
+kind_length = 1
+
+[records.data]
+kind = "2"
+fields = [
+  { name = "paid_on", type = "date", format = "%Y%m%d", length = 8 },
+  { name = "paid_time", type = "time", format = "%H%M%S", length = 6 },
+  { name = "record_id", type = "code", length = 10 },
+  { name = "el_number", type = "digits", length = 20 },
+  { name = "method", type = "digits", length = 2 },
+  { name = "amount", type = "integer", min = 1, max = 9999999999, length = 10 },
+  { name = "remitted_on", type = "date", format = "%Y%m%d", null_values = ["00000000"], length = 8 },
+  { name = "note", type = "text", length = 10, optional = true },
+]
+"""
+
+
+def test_a_fixed_width_records_line_as_received_is_cut_from_the_files_bytes(tmp_path: Path) -> None:
+    layout = tmp_path / "ward-eltax-fixed.toml"
+    layout.write_text(WARD_FIXED_LAYOUT, "utf-8")
+    adapter = make_eltax_adapter("eltax-csv", {"layout": str(layout), "methods": {"01": "card", "04": "bank_counter"}})
+    # kind, paid on, at, record id, eL番号, method, amount, remitted on, note (two-byte characters in cp932)
+    records = ["2" + "20260710" + "235959" + "A-1       " + "01234567890123456789" + "04" + "0000012300" + "20260717"
+               + "窓口      ",
+               "2" + "20260711" + "080000" + "A-2       " + "01234567890123456780" + "01" + "0000000500" + "00000000"
+               + " " * 10]
+
+    read = adapter.read(b"".join(record.encode("cp932") + b"\r\n" for record in records))
+
+    assert [(p.record_id, p.amount, p.text) for p in read.payments] == [("A-1", 12_300, records[0]),
+                                                                        ("A-2", 500, records[1])]
 
 
 def test_a_method_code_the_table_does_not_know_is_a_line_error() -> None:
