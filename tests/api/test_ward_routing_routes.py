@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.services.apikeys import SCOPES, create_api_key
 from tests.api.test_ward_isolation import ROLES, B, _keyed_routes, _path, _staff, app_config, ward_b  # noqa: F401
-from tests.integration.test_ward_routing import BY_TOKEN, LEFT, ward_queries
+from tests.integration.test_ward_routing import read
 
 # Pages and API lists without a key: the ward is the signed-in staff member's or the API key's.
 PAGES = ("/staff/", "/staff/counter", "/staff/close", "/staff/exceptions", "/staff/reports", "/staff/feed",
@@ -50,17 +50,6 @@ def test_every_statement_of_the_staff_screens_and_the_api_names_its_ward(app: Fl
         event.remove(database.engine, "before_cursor_execute", record)
     assert answered[200] >= 40, answered  # the pages were shown, not refused
 
-    tenants = ward_queries.tenant_tables()
-    unrouted, joins = set(), set()
-    for statement in executed:
-        found = ward_queries.classify(statement, tenants)
-        if found is None:
-            continue
-        verdict, unaligned = found
-        text = ward_queries.normalized(statement)
-        joins |= {f"{table}: {text}" for table in unaligned}
-        by_token = any(pattern.search(text.lower()) for pattern in BY_TOKEN.values())
-        if verdict == "not routed" and not by_token and not text.lower().startswith(LEFT):
-            unrouted.add(text)
-    assert not joins, "joins of tenant tables not on the ward:\n" + "\n".join(sorted(joins))
-    assert not unrouted, "statements that name no ward:\n" + "\n".join(sorted(unrouted))
+    unrouted, joins, _ = read(set(executed))
+    assert not joins, "joins of tenant tables not on the ward:\n" + "\n".join(joins)
+    assert not unrouted, "statements that name no ward:\n" + "\n".join(unrouted)

@@ -7,7 +7,6 @@ found, a redelivery changes nothing, also when many arrive at once.
 """
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import uuid
@@ -33,19 +32,10 @@ from gateway.services.ledger_import import import_ledger
 from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips
 from gateway.services.webhooks import receive_webhook
+from tests.api.test_ward_isolation import B, _ward_b
 from tests.card import CODE, issue_slips_to_pay, open_card_payment
 
 THREADS = 6
-B = "131083"  # a second ward (Koto), made like the first
-
-
-def _ward_b() -> dict[str, Any]:
-    ward = copy.deepcopy(load_settings()["MUNICIPALITIES"][0])
-    ward.update(code=B, name="江東区", name_kana="ｺｳﾄｳｸ", company_code="913109", client_code="13108")
-    for counter in ward.get("counters", []):
-        counter["terminals"] = [{**terminal, "device_id": terminal["device_id"].replace("sandbox-", "sandbox-koto-")}
-                                for terminal in counter["terminals"]]
-    return ward
 
 
 @pytest.fixture
