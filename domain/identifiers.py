@@ -1,12 +1,14 @@
 """Check digits and the identifiers built on them: municipality codes, slip numbers, attempt references.
 
 Pure functions, no database: used by the ledger import, slip issuing, the agency imports that
-decode a scanned barcode, and the payments whose provider notifications name their ward.
+decode a scanned barcode, the payments whose provider notifications name their ward, and the
+pay links that name theirs.
 """
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 
 
 def mod10_weight31(digits: str) -> int:
@@ -81,3 +83,38 @@ def ward_code_of_reference(reference: str) -> str | None:
     if found is None or not is_valid_municipality_code(found[1]):
         return None
     return found[1]
+
+
+# A slip's pay token, the last part of the pay link its QR code carries (/pay/<token>):
+# "<municipality code>-<22 URL-safe characters>", 128 random bits, so that the pay page finds the
+# slip on its ward's node without asking every node (docs/scaling.md). 29 characters. Tokens made
+# before named no ward: the 22 characters alone, and links printed with them stay valid.
+_PAY_TOKEN = re.compile(r"([0-9]{6})-[A-Za-z0-9_-]{22}")
+_WARDLESS_PAY_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+_PAY_TOKEN_BYTES = 16
+
+
+def make_pay_token(municipality_code: str) -> str:
+    """Return a new pay token naming the ward `municipality_code` (6 digits, its check digit valid)."""
+    return pay_token_maker(municipality_code)()
+
+
+def pay_token_maker(municipality_code: str) -> Callable[[], str]:
+    """Return a maker of new pay tokens of the ward, its code checked once (slip issuing makes thousands)."""
+    if not is_valid_municipality_code(municipality_code):
+        raise ValueError(f"not a local government code: {municipality_code!r}")
+    prefix = f"{municipality_code}-"
+    return lambda: prefix + secrets.token_urlsafe(_PAY_TOKEN_BYTES)
+
+
+def ward_code_of_pay_token(token: str) -> str | None:
+    """Return the municipality code a pay token names, or None (made before, or not a token of ours)."""
+    found = _PAY_TOKEN.fullmatch(token)
+    if found is None or not is_valid_municipality_code(found[1]):
+        return None
+    return found[1]
+
+
+def is_wardless_pay_token(token: str) -> bool:
+    """Tell whether `token` has the shape of a pay token made before tokens named their ward."""
+    return _WARDLESS_PAY_TOKEN.fullmatch(token) is not None

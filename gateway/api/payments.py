@@ -45,13 +45,13 @@ def create_payment(args: dict[str, Any]) -> Any:
         if exc.details.get("pay_through") == "eltax":  # where to send the resident instead
             exc.details["pay_url"] = current_app.config["ELTAX_PAY_URL"]
         if exc.status >= 500:
-            idempotency.release(session(), claim.key_id)
+            idempotency.release(session(), g.municipality_id, claim.key_id)
         else:
-            idempotency.complete(session(), claim.key_id, exc.status,
+            idempotency.complete(session(), g.municipality_id, claim.key_id, exc.status,
                                  {"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
         raise
     result = payment_dict(started.payment, [started.attempt])
-    idempotency.complete(session(), claim.key_id, 201, PaymentSchema().dump(result))
+    idempotency.complete(session(), g.municipality_id, claim.key_id, 201, PaymentSchema().dump(result))
     return result
 
 

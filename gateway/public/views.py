@@ -236,11 +236,11 @@ def _start_once(slip: Slip, channel: str, nonce: str) -> PaymentAttempt:
             fee_schedules=current_app.config["FEE_SCHEDULES"], actor="public:pay-page")
     except DomainError as exc:
         if exc.status >= 500:
-            idempotency.release(session, claim.key_id)  # a retry of the same form may try again
+            idempotency.release(session, slip.municipality_id, claim.key_id)  # a retry of the same form may try again
         else:
-            idempotency.complete(session, claim.key_id, exc.status, {"code": exc.code})
+            idempotency.complete(session, slip.municipality_id, claim.key_id, exc.status, {"code": exc.code})
         raise
-    idempotency.complete(session, claim.key_id, 201, {"attempt_id": started.attempt.id})
+    idempotency.complete(session, slip.municipality_id, claim.key_id, 201, {"attempt_id": started.attempt.id})
     return started.attempt
 
 

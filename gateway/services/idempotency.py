@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.db import transaction, utcnow
 from gateway.errors import GatewayError, IdempotencyConflict, IdempotencyInProgress
 from gateway.models import IdempotencyKey
+from gateway.services.reference import ward_ids
 
 RETENTION = timedelta(hours=48)  # the contract promises at least 24 h
 
@@ -58,21 +59,27 @@ def claim(session: Session, municipality_id: int, key: str, body_hash: str) -> C
     return Claim(None, (existing.response_status, existing.response_body or {}))
 
 
-def complete(session: Session, key_id: int, status: int, body: dict[str, Any]) -> None:
-    """Store the response to replay for this key."""
+def complete(session: Session, municipality_id: int, key_id: int, status: int, body: dict[str, Any]) -> None:
+    """Store the response to replay for the ward's key."""
     with transaction(session):
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id)
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.municipality_id == municipality_id,
+                                                     IdempotencyKey.id == key_id)
                         .values(response_status=status, response_body=body))
 
 
-def release(session: Session, key_id: int) -> None:
-    """Forget the key after a failure worth retrying, so the client's retry runs again."""
+def release(session: Session, municipality_id: int, key_id: int) -> None:
+    """Forget the ward's key after a failure worth retrying, so the client's retry runs again."""
     with transaction(session):
-        session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == key_id))
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.municipality_id == municipality_id,
+                                                     IdempotencyKey.id == key_id))
 
 
 def purge_expired(session: Session) -> int:
-    """Delete keys past their retention; return how many."""
-    with transaction(session):
-        result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
+    """Delete keys past their retention, ward by ward (each ward's on its node); return how many."""
+    purged, now = 0, utcnow()
+    for ward in ward_ids(session):
+        with transaction(session):
+            result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.municipality_id == ward,
+                                                                  IdempotencyKey.expires_at < now))
+        purged += int(getattr(result, "rowcount", 0) or 0)
+    return purged

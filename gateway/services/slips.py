@@ -1,9 +1,8 @@
 """Issue, reissue and look up payment slips (納付書)."""
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -14,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from domain import barcode as gs1
 from domain.calendar import store_deadline
-from domain.identifiers import make_slip_number
+from domain.identifiers import is_wardless_pay_token, make_slip_number, pay_token_maker, ward_code_of_pay_token
 from gateway.db import transaction, utcnow
 from gateway.errors import Conflict, NotFound
 from gateway.models import Assessment, FundType, IssueRun, Municipality, Slip, SlipNumberSeries
@@ -187,8 +186,9 @@ def _slip_rows(session: Session, muni: Municipality, run_id: int, window: Sequen
         first = _allocate_serials(session, muni.id, year, len(items))
         numbered.extend((item, make_slip_number(year, first + i), 0) for i, item in enumerate(items))
     now = utcnow()
-    prefixes = _issuer_prefixes(muni, [item for item, _, _ in numbered])
-    return [_slip_row(muni, run_id, prefixes, item, number, reissue, now) for item, number, reissue in numbered]
+    prefixes, pay_token = _issuer_prefixes(muni, [item for item, _, _ in numbered]), pay_token_maker(muni.code)
+    return [_slip_row(muni, run_id, prefixes, pay_token, item, number, reissue, now)
+            for item, number, reissue in numbered]
 
 
 def _issuer_prefixes(muni: Municipality, items: list[Row[Any]]) -> dict[str | None, str]:
@@ -197,8 +197,8 @@ def _issuer_prefixes(muni: Municipality, items: list[Row[Any]]) -> dict[str | No
     return {code: gs1.issuer_prefix(code or muni.company_code, muni.client_code) for code in codes}
 
 
-def _slip_row(muni: Municipality, run_id: int, prefixes: dict[str | None, str], item: Row[Any], number: str,
-              reissue: int, now: Any) -> dict[str, Any]:
+def _slip_row(muni: Municipality, run_id: int, prefixes: dict[str | None, str], pay_token: Callable[[], str],
+              item: Row[Any], number: str, reissue: int, now: Any) -> dict[str, Any]:
     deadline = None
     code = None
     if item.amount <= gs1.MAX_BARCODE_AMOUNT:
@@ -207,7 +207,7 @@ def _slip_row(muni: Municipality, run_id: int, prefixes: dict[str | None, str], 
         code = gs1.compose(prefixes[item.company_code], number, reissue, deadline, item.amount)
     return {"municipality_id": muni.id, "assessment_id": item.id, "number": number, "reissue": reissue,
             "amount": item.amount, "due_date": item.due_date, "store_deadline": deadline, "barcode": code,
-            "pay_token": secrets.token_urlsafe(16), "status": "issued", "issue_run_id": run_id, "issued_at": now}
+            "pay_token": pay_token(), "status": "issued", "issue_run_id": run_id, "issued_at": now}
 
 
 def _allocate_serials(session: Session, municipality_id: int, fiscal_year: int, count: int) -> int:
@@ -266,7 +266,19 @@ def get_slip(session: Session, municipality_id: int, number: str) -> Slip:
 
 
 def get_slip_by_token(session: Session, token: str) -> Slip:
-    slip = session.scalar(select(Slip).where(Slip.pay_token == token))
+    """The slip a pay link names, found on its ward: the token names it (domain.identifiers.make_pay_token).
+
+    A token made before tokens named their ward is found by the token alone (on Citus, every
+    node is asked): links printed on slips still in residents' hands keep working. Anything
+    else is no token of ours and is not looked up.
+    """
+    code, slip = ward_code_of_pay_token(token), None
+    if code is not None:
+        ward = session.scalar(select(Municipality.id).where(Municipality.code == code))
+        if ward is not None:
+            slip = session.scalar(select(Slip).where(Slip.municipality_id == ward, Slip.pay_token == token))
+    elif is_wardless_pay_token(token):
+        slip = session.scalar(select(Slip).where(Slip.pay_token == token).limit(1))
     if slip is None:
         raise NotFound("this payment link is not valid")
     return slip

@@ -33,7 +33,15 @@ from domain.calendar import TOKYO, business_date
 from domain.errors import DomainError
 from domain.fiscal import fiscal_year_of
 from gateway.db import utcnow
-from gateway.errors import BulkRefused, GatewayError, InvalidFilter, MalformedRequest, NotFound, RevenueNotWritable
+from gateway.errors import (
+    BulkRefused,
+    Conflict,
+    GatewayError,
+    InvalidFilter,
+    MalformedRequest,
+    NotFound,
+    RevenueNotWritable,
+)
 from gateway.i18n import label, yen
 from gateway.models import CHANNELS, EXCEPTION_KINDS, Municipality, Payment, Refund, Sale
 from gateway.models import Counter as CounterDesk
@@ -282,16 +290,19 @@ def cancel_sale(sale_id: int) -> Any:
 @roles(*SELL)
 def simulate_terminal(sale_id: int) -> Any:
     """Sandbox only: play the resident at the simulated terminal (complete, cancel, time out)."""
-    _own_sale(sale_id)
+    sale = _own_sale(sale_id)
     attempt = sales_service.sale_attempt(_session(), current_ward(), sale_id)
     adapter = _sandbox_terminal(attempt.adapter if attempt else None)
     action = request.form.get("action", "")
     if adapter is None or attempt is None or not attempt.provider_ref or action not in ("complete", "cancel",
                                                                                           "timeout"):
         abort(404)
-    if action == "complete":
-        adapter.simulator.simulate_device(attempt.provider_ref, "start")
-    adapter.simulator.simulate_device(attempt.provider_ref, action)
+    try:
+        if action == "complete":
+            adapter.simulator.simulate_device(attempt.provider_ref, "start")
+        adapter.simulator.simulate_device(attempt.provider_ref, action)
+    except ValueError as exc:  # the device has finished with the sale's checkout (paid, cancelled, timed out)
+        raise Conflict(f"sale {sale.receipt_number} is {sale.status}", code="sale_not_waiting") from exc
     sales_service.follow_sale(_session(), _terminal_adapters(), current_ward(), sale_id)
     return redirect(url_for("staff.show_sale", sale_id=sale_id))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import date
 from typing import Any
 
@@ -121,6 +122,29 @@ def test_an_unknown_token_is_a_japanese_404_that_leaks_nothing(client, slip) -> 
     html = response.get_data(as_text=True)
     assert response.status_code == 404 and "ページが見つかりません" in html
     assert "Traceback" not in html and "not valid" not in html and "<form" not in html
+
+
+def test_the_link_names_the_slip_s_ward(client, slip) -> None:  # type: ignore[no-untyped-def]
+    assert slip.pay_token.startswith(f"{CODE}-")  # the page finds it on the ward's node (docs/scaling.md)
+    assert client.get(f"/pay/{slip.pay_token}").status_code == 200
+
+
+def test_a_link_naming_another_ward_finds_nothing(client, slip) -> None:  # type: ignore[no-untyped-def]
+    secret = slip.pay_token.removeprefix(f"{CODE}-")
+    for other in ("131091", "131083"):  # a ward of the service without the slip, and a code of none
+        response = client.get(f"/pay/{other}-{secret}")
+        assert response.status_code == 404 and "<form" not in response.get_data(as_text=True)
+
+
+def test_a_link_printed_before_links_named_their_ward_still_opens_its_slip(client, session, slip) -> None:  # type: ignore[no-untyped-def]
+    old = secrets.token_urlsafe(16)  # how tokens were made before
+    slip.pay_token = old
+    session.commit()
+
+    html = client.get(f"/pay/{old}").get_data(as_text=True)
+    assert "12,300" in html and "クレジットカードで支払う" in html
+    _, fields = _form(client, old, "card")
+    assert client.post(f"/pay/{old}/card", data=fields).status_code == 303
 
 
 def test_a_paid_slip_says_so_and_offers_no_button(app, client, session, slip) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ def test_the_same_key_and_body_replays_the_stored_response(session) -> None:  # 
     digest = idempotency.request_hash({"b": 2, "a": 1})
     first = idempotency.claim(session, muni, "key-1", digest)
     assert first.key_id is not None and first.replay is None
-    idempotency.complete(session, first.key_id, 201, {"id": 7})
+    idempotency.complete(session, muni, first.key_id, 201, {"id": 7})
     again = idempotency.claim(session, muni, "key-1", idempotency.request_hash({"a": 1, "b": 2}))
     assert again.key_id is None and again.replay == (201, {"id": 7})
 
@@ -47,7 +47,7 @@ def test_a_released_key_can_be_claimed_again(session) -> None:  # type: ignore[n
     muni = _municipality_id(session)
     claim = idempotency.claim(session, muni, "key-4", "h")
     assert claim.key_id is not None
-    idempotency.release(session, claim.key_id)
+    idempotency.release(session, muni, claim.key_id)
     assert idempotency.claim(session, muni, "key-4", "h").key_id is not None
 
 
