@@ -284,3 +284,17 @@ def test_accounting_sees_the_feed_balance_and_downloads_a_sent_file_byte_for_byt
     assert client.get("/staff/feed/99").status_code == 404
     log_in(client, "clerk")
     assert client.get("/staff/feed").status_code == 403
+
+
+def test_playing_the_terminal_of_a_sale_already_paid_is_refused_and_changes_nothing(
+        app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
+    sale_id, _ = _paid_sale(app, session, staff["clerk"])
+    assert log_in(client, "clerk").status_code == 302
+    token = csrf_token(client, "/staff/counter")
+
+    for action in ("complete", "cancel", "timeout"):
+        response = client.post(f"/staff/counter/sales/{sale_id}/simulate", data={"action": action, "csrf_token": token},
+                               follow_redirects=True)  # the refusal is flashed on the page the clerk came from
+        assert response.status_code == 200, action
+        assert "この会計は、もう支払い待ちではありません。" in response.get_data(as_text=True), action
+    assert get_sale(session, staff["clerk"].municipality_id, sale_id).status == "paid"
