@@ -10,7 +10,7 @@ PostgreSQL database). Then, for each distinct statement that touches a tenant ta
 
 - an INSERT is routed when it writes the ward's column;
 - any other statement when its WHERE names the ward (`municipality_id = ...`, `IN`, `= ANY`,
-  or `chain` for the audit record);
+  or `chain` for the audit record), or a join's ON gives the ward as a value;
 - a join between tenant tables stays on one node only when its ON clause joins the ward too.
 
 A reading of the SQL text, not a planner: it counts, it does not prove. Prints the figures and
@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WARD = re.compile(r"\b(municipality_id|chain)\b\s*(=\s*(any\b|\(|%\(|\?|:|\$|\d|'|\w+\.\w+\s*\)?\s*$)|in\b)", re.I)
+# The ward given as a value (not another table's column): in a join's condition, it routes the join.
+WARD_VALUE = re.compile(r"\b(municipality_id|chain)\b\s*(=\s*(\?|%\(\w+\)s|%s|\$\d|:\w|\d|')|in\b)", re.I)
 TABLE = re.compile(r"\b(?:from|join|update|into)\s+\"?(\w+)\"?", re.I)
 JOIN_ON = re.compile(r"\bjoin\s+\"?(\w+)\"?(?:\s+(?:as\s+)?\w+)?\s+on\s+(.*?)(?=\bjoin\b|\bwhere\b|\bgroup\b|\border\b|"
                      r"\blimit\b|\bunion\b|\)\s*(?:as\b|$)|$)", re.I | re.S)
@@ -45,7 +47,7 @@ IN_LIST = re.compile(rf"\bIN \({PARAMETER}(?:, {PARAMETER})*\)", re.I)
 
 def normalized(statement: str) -> str:
     """The statement on one line, parameters `?`, a list of them `IN (...)`: one text whatever the values and driver."""
-    text = re.sub(r"%\(\w+\)s|\$\d+", "?", " ".join(statement.split()))
+    text = re.sub(r"%\(\w+\)s|%s|\$\d+", "?", " ".join(statement.split()))
     text = re.sub(r"::(?:TIMESTAMP WITH TIME ZONE|[A-Z]+(?:\(\d+\))?(?:\[\])?)", "", text)  # PostgreSQL's casts
     return IN_LIST.sub("IN (...)", text)
 
@@ -75,7 +77,8 @@ def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
         routed = columns is not None and re.search(r"\b(municipality_id|chain)\b", columns.group(1)) is not None
     else:
         where = lowered.split(" where ", 1)[1] if " where " in lowered else ""
-        routed = WARD.search(where) is not None
+        routed = WARD.search(where) is not None or any(WARD_VALUE.search(condition) for _, condition in
+                                                       JOIN_ON.findall(text))
     return ("routed" if routed else "not routed"), unaligned
 
 

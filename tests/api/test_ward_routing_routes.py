@@ -14,13 +14,13 @@ from collections import Counter
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.models import Municipality, Slip
 from gateway.services.apikeys import SCOPES, create_api_key
 from tests.api.test_ward_isolation import ROLES, B, _ask, _keyed_routes, _path, _staff, app_config, ward_b  # noqa: F401
-from tests.integration.test_ward_routing import read
+from tests.integration.test_ward_routing import read, recording
 
 # Pages and API lists without a key: the ward is the signed-in staff member's or the API key's.
 PAGES = ("/staff/", "/staff/counter", "/staff/close", "/staff/exceptions", "/staff/reports", "/staff/feed",
@@ -36,38 +36,16 @@ def test_every_statement_of_the_staff_screens_and_the_api_names_its_ward(app: Fl
     key_b = create_api_key(session, "ward-b", B, actor="test", scopes=scopes)
     staff_b = {role: _staff(app, f"koto-{role}") for role in ROLES}
     api = app.test_client()
-    executed: Counter[str] = Counter()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        executed[statement] += 1
-
     answered: Counter[int] = Counter()
-    event.listen(database.engine, "before_cursor_execute", record)
-    try:
+    with recording(database) as executed:
         keyed = [_path(rule, ward_b) for _, rule, method in _keyed_routes(app) if method == "GET"]
         for path in [*keyed, *PAGES, *LISTS]:
             if path.startswith("/api/"):
                 answered[api.get(path, headers={"Authorization": f"Bearer {key_b}"}).status_code] += 1
             else:
                 answered.update(client.get(path).status_code for client in staff_b.values())
-    finally:
-        event.remove(database.engine, "before_cursor_execute", record)
     assert answered[200] >= 40, answered  # the pages were shown, not refused
-
-    unrouted, joins, _ = read(set(executed))
-    assert not joins, "joins of tenant tables not on the ward:\n" + "\n".join(joins)
-    assert not unrouted, "statements that name no ward:\n" + "\n".join(unrouted)
-
-
-def _recorded(database: Any) -> tuple[Counter[str], Any]:
-    """(the statements sent, a function that stops recording)."""
-    executed: Counter[str] = Counter()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        executed[statement] += 1
-
-    event.listen(database.engine, "before_cursor_execute", record)
-    return executed, lambda: event.remove(database.engine, "before_cursor_execute", record)
+    _assert_routed(executed)
 
 
 def _assert_routed(executed: Counter[str]) -> None:
@@ -87,15 +65,12 @@ def test_every_statement_of_the_staff_s_and_the_api_s_actions_names_its_ward(
     assert len(posts) >= 9, posts
 
     answered: Counter[int] = Counter()
-    executed, stop = _recorded(database)
-    try:
+    with recording(database) as executed:
         for endpoint, path in posts:
             if path.startswith("/api/"):
                 answered[_ask(api, "POST", path, endpoint, {"Authorization": f"Bearer {key_b}"})] += 1
             else:
                 answered.update(_ask(client, "POST", path, endpoint) for client in staff_b.values())
-    finally:
-        stop()
     assert 500 not in answered, answered
     assert sum(n for status, n in answered.items() if status < 400) >= 5, answered  # actions were taken, not refused
     _assert_routed(executed)
@@ -114,12 +89,9 @@ def test_every_statement_of_the_pay_page_names_its_ward(app: Flask, session: Ses
     assert card is not None and token.startswith(f"{B}-")
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', card.group(1)))
 
-    executed, stop = _recorded(database)
-    try:
+    with recording(database) as executed:
         page = resident.get(f"/pay/{token}")
         started = resident.post(f"/pay/{token}/card", data=fields)
         result = resident.get(f"/pay/{token}/result")
-    finally:
-        stop()
     assert (page.status_code, started.status_code, result.status_code) == (200, 303, 200)
     _assert_routed(executed)

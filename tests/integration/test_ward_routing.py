@@ -9,8 +9,9 @@ of two tenant tables joins on the ward as well as the id. On Citus, such a state
 the ward's node alone (docs/scaling.md).
 
 On PostgreSQL the hot paths send some statements straight to the driver (`gateway.db.Statements`,
-the receipts export's and the agency import's binary cursors): SQLAlchemy's events do not see
-them there, so the run on SQLite, where every statement passes the events, is the complete one.
+the receipts export's and the agency import's binary cursors), past SQLAlchemy's events: there
+the statements are recorded at the driver's cursor instead (`recording`), so that both runs
+read every statement.
 
 A few lookups arrive with nothing but a token and are routed by it on the coordinator; they are
 named below, each with what carries it.
@@ -21,6 +22,8 @@ import importlib.util
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +44,14 @@ _spec.loader.exec_module(ward_queries)
 # Looked up by a token that arrives alone, before its ward is known (docs/scaling.md, "Keys looked
 # up without knowing the ward"): each a unique index's lookup, routed on the coordinator.
 BY_TOKEN = {
-    # a terminal provider's notification names its device
-    "terminals by device": re.compile(r"^select .* from terminals where terminals\.device_id = \?"),
     # a provider's notification names its payment by the provider's id, or by our reference: without
     # its ward only for a reference made before references named their ward, or a caller that does
     # not say it (gateway/services/outcomes.py, webhooks.py)
     "attempts by provider reference": re.compile(
         r"^(select|update) .*\bpayment_attempts\b.* where payment_attempts\.adapter = \? "
         r"and payment_attempts\.(provider_ref|reference) = \?"),
+    # a pay link printed before links named their ward (gateway/services/slips.py, get_slip_by_token)
+    "a slip by a pay token made before": re.compile(r"^select .* from slips where slips\.pay_token = \? limit \?$"),
     # a core-system file, found again by its digest before any of its lines (and so its wards) is
     # read: the digest is the file's token (gateway/services/ledger_files.py)
     "a file by its digest": re.compile(r"^select .* from ledger_imports where ledger_imports\.sha256 = \?"),
@@ -66,21 +69,58 @@ BY_TOKEN = {
 LEFT: tuple[str, ...] = ()  # none left
 
 
+@contextmanager
+def recording(database: Any) -> Iterator[Counter[str]]:
+    """Count every statement sent to the database while the block runs, by its text.
+
+    SQLite: SQLAlchemy's event before each cursor's execute. PostgreSQL: the driver's own
+    cursors (psycopg), which every statement passes, whether SQLAlchemy sends it or the hot
+    paths do (`gateway.db.Statements`, binary cursors, pipelines, COPY).
+    """
+    executed: Counter[str] = Counter()
+    if database.is_sqlite:
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            executed[statement] += 1
+
+        event.listen(database.engine, "before_cursor_execute", record)
+        try:
+            yield executed
+        finally:
+            event.remove(database.engine, "before_cursor_execute", record)
+        return
+    import psycopg
+    from psycopg import sql
+
+    def text_of(cursor: Any, query: Any) -> str:
+        if isinstance(query, sql.Composable):
+            return query.as_string(cursor.connection)
+        return query.decode() if isinstance(query, bytes) else str(query)
+
+    def counting(name: str, original: Any) -> Any:
+        def method(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            executed[text_of(self, query)] += 1
+            return original(self, query, *args, **kwargs)
+        method.__name__ = name
+        return method
+
+    patched = [(cls, name, getattr(cls, name)) for cls in (psycopg.Cursor, psycopg.ServerCursor)
+               for name in ("execute", "executemany", "copy") if name in vars(cls)]
+    for cls, name, original in patched:
+        setattr(cls, name, counting(name, original))
+    try:
+        yield executed
+    finally:
+        for cls, name, original in patched:
+            setattr(cls, name, original)
+
+
 @pytest.fixture
 def statements(app, database, monkeypatch) -> Counter[str]:  # type: ignore[no-untyped-def]
     from gateway.services import payments
 
     monkeypatch.setattr(payments, "business_today", lambda: business_date(utcnow()))
-    executed: Counter[str] = Counter()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        executed[statement] += 1
-
-    event.listen(database.engine, "before_cursor_execute", record)
-    try:
+    with recording(database) as executed:
         result = app.test_cli_runner().invoke(cli, ["demo", "--days", "6", "--payers", "400", "--no-serve"])
-    finally:
-        event.remove(database.engine, "before_cursor_execute", record)
     assert result.exit_code == 0, result.output
     return executed
 
@@ -110,5 +150,4 @@ def test_every_statement_of_played_days_names_its_ward(statements: Counter[str],
     assert sum(statements.values()) > 1_000  # the days were played
     assert not joins, "joins of tenant tables not on the ward:\n" + "\n".join(joins)
     assert not unrouted, "statements that name no ward:\n" + "\n".join(unrouted)
-    if database.is_sqlite:  # every statement passes SQLAlchemy's events there (see the module's docstring)
-        assert left == set(LEFT), f"named here, and now naming their ward: take them off LEFT: {set(LEFT) - left}"
+    assert left == set(LEFT), f"named here, and now naming their ward: take them off LEFT: {set(LEFT) - left}"
