@@ -264,6 +264,42 @@ def read(layout: Layout, data: bytes, *, first: int = 1, whole: bool = True,
     return records, errors
 
 
+def field_values(layout: Layout, data: bytes, name: str, *, limit: int | None = None) -> list[str]:
+    """The data records' values of the field `name`, as written, in the file's order (at most `limit`).
+
+    A quick look into a file before it is read in full (which wards a core-system file names, to
+    find it on record): a record that cannot be read is passed over, not reported; `read` is
+    what checks a file. Empty when the layout's data records have no such field.
+    """
+    spec = layout.data
+    index = next((i for i, fspec in enumerate(spec.fields) if fspec.name == name), None)
+    if index is None:
+        return []
+    values: list[str] = []
+    if layout.format == "csv":  # decoded as read: the first line alone costs no more than itself
+        stream = io.BytesIO(data)
+        stream.seek(3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        rows = csv.reader(io.TextIOWrapper(stream, encoding=layout.encoding, errors="replace", newline=""))
+        column: int | None = index
+        if layout.header_line:
+            header = next(rows, None)
+            columns = None if header is None else header_columns(spec, header)
+            column = None if columns is None else columns[index]
+        if column is None:
+            return []
+        values_of: Iterator[str] = (row[column].strip() for row in rows if len(row) > column)
+    else:
+        start, end = _offsets(spec, layout.kind_length)[index]
+        kind = (spec.kind or "").encode("ascii")
+        values_of = (raw[start:end].decode("ascii", errors="replace").strip() for raw in _fixed_records(layout, data)
+                     if raw[:layout.kind_length] == kind)
+    for value in values_of:
+        values.append(value)
+        if limit is not None and len(values) >= limit:
+            break
+    return values
+
+
 def _fields(spec: RecordSpec, line: int, raws: list[str | None], checked: bool = False) -> Record | list[LineError]:
     """Convert each field; a None raw (undecodable, already reported) is not converted again."""
     values: dict[str, Any] = {}
@@ -401,6 +437,23 @@ def split_fixed(layout: Layout, data: bytes) -> list[bytes]:
     if records[-1] == b"":
         records.pop()
     return records
+
+
+def _fixed_records(layout: Layout, data: bytes) -> Iterator[bytes]:
+    """`split_fixed`'s records one by one, each cut when it is reached."""
+    assert layout.record_length is not None
+    if layout.line_breaks == "optional" and b"\r\n" not in data:
+        size = layout.record_length
+        yield from (data[start:start + size] for start in range(0, len(data), size))
+        return
+    start = 0
+    while start < len(data):
+        end = data.find(b"\r\n", start)
+        if end < 0:
+            yield data[start:]
+            return
+        yield data[start:end]
+        start = end + 2
 
 
 def fixed_file_problem(layout: Layout, data: bytes) -> LineError | None:

@@ -4,8 +4,9 @@ Usage: python scripts/ward_queries.py [--days N] [--payers N] [--url URL] [--sho
 
 Plays N days of a ward (`kokin demo --days N`: ledger, slips, online and store payments, agency
 files, the counter, deposits, the nightly jobs and the receipts feed) with every statement the
-gateway sends recorded, on a new database (a fresh SQLite file by default; --url a new, empty
-PostgreSQL database). Then, for each distinct statement that touches a tenant table
+gateway sends recorded (`recording`: on PostgreSQL at the driver's cursors, which also see the
+statements the hot paths send past SQLAlchemy), on a new database (a fresh SQLite file by
+default; --url a new, empty PostgreSQL database). Then, for each distinct statement that touches a tenant table
 (docs/scaling.md), it says whether Citus could route it to one ward's node:
 
 - an INSERT is routed when it writes the ward's column;
@@ -25,6 +26,8 @@ import re
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,51 @@ def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
     return ("routed" if routed else "not routed"), unaligned
 
 
+@contextmanager
+def recording(engine: Engine) -> Iterator[Counter[str]]:
+    """Count every statement sent to the database while the block runs, by its text.
+
+    SQLite: SQLAlchemy's event before each cursor's execute. PostgreSQL: the driver's own
+    cursors (psycopg), which every statement passes, whether SQLAlchemy sends it or the hot
+    paths do (`gateway.db.Statements`, binary cursors, pipelines, COPY).
+    """
+    executed: Counter[str] = Counter()
+    if engine.dialect.name != "postgresql":
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            executed[statement] += 1
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield executed
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return
+    import psycopg
+    from psycopg import sql
+
+    def text_of(cursor: Any, query: Any) -> str:
+        if isinstance(query, sql.Composable):
+            return query.as_string(cursor.connection)
+        return query.decode() if isinstance(query, bytes) else str(query)
+
+    def counting(name: str, original: Any) -> Any:
+        def method(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            executed[text_of(self, query)] += 1
+            return original(self, query, *args, **kwargs)
+        method.__name__ = name
+        return method
+
+    patched = [(cls, name, getattr(cls, name)) for cls in (psycopg.Cursor, psycopg.ServerCursor)
+               for name in ("execute", "executemany", "copy") if name in vars(cls)]
+    for cls, name, original in patched:
+        setattr(cls, name, counting(name, original))
+    try:
+        yield executed
+    finally:
+        for cls, name, original in patched:
+            setattr(cls, name, original)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)
@@ -89,11 +137,6 @@ def main() -> int:
     parser.add_argument("--url", help="a new, empty database (default: a fresh SQLite file)")
     parser.add_argument("--show", type=int, default=15, help="how many statements not routed to print")
     args = parser.parse_args()
-    executed: Counter[str] = Counter()
-
-    def record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, many: bool) -> None:
-        executed[statement] += 1
-
     with tempfile.TemporaryDirectory(prefix="kokin_queries_") as folder:
         os.environ["KOKIN_DATABASE_URL"] = args.url or f"sqlite:///{Path(folder) / 'month.sqlite3'}"
         from gateway import create_app, migrate
@@ -103,8 +146,8 @@ def main() -> int:
         app = create_app({"INSTANCE_PATH": folder})
         with app.app_context():
             migrate.upgrade(database().engine, payer_ref_key=cipher().payer_ref_key)  # not counted: the schema's
-            event.listen(Engine, "before_cursor_execute", record)
-            play_month(args.days, args.payers)
+            with recording(database().engine) as executed:
+                play_month(args.days, args.payers)
     tenants = tenant_tables()
     distinct: Counter[str] = Counter()
     runs: Counter[str] = Counter()
@@ -130,7 +173,8 @@ def main() -> int:
               f"{runs[verdict]:,} runs ({runs[verdict] / max(total_runs, 1):.0%})")
     print(f"  joins of tenant tables not on the ward: {sum(joins.values()):,} "
           f"({', '.join(f'{name} {count}' for name, count in joins.most_common(8))})")
-    print(f"\nnot routed, the most run first ({args.show} of {len(not_routed)}):")
+    if not_routed:
+        print(f"\nnot routed, the most run first ({min(args.show, len(not_routed))} of {len(not_routed)}):")
     for count, text in sorted(not_routed, reverse=True)[:args.show]:
         print(f"  {count:>7,}  {text[:150]}")
     return 0

@@ -3,7 +3,8 @@
 A ledger or status file may carry several wards. Distributed by municipality (docs/scaling.md),
 each ward's rows live on its node, so each ward's part of the file is on record there
 (ledger_imports, keyed by (sha256, ward)); the assessments and revisions a file changed point at
-their own ward's row. The same bytes again are known by their digest and change nothing.
+their own ward's row. The same bytes again are known by their digest and the wards their lines
+name, and change nothing.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Integer, case, literal, select
 from sqlalchemy.orm import Session
 
-from gateway.models import LedgerImport
+from domain.layouts import Layout, field_values
+from gateway.models import LedgerImport, Municipality
+
+WARD_FIELD = "municipality_code"  # every line of a ledger or status file names its ward
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,34 @@ class WardPart:
     total_amount: int
 
 
-def file_on_record(session: Session, digest: str) -> FileOnRecord | None:
-    """The file with this SHA-256 if it was imported, else None."""
+def file_on_record(session: Session, layout: Layout, data: bytes, digest: str) -> FileOnRecord | None:
+    """The file (`data`, its SHA-256 `digest`) if it was imported, else None.
+
+    Each statement names the wards it reads: a file imported before has a row for every ward
+    its lines carry, its first line's among them. That one row is looked up first, on that
+    ward's node (docs/scaling.md), after reading the first line alone; only a file found there
+    is looked through for all its wards. A file whose first line names no ward here was never
+    imported (each of its lines was checked then).
+    """
+    first = _wards(session, field_values(layout, data, WARD_FIELD, limit=1))
+    if not first or session.scalar(select(LedgerImport.id).where(LedgerImport.municipality_id == first[0],
+                                                                 LedgerImport.sha256 == digest)) is None:
+        return None
+    wards = _wards(session, field_values(layout, data, WARD_FIELD))
     rows = session.execute(select(LedgerImport.filename, LedgerImport.layout, LedgerImport.records,
                                   LedgerImport.total_amount)
-                           .where(LedgerImport.sha256 == digest).order_by(LedgerImport.id)).all()
-    if not rows:
-        return None
+                           .where(LedgerImport.municipality_id.in_(wards), LedgerImport.sha256 == digest)
+                           .order_by(LedgerImport.id)).all()
     return FileOnRecord(rows[0].filename, rows[0].layout, sum(row.records for row in rows),
                         sum(row.total_amount for row in rows))
+
+
+def _wards(session: Session, codes: list[str]) -> list[int]:
+    """The ids of the municipalities of these codes that are wards here, in order (a reference table's read)."""
+    if not codes:
+        return []
+    return list(session.scalars(select(Municipality.id).where(Municipality.code.in_(set(codes)))
+                                .order_by(Municipality.id)))
 
 
 def record_file(session: Session, digest: str, filename: str, layout: str,

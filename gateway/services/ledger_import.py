@@ -125,14 +125,14 @@ def import_ledger(session: Session, cipher: DataCipher, data: bytes, *, filename
         raise GatewayError(f"layout {layout.name} holds status changes, not assessments (status_import)",
                            code="not_an_assessments_layout", status=422)
     digest = hashlib.sha256(data).hexdigest()
-    previous = file_on_record(session, digest)
+    previous = file_on_record(session, layout, data, digest)
     if previous is not None:
         return _already_imported(previous)
     try:
         with paused_gc(), transaction(session):
             return _import(session, cipher, layout, data, digest, filename, progress, workers or default_workers())
     except IntegrityError as exc:
-        previous = file_on_record(session, digest)
+        previous = file_on_record(session, layout, data, digest)
         if previous is not None:  # a concurrent import of the same file won
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",

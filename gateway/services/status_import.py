@@ -97,7 +97,7 @@ def import_status_changes(session: Session, data: bytes, *, filename: str,
     if not is_status_layout(layout):
         raise GatewayError(f"layout {layout.name} is not a status feed's", code="not_a_status_layout", status=422)
     digest = hashlib.sha256(data).hexdigest()
-    previous = file_on_record(session, digest)
+    previous = file_on_record(session, layout, data, digest)
     if previous is not None:
         return _already_imported(previous)
     try:
@@ -106,7 +106,7 @@ def import_status_changes(session: Session, data: bytes, *, filename: str,
                 hold_the_write_lock(session)  # the reads below see what the writes then change
             return _import(session, layout, data, digest, filename)
     except IntegrityError as exc:
-        previous = file_on_record(session, digest)
+        previous = file_on_record(session, layout, data, digest)
         if previous is not None:  # a concurrent import of the same file won
             return _already_imported(previous)
         raise GatewayError("the ledger changed while this file was being imported; import it again",

@@ -37,7 +37,7 @@ def test_every_statement_of_the_staff_screens_and_the_api_names_its_ward(app: Fl
     staff_b = {role: _staff(app, f"koto-{role}") for role in ROLES}
     api = app.test_client()
     answered: Counter[int] = Counter()
-    with recording(database) as executed:
+    with recording(database.engine) as executed:
         keyed = [_path(rule, ward_b) for _, rule, method in _keyed_routes(app) if method == "GET"]
         for path in [*keyed, *PAGES, *LISTS]:
             if path.startswith("/api/"):
@@ -65,7 +65,7 @@ def test_every_statement_of_the_staff_s_and_the_api_s_actions_names_its_ward(
     assert len(posts) >= 9, posts
 
     answered: Counter[int] = Counter()
-    with recording(database) as executed:
+    with recording(database.engine) as executed:
         for endpoint, path in posts:
             if path.startswith("/api/"):
                 answered[_ask(api, "POST", path, endpoint, {"Authorization": f"Bearer {key_b}"})] += 1
@@ -89,7 +89,7 @@ def test_every_statement_of_the_pay_page_names_its_ward(app: Flask, session: Ses
     assert card is not None and token.startswith(f"{B}-")
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', card.group(1)))
 
-    with recording(database) as executed:
+    with recording(database.engine) as executed:
         page = resident.get(f"/pay/{token}")
         started = resident.post(f"/pay/{token}/card", data=fields)
         result = resident.get(f"/pay/{token}/result")

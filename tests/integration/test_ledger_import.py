@@ -24,9 +24,11 @@ from sqlalchemy.pool import NullPool
 from domain import barcode
 from domain.layouts import LineError
 from gateway.cli import cli
+from gateway.config import load_settings
 from gateway.errors import GatewayError, LedgerFileRejected
 from gateway.sandbox.ward import ledger_file_bytes, ward_rows
 from gateway.services.ledger_import import ImportResult, import_ledger
+from gateway.services.reference import seed_reference_data
 from gateway.services.slips import get_slip, issue_slips
 from tests.integration.ledger_corpus import CSV, FIXED, MUNICIPALITY, ledger_state
 
@@ -35,6 +37,7 @@ ROWS: list[dict[str, Any]] = list(ward_rows(MUNICIPALITY, 2026, PAYERS))
 TOTAL = sum(int(r["amount"]) for r in ROWS)
 CREATED_ON = date(2026, 4, 1)
 LAYOUTS = [CSV, FIXED]
+SECOND_WARD = load_settings()["MUNICIPALITIES"][1]["code"]  # the default configuration's second ward
 
 
 def file_of(rows: list[dict[str, Any]], layout: str = CSV) -> bytes:
@@ -166,6 +169,26 @@ def test_importing_the_same_bytes_twice_changes_nothing_the_second_time(layout, 
     assert (again.records, again.total_amount, again.created, again.amended) == (len(ROWS), TOTAL, 0, 0)
     assert ledger_state(database) == before
     assert dump(database) == rows_before
+
+
+def test_a_file_of_two_wards_is_known_again_by_its_bytes_and_the_wards_its_lines_name(database, session,
+                                                                                        cipher) -> None:
+    second = load_settings()["MUNICIPALITIES"][1]
+    seed_reference_data(session, [second])  # the tests seed the first ward alone
+    funds = {fund["code"] for fund in second["funds"]}
+    shinagawa = [row for row in ward_rows(SECOND_WARD, 2026, 40) if row["fund_code"] in funds]
+    assert len(shinagawa) > 7
+    rows = shinagawa[:7] + ROWS[:60] + shinagawa[7:]  # the first line is the second ward's
+    data = file_of(rows)
+    first = _import(session, cipher, data)
+    rows_before, state_before = dump(database), ledger_state(database)
+
+    again = _import(session, cipher, data, name="renamed-copy")
+
+    assert not first.already_imported and again.already_imported
+    assert (again.records, again.total_amount, again.created) == (len(rows), sum(int(r["amount"]) for r in rows), 0)
+    assert _rows(database, "SELECT count(DISTINCT municipality_id), count(*) FROM ledger_imports") == [(2, 2)]
+    assert (dump(database), ledger_state(database)) == (rows_before, state_before)
 
 
 @pytest.mark.parametrize("second", ["kokin-fixed", "reordered kokin-csv with CRLF"])

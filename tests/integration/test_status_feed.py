@@ -152,11 +152,12 @@ def test_a_file_of_two_wards_records_each_wards_counts_on_its_own_event(app, ses
     pay_by_card(app, session, slips["A-3/1"])
     before = _last_event(session)
 
-    _import(session, status_file(f"{CHIYODA},C-1,1,cancelled,2026-06-20,",
-                                 f"{CODE},A-1,1,paid_elsewhere,2026-06-20,bank",
-                                 f"{CHIYODA},C-2,1,paid_elsewhere,2026-06-21,eltax",
-                                 f"{CODE},A-3,1,paid_elsewhere,2026-06-21,cashier",
-                                 f"{CHIYODA},C-3,1,cancelled,2026-06-22,"))
+    data = status_file(f"{CHIYODA},C-1,1,cancelled,2026-06-20,",
+                       f"{CODE},A-1,1,paid_elsewhere,2026-06-20,bank",
+                       f"{CHIYODA},C-2,1,paid_elsewhere,2026-06-21,eltax",
+                       f"{CODE},A-3,1,paid_elsewhere,2026-06-21,cashier",
+                       f"{CHIYODA},C-3,1,cancelled,2026-06-22,")
+    _import(session, data)
 
     wards = dict(session.execute(select(Municipality.id, Municipality.code)).all())
     imported = {wards[e.municipality_id]: e.data for e in session.scalars(
@@ -167,6 +168,9 @@ def test_a_file_of_two_wards_records_each_wards_counts_on_its_own_event(app, ses
         CODE: {"records": 2, "closed": 2, "changed": 0, "unchanged": 0, "closed_slips": 1,  # A-3's slip stays paid
                "exceptions": {"double_payment": 1}},
         CHIYODA: {"records": 3, "closed": 3, "changed": 0, "unchanged": 0, "closed_slips": 3, "exceptions": {}}}
+    # The same bytes again: known by the wards its lines name, its lines counted over both.
+    again = _import(session, data, name="again.csv")
+    assert (again.already_imported, again.records, again.unchanged) == (True, 5, 5)
 
 
 def test_a_bad_status_file_names_every_error_and_changes_nothing(session, cipher, slips) -> None:  # type: ignore[no-untyped-def]

@@ -22,13 +22,10 @@ import importlib.util
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from domain.calendar import business_date
 from gateway.cli import cli
@@ -40,6 +37,7 @@ assert _spec and _spec.loader
 ward_queries = importlib.util.module_from_spec(_spec)
 sys.modules["ward_queries"] = ward_queries
 _spec.loader.exec_module(ward_queries)
+recording = ward_queries.recording
 
 # Looked up by a token that arrives alone, before its ward is known (docs/scaling.md, "Keys looked
 # up without knowing the ward"): each a unique index's lookup, routed on the coordinator.
@@ -52,9 +50,6 @@ BY_TOKEN = {
         r"and payment_attempts\.(provider_ref|reference) = \?"),
     # a pay link printed before links named their ward (gateway/services/slips.py, get_slip_by_token)
     "a slip by a pay token made before": re.compile(r"^select .* from slips where slips\.pay_token = \? limit \?$"),
-    # a core-system file, found again by its digest before any of its lines (and so its wards) is
-    # read: the digest is the file's token (gateway/services/ledger_files.py)
-    "a file by its digest": re.compile(r"^select .* from ledger_imports where ledger_imports\.sha256 = \?"),
     # a provider account shared by wards: which references made before references named their ward
     # are another ward's (gateway/services/payments.py, other_wards_references)
     "another ward's references": re.compile(
@@ -69,57 +64,12 @@ BY_TOKEN = {
 LEFT: tuple[str, ...] = ()  # none left
 
 
-@contextmanager
-def recording(database: Any) -> Iterator[Counter[str]]:
-    """Count every statement sent to the database while the block runs, by its text.
-
-    SQLite: SQLAlchemy's event before each cursor's execute. PostgreSQL: the driver's own
-    cursors (psycopg), which every statement passes, whether SQLAlchemy sends it or the hot
-    paths do (`gateway.db.Statements`, binary cursors, pipelines, COPY).
-    """
-    executed: Counter[str] = Counter()
-    if database.is_sqlite:
-        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            executed[statement] += 1
-
-        event.listen(database.engine, "before_cursor_execute", record)
-        try:
-            yield executed
-        finally:
-            event.remove(database.engine, "before_cursor_execute", record)
-        return
-    import psycopg
-    from psycopg import sql
-
-    def text_of(cursor: Any, query: Any) -> str:
-        if isinstance(query, sql.Composable):
-            return query.as_string(cursor.connection)
-        return query.decode() if isinstance(query, bytes) else str(query)
-
-    def counting(name: str, original: Any) -> Any:
-        def method(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            executed[text_of(self, query)] += 1
-            return original(self, query, *args, **kwargs)
-        method.__name__ = name
-        return method
-
-    patched = [(cls, name, getattr(cls, name)) for cls in (psycopg.Cursor, psycopg.ServerCursor)
-               for name in ("execute", "executemany", "copy") if name in vars(cls)]
-    for cls, name, original in patched:
-        setattr(cls, name, counting(name, original))
-    try:
-        yield executed
-    finally:
-        for cls, name, original in patched:
-            setattr(cls, name, original)
-
-
 @pytest.fixture
 def statements(app, database, monkeypatch) -> Counter[str]:  # type: ignore[no-untyped-def]
     from gateway.services import payments
 
     monkeypatch.setattr(payments, "business_today", lambda: business_date(utcnow()))
-    with recording(database) as executed:
+    with recording(database.engine) as executed:
         result = app.test_cli_runner().invoke(cli, ["demo", "--days", "6", "--payers", "400", "--no-serve"])
     assert result.exit_code == 0, result.output
     return executed
