@@ -147,11 +147,15 @@ def _keyset_chunks(session: Session, scope: ImportScope) -> _Chunks:
         query = select(STAGE).order_by(*order).limit(NEW_CHUNK)
         if last is not None:
             query = query.where(tuple_(STAGE.c.paid_at, STAGE.c.match_key) > tuple_(*last))
-        rows = session.execute(query).all()
+        rows: Sequence[Any] = session.execute(query).all()
         if not rows:
             return
         if len(rows) == NEW_CHUNK:  # the last payment may go on in the next chunk: leave it whole for it
-            rows = _whole_payments(list(rows))[0] or rows
+            whole, rest = _whole_payments(list(rows))
+            # one payment filling the chunk: the rest of its records are read now, or the keyset would pass them
+            rows = whole or [*rest, *session.execute(select(STAGE).where(
+                STAGE.c.paid_at == rest[0].paid_at, STAGE.c.match_key == rest[0].match_key,
+                STAGE.c.seq > rest[-1].seq).order_by(STAGE.c.seq))]
         last = (rows[-1].paid_at, rows[-1].match_key)
         yield rows, _slips_of(session, scope, {r.slip_number for r in rows})
 

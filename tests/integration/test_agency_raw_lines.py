@@ -113,7 +113,8 @@ def test_each_records_line_as_received_is_kept_for_its_kind_from_files_of_each_k
     assert [len(kinds) for kinds in _lines_by_report(session).values()] == [3] * len(slips)
 
 
-@pytest.mark.parametrize("chunk", [4, 1_000])  # 4: a chunk boundary inside a payment's three records
+# 4: a chunk boundary inside a payment's three records; 2: a payment's records fill more than a chunk
+@pytest.mark.parametrize("chunk", [2, 4, 1_000])
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_a_file_with_all_three_records_of_new_payments_keeps_each_kinds_own_line(  # type: ignore[no-untyped-def]
         app, session, slips, monkeypatch, name, chunk) -> None:
