@@ -211,10 +211,12 @@ def _update_known(session: Session, scope: ImportScope, kind: str, values: dict[
     Returns the `returning` columns of each row changed or, with none asked, one row: how many.
     On PostgreSQL each record that changed a row keeps its line in the same statement: the
     UPDATE's RETURNING feeds the INSERT of the lines, so the file is joined with the reports
-    once (a record the file holds twice keeps the line of the one the row was updated from).
+    once. A record the file holds twice updates from its first (`KEYS.first_of_key`): its values
+    and its line, on either database; the others are repeats.
     SQLite, which cannot return the stage's columns, inserts them after (`_keep_lines_of_known`).
     """
-    statement = (update(_reports).where(_known(scope), KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"].is_(None))
+    statement = (update(_reports).where(_known(scope), KEYS.c.kind == kind, KEYS.c.first_of_key,
+                                        _reports.c[f"{kind}_import_id"].is_(None))
                  .values({f"{kind}_import_id": scope.import_id, **(values or {})}))
     if session.get_bind().dialect.name != "postgresql":
         if returning:
@@ -232,13 +234,13 @@ def _update_known(session: Session, scope: ImportScope, kind: str, values: dict[
 def _keep_lines_of_known(session: Session, scope: ImportScope) -> None:
     """SQLite: insert the line of each record that set its kind's import id on a known row, in one statement.
 
-    A record the file holds twice keeps its first line: rows are inserted in the order selected,
-    and a repeat is ignored.
+    A record the file holds twice keeps the line of its first, the one the row was updated from.
     """
     applied = or_(*(and_(KEYS.c.kind == kind, _reports.c[f"{kind}_import_id"] == scope.import_id)
                     for kind in ("preliminary", "final", "cancel")))
     lines = (select(_reports.c.id, KEYS.c.kind, _reports.c.municipality_id, KEYS.c.line)
-             .select_from(KEYS).join(_reports, _known(scope)).where(applied, KEYS.c.line.is_not(None))
+             .select_from(KEYS).join(_reports, _known(scope)).where(applied, KEYS.c.first_of_key,
+                                                                    KEYS.c.line.is_not(None))
              .order_by(KEYS.c.seq))
     session.execute(sqlite.insert(_lines).from_select(_LINE_COLUMNS, lines).on_conflict_do_nothing())
 

@@ -37,6 +37,9 @@ KEYS = Table(
     "agency_keys", _metadata,
     Column("seq", Integer), Column("kind", String(12)), Column("match_key", String(32)),
     Column("remittance_on", Date), Column("line", Text),
+    # the file's first record of its payment and kind: a record the file holds again repeats it, and
+    # only the first updates a payment reported before (its values and its line, on either database)
+    Column("first_of_key", Boolean),
     prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
 )
 # The new store payments are read in this order.
@@ -65,10 +68,27 @@ def stage_keys(session: Session, reports: list[AgencyReport], progress: Progress
     """
     drop_stage(session)
     KEYS.create(session.connection())
+    seen: dict[str, set[str]] = {}  # kind -> match keys staged (the reports' own strings: a few MB a million)
+
+    def first_of_key(report: AgencyReport) -> bool:
+        keys = seen.setdefault(report.kind, set())
+        if report.match_key in keys:
+            return False
+        keys.add(report.match_key)
+        return True
+
+    def row(seq: int, report: AgencyReport, line: str | None) -> tuple[Any, ...]:
+        return (seq, report.kind, report.match_key, report.remittance_on, line, first_of_key(report))
+
+    def copy_line(seq: int, report: AgencyReport, line: str | None) -> str:
+        remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
+        first = "t" if first_of_key(report) else "f"
+        return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\t{_copy_line_text(line)}\t{first}\n"
+
     progress.start("staging the records", len(reports))
     for start in range(0, len(reports), STAGE_CHUNK):
         chunk = list(enumerate(reports[start:start + STAGE_CHUNK], start=start))
-        _copy(session, KEYS, chunk, lines, _keys_row, _keys_line)
+        _copy(session, KEYS, chunk, lines, row, copy_line)
         progress.advance(len(chunk))
     analyze(session, KEYS)
     progress.finish()
@@ -102,15 +122,6 @@ def _copy(session: Session, stage: Table, records: list[tuple[int, AgencyReport]
 def analyze(session: Session, stage: Table) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql(f"ANALYZE {stage.name}")  # temporary tables get no autovacuum
-
-
-def _keys_row(seq: int, report: AgencyReport, line: str | None) -> tuple[Any, ...]:
-    return (seq, report.kind, report.match_key, report.remittance_on, line)
-
-
-def _keys_line(seq: int, report: AgencyReport, line: str | None) -> str:
-    remittance = "\\N" if report.remittance_on is None else report.remittance_on.isoformat()
-    return f"{seq}\t{report.kind}\t{report.match_key}\t{remittance}\t{_copy_line_text(line)}\n"
 
 
 STAGE_CHUNK = 50_000

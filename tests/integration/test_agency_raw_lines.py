@@ -177,3 +177,29 @@ def test_a_record_twice_in_a_file_or_again_in_a_later_one_keeps_the_line_that_ap
     assert len(set(twice_lines)) == 2 and repeated_lines[0] not in twice_lines
     assert kept[first.payment.barcode]["final"] in twice_lines  # one of the two that applied it, not the repeat's
     assert kept[second.payment.barcode]["final"] == repeated_lines[1]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_record_the_file_holds_twice_updates_from_its_first_on_either_database(  # type: ignore[no-untyped-def]
+        app, session, slips, name) -> None:
+    """A 確報 sent twice in one file, the copies naming other remittance days: the first in the file counts."""
+    agency = app.extensions["kokin.agencies"][name]
+    scheduled = _one_day(schedule([_payment(s, n) for n, s in enumerate(slips)]), date(2027, 3, 31))
+    (preliminary,) = files_by_day(agency, [s for s in scheduled if s.kind == "preliminary"],
+                                  client_code=CLIENT).values()
+    _import(session, app, name, preliminary, "preliminary.dat")
+    finals = [s for s in scheduled if s.kind == "final"]
+    twice = []
+    for n, final in enumerate(finals):  # the earlier remittance day first for half of them, the later for the rest
+        other = replace(final, remittance_on=final.remittance_on + timedelta(days=7))  # type: ignore[operator]
+        twice += [final, other] if n % 2 else [other, final]
+    (data,) = files_by_day(agency, twice, client_code=CLIENT).values()
+
+    result = _import(session, app, name, data, "final-twice.dat")
+
+    assert (result.records, result.confirmed, result.repeated) == (2 * len(finals), len(finals), len(finals))
+    lines = _in_file_order(name, data)
+    for report in session.scalars(select(AgencyReport)):
+        first = next(n for n, s in enumerate(twice) if s.payment.barcode == report.barcode)
+        assert report.remittance_on == twice[first].remittance_on
+        assert _lines_by_report(session)[report.id]["final"] == lines[first]
