@@ -5,27 +5,34 @@ imports, the nightly jobs). These walks read those of the people's side, with ev
 recorded and each read the same way: ward B's staff of every role and ward B's API key open
 every page and every GET route that takes one of ward B's objects (`test_ward_isolation.py`
 makes one of each), then send every form and POST of those routes; a resident opens ward B's
-slip by its pay link and starts a card payment.
+slip by its pay link and starts a card payment; ward B's key opens a payment that Stripe then
+notifies, and sends an agency's file and deposit; ward B's staff work the queue and search.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.models import Municipality, Slip
-from gateway.services.apikeys import SCOPES, create_api_key
-from tests.api.test_ward_isolation import ROLES, B, _ask, _keyed_routes, _path, _staff, app_config, ward_b  # noqa: F401
+from adapters.agency.simulator import StorePayment, schedule, write_file
+from gateway.models import Municipality, Payment, PaymentAttempt, Slip
+from gateway.scheduler.guard import tokyo_today
+from gateway.services.apikeys import AGENCY_IMPORT, SCOPES, create_api_key
+from tests.api.test_ward_isolation import ROLES, B, _ask, _keyed_routes, _path, _staff, _ward_b, app_config, ward_b  # noqa: F401
 from tests.integration.test_ward_routing import read, recording
+from tests.rows import by_id
+from tests.staff import csrf_token
 
 # Pages and API lists without a key: the ward is the signed-in staff member's or the API key's.
 PAGES = ("/staff/", "/staff/counter", "/staff/close", "/staff/exceptions", "/staff/reports", "/staff/feed",
          "/staff/revenue", "/staff/refunds", "/staff/fees", "/staff/users", "/staff/account", "/staff/playbook",
          "/staff/search")
+AGENCY = "agency-csv"
 _CARD_FORM = re.compile(r'<form[^>]*action="[^"]*/card[^"]*">(.*?)</form>', re.S)
 LISTS = ("/api/v1/funds", "/api/v1/slips", "/api/v1/agency/remittances", "/api/v1/exceptions")
 
@@ -94,4 +101,47 @@ def test_every_statement_of_the_pay_page_names_its_ward(app: Flask, session: Ses
         started = resident.post(f"/pay/{token}/card", data=fields)
         result = resident.get(f"/pay/{token}/result")
     assert (page.status_code, started.status_code, result.status_code) == (200, 303, 200)
+    _assert_routed(executed)
+
+
+def test_every_statement_of_a_payment_s_way_through_the_api_and_the_providers_names_its_ward(
+        app: Flask, session: Session, database: Any, ward_b: dict[str, Any]) -> None:  # noqa: F811
+    """Ward B's key opens a card payment, Stripe notifies it (twice), the agency's file and deposit are sent, and
+    ward B's staff work the queue and search: the routes with no object's key in their path."""
+    koto = session.scalar(select(Municipality.id).where(Municipality.code == B))
+    to_pay = session.scalars(select(Slip).where(Slip.municipality_id == koto, Slip.status == "issued",
+                                                Slip.barcode.is_not(None)).order_by(Slip.id)).all()
+    by_card, at_store = to_pay[-1], to_pay[-2]
+    scopes = [*(scope for scope in SCOPES if not scope.endswith("<adapter>")), f"{AGENCY_IMPORT}{AGENCY}"]
+    key_b = {"Authorization": f"Bearer {create_api_key(session, 'ward-b', B, actor='test', scopes=scopes)}"}
+    stripe = app.extensions["kokin.adapters"]["stripe"]
+    agency_file = write_file(app.extensions["kokin.agencies"][AGENCY], schedule(
+        [StorePayment(at_store.barcode, datetime.combine(at_store.due_date, time(10)) - timedelta(days=3),  # type: ignore[arg-type]
+                      "1234567", "010")]), created_on=at_store.due_date, client_code=_ward_b()["client_code"])
+    api, accounting = app.test_client(), _staff(app, "koto-accounting")
+
+    with recording(database.engine) as executed:
+        opened = api.post("/api/v1/payments", headers={**key_b, "Idempotency-Key": "walk-1"}, json={
+            "slip_number": by_card.number, "channel": "card", "return_url": "https://ward.test/r"})
+        provider_ref = session.scalar(select(PaymentAttempt.provider_ref).where(
+            PaymentAttempt.municipality_id == koto).order_by(PaymentAttempt.id.desc()).limit(1))
+        stripe.simulator.simulate_payment(provider_ref, "paid")
+        deliveries = stripe.simulator.events_for(provider_ref, datetime.now(UTC)) * 2  # and Stripe's retry
+        notified = [api.post("/webhooks/stripe", data=body, headers=headers).status_code
+                    for headers, body in deliveries]
+        uploaded = api.post(f"/api/v1/agency/{AGENCY}/imports?filename=koto.csv", data=agency_file,
+                            headers={**key_b, "Content-Type": "application/octet-stream"})
+        deposited = api.post(f"/api/v1/agency/{AGENCY}/deposits", headers=key_b, json={
+            "deposited_on": tokyo_today().isoformat(), "amount": at_store.amount, "reference": "koto-0001"})
+        token = csrf_token(accounting, "/staff/exceptions")
+        assigned = accounting.post("/staff/exceptions/bulk", data={
+            "ids": str(ward_b["exception_id"]), "action": "assign_me", "csrf_token": token})
+        searched = accounting.post("/staff/search", data={"q": by_card.number, "csrf_token": token})
+
+    assert opened.status_code == 201, opened.json
+    assert set(notified) == {200}, notified
+    assert (uploaded.status_code, deposited.status_code) == (200, 200), deposited.json
+    assert uploaded.json["booked"] == 1, uploaded.json
+    assert assigned.status_code == 302 and searched.status_code in (200, 302)
+    assert by_id(session, Payment, opened.json["id"], populate_existing=True).status == "succeeded"
     _assert_routed(executed)
