@@ -13,8 +13,9 @@ the receipts export's and the agency import's binary cursors), past SQLAlchemy's
 the statements are recorded at the driver's cursor instead (`recording`), so that both runs
 read every statement.
 
-A few lookups arrive with nothing but a token and are routed by it on the coordinator; they are
-named below, each with what carries it.
+Only tokens made before the tokens named their ward still arrive with nothing else, and are
+routed by the token on the coordinator; they are named below (`BY_TOKEN`), each with what carries
+it. None of them occurs in days played now.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ sys.modules["ward_queries"] = ward_queries
 _spec.loader.exec_module(ward_queries)
 recording = ward_queries.recording
 
-# Looked up by a token that arrives alone, before its ward is known (docs/scaling.md, "Keys looked
-# up without knowing the ward"): each a unique index's lookup, routed on the coordinator.
+# Looked up by a token made before the tokens named their ward, which arrives alone (docs/scaling.md,
+# "Keys looked up without knowing the ward"): each a unique index's lookup, routed on the coordinator.
 BY_TOKEN = {
     # a provider's notification names its payment by the provider's id, or by our reference: without
     # its ward only for a reference made before references named their ward, or a caller that does
