@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from domain.fiscal import year_start
+from gateway.i18n import CODE_LABELS
 from gateway.models import Assessment, FundType, Payment, Sale, SaleLine
 from gateway.models.base import on_ward
 from gateway.services.reference import get_municipality
@@ -39,7 +40,7 @@ PAID = ("succeeded", "partially_refunded", "refunded")
 GATEWAY, ELSEWHERE = "gateway", "elsewhere"
 GATEWAY_CHANNELS = ("agency", "card", "paypay", "emoney", "eltax")
 ELSEWHERE_CHANNELS = ("bank", "direct_debit", "cashier", "eltax", "other")
-TENDERS = ("FELICA_TRANSPORTATION_GROUP", "FELICA_ID", "FELICA_QUICPAY", "QR_CODE", "CARD_PRESENT")
+TENDERS = tuple(CODE_LABELS["tender"])  # the counter's tenders, in the order the labels name them
 
 Figures = tuple[int, int]  # (count, yen)
 # Grouped by the selected month's name: the CASE carries its bounds as parameters, and PostgreSQL
