@@ -11,7 +11,8 @@ default; --url a new, empty PostgreSQL database). Then, for each distinct statem
 
 - an INSERT is routed when it writes the ward's column;
 - any other statement when its WHERE names the ward (`municipality_id = ...`, `IN`, `= ANY`,
-  or `chain` for the audit record), or a join's ON gives the ward as a value;
+  or `chain` for the audit record), or, when the first table read is not a tenant's (a staged
+  file), a join's ON gives the ward as a value;
 - a join between tenant tables stays on one node only when its ON clause joins the ward too.
 
 A reading of the SQL text, not a planner: it counts, it does not prove. Prints the figures and
@@ -80,8 +81,10 @@ def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
         routed = columns is not None and re.search(r"\b(municipality_id|chain)\b", columns.group(1)) is not None
     else:
         where = lowered.split(" where ", 1)[1] if " where " in lowered else ""
-        routed = WARD.search(where) is not None or any(WARD_VALUE.search(condition) for _, condition in
-                                                       JOIN_ON.findall(text))
+        driving = TABLE.search(text)  # the first table read; a join's ward value routes only what it restricts
+        routed = WARD.search(where) is not None or (
+            driving is not None and driving.group(1).lower() not in tenants
+            and any(WARD_VALUE.search(condition) for _, condition in JOIN_ON.findall(text)))
     return ("routed" if routed else "not routed"), unaligned
 
 
@@ -89,7 +92,7 @@ def classify(statement: str, tenants: set[str]) -> tuple[str, list[str]] | None:
 def recording(engine: Engine) -> Iterator[Counter[str]]:
     """Count every statement sent to the database while the block runs, by its text.
 
-    SQLite: SQLAlchemy's event before each cursor's execute. PostgreSQL: the driver's own
+    SQLite: SQLAlchemy's event before each cursor's execute, on every engine. PostgreSQL: the driver's own
     cursors (psycopg), which every statement passes, whether SQLAlchemy sends it or the hot
     paths do (`gateway.db.Statements`, binary cursors, pipelines, COPY).
     """
@@ -98,11 +101,11 @@ def recording(engine: Engine) -> Iterator[Counter[str]]:
         def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             executed[statement] += 1
 
-        event.listen(engine, "before_cursor_execute", record)
+        event.listen(Engine, "before_cursor_execute", record)  # every engine: the replica's, the scheduler's
         try:
             yield executed
         finally:
-            event.remove(engine, "before_cursor_execute", record)
+            event.remove(Engine, "before_cursor_execute", record)
         return
     import psycopg
     from psycopg import sql

@@ -166,8 +166,9 @@ def _apply_chunk(session: Session, scope: ImportScope, result: NewPayments, rows
     for row in rows:
         new = news.setdefault(row.match_key, _NewReport(row))
         if row.kind in new.kinds:
-            result.repeated += 1  # the same record twice in one file
-        new.kinds.setdefault(row.kind, row)
+            result.repeated += 1  # the same record twice in one file: its first copy counts
+            continue
+        new.kinds[row.kind] = row
         if row.kind == "final":
             new.remittance_on = row.remittance_on
     booked |= _lock_and_read_booked(session, scope.municipality_id, {s["assessment_id"] for s in slips.values()})

@@ -302,7 +302,10 @@ def simulate_terminal(sale_id: int) -> Any:
             adapter.simulator.simulate_device(attempt.provider_ref, "start")
         adapter.simulator.simulate_device(attempt.provider_ref, action)
     except ValueError as exc:  # the device has finished with the sale's checkout (paid, cancelled, timed out)
-        raise Conflict(f"sale {sale.receipt_number} is {sale.status}", code="sale_not_waiting") from exc
+        # it may have given up on its own: the sale learns it before the clerk is told
+        sales_service.follow_sale(_session(), _terminal_adapters(), current_ward(), sale_id)
+        status = sales_service.get_sale(_session(), current_ward(), sale_id).status
+        raise Conflict(f"sale {sale.receipt_number} is {status}", code="sale_not_waiting") from exc
     sales_service.follow_sale(_session(), _terminal_adapters(), current_ward(), sale_id)
     return redirect(url_for("staff.show_sale", sale_id=sale_id))
 

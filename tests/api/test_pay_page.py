@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from gateway.config import load_settings
 from gateway.models import Payment, PaymentAttempt, Slip
 from gateway.sandbox.ward import ledger_file_bytes
 from gateway.services.ledger_import import import_ledger
 from gateway.services.outcomes import settle_attempt
+from gateway.services.reference import seed_reference_data
 from gateway.services.slips import issue_slips, reissue_slip
 from tests.page_text import english_catalogue, japanese_runs, text_nodes, visible_text
 from tests.rows import by_id
@@ -129,9 +131,11 @@ def test_the_link_names_the_slip_s_ward(client, slip) -> None:  # type: ignore[n
     assert client.get(f"/pay/{slip.pay_token}").status_code == 200
 
 
-def test_a_link_naming_another_ward_finds_nothing(client, slip) -> None:  # type: ignore[no-untyped-def]
+def test_a_link_naming_another_ward_finds_nothing(client, session, slip) -> None:  # type: ignore[no-untyped-def]
+    second = load_settings()["MUNICIPALITIES"][1]
+    seed_reference_data(session, [second])  # the tests seed the first ward alone
     secret = slip.pay_token.removeprefix(f"{CODE}-")
-    for other in ("131091", "131083"):  # a ward of the service without the slip, and a code of none
+    for other in (second["code"], "131083"):  # a ward of the service without the slip, and a code of none
         response = client.get(f"/pay/{other}-{secret}")
         assert response.status_code == 404 and "<form" not in response.get_data(as_text=True)
 

@@ -203,3 +203,29 @@ def test_a_record_the_file_holds_twice_updates_from_its_first_on_either_database
         first = next(n for n, s in enumerate(twice) if s.payment.barcode == report.barcode)
         assert report.remittance_on == twice[first].remittance_on
         assert _lines_by_report(session)[report.id]["final"] == lines[first]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_new_payment_s_record_held_twice_counts_from_its_first_copy(  # type: ignore[no-untyped-def]
+        app, session, slips, name) -> None:
+    """The 速報 and a 確報 sent twice in the file that first reports the payment: the first 確報 counts."""
+    agency = app.extensions["kokin.agencies"][name]
+    scheduled = _one_day(schedule([StorePayment(s.barcode, _payment(s, n).paid_at, f"00{n:05d}", "030")
+                                   for n, s in enumerate(slips)]), date(2027, 3, 31))
+    records = []
+    for n, record in enumerate(scheduled):
+        records.append(record)
+        if record.kind == "final":  # again, naming a week later: after the first copy for half, before for the rest
+            other = replace(record, remittance_on=record.remittance_on + timedelta(days=7))  # type: ignore[operator]
+            records[-1:] = [record, other] if n % 4 < 2 else [other, record]
+    (data,) = files_by_day(agency, records, client_code=CLIENT).values()
+
+    result = _import(session, app, name, data, "together-twice.dat")
+
+    assert (result.records, result.booked, result.repeated) == (3 * len(slips), len(slips), len(slips))
+    lines = _in_file_order(name, data)
+    finals = [n for n, s in enumerate(records) if s.kind == "final"]
+    for report in session.scalars(select(AgencyReport)):
+        first = next(n for n in finals if records[n].payment.barcode == report.barcode)
+        assert report.remittance_on == records[first].remittance_on
+        assert _lines_by_report(session)[report.id]["final"] == lines[first]

@@ -154,6 +154,20 @@ def test_payer_names_are_stored_encrypted_and_decrypt_with_the_data_key(database
     assert not any(name.split("　")[0] in every_event for name in names.values())
 
 
+def test_a_quote_left_open_is_an_error_of_its_own_line_and_changes_nothing(database, session, cipher) -> None:
+    rows = list(ward_rows(MUNICIPALITY, 2026, 1_000))
+    header, first, *rest = file_of(rows).split(b"\n")
+    data = b"\n".join([header, b'"' + first, *rest])  # more after it than a CSV field may hold (131,072)
+    assert len(data) > 150_000
+    before = dump(database)
+
+    with pytest.raises(LedgerFileRejected) as rejected:
+        _import(session, cipher, data)
+
+    assert [e.line for e in rejected.value.errors] == [2]
+    assert dump(database) == before
+
+
 # --- the same file, or the same rows, again ---------------------------------------------
 
 @pytest.mark.parametrize("layout", LAYOUTS)

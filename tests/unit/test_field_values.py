@@ -55,6 +55,17 @@ def test_what_cannot_be_read_is_passed_over_and_a_field_the_layout_lacks_gives_n
     assert field_values(load_layout("kokin-fixed"), b"\x00" * 50, "municipality_code") == []
 
 
+def test_a_quote_left_open_spoils_its_own_line_only() -> None:
+    layout = load_layout("kokin-csv")
+    header, first, *rest = ledger_file_bytes(ROWS * 300, "kokin-csv", date(2026, 4, 1)).split(b"\n")
+    data = b"\n".join([header, b'"' + first, *rest])  # 1,200 lines after a quote never closed
+
+    values = field_values(layout, data, "municipality_code")
+
+    assert len(values) == len(ROWS) * 300 and values[0] != ROWS[0]["municipality_code"]  # its own line spoilt
+    assert values[1:] == [row["municipality_code"] for row in ROWS * 300][1:]
+
+
 @pytest.mark.parametrize("crlf", [True, False])
 def test_a_fixed_width_file_with_or_without_line_breaks_gives_what_a_full_read_gives(crlf: bool) -> None:
     layout = load_layout("zengin-nyushukkin")  # a bank's records may follow each other with no line break
