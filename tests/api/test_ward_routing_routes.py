@@ -6,7 +6,8 @@ recorded and each read the same way: ward B's staff of every role and ward B's A
 every page and every GET route that takes one of ward B's objects (`test_ward_isolation.py`
 makes one of each), then send every form and POST of those routes; a resident opens ward B's
 slip by its pay link and starts a card payment; ward B's key opens a payment that Stripe then
-notifies, and sends an agency's file and deposit; ward B's staff work the queue and search.
+notifies, and sends an agency's file and deposit; ward B's staff work the queue and search, sell
+at the counter and set a fee.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.agency.simulator import StorePayment, schedule, write_file
-from gateway.models import Municipality, Payment, PaymentAttempt, Slip
+from gateway.models import Municipality, Payment, PaymentAttempt, Sale, Slip, Terminal
 from gateway.scheduler.guard import tokyo_today
 from gateway.services.apikeys import AGENCY_IMPORT, SCOPES, create_api_key
 from tests.api.test_ward_isolation import ROLES, B, _ask, _keyed_routes, _path, _staff, _ward_b, app_config, ward_b  # noqa: F401
@@ -119,6 +120,8 @@ def test_every_statement_of_a_payment_s_way_through_the_api_and_the_providers_na
         [StorePayment(at_store.barcode, datetime.combine(at_store.due_date, time(10)) - timedelta(days=3),  # type: ignore[arg-type]
                       "1234567", "010")]), created_on=at_store.due_date, client_code=_ward_b()["client_code"])
     api, accounting = app.test_client(), _staff(app, "koto-accounting")
+    supervisor, administrator = _staff(app, "koto-counter_supervisor"), _staff(app, "koto-administrator")
+    terminal = session.scalar(select(Terminal.id).where(Terminal.municipality_id == koto).order_by(Terminal.id))
 
     with recording(database.engine) as executed:
         opened = api.post("/api/v1/payments", headers={**key_b, "Idempotency-Key": "walk-1"}, json={
@@ -137,11 +140,22 @@ def test_every_statement_of_a_payment_s_way_through_the_api_and_the_providers_na
         assigned = accounting.post("/staff/exceptions/bulk", data={
             "ids": str(ward_b["exception_id"]), "action": "assign_me", "csrf_token": token})
         searched = accounting.post("/staff/search", data={"q": by_card.number, "csrf_token": token})
+        sold = supervisor.post("/staff/counter/sales", data={
+            "counter": "resident", "terminal": str(terminal), "brand": "FELICA_ID", "qty-juminhyo": "1",
+            "csrf_token": csrf_token(supervisor, "/staff/counter")})
+        paid_at_counter = supervisor.post(f"{sold.headers['Location']}/simulate", data={
+            "action": "complete", "csrf_token": csrf_token(supervisor, "/staff/counter")})
+        fee_set = administrator.post("/staff/fees", data={
+            "item": "juminhyo", "fee": "350", "valid_from": (tokyo_today() + timedelta(days=1)).isoformat(),
+            "csrf_token": csrf_token(administrator, "/staff/fees")})
 
     assert opened.status_code == 201, opened.json
     assert set(notified) == {200}, notified
     assert (uploaded.status_code, deposited.status_code) == (200, 200), deposited.json
     assert uploaded.json["booked"] == 1, uploaded.json
     assert assigned.status_code == 302 and searched.status_code in (200, 302)
+    assert (sold.status_code, paid_at_counter.status_code, fee_set.status_code) == (302, 302, 302)
+    sale_id = int(sold.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert by_id(session, Sale, sale_id, populate_existing=True).status == "paid"
     assert by_id(session, Payment, opened.json["id"], populate_existing=True).status == "succeeded"
     _assert_routed(executed)
