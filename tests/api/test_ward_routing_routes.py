@@ -7,7 +7,7 @@ every page and every GET route that takes one of ward B's objects (`test_ward_is
 makes one of each), then send every form and POST of those routes; a resident opens ward B's
 slip by its pay link and starts a card payment; ward B's key opens a payment that Stripe then
 notifies, and sends an agency's file and deposit; ward B's staff work the queue and search, sell
-at the counter and set a fee.
+at the counter, set a fee and edit a playbook.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.agency.simulator import StorePayment, schedule, write_file
-from gateway.models import Municipality, Payment, PaymentAttempt, Sale, Slip, Terminal
+from gateway.models import Event, Municipality, Payment, PaymentAttempt, Sale, Slip, Terminal
 from gateway.scheduler.guard import tokyo_today
 from gateway.services.apikeys import AGENCY_IMPORT, SCOPES, create_api_key
 from tests.api.test_ward_isolation import ROLES, B, _ask, _keyed_routes, _path, _staff, _ward_b, app_config, ward_b  # noqa: F401
@@ -139,7 +139,7 @@ def test_every_statement_of_a_payment_s_way_through_the_api_and_the_providers_na
         token = csrf_token(accounting, "/staff/exceptions")
         assigned = accounting.post("/staff/exceptions/bulk", data={
             "ids": str(ward_b["exception_id"]), "action": "assign_me", "csrf_token": token})
-        searched = accounting.post("/staff/search", data={"q": by_card.number, "csrf_token": token})
+        searched = accounting.post("/staff/search", data={"slip_number": by_card.number, "csrf_token": token})
         sold = supervisor.post("/staff/counter/sales", data={
             "counter": "resident", "terminal": str(terminal), "brand": "FELICA_ID", "qty-juminhyo": "1",
             "csrf_token": csrf_token(supervisor, "/staff/counter")})
@@ -148,12 +148,21 @@ def test_every_statement_of_a_payment_s_way_through_the_api_and_the_providers_na
         fee_set = administrator.post("/staff/fees", data={
             "item": "juminhyo", "fee": "350", "valid_from": (tokyo_today() + timedelta(days=1)).isoformat(),
             "csrf_token": csrf_token(administrator, "/staff/fees")})
+        playbook_token = csrf_token(administrator, "/staff/playbook/unknown_slip")
+        playbook_saved = administrator.post("/staff/playbook/unknown_slip", data={
+            "meaning": "区の手引き", "checks": "証跡を確かめる", "allow-refund": "on", "effect-refund": "還付する",
+            "second-refund": "on", "csrf_token": playbook_token})
+        playbook_reset = administrator.post("/staff/playbook/unknown_slip/reset", data={"csrf_token": playbook_token})
 
     assert opened.status_code == 201, opened.json
     assert set(notified) == {200}, notified
     assert (uploaded.status_code, deposited.status_code) == (200, 200), deposited.json
     assert uploaded.json["booked"] == 1, uploaded.json
-    assert assigned.status_code == 302 and searched.status_code in (200, 302)
+    assert assigned.status_code == 302 and searched.status_code == 200
+    assert by_card.number in searched.get_data(as_text=True)  # the search ran and found the slip
+    assert (playbook_saved.status_code, playbook_reset.status_code) == (302, 302)
+    playbook_events = select(Event.kind).where(Event.municipality_id == koto, Event.kind.like("playbook.%"))
+    assert set(session.scalars(playbook_events)) == {"playbook.updated", "playbook.reset"}  # saved, not refused
     assert (sold.status_code, paid_at_counter.status_code, fee_set.status_code) == (302, 302, 302)
     sale_id = int(sold.headers["Location"].rstrip("/").rsplit("/", 1)[1])
     assert by_id(session, Sale, sale_id, populate_existing=True).status == "paid"
