@@ -298,3 +298,21 @@ def test_playing_the_terminal_of_a_sale_already_paid_is_refused_and_changes_noth
         assert response.status_code == 200, action
         assert "この会計は、もう支払い待ちではありません。" in response.get_data(as_text=True), action
     assert get_sale(session, staff["clerk"].municipality_id, sale_id).status == "paid"
+
+
+def test_playing_a_terminal_that_gave_up_on_its_own_records_the_time_out_and_says_so(
+        app, client: FlaskClient, session: Session, staff: dict[str, StaffUser]) -> None:  # type: ignore[no-untyped-def]
+    adapters = app.extensions["kokin.adapters"]
+    _, terminals = counter_terminals(session, staff["clerk"].municipality_id, "resident")
+    session.rollback()
+    sale = start_sale(session, adapters, user=staff["clerk"], counter_code="resident", terminal_id=terminals[0].id,
+                      lines=[SaleLineRequest("juminhyo", 1)], brand="FELICA_ID", business_date=TODAY)
+    simulator = adapters["square"].simulator
+    simulator.clock = lambda: datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(hours=1)  # past the checkout's deadline
+    assert log_in(client, "clerk").status_code == 302
+
+    response = client.post(f"/staff/counter/sales/{sale.id}/simulate", follow_redirects=True,
+                           data={"action": "complete", "csrf_token": csrf_token(client, "/staff/counter")})
+
+    assert "この会計は、もう支払い待ちではありません。" in response.get_data(as_text=True)
+    assert get_sale(session, sale.municipality_id, sale.id).status == "timed_out"  # followed, not left waiting
