@@ -94,11 +94,6 @@ _WARDLESS_PAY_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
 _PAY_TOKEN_BYTES = 16
 
 
-def make_pay_token(municipality_code: str) -> str:
-    """Return a new pay token naming the ward `municipality_code` (6 digits, its check digit valid)."""
-    return pay_token_maker(municipality_code)()
-
-
 def pay_token_maker(municipality_code: str) -> Callable[[], str]:
     """Return a maker of new pay tokens of the ward, its code checked once (slip issuing makes thousands)."""
     if not is_valid_municipality_code(municipality_code):

@@ -266,7 +266,7 @@ def get_slip(session: Session, municipality_id: int, number: str) -> Slip:
 
 
 def get_slip_by_token(session: Session, token: str) -> Slip:
-    """The slip a pay link names, found on its ward: the token names it (domain.identifiers.make_pay_token).
+    """The slip a pay link names, found on its ward: the token names it (domain.identifiers.pay_token_maker).
 
     A token made before tokens named their ward is found by the token alone (on Citus, every
     node is asked): links printed on slips still in residents' hands keep working. Anything
